@@ -1,0 +1,136 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/usersd/usersd/bench/internal/report"
+)
+
+// print writes the report of the run: the table, the other figures and
+// the targets, in Markdown.
+func (h *harness) print(path string) {
+	r := h.res
+	w := h.out
+	fmt.Fprintln(w)
+	mode := "full run"
+	if r.Quick {
+		mode = "QUICK run (BENCH_QUICK=1): one short round, fewer users; indicative only"
+	}
+	fmt.Fprintf(w, "## usersd benchmark, %s\n\n", mode)
+	fmt.Fprintf(w, "%s; %d× %s, %s, %s; Postgres %s; %s; took %s.\n", r.Started.Format(time.RFC3339), r.Host.CPUs, r.Host.CPUModel,
+		r.Host.Kernel, r.Host.GoVersion, r.Host.Postgres, r.Host.UsersdBuild, r.Finished.Sub(r.Started).Round(time.Second))
+	var idle []string
+	for _, rd := range r.Rounds {
+		s := fmt.Sprintf("round %d %.0f%% idle, load %.1f", rd.Round, rd.Idle*100, rd.LoadAvg)
+		if !rd.IdleOK {
+			s += " (BUSY: waited " + rd.Waited.Round(time.Second).String() + ")"
+		}
+		idle = append(idle, s)
+	}
+	fmt.Fprintf(w, "Before each round: %s.\n", strings.Join(idle, "; "))
+	fmt.Fprintf(w, "%d users per store; %s per measurement after %s of warm-up; %d requests in flight; medians of %d round(s).\n\n",
+		r.Config.Users, r.Config.Duration, r.Config.Warmup, r.Config.Concurrency, r.Config.Rounds)
+
+	report.PrintTable(w, r.Table)
+	fmt.Fprintln(w)
+
+	sc := r.Scale
+	if len(sc.Concurrency) > 0 {
+		fmt.Fprintf(w, "GetUser throughput against requests in flight (usersd, %s), req/s (p99 ms):\n\n", sc.Store)
+		byAPI := map[string][]string{}
+		var levels []string
+		for _, p := range sc.Concurrency {
+			byAPI[p.API] = append(byAPI[p.API], fmt.Sprintf("%s (%.1f)", fmtRPS(p.RPS), p.P99ms))
+			if p.API == "http" {
+				levels = append(levels, fmt.Sprint(p.Concurrency))
+			}
+		}
+		fmt.Fprintf(w, "| api | %s |\n|---|%s\n", strings.Join(levels, " | "), strings.Repeat("---:|", len(levels)))
+		for _, api := range []string{"http", "grpc"} {
+			fmt.Fprintf(w, "| %s | %s |\n", api, strings.Join(byAPI[api], " | "))
+		}
+		fmt.Fprintln(w)
+	}
+	for _, o := range sc.OpenLoop {
+		fmt.Fprintf(w, "- %s GetUser at %.0f%% of its peak (%.0f of %.0f req/s): p50 %.2f ms, p99 %.2f ms\n",
+			o.API, o.Fraction*100, o.Rate, o.PeakRPS, o.P50ms, o.P99ms)
+	}
+	if len(sc.Pages) > 0 {
+		fmt.Fprintf(w, "\nListUsers, pages of 50 over %d users (%s), filter %s, p50 / p99 ms:\n\n", sc.Users, sc.Store, pageFilter)
+		pages := map[int]bool{}
+		cells := map[string]map[int]string{}
+		for _, p := range sc.Pages {
+			pages[p.Page] = true
+			if cells[p.OrderBy] == nil {
+				cells[p.OrderBy] = map[int]string{}
+			}
+			cells[p.OrderBy][p.Page] = fmt.Sprintf("%.2f / %.2f", p.P50ms, p.P99ms)
+		}
+		var ps []int
+		for p := range pages {
+			ps = append(ps, p)
+		}
+		sort.Ints(ps)
+		fmt.Fprint(w, "| order_by |")
+		for _, p := range ps {
+			fmt.Fprintf(w, " page %d |", p)
+		}
+		fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---:|", len(ps)))
+		for _, o := range pageOrders {
+			fmt.Fprintf(w, "| %s |", o)
+			for _, p := range ps {
+				fmt.Fprintf(w, " %s |", cells[o][p])
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	fmt.Fprintln(w)
+	byStore := map[string][]float64{}
+	for _, imp := range r.Imports {
+		byStore[imp.Store] = append(byStore[imp.Store], imp.UsersPerSec)
+	}
+	for _, st := range r.Config.Stores {
+		if rates := byStore[st]; len(rates) > 0 {
+			fmt.Fprintf(w, "- bulk import (%s): %.0f users/s median of %d imports of 10,000 (first, into an empty table: %.0f users/s)\n",
+				st, report.Median(rates), len(rates), rates[0])
+		}
+	}
+	for _, s := range r.Startup {
+		fmt.Fprintf(w, "- start to ready (%s): median %.1f ms of %d starts\n", s.Store, s.MedianMs, len(s.Samples))
+	}
+	fp := r.Footprint
+	for _, st := range r.Config.Stores {
+		fmt.Fprintf(w, "- RSS (%s): idle %.1f MiB (anonymous %.1f, binary and other files %.1f), under load %.1f MiB (peak %.1f MiB)\n", st,
+			float64(fp.IdleRSSKiB[st])/1024, float64(fp.IdleAnonKiB[st])/1024, float64(fp.IdleFileKiB[st])/1024,
+			float64(fp.LoadRSSKiB[st])/1024, float64(fp.PeakRSSKiB[st])/1024)
+	}
+	fmt.Fprintf(w, "- binary: %.1f MiB (CGO_ENABLED=0, -trimpath -s -w)\n", float64(fp.BinaryBytes)/(1<<20))
+	for _, p := range r.Profiles {
+		fmt.Fprintf(w, "- CPU profile of %s GetUser (%s, %ds, %s): %s; ≈%.0f allocations, %.1f KiB per request, by component: %s\n",
+			p.API, p.Store, p.Seconds, p.File, shares(p.Components), p.AllocsPerReq, p.BytesPerReq/1024, shares(p.AllocComponents))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Targets:")
+	fmt.Fprintln(w)
+	report.PrintTargets(w, r.Targets)
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "\nNote: %s\n", n)
+	}
+	fmt.Fprintf(w, "\nResults: %s\n", path)
+}
+
+func fmtRPS(v float64) string { return fmt.Sprintf("%.0f", v) }
+
+// shares lists the components of at least 1%.
+func shares(ss []report.Share) string {
+	var parts []string
+	for _, c := range ss {
+		if c.Percent >= 1 {
+			parts = append(parts, fmt.Sprintf("%s %.0f%%", c.Component, c.Percent))
+		}
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/usersd/usersd/bench/internal/report"
+)
+
+// targets checks the run against the goals of the issue. A goal whose
+// figure the run did not take is reported as not measured, never as met.
+func targets(run *report.Run) []report.Target {
+	rows := map[report.Key]report.Row{}
+	for _, r := range run.Table {
+		rows[r.Key()] = r
+	}
+	row := func(store, api, call, server string) (report.Row, bool) {
+		r, ok := rows[report.Key{Store: store, API: api, Call: call, Server: server}]
+		return r, ok
+	}
+	var ts []report.Target
+	atLeast := func(name string, want, got float64, ok bool, unit, note string) {
+		ts = append(ts, report.Target{Name: name, Want: fmt.Sprintf("≥ %.3g %s", want, unit), Got: got, Unit: unit,
+			Met: ok && got >= want, Measured: ok, Note: note})
+	}
+	below := func(name string, want, got float64, ok bool, unit, note string) {
+		ts = append(ts, report.Target{Name: name, Want: fmt.Sprintf("< %.3g %s", want, unit), Got: got, Unit: unit,
+			Met: ok && got < want, Measured: ok, Note: note})
+	}
+	atMost := func(name string, want, got float64, ok bool, unit, note string) {
+		ts = append(ts, report.Target{Name: name, Want: fmt.Sprintf("≤ %.3g %s", want, unit), Got: got, Unit: unit,
+			Met: ok && got <= want, Measured: ok, Note: note})
+	}
+	ratio := func(store, api, call string) (float64, bool) {
+		r, ok := row(store, api, call, report.ServerUsersd)
+		return r.Ratio, ok && r.Ratio > 0
+	}
+
+	// Against the ceilings, on Postgres (bare net/http or grpc-go + pgx).
+	g, ok := ratio("postgres", "http", "GetUser")
+	atLeast("HTTP GetUser vs bare net/http+pgx (postgres)", 0.85, g, ok, "×", "")
+	g, ok = ratio("postgres", "grpc", "GetUser")
+	atLeast("gRPC GetUser vs bare grpc-go+pgx (postgres)", 0.85, g, ok, "×", "")
+	for _, api := range []string{"http", "grpc"} {
+		g, ok = ratio("postgres", api, "CreateUser")
+		atLeast(fmt.Sprintf("%s CreateUser vs its ceiling, full middleware (postgres)", api), 0.8, g, ok, "×", "")
+	}
+	// CPU per request on Postgres: s per 1000 requests is ms per request.
+	for _, c := range []struct {
+		api  string
+		want float64 // µs
+	}{{"grpc", 80}, {"http", 100}} {
+		r, ok := row("postgres", c.api, "GetUser", report.ServerUsersd)
+		atMost(fmt.Sprintf("server CPU per %s GetUser (postgres)", c.api), c.want, r.CPUPer1k*1000, ok && r.CPUPer1k > 0, "µs", "")
+	}
+	// Observability: usersd with everything on over the same with logging
+	// and tracing off; metrics stay on in both (no flag turns them off).
+	for _, store := range []string{"postgres", "sqlite"} {
+		for _, api := range []string{"http", "grpc"} {
+			r, ok := row(store, api, "GetUser", report.ServerObsOff)
+			cost := (1 - r.Ratio) * 100
+			atMost(fmt.Sprintf("observability cost, %s GetUser (%s)", api, store), 10, cost, ok && r.Ratio > 0, "%",
+				"logging+tracing on vs off; metrics cannot be turned off, so they are on in both")
+		}
+	}
+	// SQLite against Postgres, same tool, per round.
+	for _, api := range []string{"http", "grpc"} {
+		rr := report.RoundRatio(run.Measurements,
+			report.Key{Store: "sqlite", API: api, Call: "GetUser", Server: report.ServerUsersd},
+			report.Key{Store: "postgres", API: api, Call: "GetUser", Server: report.ServerUsersd})
+		atLeast(fmt.Sprintf("%s GetUser, SQLite vs Postgres", api), 1.2, rr, rr > 0, "×", "")
+	}
+	for _, o := range run.Scale.OpenLoop {
+		below(fmt.Sprintf("p99 of %s %s at %.0f%% of peak (%s)", o.API, o.Call, o.Fraction*100, run.Scale.Store), 10, o.P99ms, o.RPS > 0, "ms",
+			fmt.Sprintf("%.0f req/s offered, peak %.0f", o.Rate, o.PeakRPS))
+	}
+	var worst float64
+	for _, p := range run.Scale.Pages {
+		worst = max(worst, p.P99ms)
+	}
+	note := fmt.Sprintf("worst page of %d over %d users", len(run.Scale.Pages), run.Scale.Users)
+	if run.Scale.Users < 1_000_000 {
+		note += "; NOT the 1,000,000 of the target"
+	}
+	below("ListUsers p99, any page (postgres)", 20, worst, len(run.Scale.Pages) > 0, "ms", note)
+	for _, s := range run.Startup {
+		want := 100.0
+		if s.Store == "sqlite" {
+			want = 50
+		}
+		below(fmt.Sprintf("start to ready (%s, median)", s.Store), want, s.MedianMs, len(s.Samples) > 0, "ms", "")
+	}
+	for _, store := range run.Config.Stores {
+		kib, ok := run.Footprint.IdleRSSKiB[store]
+		below(fmt.Sprintf("idle RSS (%s)", store), 30, float64(kib)/1024, ok && kib > 0, "MiB", "")
+	}
+	return ts
+}

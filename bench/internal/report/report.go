@@ -1,0 +1,279 @@
+// Package report holds the results of a benchmark run: every measurement,
+// the table of medians and ratios made from them, the scale, start-up and
+// footprint figures and the targets. A run is written as JSON so that two
+// runs can be compared (Compare).
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/usersd/usersd/bench/internal/load"
+)
+
+// Version is the version of the JSON layout.
+const Version = 1
+
+// The servers a measurement can be taken on.
+const (
+	ServerUsersd = "usersd"        // the release binary, full observability
+	ServerObsOff = "usersd-obsoff" // the same with logging and tracing off
+	ServerBare   = "bare"          // the ceiling: bare net/http / grpc-go on the same SQL
+	ServerDB     = "pgbench"       // the database ceiling: the same SELECT through pgbench
+)
+
+// Run is everything one run of the harness measured.
+type Run struct {
+	Version  int       `json:"version"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Quick    bool      `json:"quick"`
+	Host     Host      `json:"host"`
+	Config   Config    `json:"config"`
+	Rounds   []Round   `json:"rounds"`
+	Notes    []string  `json:"notes,omitempty"`
+
+	Measurements []Measurement `json:"measurements"`
+	Table        []Row         `json:"table"`
+	Scale        Scale         `json:"scale"`
+	Startup      []Startup     `json:"startup"`
+	Footprint    Footprint     `json:"footprint"`
+	Imports      []Import      `json:"imports"`
+	Profiles     []Profile     `json:"profiles,omitempty"`
+	Targets      []Target      `json:"targets"`
+}
+
+// Host describes the machine.
+type Host struct {
+	CPUs        int     `json:"cpus"`
+	CPUModel    string  `json:"cpu_model"`
+	Kernel      string  `json:"kernel"`
+	GoVersion   string  `json:"go_version"`
+	LoadAvg     float64 `json:"loadavg_start"`
+	Postgres    string  `json:"postgres,omitempty"`
+	UsersdBuild string  `json:"usersd_version"`
+}
+
+// Config is how the run was bounded.
+type Config struct {
+	Rounds      int           `json:"rounds"`
+	Duration    time.Duration `json:"duration_ns"`
+	Warmup      time.Duration `json:"warmup_ns"`
+	Concurrency int           `json:"concurrency"`
+	Users       int           `json:"users"`
+	ScaleUsers  int           `json:"scale_users"`
+	Starts      int           `json:"starts"`
+	Stores      []string      `json:"stores"`
+}
+
+// Round records how idle the machine was before a round.
+type Round struct {
+	Round   int           `json:"round"`
+	Idle    float64       `json:"idle"` // fraction of CPU idle over the last second waited
+	Waited  time.Duration `json:"waited_ns"`
+	IdleOK  bool          `json:"idle_ok"` // false: the wait timed out on a busy machine
+	LoadAvg float64       `json:"loadavg"`
+}
+
+// Measurement is one bounded run of load at one server.
+type Measurement struct {
+	Round       int    `json:"round"`
+	Store       string `json:"store"`
+	API         string `json:"api"` // http, grpc, sql
+	Call        string `json:"call"`
+	Server      string `json:"server"`
+	Concurrency int    `json:"concurrency"`
+	load.Result
+	CPU      time.Duration `json:"server_cpu_ns"`            // server process user+system time during the run
+	CPUPer1k float64       `json:"server_cpu_s_per_1k"`      // seconds per 1000 successful requests
+	RSSKiB   int64         `json:"server_rss_kib,omitempty"` // resident set at the end of the run
+}
+
+// Key identifies a row of the table.
+type Key struct {
+	Store, API, Call, Server string
+}
+
+func (m Measurement) key() Key { return Key{m.Store, m.API, m.Call, m.Server} }
+
+// Row is one line of the table: medians over the rounds.
+type Row struct {
+	Store    string  `json:"store"`
+	API      string  `json:"api"`
+	Call     string  `json:"call"`
+	Server   string  `json:"server"`
+	Tool     string  `json:"tool"`
+	Rounds   int     `json:"rounds"`
+	RPS      float64 `json:"rps"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	CPUPer1k float64 `json:"cpu_s_per_1k"` // 0: not measured
+	Errors   int     `json:"errors"`
+	// Ratio is the median over the rounds of this row's throughput divided
+	// by that of RatioOf's row in the same round, measured with the same
+	// tool; 0 when there is none.
+	Ratio   float64 `json:"ratio,omitempty"`
+	RatioOf string  `json:"ratio_of,omitempty"`
+}
+
+// Key returns the row's key.
+func (r Row) Key() Key { return Key{r.Store, r.API, r.Call, r.Server} }
+
+// Scale holds the figures of throughput against concurrency, latency at a
+// fixed rate, and list pages over many users.
+type Scale struct {
+	Store       string      `json:"store"`
+	Concurrency []Point     `json:"concurrency"`
+	OpenLoop    []OpenLoop  `json:"open_loop"`
+	Users       int         `json:"list_users"`
+	Pages       []PagePoint `json:"list_pages"`
+}
+
+// Point is throughput at one concurrency.
+type Point struct {
+	API         string  `json:"api"`
+	Call        string  `json:"call"`
+	Concurrency int     `json:"concurrency"`
+	RPS         float64 `json:"rps"`
+	P50ms       float64 `json:"p50_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	CPUPer1k    float64 `json:"cpu_s_per_1k"`
+	Errors      int     `json:"errors"`
+}
+
+// OpenLoop is latency at a fixed arrival rate, a fraction of the peak.
+type OpenLoop struct {
+	API      string  `json:"api"`
+	Call     string  `json:"call"`
+	PeakRPS  float64 `json:"peak_rps"`
+	Fraction float64 `json:"fraction"`
+	Rate     float64 `json:"rate"`
+	RPS      float64 `json:"rps"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	Errors   int     `json:"errors"`
+}
+
+// PagePoint is the latency of one page of ListUsers: the page-th page of
+// 50 (1 is the first) for a filter and order, reached through page tokens.
+type PagePoint struct {
+	Filter   string  `json:"filter"`
+	OrderBy  string  `json:"order_by"`
+	Page     int     `json:"page"`
+	Samples  int     `json:"samples"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	Returned int     `json:"returned"` // users on the page
+}
+
+// Startup is the time from exec to the first /readyz 200.
+type Startup struct {
+	Store    string    `json:"store"`
+	Samples  []float64 `json:"samples_ms"`
+	MedianMs float64   `json:"median_ms"`
+}
+
+// Footprint is the size of the binary and the memory of the process.
+type Footprint struct {
+	BinaryBytes int64            `json:"binary_bytes"`
+	IdleRSSKiB  map[string]int64 `json:"idle_rss_kib"`  // per store, median over the starts
+	IdleAnonKiB map[string]int64 `json:"idle_anon_kib"` // of which anonymous (heap, stacks)
+	IdleFileKiB map[string]int64 `json:"idle_file_kib"` // of which file-backed (the binary's pages)
+	LoadRSSKiB  map[string]int64 `json:"load_rss_kib"`  // per store, largest at the end of a measured run
+	PeakRSSKiB  map[string]int64 `json:"peak_rss_kib"`  // per store, VmHWM at the end of the rounds
+}
+
+// Import is one bulk import: users per second from the POST to the
+// operation reported done.
+type Import struct {
+	Store       string        `json:"store"`
+	Users       int           `json:"users"`
+	Before      int           `json:"users_before"` // users already stored
+	Elapsed     time.Duration `json:"elapsed_ns"`
+	UsersPerSec float64       `json:"users_per_s"`
+}
+
+// Profile is a CPU profile taken under load.
+type Profile struct {
+	Store  string `json:"store"`
+	API    string `json:"api"`
+	Call   string `json:"call"`
+	File   string `json:"file"`
+	Top    string `json:"top"`     // go tool pprof -top: by flat time
+	TopCum string `json:"top_cum"` // go tool pprof -top -cum: by cumulative time
+	// Components is the profile's time by component (see package
+	// profsum), largest first.
+	Components []Share `json:"components"`
+	// RPS is the load's throughput while profiling (slowed by the
+	// profiler); the allocations per request divide the heap profile's
+	// allocations over the same window by the requests in it.
+	RPS          float64 `json:"rps"`
+	AllocsPerReq float64 `json:"allocs_per_request"`
+	BytesPerReq  float64 `json:"bytes_per_request"`
+	// AllocComponents is the bytes allocated, by component.
+	AllocComponents []Share `json:"alloc_components"`
+	Seconds         int     `json:"seconds"`
+}
+
+// Share is a component's percentage of a profile.
+type Share struct {
+	Component string  `json:"component"`
+	Percent   float64 `json:"percent"`
+}
+
+// Target is one goal of the issue, met or not.
+type Target struct {
+	Name string  `json:"name"`
+	Want string  `json:"want"`
+	Got  float64 `json:"got"`
+	Unit string  `json:"unit"`
+	Met  bool    `json:"met"`
+	Note string  `json:"note,omitempty"`
+	// Measured is false when the run could not take the figure.
+	Measured bool `json:"measured"`
+}
+
+// Write writes r as indented JSON to path.
+func (r *Run) Write(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// Read reads a run that Write wrote.
+func Read(path string) (*Run, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Run
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if r.Version != Version {
+		return nil, fmt.Errorf("%s: layout version %d, want %d", path, r.Version, Version)
+	}
+	return &r, nil
+}
+
+// Median returns the median of xs (the mean of the middle two for an even
+// count), or 0.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,0 +1,434 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	stdlog "log"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/fullstorydev/grpchan/inprocgrpc"
+	"github.com/rs/zerolog"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	usersv1 "github.com/usersd/usersd/api/users/v1"
+	usersv2 "github.com/usersd/usersd/api/users/v2"
+	"github.com/usersd/usersd/internal/auth"
+	"github.com/usersd/usersd/internal/gateway"
+	"github.com/usersd/usersd/internal/grpcserver"
+	"github.com/usersd/usersd/internal/health"
+	"github.com/usersd/usersd/internal/jobs"
+	"github.com/usersd/usersd/internal/natsevents"
+	"github.com/usersd/usersd/internal/overload"
+	"github.com/usersd/usersd/internal/ratelimit"
+	"github.com/usersd/usersd/internal/telemetry"
+	"github.com/usersd/usersd/internal/users"
+	"github.com/usersd/usersd/internal/webhooks"
+)
+
+// serve is the serve command: the gRPC API, the HTTP/JSON gateway and the
+// admin endpoints, until ctx ends; then the shutdown sequence of
+// docs/operations.md, which hard cuts short.
+func serve(ctx, hard context.Context, cfg config, getenv func(string) string, log zerolog.Logger) error {
+	tp, flushTraces, err := newTracing(ctx, traceConfig(getenv, version), log)
+	if err != nil {
+		return err
+	}
+	propagator := telemetry.Propagator()
+	otelOpts := []otelgrpc.Option{
+		otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(propagator),
+		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()), // metrics come from telemetry.Metrics
+	}
+
+	metrics := newMetrics()
+	deliverer, err := webhooks.NewDeliverer(webhooks.Config{
+		Timeout:       cfg.WebhookTimeout,
+		MaxConcurrent: cfg.WebhookMaxConcurrent,
+		Rate:          rate.Limit(cfg.WebhookRate),
+		Burst:         cfg.WebhookBurst,
+		AllowPrivate:  cfg.WebhookAllowPrivate,
+		UserAgent:     "usersd/" + version,
+		Registerer:    metrics.Registerer(),
+	})
+	if err != nil {
+		flushTraces()
+		return err
+	}
+	defer deliverer.Close()
+	var publisher jobs.Publisher
+	if cfg.EventsNATSURL != "" {
+		p, err := natsevents.Connect(ctx, cfg.EventsNATSURL)
+		if err != nil {
+			flushTraces()
+			return err
+		}
+		defer p.Close()
+		publisher = p
+		log.Info().Str("url", redactURL(cfg.EventsNATSURL)).Str("stream", natsevents.StreamName).Msg("publishing events to NATS JetStream")
+	}
+	jcfg := jobs.Config{
+		WebhookWorkers:     cfg.WebhookWorkers,
+		RelayEvery:         cfg.EventRelayInterval,
+		Deliverer:          deliverer,
+		Publisher:          publisher,
+		ImportWorkers:      cfg.ImportWorkers,
+		MaintenanceWorkers: cfg.MaintenanceWorkers,
+		Lease:              cfg.JobLease,
+		MaxAttempts:        cfg.JobMaxAttempts,
+		RetryBase:          cfg.JobRetryBase,
+		RetryMax:           cfg.JobRetryMax,
+		PurgeEvery:         cfg.PurgeInterval,
+		PollInterval:       cfg.JobPollInterval,
+		Log:                log,
+		Registerer:         metrics.Registerer(),
+		TracerProvider:     tp,
+	}
+	db, err := openDatabase(ctx, cfg.DatabaseURL, cfg.Migrate, tp, log, jcfg)
+	if err != nil {
+		flushTraces()
+		return err
+	}
+	// The last steps of the shutdown sequence, after the servers stopped.
+	defer func() {
+		flushTraces()
+		db.close()
+		log.Info().Msg("database closed")
+	}()
+
+	var key []byte
+	if cfg.PageTokenKey != "" {
+		key = []byte(cfg.PageTokenKey)
+	}
+	svc := users.NewService(db.store, users.Config{
+		PageTokenKey:        key,
+		ImportChunkSize:     cfg.ImportChunkSize,
+		DeletedRetention:    cfg.DeletedRetention,
+		EventRetention:      cfg.EventRetention,
+		CheckWebhookURL:     func(u string) error { return webhooks.ValidateURL(u, cfg.WebhookAllowPrivate) },
+		NewWebhookSecret:    webhooks.NewSecret,
+		DisableWebhookAfter: cfg.WebhookDisableAfter,
+	})
+	api, apiV2 := grpcserver.New(svc), grpcserver.NewV2(svc)
+
+	// The workers stop in the shutdown sequence, not when ctx ends (River
+	// would cancel running jobs at once); the deferred Stop only matters
+	// when serve fails before that.
+	if err := db.jobs.Start(context.WithoutCancel(ctx), svc); err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		db.jobs.Stop(sctx)
+	}()
+	if db.pool != nil {
+		metrics.InstrumentPool(db.pool)
+	}
+	limiter := overload.New(cfg.MaxInFlight, metrics.RejectedInc)
+	authn, err := newAuthenticator(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer authn.Close()
+	callers, err := ratelimit.New(ratelimit.Config{
+		Rate:       rate.Limit(cfg.RateLimit),
+		Burst:      cfg.RateBurst,
+		MaxCallers: cfg.RateLimitCallers,
+		Registerer: metrics.Registerer(),
+	}, ratelimit.SubjectKey(auth.Subject))
+	if err != nil {
+		return err
+	}
+
+	// Metrics run outermost, so they count rejected, failed and panicking
+	// calls too; calls from the gateway count under their RPC as well.
+	chain := grpcserver.ChainConfig{
+		Log:       log,
+		Metrics:   metrics.UnaryServerInterceptor(),
+		Limit:     limiter.UnaryServerInterceptor(),
+		Timeout:   cfg.RequestTimeout,
+		Sunset:    cfg.V1Sunset,
+		Auth:      authn.UnaryInterceptor(),
+		RateLimit: callers.UnaryServerInterceptor(),
+	}
+	interceptors, err := grpcserver.Interceptors(chain)
+	if err != nil {
+		return err
+	}
+	// The gateway's channel skips the in-flight limiter and the sunset
+	// metadata: HTTP requests are bounded, and v1 responses announce the
+	// sunset, at the HTTP edge. Authentication and the per-caller rate
+	// limit apply to both.
+	chain.Limit, chain.Sunset = nil, time.Time{}
+	inprocInterceptors, err := grpcserver.Interceptors(chain)
+	if err != nil {
+		return err
+	}
+
+	checker := health.NewChecker(
+		health.Check{Name: "database", Fn: db.ping},
+		health.Check{Name: "migrations", Fn: db.migrated},
+	)
+
+	tlsSrc, err := tlsSource(cfg, log)
+	if err != nil {
+		return err
+	}
+	untraced := otelgrpc.WithFilter(filters.None(filters.HealthCheck(), filters.ServicePrefix("grpc.reflection.")))
+	grpcOpts := []grpc.ServerOption{
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: false}),
+		grpc.KeepaliveParams(keepaliveParams(cfg)),
+		grpc.StatsHandler(otelgrpc.NewServerHandler(append(otelOpts, untraced)...)),
+		grpc.ChainUnaryInterceptor(interceptors...),
+		grpc.ChainStreamInterceptor(authn.StreamInterceptor()),
+	}
+	if tlsSrc != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(tlsSrc.GRPCCredentials()))
+	}
+	grpcSrv := grpc.NewServer(grpcOpts...)
+	usersv1.RegisterUserServiceServer(grpcSrv, api)
+	usersv2.RegisterUserServiceServer(grpcSrv, apiV2)
+	healthpb.RegisterHealthServer(grpcSrv, health.NewGRPCServer(checker,
+		usersv1.UserService_ServiceDesc.ServiceName, usersv2.UserService_ServiceDesc.ServiceName))
+	reflection.Register(grpcSrv)
+
+	// The gateway reaches the same server in-process, through the same
+	// interceptors, without a network hop or serialisation (see
+	// docs/gateway.md for the measurements behind this choice).
+	// Its stats handlers carry the trace across the hop in metadata: the
+	// channel gives the server side none of the client context's values.
+	inproc := (&inprocgrpc.Channel{}).
+		WithServerUnaryInterceptor(grpcserver.Chain(inprocInterceptors...)).
+		WithServerStatsHandler(otelgrpc.NewServerHandler(otelOpts...)).
+		WithClientStatsHandler(otelgrpc.NewClientHandler(otelOpts...))
+	usersv1.RegisterUserServiceServer(inproc, api)
+	usersv2.RegisterUserServiceServer(inproc, apiV2)
+	gw, err := gateway.NewHandler(ctx, inproc, gateway.Options{MaxBodyBytes: cfg.MaxBodyBytes, V1Sunset: cfg.V1Sunset})
+	if err != nil {
+		return err
+	}
+	httpSrv, adminSrv := httpServers(cfg, log, tp, metrics, limiter, checker, gw)
+	if tlsSrc != nil {
+		httpSrv.TLSConfig = tlsSrc.HTTPConfig()
+	}
+
+	lis, err := listen(ctx, log, [2]string{"grpc", cfg.GRPCAddr}, [2]string{"http", cfg.HTTPAddr}, [2]string{"admin", cfg.AdminAddr})
+	if err != nil {
+		return err
+	}
+	grpcLis, httpLis, adminLis := lis[0], lis[1], lis[2]
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveHTTP(httpSrv, httpLis) })
+	g.Go(func() error { return serveHTTP(adminSrv, adminLis) })
+	g.Go(func() error {
+		// A shutdown that stops the server before Serve began makes Serve
+		// return ErrServerStopped: not a failure.
+		if err := grpcSrv.Serve(grpcLis); !errors.Is(err, grpc.ErrServerStopped) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		return shutdown(hard, cfg, log, checker, httpSrv, grpcSrv, adminSrv, api.Drain, db.jobs.Stop)
+	})
+	return g.Wait()
+}
+
+// newTracing returns the tracer provider of cfg and the function that
+// exports the last spans at exit.
+func newTracing(ctx context.Context, cfg telemetry.TraceConfig, log zerolog.Logger) (*sdktrace.TracerProvider, func(), error) {
+	tp, err := telemetry.NewTracerProvider(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	flush := func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			log.Warn().Err(err).Msg("exporting the last spans")
+		}
+		log.Info().Msg("traces flushed")
+	}
+	return tp, flush, nil
+}
+
+// httpServers returns the public server of the HTTP/JSON API gw, behind the
+// middleware of serve and gateway alike, and the admin server.
+func httpServers(cfg config, log zerolog.Logger, tp trace.TracerProvider, metrics *telemetry.Metrics, limiter *overload.Limiter, checker *health.Checker, gw http.Handler) (public, admin *http.Server) {
+	// Outermost the HTTP span, so the access line carries its trace id; the
+	// span is renamed after the route once the gateway has matched it.
+	h := otelhttp.NewHandler(
+		checker.CloseConnections(telemetry.HTTPAccessLog(log, telemetry.RouteSpan(metrics.HTTPMiddleware(limiter.Middleware(gw))))),
+		"http.server",
+		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(telemetry.Propagator()),
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+	)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", health.Livez)
+	mux.HandleFunc("GET /readyz", checker.Readyz)
+	mux.Handle("GET /metrics", metrics.Handler())
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+
+	public = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      cfg.RequestTimeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	if cfg.RequestTimeout <= 0 {
+		public.WriteTimeout = 0
+	}
+	admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// The servers' own complaints (TLS handshakes that fail, malformed
+	// requests) go to the process's log, in its format.
+	errLog := stdlog.New(log.With().Str("component", "http").Logger(), "", 0)
+	public.ErrorLog, admin.ErrorLog = errLog, errLog
+	return public, admin
+}
+
+// listen opens a listener on each {name, address} and logs its address;
+// on an error it closes those it opened.
+func listen(ctx context.Context, log zerolog.Logger, addrs ...[2]string) ([]net.Listener, error) {
+	lc := net.ListenConfig{}
+	lis := make([]net.Listener, len(addrs))
+	for i, a := range addrs {
+		var err error
+		if lis[i], err = lc.Listen(ctx, "tcp", a[1]); err != nil {
+			for _, prev := range lis[:i] {
+				prev.Close()
+			}
+			return nil, fmt.Errorf("%s listener: %w", a[0], err)
+		}
+		log.Info().Str("server", a[0]).Str("addr", lis[i].Addr().String()).Msg("listening")
+	}
+	return lis, nil
+}
+
+// keepaliveParams are the gRPC server's connection lifetimes. Connections
+// end after the max connection age (with a GOAWAY, which clients follow by
+// reconnecting, re-resolving the replicas), so long-lived clients rebalance.
+// Calls still running then get the grace, capped at the shutdown timeout:
+// a shutdown would not wait longer for them either.
+func keepaliveParams(cfg config) keepalive.ServerParameters {
+	p := keepalive.ServerParameters{
+		MaxConnectionIdle: 5 * time.Minute,
+		Time:              time.Minute,
+		Timeout:           20 * time.Second,
+	}
+	if cfg.GRPCMaxConnectionAge > 0 {
+		p.MaxConnectionAge = cfg.GRPCMaxConnectionAge
+		// Zero would mean no bound at all.
+		p.MaxConnectionAgeGrace = max(min(cfg.GRPCMaxConnectionAgeGrace, cfg.ShutdownTimeout), time.Millisecond)
+	}
+	return p
+}
+
+// shutdown runs the shutdown sequence: readiness off while still serving for
+// the shutdown delay, then drain HTTP, then stop gRPC gracefully, then the
+// admin endpoints, then the job workers; all within the shutdown timeout
+// after the delay. Long-lived streams (health Watch, WatchUserEvents) are
+// ended first, or GracefulStop would wait for them. The gateway command
+// has no gRPC server and no jobs: grpcSrv, drainStreams and stopJobs are
+// nil. A hard
+// context that ends (a second signal) skips what is left of the delay and
+// cuts the drain off.
+func shutdown(hard context.Context, cfg config, log zerolog.Logger, checker *health.Checker, httpSrv *http.Server, grpcSrv *grpc.Server, adminSrv *http.Server, drainStreams func(), stopJobs func(context.Context) error) error {
+	start := time.Now()
+	checker.ShutDown() // also makes the public handler close connections after each response
+	log.Info().Dur("delay", cfg.ShutdownDelay).Msg("shutdown: not ready, still serving")
+	select {
+	case <-time.After(cfg.ShutdownDelay):
+	case <-hard.Done():
+	}
+
+	checker.Drain() // health Watch streams end now, before gRPC drains
+	if drainStreams != nil {
+		drainStreams() // WatchUserEvents streams end too; clients resume from their cursor
+	}
+	drainStart := time.Now()
+	dctx, cancel := context.WithTimeout(hard, cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := httpSrv.Shutdown(dctx); err != nil {
+		errs = append(errs, fmt.Errorf("draining HTTP: %w", err))
+		httpSrv.Close()
+	}
+	log.Info().Dur("took", time.Since(drainStart)).Msg("shutdown: HTTP drained")
+	if grpcSrv != nil {
+		if !gracefulStop(dctx, grpcSrv) {
+			errs = append(errs, errors.New("draining gRPC: timed out; calls cut off"))
+		}
+		log.Info().Dur("took", time.Since(drainStart)).Msg("shutdown: gRPC stopped")
+	}
+	if err := adminSrv.Shutdown(dctx); err != nil {
+		adminSrv.Close()
+	}
+	if stopJobs != nil {
+		// Running jobs get what is left of the timeout; then they are
+		// cancelled and go back to the queue.
+		if err := stopJobs(dctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if hard.Err() != nil {
+		errs = append(errs, errors.New("shutdown cut short by a second signal"))
+	}
+	log.Info().Dur("drain", time.Since(drainStart)).Dur("total", time.Since(start)).Msg("shutdown: servers stopped")
+	return errors.Join(errs...)
+}
+
+// serveHTTP serves until Shutdown, which is not an error; over TLS when
+// srv has a TLS config.
+func serveHTTP(srv *http.Server, lis net.Listener) error {
+	var err error
+	if srv.TLSConfig != nil {
+		err = srv.ServeTLS(lis, "", "")
+	} else {
+		err = srv.Serve(lis)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// gracefulStop lets in-flight RPCs finish until ctx ends, then cuts them
+// off. It reports whether every RPC finished.
+func gracefulStop(ctx context.Context, srv *grpc.Server) bool {
+	done := make(chan struct{})
+	go func() {
+		srv.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		srv.Stop()
+		<-done
+		return false
+	}
+}

@@ -1,0 +1,272 @@
+// Package gateway serves the users API as HTTP/JSON. It is a grpc-gateway
+// mux in front of a gRPC connection, so every JSON call goes through the
+// server's interceptors exactly like a gRPC call; HTTP statuses derive from
+// gRPC codes. Versioned paths (/v1/…, /v2/…) are the canonical form;
+// unversioned ones (/users…) serve the version the Accept header chooses.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	usersv1 "github.com/usersd/usersd/api/users/v1"
+	usersv2 "github.com/usersd/usersd/api/users/v2"
+	"github.com/usersd/usersd/internal/auth"
+	"github.com/usersd/usersd/internal/grpcserver"
+	"github.com/usersd/usersd/internal/ratelimit"
+	"github.com/usersd/usersd/internal/telemetry"
+)
+
+// DefaultMaxBodyBytes is the default limit on a request body.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Options configures the handler.
+type Options struct {
+	// MaxBodyBytes bounds request bodies; larger ones get 413. Zero means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// V1Sunset, if not zero, is when v1 ends: every response of a v1 route
+	// announces it with Deprecation, Sunset and Link headers.
+	V1Sunset time.Time
+}
+
+// NewHandler returns the HTTP/JSON API, v1 and v2, calling the gRPC API on
+// conn.
+func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http.Handler, error) {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
+			// Unknown fields are an error, so a misspelt field is reported
+			// instead of silently ignored.
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		runtime.WithIncomingHeaderMatcher(headerMatcher),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeaderMatcher),
+		runtime.WithForwardResponseOption(forwardResponse),
+		runtime.WithErrorHandler(errorHandler),
+		runtime.WithMiddlewares(recordRoute),
+	)
+	if err := usersv1.RegisterUserServiceHandlerClient(ctx, mux, usersv1.NewUserServiceClient(conn)); err != nil {
+		return nil, fmt.Errorf("registering users.v1 routes: %w", err)
+	}
+	if err := usersv2.RegisterUserServiceHandlerClient(ctx, mux, usersv2.NewUserServiceClient(conn)); err != nil {
+		return nil, fmt.Errorf("registering users.v2 routes: %w", err)
+	}
+	api := negotiateVersion(mux, announceV1Sunset(opts.V1Sunset, limitBody(opts.MaxBodyBytes, mux)))
+	docs := OpenAPIHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The OpenAPI documents are public, unversioned and outside the
+		// body limit and negotiation.
+		if strings.HasPrefix(r.URL.Path, "/openapi/") {
+			docs.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	}), nil
+}
+
+// recordRoute names the matched route template on the request's
+// telemetry.Call, for access logs, metrics and span names.
+func recordRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if p, ok := runtime.HTTPPattern(r.Context()); ok {
+			// "/v1/users/{id=*}" → "/v1/users/{id}", as in the annotations.
+			telemetry.CallFrom(r.Context()).SetRoute(strings.ReplaceAll(p.String(), "=*}", "}"))
+		}
+		next(w, r, params)
+	}
+}
+
+// headerMatcher forwards the HTTP headers the API defines as gRPC metadata.
+// The Authorization header needs no rule: grpc-gateway always forwards it
+// as "authorization". Grpc-Metadata-Authorization, which the default rule
+// would forward under the same key, is dropped, so that the credentials
+// of a call are in its Authorization header alone.
+func headerMatcher(key string) (string, bool) {
+	switch strings.ToLower(key) {
+	case grpcserver.MDIdempotencyKey:
+		return grpcserver.MDIdempotencyKey, true
+	case grpcserver.MDIfMatch:
+		return grpcserver.MDIfMatch, true
+	}
+	md, ok := runtime.DefaultHeaderMatcher(key)
+	if strings.EqualFold(md, auth.MDAuthorization) {
+		return "", false
+	}
+	return md, ok
+}
+
+// outgoingHeaderMatcher turns response metadata into HTTP headers; it is
+// the one place that does. The metadata the API defines for HTTP are real
+// headers: the RFC 6750 challenge of a call refused by authentication
+// (WWW-Authenticate) and the wait of a rate-limited one (Retry-After). The
+// retirement signals are dropped: announceV1Sunset sets them on every v1
+// response. Any other key k becomes the header Grpc-Metadata-k,
+// grpc-gateway's default.
+func outgoingHeaderMatcher(key string) (string, bool) {
+	switch key {
+	case auth.MDWWWAuthenticate:
+		return "WWW-Authenticate", true
+	case ratelimit.MDRetryAfter:
+		return "Retry-After", true
+	case grpcserver.MDDeprecation, grpcserver.MDSunset, grpcserver.MDLink:
+		return "", false
+	}
+	return runtime.MetadataHeaderPrefix + key, true
+}
+
+// forwardResponse completes the headers of a response: a user's ETag; 201
+// Created and the new user's Location for a create; 202 Accepted and the
+// operation's Location for an import; 201 Created and the Location of a
+// new webhook subscription, and Cache-Control: no-store on an answer that
+// carries a webhook's secret. Locations are canonical (versioned) paths.
+func forwardResponse(ctx context.Context, w http.ResponseWriter, m proto.Message) error {
+	method, _ := runtime.RPCMethod(ctx)
+	switch m := m.(type) {
+	case *usersv1.User:
+		userResponse(w, method, m.GetEtag(), "/v1/users/"+m.GetId())
+	case *usersv2.User:
+		userResponse(w, method, m.GetEtag(), "/v2/"+m.GetName())
+	case *usersv1.Operation:
+		operationResponse(w, method, "/v1/"+m.GetName())
+	case *usersv2.Operation:
+		operationResponse(w, method, "/v2/"+m.GetName())
+	case *usersv1.Webhook:
+		if m.GetSecret() != "" {
+			w.Header().Set("Cache-Control", "no-store")
+		}
+		if method == usersv1.UserService_CreateWebhook_FullMethodName {
+			w.Header().Set("Location", "/v1/webhooks/"+m.GetId())
+			w.WriteHeader(http.StatusCreated)
+		}
+	}
+	return nil
+}
+
+func userResponse(w http.ResponseWriter, method, etag, location string) {
+	w.Header().Set("ETag", `"`+etag+`"`)
+	switch method {
+	case usersv1.UserService_CreateUser_FullMethodName, usersv2.UserService_CreateUser_FullMethodName:
+		w.Header().Set("Location", location)
+		w.WriteHeader(http.StatusCreated)
+	}
+}
+
+// operationResponse answers an import, which has started and not finished,
+// with 202 Accepted and the path to poll, even when a replay finds the
+// operation done.
+func operationResponse(w http.ResponseWriter, method, location string) {
+	switch method {
+	case usersv1.UserService_ImportUsers_FullMethodName, usersv2.UserService_ImportUsers_FullMethodName:
+		w.Header().Set("Location", location)
+		w.WriteHeader(http.StatusAccepted)
+	}
+}
+
+type limitKey struct{}
+
+// limitedBody is a request body that fails past its limit and remembers it.
+type limitedBody struct {
+	io.ReadCloser
+	left     int64
+	limit    int64
+	exceeded bool
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// Read one byte more to tell "exactly at the limit" from "over it".
+		var one [1]byte
+		if n, _ := b.ReadCloser.Read(one[:]); n == 0 {
+			return 0, io.EOF
+		}
+		b.exceeded = true
+		return 0, fmt.Errorf("request body larger than %d bytes", b.limit)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+// limitBody answers 413 to bodies over max bytes, whether declared by
+// Content-Length or found while reading.
+func limitBody(max int64, next *runtime.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			_, m := runtime.MarshalerForRequest(next, r)
+			runtime.HTTPError(r.Context(), next, m, w, r, tooLarge(max))
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			lb := &limitedBody{ReadCloser: r.Body, left: max, limit: max}
+			r.Body = lb
+			r = r.WithContext(context.WithValue(r.Context(), limitKey{}, lb))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func tooLarge(max int64) error {
+	return &runtime.HTTPStatusError{
+		HTTPStatus: http.StatusRequestEntityTooLarge,
+		Err:        status.Errorf(codes.InvalidArgument, "request body larger than %d bytes", max),
+	}
+}
+
+// errorHandler is the gateway's default, except that a body found too large
+// while decoding is answered with 413, and that a 401 carries the server's
+// WWW-Authenticate challenge alone (see challengeWriter).
+func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if lb, ok := r.Context().Value(limitKey{}).(*limitedBody); ok && lb.exceeded {
+		err = tooLarge(lb.limit)
+	}
+	if status.Code(err) == codes.Unauthenticated {
+		w = &challengeWriter{ResponseWriter: w, challenges: challenges(ctx)}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// challenges returns the WWW-Authenticate challenges of the call of ctx,
+// from its response metadata, or a bare Bearer challenge when it sent none
+// (RFC 9110 requires one on every 401).
+func challenges(ctx context.Context) []string {
+	if md, ok := runtime.ServerMetadataFromContext(ctx); ok {
+		if c := md.HeaderMD.Get(auth.MDWWWAuthenticate); len(c) > 0 {
+			return c
+		}
+	}
+	return []string{`Bearer realm="` + auth.Realm + `"`}
+}
+
+// challengeWriter sets the WWW-Authenticate header to its challenges as
+// the response starts. grpc-gateway's error handler would send the status
+// message as a challenge besides, which is no challenge at all.
+type challengeWriter struct {
+	http.ResponseWriter
+	challenges []string
+}
+
+func (w *challengeWriter) WriteHeader(code int) {
+	w.Header()["Www-Authenticate"] = w.challenges
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (w *challengeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

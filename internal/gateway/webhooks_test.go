@@ -1,0 +1,147 @@
+package gateway_test
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/usersd/usersd/internal/gateway"
+	"github.com/usersd/usersd/internal/grpcserver"
+)
+
+// TestUserEventsRoute checks GET /v1/userEvents: pages of events in JSON,
+// with lowerCamelCase changed paths, and the cursor that resumes them.
+func TestUserEventsRoute(t *testing.T) {
+	h := newAPIGateway(t, gateway.Options{}, grpcserver.ChainConfig{})
+	w := call(t, h, "POST", "/v1/users", `{"email":"ada@example.com","displayName":"Ada"}`)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("POST /v1/users status = %d, want 201; body %s", w.Code, w.Body)
+	}
+	id := decode(t, w)["id"].(string)
+	if w := call(t, h, "PATCH", "/v1/users/"+id, `{"displayName":"Ada L."}`); w.Code != http.StatusOK {
+		t.Fatalf("PATCH /v1/users/%s status = %d, want 200; body %s", id, w.Code, w.Body)
+	}
+
+	w = call(t, h, "GET", "/v1/userEvents?pageSize=1", "")
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET /v1/userEvents status = %d, want 200; body %s", w.Code, w.Body)
+	}
+	page := decode(t, w)
+	evs, _ := page["events"].([]any)
+	if len(evs) != 1 || evs[0].(map[string]any)["type"] != "user.created" {
+		t.Fatalf("first page = %s, want Ada's user.created", w.Body)
+	}
+	next, _ := page["nextCursor"].(string)
+	if next == "" || next != evs[0].(map[string]any)["cursor"] {
+		t.Errorf("nextCursor = %q, want the cursor of the page's event", next)
+	}
+
+	w = call(t, h, "GET", "/v1/userEvents?after="+url.QueryEscape(next), "")
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET /v1/userEvents?after= status = %d, want 200; body %s", w.Code, w.Body)
+	}
+	evs, _ = decode(t, w)["events"].([]any)
+	if len(evs) != 1 {
+		t.Fatalf("second page = %s, want one event", w.Body)
+	}
+	ev := evs[0].(map[string]any)
+	if ev["type"] != "user.updated" || ev["userId"] != id || !slices.Equal(toStrings(ev["changedPaths"]), []string{"displayName"}) {
+		t.Errorf("second page's event = %v, want user.updated of %s changing [displayName]", ev, id)
+	}
+	if u, _ := ev["user"].(map[string]any); u["displayName"] != "Ada L." {
+		t.Errorf("event user = %v, want displayName Ada L.", ev["user"])
+	}
+
+	w = call(t, h, "GET", "/v1/userEvents?after=bogus", "")
+	if w.Code != http.StatusBadRequest || !slices.Contains(badRequestFields(t, w), "after") {
+		t.Errorf("GET /v1/userEvents?after=bogus = %d %s, want 400 naming after", w.Code, w.Body)
+	}
+}
+
+func toStrings(v any) []string {
+	var out []string
+	for _, e := range v.([]any) {
+		out = append(out, e.(string))
+	}
+	return out
+}
+
+// TestWebhookRoutes checks the HTTP side of webhook administration: 201
+// and Location on create, the secret shown only on create and rotation
+// (with Cache-Control: no-store), PATCH deriving the mask from the body,
+// deliveries and delete.
+func TestWebhookRoutes(t *testing.T) {
+	h := newAPIGateway(t, gateway.Options{}, grpcserver.ChainConfig{})
+	w := call(t, h, "POST", "/v1/webhooks", `{"url":"https://example.com/hooks","eventTypes":["user.created"],"enabled":true}`)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("POST /v1/webhooks status = %d, want 201; body %s", w.Code, w.Body)
+	}
+	created := decode(t, w)
+	id, _ := created["id"].(string)
+	if got, want := w.Header().Get("Location"), "/v1/webhooks/"+id; id == "" || got != want {
+		t.Errorf("Location = %q, want %q", got, want)
+	}
+	secret, _ := created["secret"].(string)
+	if !strings.HasPrefix(secret, "whsec_") {
+		t.Errorf("created secret = %q, want whsec_…", secret)
+	}
+	if got := w.Header().Get("Cache-Control"); got != "no-store" {
+		t.Errorf("create Cache-Control = %q, want no-store", got)
+	}
+
+	w = call(t, h, "GET", "/v1/webhooks/"+id, "")
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET /v1/webhooks/%s status = %d, want 200; body %s", id, w.Code, w.Body)
+	}
+	if got := decode(t, w); got["secret"] != "" || got["url"] != "https://example.com/hooks" {
+		t.Errorf("GET webhook = %s, want the url and an empty secret", w.Body)
+	}
+	if got := w.Header().Get("Cache-Control"); got != "" {
+		t.Errorf("GET Cache-Control = %q, want none", got)
+	}
+
+	w = call(t, h, "PATCH", "/v1/webhooks/"+id, `{"enabled":false}`)
+	if w.Code != http.StatusOK {
+		t.Fatalf("PATCH enabled status = %d, want 200; body %s", w.Code, w.Body)
+	}
+	if got := decode(t, w); got["enabled"] != false || got["url"] != "https://example.com/hooks" || got["secret"] != "" {
+		t.Errorf("PATCH enabled = %s, want disabled, the url kept, no secret", w.Body)
+	}
+
+	w = call(t, h, "PATCH", "/v1/webhooks/"+id, `{"secret":""}`)
+	if w.Code != http.StatusOK {
+		t.Fatalf("PATCH secret status = %d, want 200; body %s", w.Code, w.Body)
+	}
+	if got, _ := decode(t, w)["secret"].(string); !strings.HasPrefix(got, "whsec_") || got == secret {
+		t.Errorf("rotated secret = %q, want a new whsec_ secret", got)
+	}
+
+	rotated := w.Body.String()
+	w = call(t, h, "PATCH", "/v1/webhooks/"+id+"?updateMask=secret", `{}`)
+	if got, _ := decode(t, w)["secret"].(string); w.Code != http.StatusOK || !strings.HasPrefix(got, "whsec_") || strings.Contains(rotated, got) {
+		t.Errorf("PATCH ?updateMask=secret = %d %s, want another new secret", w.Code, w.Body)
+	}
+
+	w = call(t, h, "GET", "/v1/webhooks", "")
+	if hooks, _ := decode(t, w)["webhooks"].([]any); w.Code != http.StatusOK || len(hooks) != 1 {
+		t.Errorf("GET /v1/webhooks = %d %s, want one webhook", w.Code, w.Body)
+	}
+	w = call(t, h, "GET", "/v1/webhooks/"+id+"/deliveries?pageSize=10", "")
+	if ds, ok := decode(t, w)["deliveries"].([]any); w.Code != http.StatusOK || !ok || len(ds) != 0 {
+		t.Errorf("GET deliveries = %d %s, want 200 and no deliveries", w.Code, w.Body)
+	}
+
+	w = call(t, h, "POST", "/v1/webhooks", `{"url":"https://example.com/hooks","eventTypes":["user.renamed"]}`)
+	if w.Code != http.StatusBadRequest || !slices.Contains(badRequestFields(t, w), "webhook.event_types[0]") {
+		t.Errorf("POST with an unknown event type = %d %s, want 400 naming webhook.event_types[0]", w.Code, w.Body)
+	}
+
+	if w := call(t, h, "DELETE", "/v1/webhooks/"+id, ""); w.Code != http.StatusOK {
+		t.Errorf("DELETE status = %d, want 200; body %s", w.Code, w.Body)
+	}
+	if w := call(t, h, "GET", "/v1/webhooks/"+id, ""); w.Code != http.StatusNotFound {
+		t.Errorf("GET after DELETE status = %d, want 404; body %s", w.Code, w.Body)
+	}
+}

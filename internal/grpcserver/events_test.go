@@ -1,0 +1,331 @@
+package grpcserver_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	usersv1 "github.com/usersd/usersd/api/users/v1"
+	"github.com/usersd/usersd/internal/grpcserver"
+	"github.com/usersd/usersd/internal/sqlite"
+	"github.com/usersd/usersd/internal/users"
+)
+
+// eventsEnv is users.v1 served on 127.0.0.1:0 through the production unary
+// chain, on a fresh SQLite database whose deleted users may be purged at
+// once.
+type eventsEnv struct {
+	svc    *users.Service
+	api    *grpcserver.Server
+	srv    *grpc.Server
+	client usersv1.UserServiceClient
+}
+
+func newEventsEnv(t *testing.T) *eventsEnv {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "users.db"))
+	if err != nil {
+		t.Fatalf("sqlite.Open err = %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := sqlite.Migrate(ctx, db, nil); err != nil {
+		t.Fatalf("sqlite.Migrate err = %v", err)
+	}
+	e := &eventsEnv{svc: users.NewService(sqlite.NewStore(db), users.Config{DeletedRetention: time.Nanosecond})}
+	e.api = grpcserver.New(e.svc)
+	ics, err := grpcserver.Interceptors(grpcserver.ChainConfig{Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("Interceptors err = %v", err)
+	}
+	e.srv = grpc.NewServer(grpc.ChainUnaryInterceptor(ics...))
+	usersv1.RegisterUserServiceServer(e.srv, e.api)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("Listen err = %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(lis) }()
+	t.Cleanup(func() {
+		e.srv.Stop()
+		if err := <-served; err != nil {
+			t.Errorf("Serve err = %v", err)
+		}
+	})
+	conn, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("NewClient err = %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	e.client = usersv1.NewUserServiceClient(conn)
+	return e
+}
+
+// eventSummary is what a test checks of an event.
+type eventSummary struct {
+	Type, UserID string
+	Paths        []string
+	HasUser      bool
+}
+
+func summarize(evs []*usersv1.UserEvent) []eventSummary {
+	out := make([]eventSummary, len(evs))
+	for i, ev := range evs {
+		out[i] = eventSummary{Type: ev.GetType(), UserID: ev.GetUserId(), Paths: ev.GetChangedPaths(), HasUser: ev.GetUser() != nil}
+	}
+	return out
+}
+
+// TestListUserEvents walks the feed of a create, an update, a delete and
+// a purge a page at a time, and checks the cursors: each page's
+// next_cursor is its last event's, and an empty page gives back after.
+func TestListUserEvents(t *testing.T) {
+	e := newEventsEnv(t)
+	ctx := context.Background()
+	u := mustCreate(t, e.client, user("ada@example.com", "Ada"))
+	if _, err := e.client.UpdateUser(ctx, &usersv1.UpdateUserRequest{
+		User:       &usersv1.User{Id: u.GetId(), DisplayName: "Ada L.", Labels: map[string]string{"team": "math"}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"display_name", "labels"}},
+	}); err != nil {
+		t.Fatalf("UpdateUser err = %v", err)
+	}
+	mustDelete(t, e.client, u.GetId())
+	time.Sleep(2 * time.Millisecond) // past the retention of deleted users
+	if n, err := e.svc.PurgeDeleted(ctx); err != nil || n != 1 {
+		t.Fatalf("PurgeDeleted = %d, %v; want 1, nil", n, err)
+	}
+
+	var got []*usersv1.UserEvent
+	after := ""
+	for page := 0; ; page++ {
+		res, err := e.client.ListUserEvents(ctx, &usersv1.ListUserEventsRequest{After: after, PageSize: 3})
+		if err != nil {
+			t.Fatalf("ListUserEvents(after %q) err = %v", after, err)
+		}
+		evs := res.GetEvents()
+		if len(evs) == 0 {
+			if res.GetNextCursor() != after {
+				t.Errorf("empty page next_cursor = %q, want after %q", res.GetNextCursor(), after)
+			}
+			break
+		}
+		if last := evs[len(evs)-1].GetCursor(); res.GetNextCursor() != last {
+			t.Errorf("page %d next_cursor = %q, want its last event's cursor %q", page, res.GetNextCursor(), last)
+		}
+		got = append(got, evs...)
+		after = res.GetNextCursor()
+		if page > 3 {
+			t.Fatalf("the feed of 4 events did not end after %d pages", page)
+		}
+	}
+	want := []eventSummary{
+		{Type: "user.created", UserID: u.GetId(), HasUser: true},
+		{Type: "user.updated", UserID: u.GetId(), Paths: []string{"displayName", "labels"}, HasUser: true},
+		{Type: "user.deleted", UserID: u.GetId(), Paths: []string{"state", "deleteTime"}, HasUser: true},
+		{Type: "user.purged", UserID: u.GetId()},
+	}
+	if diff := cmp.Diff(want, summarize(got)); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if len(got) == len(want) {
+		if got[1].GetUser().GetDisplayName() != "Ada L." {
+			t.Errorf("user.updated user = %v, want the user as the change left it", got[1].GetUser())
+		}
+		if got[2].GetUser().GetState() != usersv1.User_STATE_DELETED || got[2].GetUser().GetDeleteTime() == nil {
+			t.Errorf("user.deleted user = %v, want it DELETED with a delete_time", got[2].GetUser())
+		}
+	}
+	for i, ev := range got {
+		if ev.GetId() == "" || ev.GetTime() == nil || ev.GetCursor() == "" {
+			t.Errorf("event %d = %v, want an id, a time and a cursor", i, ev)
+		}
+	}
+}
+
+func TestListUserEventsErrors(t *testing.T) {
+	e := newEventsEnv(t)
+	tests := []struct {
+		name  string
+		req   *usersv1.ListUserEventsRequest
+		field string
+	}{
+		{"malformed cursor", &usersv1.ListUserEventsRequest{After: "not a cursor"}, "after"},
+		{"cursor too long", &usersv1.ListUserEventsRequest{After: string(make([]byte, 65))}, "after"},
+		{"negative page size", &usersv1.ListUserEventsRequest{PageSize: -1}, "page_size"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.client.ListUserEvents(context.Background(), tc.req)
+			checkErr(t, "ListUserEvents", err, codes.InvalidArgument, tc.field)
+		})
+	}
+}
+
+// recvEvents receives n events from stream, failing the test after a few
+// seconds.
+func recvEvents(t *testing.T, stream grpc.ServerStreamingClient[usersv1.UserEvent], n int) []*usersv1.UserEvent {
+	t.Helper()
+	type result struct {
+		ev  *usersv1.UserEvent
+		err error
+	}
+	var out []*usersv1.UserEvent
+	for len(out) < n {
+		ch := make(chan result, 1)
+		go func() {
+			ev, err := stream.Recv()
+			ch <- result{ev, err}
+		}()
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				t.Fatalf("Recv after %d of %d events err = %v", len(out), n, r.err)
+			}
+			out = append(out, r.ev)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Recv: no event %d of %d within 5s", len(out)+1, n)
+		}
+	}
+	return out
+}
+
+// TestWatchUserEvents checks that a stream sends the backlog after its
+// cursor, then events committed later, and ends when the client cancels.
+func TestWatchUserEvents(t *testing.T) {
+	e := newEventsEnv(t)
+	ada := mustCreate(t, e.client, user("ada@example.com", "Ada"))
+	bob := mustCreate(t, e.client, user("bob@example.com", "Bob"))
+	first, err := e.client.ListUserEvents(context.Background(), &usersv1.ListUserEventsRequest{PageSize: 1})
+	if err != nil {
+		t.Fatalf("ListUserEvents err = %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := e.client.WatchUserEvents(ctx, &usersv1.WatchUserEventsRequest{After: first.GetNextCursor()})
+	if err != nil {
+		t.Fatalf("WatchUserEvents err = %v", err)
+	}
+	backlog := recvEvents(t, stream, 1)
+	if got := summarize(backlog); got[0].UserID != bob.GetId() || got[0].Type != "user.created" {
+		t.Errorf("backlog after Ada's event = %+v, want Bob's user.created", got)
+	}
+	mustDelete(t, e.client, ada.GetId())
+	live := recvEvents(t, stream, 1)
+	if got := summarize(live); got[0].UserID != ada.GetId() || got[0].Type != "user.deleted" {
+		t.Errorf("live event = %+v, want Ada's user.deleted", got)
+	}
+	if live[0].GetCursor() == backlog[0].GetCursor() {
+		t.Errorf("live and backlog events share cursor %q", live[0].GetCursor())
+	}
+
+	cancel()
+	for {
+		if _, err := stream.Recv(); err != nil {
+			if status.Code(err) != codes.Canceled {
+				t.Errorf("Recv after cancel err = %v, want Canceled", err)
+			}
+			break
+		}
+	}
+}
+
+// TestWatchUserEventsBacklogPages checks a backlog longer than a page of
+// the stream (500 events): every event once, in feed order.
+func TestWatchUserEventsBacklogPages(t *testing.T) {
+	e := newEventsEnv(t)
+	const n = 1100
+	for i := range n {
+		if _, err := e.svc.Create(context.Background(), users.CreateRequest{User: &users.User{Email: newEmail(), DisplayName: "User"}}); err != nil {
+			t.Fatalf("Create %d err = %v", i, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := e.client.WatchUserEvents(ctx, &usersv1.WatchUserEventsRequest{})
+	if err != nil {
+		t.Fatalf("WatchUserEvents err = %v", err)
+	}
+	got := recvEvents(t, stream, n)
+	seen := map[string]bool{}
+	for i, ev := range got {
+		if seen[ev.GetId()] {
+			t.Fatalf("event %d (%s) sent twice", i, ev.GetId())
+		}
+		seen[ev.GetId()] = true
+	}
+	res, err := e.client.ListUserEvents(context.Background(), &usersv1.ListUserEventsRequest{After: got[n-2].GetCursor()})
+	if err != nil || len(res.GetEvents()) != 1 || res.GetEvents()[0].GetId() != got[n-1].GetId() {
+		t.Errorf("the event after the stream's last but one = %v, %v; want its last", res.GetEvents(), err)
+	}
+}
+
+func TestWatchUserEventsInvalid(t *testing.T) {
+	e := newEventsEnv(t)
+	for _, after := range []string{"not a cursor", string(make([]byte, 65))} {
+		stream, err := e.client.WatchUserEvents(context.Background(), &usersv1.WatchUserEventsRequest{After: after})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		checkErr(t, "WatchUserEvents", err, codes.InvalidArgument, "after")
+	}
+}
+
+// TestWatchUserEventsDrain checks the shutdown of streams: Drain ends the
+// streams that are open with UNAVAILABLE, those that start after it too,
+// and GracefulStop then has no stream to wait for.
+func TestWatchUserEventsDrain(t *testing.T) {
+	e := newEventsEnv(t)
+	mustCreate(t, e.client, user("ada@example.com", "Ada"))
+	open := func() grpc.ServerStreamingClient[usersv1.UserEvent] {
+		t.Helper()
+		stream, err := e.client.WatchUserEvents(context.Background(), &usersv1.WatchUserEventsRequest{})
+		if err != nil {
+			t.Fatalf("WatchUserEvents err = %v", err)
+		}
+		return stream
+	}
+	checkDrained := func(name string, s grpc.ServerStreamingClient[usersv1.UserEvent]) {
+		t.Helper()
+		var err error
+		for err == nil {
+			_, err = s.Recv()
+		}
+		if errors.Is(err, io.EOF) || status.Code(err) != codes.Unavailable {
+			t.Errorf("%s: Recv after Drain err = %v, want Unavailable", name, err)
+		} else if msg := status.Convert(err).Message(); msg != "server shutting down; resume from your cursor" {
+			t.Errorf("%s: Unavailable message = %q", name, msg)
+		}
+	}
+	first, second := open(), open()
+	recvEvents(t, first, 1) // both are caught up and polling
+	recvEvents(t, second, 1)
+
+	e.api.Drain()
+	e.api.Drain() // a second call is harmless
+	checkDrained("stream opened after Drain", open())
+	stopped := make(chan struct{})
+	go func() {
+		e.srv.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("GracefulStop still waits 5s after Drain")
+	}
+	checkDrained("first stream", first)
+	checkDrained("second stream", second)
+}

@@ -1,0 +1,359 @@
+// Package jobs runs usersd's durable background work on River
+// (riverqueue.com): jobs are rows in the database, inserted in the same
+// transaction as the change that causes them, and worked by bounded pools,
+// one per queue, with retries, backoff and a lease after which the job of a
+// process that died runs again. The same code runs on Postgres (River's pgx
+// v5 driver) and on SQLite (its database/sql driver); docs/jobs.md says how
+// it fits together and how to add a kind.
+package jobs
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/usersd/usersd/internal/users"
+	"github.com/usersd/usersd/internal/webhooks"
+)
+
+// The queues. Each has its own bounded pool of workers.
+const (
+	// QueueImport runs the chunks of bulk imports.
+	QueueImport = "import"
+	// QueueMaintenance runs periodic housekeeping such as the purge.
+	QueueMaintenance = "maintenance"
+	// QueueWebhooks runs webhook dispatch and delivery, and the NATS
+	// relay.
+	QueueWebhooks = "webhooks"
+)
+
+// Defaults of Config.
+const (
+	DefaultImportWorkers      = 2
+	DefaultMaintenanceWorkers = 1
+	DefaultLease              = 5 * time.Minute
+	DefaultMaxAttempts        = 10
+	DefaultPurgeEvery         = time.Hour
+	DefaultPollInterval       = time.Second
+	DefaultWebhookWorkers     = 4
+	DefaultRetryBase          = time.Second
+	DefaultRetryMax           = time.Hour
+	DefaultRelayEvery         = time.Second
+	// hardStopWait bounds how long Stop waits for cancelled jobs to return
+	// once its own deadline has passed.
+	hardStopWait = 5 * time.Second
+)
+
+// Config holds a Queue's settings. The zero value is usable.
+type Config struct {
+	// ImportWorkers and MaintenanceWorkers size the pools of the queues.
+	ImportWorkers      int
+	MaintenanceWorkers int
+	// Lease is how long a job may stay running before it is taken to be
+	// lost with its process and run again. A job's own timeout is half of
+	// it, so a live worker always gives up first.
+	Lease time.Duration
+	// MaxAttempts is how many times a failing job runs before it is
+	// discarded; the retries back off exponentially, with jitter.
+	MaxAttempts int
+	// RetryBase is the wait before a failed job's first retry; each
+	// retry waits twice as long as the one before, up to RetryMax, with
+	// ±10% jitter.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	// PurgeEvery is how often the purge of deleted users runs (and once at
+	// start).
+	PurgeEvery time.Duration
+	// PollInterval is how often idle workers look for new jobs.
+	PollInterval time.Duration
+	// WebhookWorkers sizes the webhooks queue's pool: deliveries run at
+	// once, on this replica.
+	WebhookWorkers int
+	// RelayEvery is how often new events are dispatched to webhooks and
+	// published to NATS.
+	RelayEvery time.Duration
+	// Deliverer POSTs webhook deliveries; nil: webhooks are not dispatched.
+	Deliverer *webhooks.Deliverer
+	// Publisher, when set, gets every event (NATS JetStream).
+	Publisher Publisher
+
+	Log            zerolog.Logger
+	Registerer     prometheus.Registerer // nil: no metrics
+	TracerProvider trace.TracerProvider  // nil: no spans
+}
+
+func (c *Config) defaults() {
+	c.ImportWorkers = cmp.Or(c.ImportWorkers, DefaultImportWorkers)
+	c.MaintenanceWorkers = cmp.Or(c.MaintenanceWorkers, DefaultMaintenanceWorkers)
+	c.Lease = cmp.Or(c.Lease, DefaultLease)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
+	c.PurgeEvery = cmp.Or(c.PurgeEvery, DefaultPurgeEvery)
+	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
+	c.WebhookWorkers = cmp.Or(c.WebhookWorkers, DefaultWebhookWorkers)
+	c.RelayEvery = cmp.Or(c.RelayEvery, DefaultRelayEvery)
+	c.RetryBase = cmp.Or(c.RetryBase, DefaultRetryBase)
+	c.RetryMax = max(cmp.Or(c.RetryMax, DefaultRetryMax), c.RetryBase)
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
+	}
+}
+
+// Queue is River on one database: TTx is that database's transaction type
+// (pgx.Tx or *sql.Tx). It enqueues jobs inside the stores' transactions and,
+// once started, works them.
+type Queue[TTx any] struct {
+	client  *river.Client[TTx]
+	work    *workers
+	observe *observer
+	log     zerolog.Logger
+	stopped atomic.Bool
+}
+
+// NewPostgres returns the queue on a Postgres pool. Its tables must exist:
+// see MigratePostgres.
+func NewPostgres(pool *pgxpool.Pool, cfg Config) (*Queue[pgx.Tx], error) {
+	return newQueue(riverpgxv5.New(pool), cfg, pgDepth(pool))
+}
+
+// NewSQLite returns the queue on a SQLite database, given its single writer
+// connection pool: River and the store share it, so their writes queue for
+// the one connection instead of failing with SQLITE_BUSY. Its tables must
+// exist: see MigrateSQLite.
+func NewSQLite(writer *sql.DB, cfg Config) (*Queue[*sql.Tx], error) {
+	return newQueue(riversqlite.New(writer), cfg, sqlDepth(writer))
+}
+
+func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, depth depthFunc) (*Queue[TTx], error) {
+	cfg.defaults()
+	if cfg.ImportWorkers < 0 || cfg.MaintenanceWorkers < 0 || cfg.WebhookWorkers < 0 {
+		return nil, errors.New("jobs: worker counts must not be negative")
+	}
+	w := &workers{deliverer: cfg.Deliverer, publisher: cfg.Publisher}
+	o, err := newObserver(cfg, depth)
+	if err != nil {
+		return nil, err
+	}
+	rw := river.NewWorkers()
+	river.AddWorker(rw, &importWorker{w: w})
+	river.AddWorker(rw, &purgeWorker{w: w})
+	river.AddWorker(rw, &purgeEventsWorker{w: w})
+	river.AddWorker(rw, &dispatchWorker{w: w})
+	river.AddWorker(rw, &deliverWorker{w: w})
+	river.AddWorker(rw, &publishWorker{w: w})
+	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
+		return river.NewPeriodicJob(
+			river.PeriodicInterval(every),
+			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
+			&river.PeriodicJobOpts{ID: args.Kind(), RunOnStart: true},
+		)
+	}
+	jobs := []*river.PeriodicJob{periodic(cfg.PurgeEvery, PurgeArgs{}), periodic(cfg.PurgeEvery, PurgeEventsArgs{})}
+	var sinks []string
+	if cfg.Deliverer != nil {
+		jobs = append(jobs, periodic(cfg.RelayEvery, DispatchArgs{}))
+		sinks = append(sinks, sinkWebhooks)
+	}
+	if cfg.Publisher != nil {
+		jobs = append(jobs, periodic(cfg.RelayEvery, PublishArgs{}))
+		sinks = append(sinks, sinkNATS)
+	}
+	w.events = newEventMetrics(w, sinks)
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(w.events); err != nil {
+			return nil, fmt.Errorf("jobs: registering metrics: %w", err)
+		}
+	}
+	client, err := river.NewClient(driver, &river.Config{
+		Queues: map[string]river.QueueConfig{
+			QueueImport:      {MaxWorkers: cfg.ImportWorkers},
+			QueueMaintenance: {MaxWorkers: cfg.MaintenanceWorkers},
+			QueueWebhooks:    {MaxWorkers: cfg.WebhookWorkers},
+		},
+		Workers:              rw,
+		PeriodicJobs:         jobs,
+		JobTimeout:           cfg.Lease / 2,
+		RescueStuckJobsAfter: cfg.Lease,
+		MaxAttempts:          cfg.MaxAttempts,
+		RetryPolicy:          backoff{base: cfg.RetryBase, max: cfg.RetryMax},
+		FetchPollInterval:    cfg.PollInterval,
+		FetchCooldown:        min(river.FetchCooldownDefault, cfg.PollInterval),
+		Logger:               slog.New(zerolog.NewSlogHandler(cfg.Log.With().Str("component", "jobs").Logger())),
+		Middleware:           []rivertype.Middleware{o},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	return &Queue[TTx]{client: client, work: w, observe: o, log: cfg.Log}, nil
+}
+
+// EnqueueImportTx enqueues one job per chunk of an import, inside tx: the
+// jobs exist if and only if tx commits. The trace of ctx goes with them.
+func (q *Queue[TTx]) EnqueueImportTx(ctx context.Context, tx TTx, chunks []users.ImportChunk) error {
+	args := make([]river.JobArgs, len(chunks))
+	for i, c := range chunks {
+		args[i] = importArgs(c)
+	}
+	return q.insertTx(ctx, tx, "import chunks", args)
+}
+
+// insertTx inserts the jobs inside tx.
+func (q *Queue[TTx]) insertTx(ctx context.Context, tx TTx, what string, args []river.JobArgs) error {
+	if len(args) == 0 {
+		return nil
+	}
+	params := make([]river.InsertManyParams, len(args))
+	for i, a := range args {
+		params[i] = river.InsertManyParams{Args: a}
+	}
+	if _, err := q.client.InsertManyTx(ctx, tx, params); err != nil {
+		return fmt.Errorf("jobs: enqueueing %d %s: %w", len(args), what, err)
+	}
+	return nil
+}
+
+// Start starts working jobs with svc, until Stop.
+func (q *Queue[TTx]) Start(ctx context.Context, svc *users.Service) error {
+	q.work.svc = svc
+	if err := q.client.Start(ctx); err != nil {
+		return fmt.Errorf("jobs: starting: %w", err)
+	}
+	return nil
+}
+
+// Stop stops taking jobs and waits for the running ones to finish until ctx
+// ends; then it cancels them, and they go back to the queue to run again
+// after their backoff. It returns an error if jobs had to be cancelled.
+// Only the first call does anything.
+func (q *Queue[TTx]) Stop(ctx context.Context) error {
+	if q.stopped.Swap(true) {
+		return nil
+	}
+	start := time.Now()
+	err := q.client.Stop(ctx)
+	var cancelled int64
+	if err != nil {
+		cancelled = q.observe.running.Load()
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hardStopWait)
+		defer cancel()
+		err = q.client.StopAndCancel(hctx)
+		if cancelled > 0 {
+			err = errors.Join(fmt.Errorf("jobs: %d running jobs cancelled at the shutdown deadline; they will run again", cancelled), err)
+		}
+	}
+	q.log.Info().Dur("took", time.Since(start)).Int64("cancelled", cancelled).Msg("shutdown: job workers stopped")
+	return err
+}
+
+// workers holds what the workers need; Start fills in svc before any runs.
+type workers struct {
+	svc       *users.Service
+	deliverer *webhooks.Deliverer
+	publisher Publisher
+	events    *eventMetrics
+}
+
+// Publisher publishes an event elsewhere (natsevents.Publisher).
+type Publisher interface {
+	Publish(ctx context.Context, ev users.Event) error
+}
+
+// EnqueueDeliveriesTx enqueues one delivery job per (subscription, event)
+// inside tx: the store's DispatchEvents calls it in the transaction that
+// advances its position.
+func (q *Queue[TTx]) EnqueueDeliveriesTx(ctx context.Context, tx TTx, deliveries []users.Delivery) error {
+	args := make([]river.JobArgs, len(deliveries))
+	for i, d := range deliveries {
+		args[i] = DeliverArgs{WebhookID: d.WebhookID, EventID: d.EventID}
+	}
+	return q.insertTx(ctx, tx, "deliveries", args)
+}
+
+// MigratePostgres creates or updates River's tables. Replicas starting at
+// once take turns under an advisory lock.
+func MigratePostgres(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("jobs: migrating: %w", err)
+	}
+	defer conn.Release()
+	// The key is arbitrary but fixed: "usersd-river" in ASCII, truncated.
+	const lockKey = 0x7573657273642d72
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(lockKey)); err != nil {
+		return fmt.Errorf("jobs: migration lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(lockKey))
+	return migrateUp(ctx, riverpgxv5.New(pool), log)
+}
+
+// MigrateSQLite creates or updates River's tables through the writer.
+func MigrateSQLite(ctx context.Context, writer *sql.DB, log *slog.Logger) error {
+	return migrateUp(ctx, riversqlite.New(writer), log)
+}
+
+func migrateUp[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], log *slog.Logger) error {
+	m, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: log})
+	if err != nil {
+		return fmt.Errorf("jobs: migrating: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("jobs: migrating: %w", err)
+	}
+	return nil
+}
+
+// PendingPostgres and PendingSQLite report whether River's tables lack a
+// migration this build knows.
+func PendingPostgres(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	return pending(ctx, riverpgxv5.New(pool))
+}
+
+// PendingSQLite: see PendingPostgres.
+func PendingSQLite(ctx context.Context, writer *sql.DB) (bool, error) {
+	return pending(ctx, riversqlite.New(writer))
+}
+
+func pending[TTx any](ctx context.Context, driver riverdriver.Driver[TTx]) (bool, error) {
+	m, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return false, fmt.Errorf("jobs: %w", err)
+	}
+	have, err := m.ExistingVersions(ctx)
+	if err != nil {
+		return false, fmt.Errorf("jobs: reading migration versions: %w", err)
+	}
+	return len(have) < len(m.AllVersions()), nil
+}
+
+// backoff is the retry policy: exponential from base, capped at max, with
+// ±10% jitter so that jobs failing together do not retry together.
+type backoff struct{ base, max time.Duration }
+
+// NextRetry implements river.ClientRetryPolicy. job.Errors holds the
+// errors of the earlier attempts, not yet the one that just failed.
+func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
+	d := b.max
+	if n := len(job.Errors); n < 40 && b.base<<n > 0 && b.base<<n < b.max {
+		d = b.base << n
+	}
+	jitter := 0.9 + 0.2*rand.Float64()
+	return time.Now().Add(time.Duration(float64(d) * jitter))
+}

@@ -1,0 +1,286 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/rs/zerolog"
+
+	"github.com/usersd/usersd/internal/users"
+	"github.com/usersd/usersd/internal/webhooks"
+)
+
+// ImportChunkArgs is the job that imports one chunk of a bulk import. Its
+// rows travel in the job itself, so the import needs no other table until
+// the chunk is done.
+type ImportChunkArgs struct {
+	OperationID string      `json:"operation_id"`
+	Chunk       int         `json:"chunk"`
+	First       int         `json:"first"`
+	Rows        []importRow `json:"rows"`
+}
+
+type importRow struct {
+	Email       string            `json:"email,omitempty"`
+	DisplayName string            `json:"display_name,omitempty"`
+	State       string            `json:"state,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Reject      string            `json:"reject,omitempty"`
+}
+
+// Kind implements river.JobArgs.
+func (ImportChunkArgs) Kind() string { return "import_users_chunk" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (ImportChunkArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueImport} }
+
+func importArgs(c users.ImportChunk) ImportChunkArgs {
+	a := ImportChunkArgs{OperationID: c.OperationID, Chunk: c.Chunk, First: c.First, Rows: make([]importRow, len(c.Rows))}
+	for i, r := range c.Rows {
+		a.Rows[i] = importRow{Email: r.Email, DisplayName: r.DisplayName, Labels: r.Labels, Reject: r.Reject}
+		if r.State != users.StateUnspecified {
+			a.Rows[i].State = r.State.String()
+		}
+	}
+	return a
+}
+
+func (a ImportChunkArgs) chunk() users.ImportChunk {
+	c := users.ImportChunk{OperationID: a.OperationID, Chunk: a.Chunk, First: a.First, Rows: make([]users.ImportRow, len(a.Rows))}
+	for i, r := range a.Rows {
+		c.Rows[i] = users.ImportRow{Email: r.Email, DisplayName: r.DisplayName, Labels: r.Labels, Reject: r.Reject}
+		if r.State != "" {
+			st, ok := users.ParseState(r.State)
+			if !ok {
+				// Not a state this build knows: let validation reject
+				// the row rather than import it as ACTIVE.
+				st = users.State(-1)
+			}
+			c.Rows[i].State = st
+		}
+	}
+	return c
+}
+
+type importWorker struct {
+	river.WorkerDefaults[ImportChunkArgs]
+	w *workers
+}
+
+// Work imports the chunk. The store records a finished chunk in the same
+// transaction as its rows and skips one it has recorded, so running a job
+// again (River runs each at least once) imports nothing twice.
+func (w *importWorker) Work(ctx context.Context, job *river.Job[ImportChunkArgs]) error {
+	return w.w.svc.ImportChunk(ctx, job.Args.chunk())
+}
+
+// PurgeArgs is the periodic job that hard-deletes users deleted longer ago
+// than the retention.
+type PurgeArgs struct{}
+
+// Kind implements river.JobArgs.
+func (PurgeArgs) Kind() string { return "purge_deleted_users" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (PurgeArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueMaintenance} }
+
+type purgeWorker struct {
+	river.WorkerDefaults[PurgeArgs]
+	w *workers
+}
+
+// Work purges. Deleting what is already gone deletes nothing, so it is safe
+// to run again.
+func (w *purgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error {
+	n, err := w.w.svc.PurgeDeleted(ctx)
+	zerolog.Ctx(ctx).Info().Int("purged", n).Msg("purged deleted users")
+	return err
+}
+
+// PurgeEventsArgs is the periodic job that removes events older than the
+// event retention.
+type PurgeEventsArgs struct{}
+
+// Kind implements river.JobArgs.
+func (PurgeEventsArgs) Kind() string { return "purge_old_events" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (PurgeEventsArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance}
+}
+
+type purgeEventsWorker struct {
+	river.WorkerDefaults[PurgeEventsArgs]
+	w *workers
+}
+
+// Work purges old events; safe to run again.
+func (w *purgeEventsWorker) Work(ctx context.Context, job *river.Job[PurgeEventsArgs]) error {
+	n, err := w.w.svc.PurgeEvents(ctx)
+	zerolog.Ctx(ctx).Info().Int("purged", n).Msg("purged old events")
+	return err
+}
+
+// DispatchArgs is the periodic job that turns new events into delivery
+// jobs. One runs at a time; the store makes concurrent ones take turns
+// anyway.
+type DispatchArgs struct{}
+
+// Kind implements river.JobArgs.
+func (DispatchArgs) Kind() string { return "dispatch_webhooks" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (DispatchArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueWebhooks, UniqueOpts: river.UniqueOpts{ByState: pendingStates}}
+}
+
+type dispatchWorker struct {
+	river.WorkerDefaults[DispatchArgs]
+	w *workers
+}
+
+// Work dispatches. The position advances in the transaction that enqueues
+// the deliveries, so running again dispatches nothing twice.
+func (w *dispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs]) error {
+	n, err := w.w.svc.DispatchEvents(ctx)
+	w.w.events.relayed.WithLabelValues(sinkWebhooks).Add(float64(n))
+	if n > 0 {
+		zerolog.Ctx(ctx).Debug().Int("events", n).Msg("events dispatched to webhooks")
+	}
+	return err
+}
+
+// DeliverArgs is the job that POSTs one event to one subscription.
+type DeliverArgs struct {
+	WebhookID string `json:"webhook_id"`
+	EventID   string `json:"event_id"`
+}
+
+// Kind implements river.JobArgs.
+func (DeliverArgs) Kind() string { return "deliver_webhook" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (DeliverArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueWebhooks} }
+
+type deliverWorker struct {
+	river.WorkerDefaults[DeliverArgs]
+	w *workers
+}
+
+// Work delivers the event, records the attempt, and tells River what next:
+// done, retry after its backoff (timeouts, 5xx), snooze until the
+// receiver's Retry-After (429, 503) or the rate limit allows, or give up
+// (other 4xx). Receivers deduplicate on webhook-id: a delivery can arrive
+// twice when a process dies between the POST and recording it.
+func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
+	log := zerolog.Ctx(ctx)
+	svc, d := w.w.svc, w.w.deliverer
+	hook, err := svc.GetWebhook(ctx, job.Args.WebhookID)
+	switch {
+	case errors.Is(err, users.ErrNotFound):
+		log.Info().Str("webhook_id", job.Args.WebhookID).Msg("webhook deleted; delivery dropped")
+		return nil
+	case err != nil:
+		return err
+	case !hook.Enabled:
+		// Disabled after it was dispatched: an expected state, not a
+		// failure of the job (which would page through UsersdJobsFailing).
+		log.Info().Str("webhook_id", hook.ID).Str("event_id", job.Args.EventID).Msg("webhook disabled; delivery dropped")
+		return nil
+	}
+	ev, err := svc.GetEvent(ctx, job.Args.EventID)
+	switch {
+	case errors.Is(err, users.ErrNotFound):
+		return river.JobCancel(fmt.Errorf("event %s is gone (past the retention)", job.Args.EventID))
+	case err != nil:
+		return err
+	}
+	res := d.Deliver(ctx, webhooks.Target{ID: hook.ID, URL: hook.URL, Secrets: []string{hook.Secret}}, *ev)
+	if errors.Is(res.Err, webhooks.ErrRateLimited) {
+		return river.JobSnooze(res.RetryAfter)
+	}
+	a := users.DeliveryAttempt{
+		WebhookID: hook.ID, EventID: ev.ID, EventType: ev.Type, Attempt: job.Attempt,
+		Status: res.Status, Latency: res.Latency, Success: res.Err == nil,
+	}
+	if res.Err != nil {
+		a.Error = res.Err.Error()
+	}
+	if _, err := svc.RecordDeliveryAttempt(ctx, a); err != nil && !errors.Is(err, users.ErrNotFound) {
+		return err
+	}
+	switch {
+	case res.Err == nil:
+		return nil
+	case res.Retry && res.RetryAfter > 0:
+		return river.JobSnooze(res.RetryAfter)
+	case res.Retry:
+		return res.Err
+	default:
+		return river.JobCancel(res.Err)
+	}
+}
+
+// PublishArgs is the periodic job that publishes new events to NATS.
+type PublishArgs struct{}
+
+// Kind implements river.JobArgs.
+func (PublishArgs) Kind() string { return "publish_events_nats" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (PublishArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueWebhooks, UniqueOpts: river.UniqueOpts{ByState: pendingStates}}
+}
+
+// natsSink is the name of the NATS relay's saved feed position.
+const natsSink = "nats"
+
+// publishBudget bounds one publish job, so a long backlog goes out in
+// several jobs rather than one that outlives its timeout.
+const publishBudget = 10 * time.Second
+
+type publishWorker struct {
+	river.WorkerDefaults[PublishArgs]
+	w *workers
+}
+
+// Work publishes the events after the saved position, page by page,
+// saving the position after each page: at least once, since a page whose
+// position was not saved is published again (the stream drops those
+// copies by Nats-Msg-Id within its duplicate window).
+func (w *publishWorker) Work(ctx context.Context, job *river.Job[PublishArgs]) error {
+	svc, pub := w.w.svc, w.w.publisher
+	pos, err := svc.SinkPosition(ctx, natsSink)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(publishBudget)
+	for time.Now().Before(deadline) {
+		page, err := svc.ListEvents(ctx, pos.Cursor(), users.MaxEventPageSize)
+		if err != nil || len(page.Events) == 0 {
+			return err
+		}
+		for _, ev := range page.Events {
+			if err := pub.Publish(ctx, ev); err != nil {
+				return err
+			}
+		}
+		pos = page.Events[len(page.Events)-1].Pos
+		if err := svc.SetSinkPosition(ctx, natsSink, pos); err != nil {
+			return err
+		}
+		w.w.events.relayed.WithLabelValues(sinkNATS).Add(float64(len(page.Events)))
+	}
+	return nil
+}
+
+// pendingStates are the states in which a periodic job's earlier run
+// stops the next from being inserted.
+var pendingStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+	rivertype.JobStateRunning, rivertype.JobStateScheduled,
+}

@@ -1,0 +1,266 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/usersd/usersd/internal/users"
+	"github.com/usersd/usersd/internal/users/usersql"
+)
+
+// The outbox. Each event row records, besides its seq, the id of the
+// transaction that appended it (txid, pg_current_xact_id()), and the feed is
+// in (txid, seq) order.
+//
+// Why not seq alone: sequence values are handed out when a row is inserted,
+// and transactions commit in any order, so a reader can see seq 11
+// committed while seq 10 is still in flight; a cursor past 11 would then
+// skip 10 for good.
+//
+// Why (txid, seq) with the xmin bound is sound: the reader's snapshot has an
+// xmin, the lowest id of a transaction still running when the snapshot was
+// taken. Every transaction with a lower id has ended, so its events are
+// visible to the snapshot if it committed and will never exist if it did
+// not; and every transaction that starts later gets a higher id. So the
+// events with txid < xmin are final: none can appear among them later, and
+// the snapshot sees them all. ListEvents returns only those, in (txid, seq)
+// order, so everything at or below a cursor it returned was either
+// returned already or never will exist. Within one transaction all events
+// commit together, ordered by seq.
+//
+// The price: an event is held back until every transaction that took an id
+// before its own has ended, so a long-running writing transaction anywhere
+// on the server (ids are cluster-wide) delays the feed, though it loses or
+// repeats nothing. See docs/events.md.
+
+// eventColumns are the columns eventRow scans, in its order.
+const eventColumns = "txid, seq, id, type, user_id, snapshot, paths, time, trace_parent"
+
+const (
+	// appendEventsSQL inserts events given as arrays, one element per
+	// event, in array order, so that their seqs follow it. Paths travel as
+	// JSON arrays, since Postgres arrays cannot be ragged.
+	appendEventsSQL = `INSERT INTO events (id, type, user_id, snapshot, paths, time, trace_parent)
+SELECT e.id, e.type, e.user_id, e.snapshot::jsonb, ARRAY(SELECT jsonb_array_elements_text(e.paths::jsonb)), e.time, e.trace_parent
+FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
+	WITH ORDINALITY AS e(id, type, user_id, snapshot, paths, time, trace_parent, n)
+ORDER BY e.n`
+
+	// listEvents reads the feed after ($1, $2): only events of
+	// transactions below the snapshot's xmin, which have all ended.
+	listEvents = `SELECT ` + eventColumns + `
+FROM events
+WHERE (txid, seq) > ($1::xid8, $2::bigint)
+	AND txid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY txid, seq
+LIMIT $3`
+
+	purgeEvents = `DELETE FROM events WHERE id IN (
+	SELECT id FROM events WHERE time < $1 ORDER BY time LIMIT $2)`
+)
+
+// createdEventArgs returns the arguments $11…$14 of insertUser and
+// insertUserWithKey for ev, a user.created event.
+func createdEventArgs(ev *users.Event) ([]any, error) {
+	id, err := uuid.Parse(ev.ID)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: id: %w", ev.ID, err)
+	}
+	snapshot, err := usersql.EventSnapshot(ev)
+	if err != nil {
+		return nil, err
+	}
+	return []any{pgUUID(id), string(snapshot), ev.Time, ev.TraceParent}, nil
+}
+
+// appendEventsStmt returns appendEventsSQL and its arguments for evs.
+func appendEventsStmt(evs []users.Event) (string, []any, error) {
+	n := len(evs)
+	var (
+		ids          = make([]pgtype.UUID, n)
+		types        = make([]string, n)
+		userIDs      = make([]pgtype.UUID, n)
+		snapshots    = make([]pgtype.Text, n)
+		paths        = make([]string, n)
+		times        = make([]time.Time, n)
+		traceParents = make([]string, n)
+	)
+	for i := range evs {
+		ev := &evs[i]
+		id, err := uuid.Parse(ev.ID)
+		if err != nil {
+			return "", nil, fmt.Errorf("event %s: id: %w", ev.ID, err)
+		}
+		userID, err := uuid.Parse(ev.UserID)
+		if err != nil {
+			return "", nil, fmt.Errorf("event %s: user id %q: %w", ev.ID, ev.UserID, err)
+		}
+		snapshot, err := usersql.EventSnapshot(ev)
+		if err != nil {
+			return "", nil, err
+		}
+		p := []byte("[]")
+		if len(ev.Paths) > 0 {
+			if p, err = json.Marshal(ev.Paths); err != nil {
+				return "", nil, fmt.Errorf("event %s: paths: %w", ev.ID, err)
+			}
+		}
+		ids[i], types[i], userIDs[i] = pgUUID(id), string(ev.Type), pgUUID(userID)
+		snapshots[i] = pgtype.Text{String: string(snapshot), Valid: snapshot != nil}
+		paths[i], times[i], traceParents[i] = string(p), ev.Time, ev.TraceParent
+	}
+	return appendEventsSQL, []any{ids, types, userIDs, snapshots, paths, times, traceParents}, nil
+}
+
+// appendEvents inserts evs within tx, the transaction of their changes.
+func appendEvents(ctx context.Context, tx pgx.Tx, evs []users.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	sql, args, err := appendEventsStmt(evs)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("append events: %w", err)
+	}
+	return nil
+}
+
+// ListEvents returns the events after the position that no transaction can
+// precede any more, in (txid, seq) order, in one statement; see users.Store
+// and the comment at the top of this file.
+func (s *Store) ListEvents(ctx context.Context, after users.EventPos, limit int) ([]users.Event, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	evs, err := listEventsAfter(ctx, s.pool, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	return evs, nil
+}
+
+// listEventsAfter runs listEvents on q, the pool or a transaction: the
+// events after the position below the xmin of the statement's snapshot.
+func listEventsAfter(ctx context.Context, q querier, after users.EventPos, limit int) ([]users.Event, error) {
+	if after.Seq < 0 {
+		return nil, errors.New("negative seq") // ParseEventCursor makes none
+	}
+	rows, err := q.Query(ctx, listEvents, after.Tx, after.Seq, limit)
+	if err != nil {
+		return nil, withContext(ctx, err)
+	}
+	defer rows.Close()
+	evs := make([]users.Event, 0, min(limit, 1000))
+	var r eventRow
+	dest := r.dest()
+	for rows.Next() {
+		r.snapshot, r.paths = nil, nil
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		ev, err := r.event()
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, withContext(ctx, err)
+	}
+	return evs, nil
+}
+
+// GetEvent returns the event with the id, in one statement; see
+// users.Store.
+func (s *Store) GetEvent(ctx context.Context, id string) (*users.Event, error) {
+	uid, ok := parseID(id)
+	if !ok {
+		return nil, eventNotFound(id)
+	}
+	var r eventRow
+	err := s.pool.QueryRow(ctx, "SELECT "+eventColumns+" FROM events WHERE id = $1", uid).Scan(r.dest()...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, eventNotFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", id, withContext(ctx, err))
+	}
+	ev, err := r.event()
+	if err != nil {
+		return nil, err
+	}
+	return &ev, nil
+}
+
+func eventNotFound(id string) error { return fmt.Errorf("event %s: %w", id, users.ErrNotFound) }
+
+// eventRow holds the eventColumns of one row as pgx scans them.
+type eventRow struct {
+	pos      users.EventPos
+	id, uid  pgtype.UUID
+	typ      string
+	snapshot []byte
+	paths    []string
+	time     time.Time
+	trace    string
+}
+
+func (r *eventRow) dest() []any {
+	return []any{&r.pos.Tx, &r.pos.Seq, &r.id, &r.typ, &r.uid, &r.snapshot, &r.paths, &r.time, &r.trace}
+}
+
+// event converts the row: the time in UTC, nil for no paths.
+func (r *eventRow) event() (users.Event, error) {
+	ev := users.Event{
+		Pos:         r.pos,
+		ID:          uuid.UUID(r.id.Bytes).String(),
+		Type:        users.EventType(r.typ),
+		UserID:      uuid.UUID(r.uid.Bytes).String(),
+		Time:        r.time.UTC(),
+		TraceParent: r.trace,
+	}
+	if len(r.paths) > 0 {
+		ev.Paths = slices.Clone(r.paths)
+	}
+	if r.snapshot != nil {
+		u, err := usersql.DecodeEventUser(r.snapshot)
+		if err != nil {
+			return ev, fmt.Errorf("event %s: %w", ev.ID, err)
+		}
+		ev.User = u
+	}
+	return ev, nil
+}
+
+// PurgeEvents deletes up to limit events appended before the time, oldest
+// first, in one statement; see users.Store.
+func (s *Store) PurgeEvents(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	tag, err := s.pool.Exec(ctx, purgeEvents, before, limit)
+	if err != nil {
+		return 0, fmt.Errorf("purge events: %w", withContext(ctx, err))
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// PurgeDeliveryAttempts deletes the delivery attempts made before the time;
+// see users.Store.
+func (s *Store) PurgeDeliveryAttempts(ctx context.Context, before time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, "DELETE FROM webhook_attempts WHERE time < $1", before)
+	if err != nil {
+		return 0, fmt.Errorf("purge delivery attempts: %w", withContext(ctx, err))
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -1,0 +1,135 @@
+package postgres_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/internal/postgres"
+	"github.com/usersd/usersd/internal/postgres/pgtest"
+)
+
+func TestMigrateConcurrently(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	pool := newPool(t, dsn)
+
+	pending, err := postgres.MigrationsPending(ctx, pool)
+	if err != nil || !pending {
+		t.Fatalf("MigrationsPending(fresh database) = %v, %v; want true, nil", pending, err)
+	}
+	var versioned bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('goose_db_version') IS NOT NULL").Scan(&versioned); err != nil {
+		t.Fatal(err)
+	}
+	if versioned {
+		t.Error("MigrationsPending created goose's version table")
+	}
+
+	// Six replicas start at once, each with its own pool.
+	const replicas = 6
+	errs := make([]error, replicas)
+	var wg sync.WaitGroup
+	for i := range replicas {
+		wg.Go(func() {
+			p, err := pgxpool.New(ctx, dsn)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer p.Close()
+			errs[i] = postgres.Migrate(ctx, p, nil)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Migrate #%d err = %v", i, err)
+		}
+	}
+
+	rows, err := pool.Query(ctx, "SELECT version_id, count(*) FROM goose_db_version GROUP BY version_id ORDER BY version_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]int64{}
+	for rows.Next() {
+		var v, n int64
+		if err := rows.Scan(&v, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[v] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Version 0 is goose's own row.
+	if diff := cmp.Diff(map[int64]int64{0: 1, 1: 1, 2: 1, 3: 1, 4: 1}, got); diff != "" {
+		t.Errorf("goose_db_version rows per version (-want +got):\n%s", diff)
+	}
+
+	pending, err = postgres.MigrationsPending(ctx, pool)
+	if err != nil || pending {
+		t.Errorf("MigrationsPending(migrated) = %v, %v; want false, nil", pending, err)
+	}
+	if err := postgres.Migrate(ctx, pool, nil); err != nil {
+		t.Errorf("Migrate again: %v", err)
+	}
+}
+
+// TestSchema checks the parts of docs/storage.md that behaviour tests do not
+// show: index definitions and the collation of email_key.
+func TestSchema(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t, pgtest.NewMigratedDatabase(t))
+
+	rows, err := pool.Query(ctx, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for rows.Next() {
+		var name, def string
+		if err := rows.Scan(&name, &def); err != nil {
+			t.Fatal(err)
+		}
+		got[name] = def
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"events_pkey":                      "CREATE UNIQUE INDEX events_pkey ON public.events USING btree (id)",
+		"events_time":                      "CREATE INDEX events_time ON public.events USING btree (\"time\")",
+		"events_txid_seq":                  "CREATE UNIQUE INDEX events_txid_seq ON public.events USING btree (txid, seq)",
+		"goose_db_version_pkey":            "CREATE UNIQUE INDEX goose_db_version_pkey ON public.goose_db_version USING btree (id)",
+		"idempotency_keys_pkey":            "CREATE UNIQUE INDEX idempotency_keys_pkey ON public.idempotency_keys USING btree (request_id)",
+		"idempotency_keys_user_id":         "CREATE INDEX idempotency_keys_user_id ON public.idempotency_keys USING btree (user_id)",
+		"idempotency_keys_create_time":     "CREATE INDEX idempotency_keys_create_time ON public.idempotency_keys USING btree (create_time)",
+		"operation_chunks_pkey":            "CREATE UNIQUE INDEX operation_chunks_pkey ON public.operation_chunks USING btree (operation_id, chunk)",
+		"operations_pkey":                  "CREATE UNIQUE INDEX operations_pkey ON public.operations USING btree (id)",
+		"operations_request_id_key":        "CREATE UNIQUE INDEX operations_request_id_key ON public.operations USING btree (request_id)",
+		"users_deleted_delete_time":        "CREATE INDEX users_deleted_delete_time ON public.users USING btree (delete_time) WHERE (state = 'DELETED'::text)",
+		"users_create_time_id":             "CREATE INDEX users_create_time_id ON public.users USING btree (create_time, id)",
+		"users_email_key_id":               "CREATE INDEX users_email_key_id ON public.users USING btree (email_key, id)",
+		"users_email_key_live":             "CREATE UNIQUE INDEX users_email_key_live ON public.users USING btree (email_key) WHERE (state <> 'DELETED'::text)",
+		"users_pkey":                       "CREATE UNIQUE INDEX users_pkey ON public.users USING btree (id)",
+		"webhooks_pkey":                    "CREATE UNIQUE INDEX webhooks_pkey ON public.webhooks USING btree (id)",
+		"webhook_attempts_pkey":            "CREATE UNIQUE INDEX webhook_attempts_pkey ON public.webhook_attempts USING btree (id)",
+		"webhook_attempts_webhook_id_time": "CREATE INDEX webhook_attempts_webhook_id_time ON public.webhook_attempts USING btree (webhook_id, \"time\" DESC)",
+		"event_sinks_pkey":                 "CREATE UNIQUE INDEX event_sinks_pkey ON public.event_sinks USING btree (name)",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("indexes (-want +got):\n%s", diff)
+	}
+
+	var collation string
+	err = pool.QueryRow(ctx, `SELECT collation_name FROM information_schema.columns
+		WHERE table_name = 'users' AND column_name = 'email_key'`).Scan(&collation)
+	if err != nil || collation != "C" {
+		t.Errorf("email_key collation = %q, %v; want C", collation, err)
+	}
+}

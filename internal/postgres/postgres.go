@@ -1,0 +1,39 @@
+// Package postgres implements users.Store on PostgreSQL through a pgx v5
+// connection pool, and migrates its schema with goose.
+//
+// Reads are one statement and one round trip. CreateUser is one statement
+// too: with an idempotency key, the key row, the user and its event are
+// inserted by the same INSERT, so they commit or roll back together.
+// UpdateUser holds the row with SELECT … FOR UPDATE across two pipelined
+// round trips, the second of which appends the event with the UPDATE.
+//
+// Every change appends its events to the outbox (the events table) in its
+// own transaction; events.go explains the order in which ListEvents reads
+// them, and why no reader misses one.
+//
+// CreateImport, ImportChunk and PurgeDeleted are explicit READ COMMITTED
+// transactions or single statements. Races on the same request id or chunk
+// resolve with INSERT … ON CONFLICT DO NOTHING, which waits for the other
+// transaction instead of failing; an import's users go in with one
+// INSERT … SELECT FROM unnest(…).
+//
+// When a context ends during a statement, pgx closes the connection and
+// sends the server a cancel request, so the server stops the statement (or
+// its wait for a row lock) too; the pool then dials a new connection.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// withContext returns err marked with ctx's error when ctx has ended, so
+// that errors.Is(err, context.Canceled) also holds when the server reports
+// the cancellation (SQLSTATE 57014) instead of pgx.
+func withContext(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w: %w", cerr, err)
+	}
+	return err
+}

@@ -1,0 +1,415 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/usersd/usersd/internal/users"
+	"github.com/usersd/usersd/internal/users/usersql"
+)
+
+// Webhook subscriptions, their delivery attempts and the event sinks.
+//
+// DispatchEvents serialises on the row of its sink: it inserts the row if
+// it is missing (ON CONFLICT DO NOTHING waits for a concurrent insert), then
+// locks it with SELECT … FOR UPDATE, which in READ COMMITTED waits for the
+// holder to commit and then returns the row as that commit left it. The
+// events it then reads come from a new statement snapshot, which sees that
+// commit too; so a replica that waited resumes exactly where the one before
+// it stopped.
+
+// webhookColumns are the columns webhookRow scans, in its order.
+const webhookColumns = "id, url, event_types, secret, enabled, consecutive_failures, disabled_reason, create_time, update_time"
+
+const (
+	selectWebhooks = "SELECT " + webhookColumns + " FROM webhooks "
+
+	insertWebhook = "INSERT INTO webhooks (" + webhookColumns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+
+	// updateWebhook writes the mutable columns.
+	updateWebhook = `UPDATE webhooks SET url = $2, event_types = $3, secret = $4, enabled = $5,
+	consecutive_failures = $6, disabled_reason = $7, update_time = $8
+WHERE id = $1`
+
+	insertAttempt = `INSERT INTO webhook_attempts
+	(webhook_id, event_id, event_type, attempt, status, latency, success, error, time)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+
+	listAttempts = `SELECT webhook_id, event_id, event_type, attempt, status, latency, success, error, time
+FROM webhook_attempts WHERE webhook_id = $1 ORDER BY time DESC, id DESC LIMIT $2`
+
+	ensureSink = "INSERT INTO event_sinks (name) VALUES ($1) ON CONFLICT (name) DO NOTHING"
+
+	lockSink = "SELECT tx, seq FROM event_sinks WHERE name = $1 FOR UPDATE"
+
+	upsertSink = `INSERT INTO event_sinks (name, tx, seq) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, seq = excluded.seq`
+)
+
+// CreateWebhook counts the subscriptions and inserts w in one transaction
+// that holds a lock on the table no other CreateWebhook can share, so that
+// concurrent creates cannot pass MaxWebhooks; see users.Store.
+func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (*users.Webhook, error) {
+	args, err := webhookArgs(w)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return nil, fmt.Errorf("create webhook %s: %w", w.ID, withContext(ctx, err))
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE webhooks IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+		return nil, fmt.Errorf("create webhook %s: %w", w.ID, withContext(ctx, err))
+	}
+	var n int
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM webhooks").Scan(&n); err != nil {
+		return nil, fmt.Errorf("create webhook %s: %w", w.ID, withContext(ctx, err))
+	}
+	if n >= users.MaxWebhooks {
+		return nil, users.Invalid("webhook", fmt.Sprintf("at most %d webhook subscriptions may exist; delete one first", users.MaxWebhooks))
+	}
+	if _, err := tx.Exec(ctx, insertWebhook, args...); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			return nil, fmt.Errorf("webhook %s: id in use: %w", w.ID, users.ErrAlreadyExists)
+		}
+		return nil, fmt.Errorf("create webhook %s: %w", w.ID, withContext(ctx, err))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("create webhook %s: %w", w.ID, withContext(ctx, err))
+	}
+	return storedWebhook(w.Clone()), nil
+}
+
+// GetWebhook reads the subscription in one statement; see users.Store.
+func (s *Store) GetWebhook(ctx context.Context, id string) (*users.Webhook, error) {
+	uid, ok := parseID(id)
+	if !ok {
+		return nil, webhookNotFound(id)
+	}
+	w, err := scanWebhook(s.pool.QueryRow(ctx, selectWebhooks+"WHERE id = $1", uid))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, webhookNotFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", id, withContext(ctx, err))
+	}
+	return w, nil
+}
+
+// ListWebhooks reads every subscription in one statement; see users.Store.
+func (s *Store) ListWebhooks(ctx context.Context) ([]*users.Webhook, error) {
+	ws, err := queryWebhooks(ctx, s.pool, selectWebhooks+"ORDER BY create_time, id")
+	if err != nil {
+		return nil, fmt.Errorf("list webhooks: %w", err)
+	}
+	return ws, nil
+}
+
+// UpdateWebhook changes a subscription under a row lock; see users.Store.
+func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Webhook) error) (*users.Webhook, error) {
+	uid, ok := parseID(id)
+	if !ok {
+		return nil, webhookNotFound(id)
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return nil, fmt.Errorf("update webhook %s: %w", id, withContext(ctx, err))
+	}
+	defer tx.Rollback(ctx)
+	old, err := lockWebhook(ctx, tx, uid, id)
+	if err != nil {
+		return nil, err
+	}
+	w := old.Clone()
+	if err := fn(w); err != nil {
+		return nil, err
+	}
+	// The columns UpdateWebhook does not write keep their stored values.
+	w.ID, w.CreateTime = old.ID, old.CreateTime
+	if err := writeWebhook(ctx, tx, w); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("update webhook %s: %w", id, withContext(ctx, err))
+	}
+	return storedWebhook(w), nil
+}
+
+// lockWebhook reads the subscription with SELECT … FOR UPDATE within tx.
+func lockWebhook(ctx context.Context, tx pgx.Tx, uid pgtype.UUID, id string) (*users.Webhook, error) {
+	w, err := scanWebhook(tx.QueryRow(ctx, selectWebhooks+"WHERE id = $1 FOR UPDATE", uid))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, webhookNotFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", id, withContext(ctx, err))
+	}
+	return w, nil
+}
+
+// writeWebhook stores the mutable columns of w within tx.
+func writeWebhook(ctx context.Context, tx pgx.Tx, w *users.Webhook) error {
+	args, err := webhookArgs(w)
+	if err != nil {
+		return err
+	}
+	// webhookArgs is in webhookColumns order; updateWebhook skips
+	// create_time.
+	if _, err := tx.Exec(ctx, updateWebhook, append(args[:7], args[8])...); err != nil {
+		return fmt.Errorf("update webhook %s: %w", w.ID, withContext(ctx, err))
+	}
+	return nil
+}
+
+// DeleteWebhook deletes the subscription, and by cascade its attempts, in
+// one statement; see users.Store.
+func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+	uid, ok := parseID(id)
+	if !ok {
+		return webhookNotFound(id)
+	}
+	tag, err := s.pool.Exec(ctx, "DELETE FROM webhooks WHERE id = $1", uid)
+	if err != nil {
+		return fmt.Errorf("delete webhook %s: %w", id, withContext(ctx, err))
+	}
+	if tag.RowsAffected() == 0 {
+		return webhookNotFound(id)
+	}
+	return nil
+}
+
+// RecordDeliveryAttempt locks the subscription, stores the attempt and the
+// subscription's new failure count, in one transaction; see users.Store
+// and users.Webhook.Record.
+func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttempt, disableAfter int) (*users.Webhook, error) {
+	uid, ok := parseID(a.WebhookID)
+	if !ok {
+		return nil, webhookNotFound(a.WebhookID)
+	}
+	eventID, err := uuid.Parse(a.EventID)
+	if err != nil {
+		return nil, fmt.Errorf("record delivery to webhook %s: event id %q: %w", a.WebhookID, a.EventID, err)
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return nil, fmt.Errorf("record delivery to webhook %s: %w", a.WebhookID, withContext(ctx, err))
+	}
+	defer tx.Rollback(ctx)
+	w, err := lockWebhook(ctx, tx, uid, a.WebhookID)
+	if err != nil {
+		return nil, err
+	}
+	_, err = tx.Exec(ctx, insertAttempt, uid, pgUUID(eventID), string(a.EventType), a.Attempt, a.Status,
+		a.Latency.Microseconds(), a.Success, a.Error, a.Time)
+	if err != nil {
+		return nil, fmt.Errorf("record delivery to webhook %s: %w", a.WebhookID, withContext(ctx, err))
+	}
+	w.Record(a, disableAfter)
+	if err := writeWebhook(ctx, tx, w); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("record delivery to webhook %s: %w", a.WebhookID, withContext(ctx, err))
+	}
+	return storedWebhook(w), nil
+}
+
+// ListDeliveryAttempts reads the newest attempts in one statement; see
+// users.Store.
+func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limit int) ([]users.DeliveryAttempt, error) {
+	uid, ok := parseID(webhookID)
+	if !ok || limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, listAttempts, uid, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries of webhook %s: %w", webhookID, withContext(ctx, err))
+	}
+	var (
+		out         []users.DeliveryAttempt
+		a           users.DeliveryAttempt
+		wid, evID   pgtype.UUID
+		typ         string
+		latency     int64
+		attemptTime time.Time
+	)
+	_, err = pgx.ForEachRow(rows, []any{&wid, &evID, &typ, &a.Attempt, &a.Status, &latency, &a.Success, &a.Error, &attemptTime}, func() error {
+		a.WebhookID, a.EventID = uuid.UUID(wid.Bytes).String(), uuid.UUID(evID.Bytes).String()
+		a.EventType, a.Latency, a.Time = users.EventType(typ), time.Duration(latency)*time.Microsecond, attemptTime.UTC()
+		out = append(out, a)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries of webhook %s: %w", webhookID, withContext(ctx, err))
+	}
+	return out, nil
+}
+
+// DispatchEvents locks the dispatcher's sink row, reads the events after
+// its position by ListEvents' rule and the enabled subscriptions, enqueues
+// the deliveries and saves the new position, in one READ COMMITTED
+// transaction; see users.Store and the comment at the top of this file.
+func (s *Store) DispatchEvents(ctx context.Context, limit int) (int, error) {
+	if s.jobs == nil {
+		return 0, fmt.Errorf("postgres: dispatch events: %w", errNoJobs)
+	}
+	if limit <= 0 {
+		return 0, nil
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return 0, fmt.Errorf("dispatch events: %w", withContext(ctx, err))
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, ensureSink, usersql.DispatcherSink); err != nil {
+		return 0, fmt.Errorf("dispatch events: %w", withContext(ctx, err))
+	}
+	var pos users.EventPos
+	if err := tx.QueryRow(ctx, lockSink, usersql.DispatcherSink).Scan(&pos.Tx, &pos.Seq); err != nil {
+		return 0, fmt.Errorf("dispatch events: %w", withContext(ctx, err))
+	}
+	evs, err := listEventsAfter(ctx, tx, pos, limit)
+	if err != nil {
+		return 0, fmt.Errorf("dispatch events: %w", err)
+	}
+	if len(evs) == 0 {
+		return 0, nil // the rollback releases the lock
+	}
+	hooks, err := queryWebhooks(ctx, tx, selectWebhooks+"WHERE enabled ORDER BY create_time, id")
+	if err != nil {
+		return 0, fmt.Errorf("dispatch events: %w", err)
+	}
+	if ds := usersql.Deliveries(evs, hooks); len(ds) > 0 {
+		if err := s.jobs.EnqueueDeliveriesTx(ctx, tx, ds); err != nil {
+			return 0, fmt.Errorf("dispatch events: enqueue: %w", withContext(ctx, err))
+		}
+	}
+	last := evs[len(evs)-1].Pos
+	if _, err := tx.Exec(ctx, upsertSink, usersql.DispatcherSink, last.Tx, last.Seq); err != nil {
+		return 0, fmt.Errorf("dispatch events: %w", withContext(ctx, err))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("dispatch events: %w", withContext(ctx, err))
+	}
+	return len(evs), nil
+}
+
+// SinkPosition reads the position saved under name; see users.Store.
+func (s *Store) SinkPosition(ctx context.Context, name string) (users.EventPos, error) {
+	var pos users.EventPos
+	err := s.pool.QueryRow(ctx, "SELECT tx, seq FROM event_sinks WHERE name = $1", name).Scan(&pos.Tx, &pos.Seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return users.EventPos{}, nil
+	}
+	if err != nil {
+		return users.EventPos{}, fmt.Errorf("sink %s: %w", name, withContext(ctx, err))
+	}
+	return pos, nil
+}
+
+// SetSinkPosition saves the position under name in one statement; see
+// users.Store.
+func (s *Store) SetSinkPosition(ctx context.Context, name string, pos users.EventPos) error {
+	if pos.Seq < 0 {
+		return fmt.Errorf("sink %s: negative seq", name)
+	}
+	if _, err := s.pool.Exec(ctx, upsertSink, name, pos.Tx, pos.Seq); err != nil {
+		return fmt.Errorf("sink %s: %w", name, withContext(ctx, err))
+	}
+	return nil
+}
+
+// queryWebhooks runs a select of webhookColumns and collects the rows.
+func queryWebhooks(ctx context.Context, q querier, sql string) ([]*users.Webhook, error) {
+	rows, err := q.Query(ctx, sql)
+	if err != nil {
+		return nil, withContext(ctx, err)
+	}
+	var (
+		ws []*users.Webhook
+		r  webhookRow
+	)
+	_, err = pgx.ForEachRow(rows, r.dest(), func() error {
+		ws = append(ws, r.webhook())
+		return nil
+	})
+	if err != nil {
+		return nil, withContext(ctx, err)
+	}
+	return ws, nil
+}
+
+// webhookRow holds the webhookColumns of one row as pgx scans them.
+type webhookRow struct {
+	id                     pgtype.UUID
+	url, secret, reason    string
+	types                  []string
+	enabled                bool
+	failures               int
+	createTime, updateTime time.Time
+}
+
+func (r *webhookRow) dest() []any {
+	return []any{&r.id, &r.url, &r.types, &r.secret, &r.enabled, &r.failures, &r.reason, &r.createTime, &r.updateTime}
+}
+
+// webhook converts the row: times in UTC, nil for no event types.
+func (r *webhookRow) webhook() *users.Webhook {
+	w := &users.Webhook{
+		ID:                  uuid.UUID(r.id.Bytes).String(),
+		URL:                 r.url,
+		Secret:              r.secret,
+		Enabled:             r.enabled,
+		ConsecutiveFailures: r.failures,
+		DisabledReason:      r.reason,
+		CreateTime:          r.createTime.UTC(),
+		UpdateTime:          r.updateTime.UTC(),
+	}
+	for _, t := range r.types {
+		w.EventTypes = append(w.EventTypes, users.EventType(t))
+	}
+	return w
+}
+
+func scanWebhook(row pgx.Row) (*users.Webhook, error) {
+	var r webhookRow
+	if err := row.Scan(r.dest()...); err != nil {
+		return nil, err
+	}
+	return r.webhook(), nil
+}
+
+// webhookArgs returns the arguments of insertWebhook for w.
+func webhookArgs(w *users.Webhook) ([]any, error) {
+	id, err := uuid.Parse(w.ID)
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: id: %w", w.ID, err)
+	}
+	types := make([]string, len(w.EventTypes))
+	for i, t := range w.EventTypes {
+		types[i] = string(t)
+	}
+	return []any{pgUUID(id), w.URL, types, w.Secret, w.Enabled, w.ConsecutiveFailures, w.DisabledReason,
+		w.CreateTime, w.UpdateTime}, nil
+}
+
+// storedWebhook returns w as it reads back: times in UTC at microsecond
+// precision and nil for no event types.
+func storedWebhook(w *users.Webhook) *users.Webhook {
+	if len(w.EventTypes) == 0 {
+		w.EventTypes = nil
+	}
+	w.CreateTime, w.UpdateTime = users.Truncate(w.CreateTime), users.Truncate(w.UpdateTime)
+	return w
+}
+
+func webhookNotFound(id string) error { return fmt.Errorf("webhook %s: %w", id, users.ErrNotFound) }

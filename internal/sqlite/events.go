@@ -1,0 +1,202 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/usersd/usersd/internal/users"
+	"github.com/usersd/usersd/internal/users/usersql"
+)
+
+// The outbox. Events are appended on the writer, within the transaction of
+// their change, and read on the readers.
+//
+// The feed is in seq order, and sound: the single writer connection runs
+// one transaction at a time, from BEGIN IMMEDIATE to COMMIT, so the
+// transactions that append events commit in the order of the seqs they
+// take, and a reader's snapshot holds every committed event up to some seq
+// and none after it. An event that a reader has not seen can therefore
+// never get a seq at or below one it has seen. AUTOINCREMENT keeps seq from
+// being reused once the newest events are purged.
+
+// eventColumns are the columns scanEvent reads, in its order.
+const eventColumns = "seq, id, type, user_id, snapshot, paths, time, trace_parent"
+
+// listEventsSQL reads the feed after seq ?1: ListEvents runs it on the
+// readers, DispatchEvents within its writer transaction.
+const listEventsSQL = "SELECT " + eventColumns + " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+
+// appendEvents inserts evs with ins, a stmtInsertEvent of the transaction
+// that made their changes.
+func appendEvents(ctx context.Context, ins *sql.Stmt, evs ...users.Event) error {
+	for i := range evs {
+		ev := &evs[i]
+		snapshot, err := usersql.EventSnapshot(ev)
+		if err != nil {
+			return err
+		}
+		var snap any // NULL for an event without a user
+		if snapshot != nil {
+			snap = string(snapshot)
+		}
+		paths := "[]"
+		if len(ev.Paths) > 0 {
+			b, err := json.Marshal(ev.Paths)
+			if err != nil {
+				return fmt.Errorf("event %s: paths: %w", ev.ID, err)
+			}
+			paths = string(b)
+		}
+		_, err = ins.ExecContext(ctx, ev.ID, string(ev.Type), ev.UserID, snap, paths, ev.Time.UnixMicro(), ev.TraceParent)
+		if err != nil {
+			return fmt.Errorf("append event %s: %w", ev.Type, err)
+		}
+	}
+	return nil
+}
+
+// ListEvents reads the events after the position from the readers, in seq
+// order; see users.Store. Events from this store have Tx 0, so a position
+// with another Tx is not one of its cursors.
+func (s *Store) ListEvents(ctx context.Context, after users.EventPos, limit int) ([]users.Event, error) {
+	if after.Tx != 0 {
+		return nil, users.Invalid("after", "not a cursor of this database's event feed")
+	}
+	if limit <= 0 {
+		return nil, nil // SQLite reads a negative LIMIT as none
+	}
+	list, err := s.stmt(ctx, stmtListEvents)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := listEvents(ctx, list, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	return evs, nil
+}
+
+// listEvents runs list, a stmtListEvents on the readers or a
+// stmtListEventsTx of a writer transaction, and reads every row. The
+// caller checks after and limit.
+func listEvents(ctx context.Context, list *sql.Stmt, after users.EventPos, limit int) ([]users.Event, error) {
+	rows, err := list.QueryContext(ctx, after.Seq, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	evs := make([]users.Event, 0, min(limit, 1000))
+	for rows.Next() {
+		ev, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return evs, rows.Close()
+}
+
+// GetEvent reads the event with the id from the readers; see users.Store.
+func (s *Store) GetEvent(ctx context.Context, id string) (*users.Event, error) {
+	get, err := s.stmt(ctx, stmtGetEvent)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := get.QueryContext(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", id, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("event %s: %w", id, err)
+		}
+		return nil, fmt.Errorf("event %s: %w", id, users.ErrNotFound)
+	}
+	ev, err := scanEvent(rows)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", id, err)
+	}
+	return &ev, rows.Close()
+}
+
+// scanEvent reads the eventColumns of one row.
+func scanEvent(rows *sql.Rows) (users.Event, error) {
+	var (
+		ev                  users.Event
+		typ, paths          string
+		snapshot            sql.NullString
+		micros              int64
+		seq                 int64
+		userID, traceParent string
+	)
+	if err := rows.Scan(&seq, &ev.ID, &typ, &userID, &snapshot, &paths, &micros, &traceParent); err != nil {
+		return ev, err
+	}
+	ev.Pos = users.EventPos{Seq: seq}
+	ev.Type, ev.UserID, ev.Time, ev.TraceParent = users.EventType(typ), userID, fromMicros(micros), traceParent
+	if snapshot.Valid {
+		u, err := usersql.DecodeEventUser([]byte(snapshot.String))
+		if err != nil {
+			return ev, fmt.Errorf("event %s: %w", ev.ID, err)
+		}
+		ev.User = u
+	}
+	if paths != "[]" {
+		if err := json.Unmarshal([]byte(paths), &ev.Paths); err != nil {
+			return ev, fmt.Errorf("event %s: stored paths: %w", ev.ID, err)
+		}
+	}
+	return ev, nil
+}
+
+// PurgeEvents deletes up to limit events appended before the time, oldest
+// first, in one writer transaction; see users.Store.
+func (s *Store) PurgeEvents(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	purge, err := s.stmt(ctx, stmtPurgeEvents)
+	if err != nil {
+		return 0, err
+	}
+	tx, err := s.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("purge events: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.StmtContext(ctx, purge).ExecContext(ctx, before.UnixMicro(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("purge events: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("purge events: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("purge events: %w", err)
+	}
+	s.db.afterCommit(ctx)
+	return int(n), nil
+}
+
+// PurgeDeliveryAttempts deletes the delivery attempts made before the time;
+// see users.Store.
+func (s *Store) PurgeDeliveryAttempts(ctx context.Context, before time.Time) (int, error) {
+	res, err := s.db.writer.ExecContext(ctx, "DELETE FROM webhook_attempts WHERE time < ?", before.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("purge delivery attempts: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("purge delivery attempts: %w", err)
+	}
+	s.db.afterCommit(ctx)
+	return int(n), nil
+}

@@ -1,0 +1,303 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/usersd/usersd/internal/users"
+	"github.com/usersd/usersd/internal/users/usersql"
+)
+
+// errNoJobs is the error of CreateImport and DispatchEvents on a Store made
+// without WithJobs.
+var errNoJobs = errors.New("no job queue configured")
+
+// selectOperation reads an operation with one row per finished chunk (or
+// one row of NULL chunk columns); readOperation sums them.
+const selectOperation = "SELECT o.id, o.request_id, o.fingerprint, o.total, o.chunks, o.create_time, " +
+	"c.imported, c.failed, c.failures, c.finish_time " +
+	"FROM operations o LEFT JOIN operation_chunks c ON c.operation_id = o.id "
+
+// CreateImport stores op and enqueues its chunks on the Store's Jobs, in
+// one writer transaction; see users.Store.
+func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users.IdempotencyKey, chunks []users.ImportChunk) (*users.Operation, error) {
+	if s.jobs == nil {
+		return nil, fmt.Errorf("sqlite: create import: %w", errNoJobs)
+	}
+	getOp, err := s.stmt(ctx, stmtGetOperationTx)
+	if err != nil {
+		return nil, err
+	}
+	insertOp, err := s.stmt(ctx, stmtInsertOperation)
+	if err != nil {
+		return nil, err
+	}
+
+	tx, err := s.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("create import %s: %w", op.ID, err)
+	}
+	defer tx.Rollback()
+
+	got, fingerprint, err := readOperation(ctx, tx.StmtContext(ctx, getOp), key.RequestID)
+	switch {
+	case err == nil:
+		if !bytes.Equal(fingerprint, key.Fingerprint) {
+			return nil, &users.InvalidError{
+				Violations: []users.FieldViolation{{
+					Field:       "request_id",
+					Description: "request_id was already used for a different request",
+				}},
+				Reason: users.ReasonRequestIDReused,
+			}
+		}
+		return got, nil // the rollback ends a transaction that wrote nothing
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("import request %s: %w", key.RequestID, err)
+	}
+
+	fingerprint = key.Fingerprint
+	if fingerprint == nil {
+		fingerprint = []byte{} // nil would bind NULL
+	}
+	_, err = tx.StmtContext(ctx, insertOp).ExecContext(ctx,
+		op.ID, key.RequestID, fingerprint, op.Total, op.Chunks, op.CreateTime.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("create import %s: %w", op.ID, err)
+	}
+	if err := s.jobs.EnqueueImportTx(ctx, tx, chunks); err != nil {
+		return nil, fmt.Errorf("create import %s: enqueue: %w", op.ID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("create import %s: %w", op.ID, err)
+	}
+	s.db.afterCommit(ctx)
+	created := fromMicros(op.CreateTime.UnixMicro())
+	return &users.Operation{
+		ID:         op.ID,
+		RequestID:  key.RequestID,
+		Total:      op.Total,
+		Chunks:     op.Chunks,
+		CreateTime: created,
+		UpdateTime: created,
+	}, nil
+}
+
+// GetOperation reads the operation and its finished chunks in one
+// statement on the readers; see users.Store.
+func (s *Store) GetOperation(ctx context.Context, id string) (*users.Operation, error) {
+	get, err := s.stmt(ctx, stmtGetOperation)
+	if err != nil {
+		return nil, err
+	}
+	op, _, err := readOperation(ctx, get, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("operation %s: %w", id, users.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("operation %s: %w", id, err)
+	}
+	return op, nil
+}
+
+// readOperation runs get, a selectOperation statement, with arg and sums
+// the chunks it returns. It returns the operation and its fingerprint, or
+// sql.ErrNoRows.
+func readOperation(ctx context.Context, get *sql.Stmt, arg any) (*users.Operation, []byte, error) {
+	rows, err := get.QueryContext(ctx, arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var (
+		op          *users.Operation
+		fingerprint []byte
+	)
+	for rows.Next() {
+		var (
+			o                        users.Operation
+			fp                       []byte
+			createTime               int64
+			imported, failed, finish sql.NullInt64
+			failures                 sql.NullString
+		)
+		err := rows.Scan(&o.ID, &o.RequestID, &fp, &o.Total, &o.Chunks, &createTime,
+			&imported, &failed, &failures, &finish)
+		if err != nil {
+			return nil, nil, err
+		}
+		if op == nil {
+			o.CreateTime = fromMicros(createTime)
+			op, fingerprint = &o, fp
+		}
+		if !finish.Valid {
+			continue // no chunk has finished
+		}
+		if err := usersql.AddChunk(op, int(imported.Int64), int(failed.Int64), []byte(failures.String), fromMicros(finish.Int64)); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	if op == nil {
+		return nil, nil, sql.ErrNoRows
+	}
+	usersql.FinishProgress(op)
+	return op, fingerprint, rows.Close()
+}
+
+// ImportChunk inserts the valid users of a chunk and records the chunk, in
+// one writer transaction; see users.Store. The single writer makes the
+// check that the chunk is new and its recording atomic.
+func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid []users.ImportedUser, failed []users.RowFailure) error {
+	state, err := s.stmt(ctx, stmtChunkState)
+	if err != nil {
+		return err
+	}
+	importUser, err := s.stmt(ctx, stmtImportUser)
+	if err != nil {
+		return err
+	}
+	insertChunk, err := s.stmt(ctx, stmtInsertChunk)
+	if err != nil {
+		return err
+	}
+	insertEvent, err := s.stmt(ctx, stmtInsertEvent)
+	if err != nil {
+		return err
+	}
+
+	tx, err := s.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, err)
+	}
+	defer tx.Rollback()
+
+	var opExists, done bool
+	if err := tx.StmtContext(ctx, state).QueryRowContext(ctx, opID, chunk).Scan(&opExists, &done); err != nil {
+		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, err)
+	}
+	if !opExists {
+		return fmt.Errorf("operation %s: %w", opID, users.ErrNotFound)
+	}
+	if done {
+		return nil // a job that ran again: the rollback ends a read
+	}
+
+	failures := slices.Clone(failed)
+	imported := 0
+	ins := tx.StmtContext(ctx, importUser)
+	insEvent := tx.StmtContext(ctx, insertEvent)
+	for _, v := range valid {
+		u := v.User
+		labels, err := encodeLabels(u.Labels)
+		if err != nil {
+			return fmt.Errorf("user %s: %w", u.ID, err)
+		}
+		res, err := ins.ExecContext(ctx,
+			u.ID, u.Email, users.EmailKey(u.Email), u.DisplayName, u.State.String(), labels,
+			u.CreateTime.UnixMicro(), u.UpdateTime.UnixMicro(), nullTime(u.DeleteTime), u.Revision)
+		if err != nil {
+			return fmt.Errorf("import user %s: %w", u.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("import user %s: %w", u.ID, err)
+		}
+		if n == 0 {
+			failures = append(failures, users.RowFailure{Index: v.Index, Reason: users.ReasonEmailTaken})
+			continue
+		}
+		if err := appendEvents(ctx, insEvent, users.CreatedEvent(ctx, stored(u.Clone()))); err != nil {
+			return fmt.Errorf("import user %s: %w", u.ID, err)
+		}
+		imported++
+	}
+	usersql.SortFailures(failures)
+	encoded, err := usersql.EncodeFailures(failures)
+	if err != nil {
+		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, err)
+	}
+	_, err = tx.StmtContext(ctx, insertChunk).ExecContext(ctx,
+		opID, chunk, imported, len(failures), encoded, time.Now().UnixMicro())
+	if err != nil {
+		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, err)
+	}
+	s.db.afterCommit(ctx)
+	return nil
+}
+
+// PurgeDeleted deletes up to limit users deleted before the time, those
+// deleted longest ago first, and appends their user.purged events, in one
+// writer transaction; see users.Store.
+func (s *Store) PurgeDeleted(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil // SQLite reads a negative LIMIT as none
+	}
+	pick, err := s.stmt(ctx, stmtPurgeSelect)
+	if err != nil {
+		return 0, err
+	}
+	deleteUser, err := s.stmt(ctx, stmtDeleteUser)
+	if err != nil {
+		return 0, err
+	}
+	insertEvent, err := s.stmt(ctx, stmtInsertEvent)
+	if err != nil {
+		return 0, err
+	}
+	tx, err := s.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("purge deleted users: %w", err)
+	}
+	defer tx.Rollback()
+	ids, err := queryIDs(ctx, tx.StmtContext(ctx, pick), before.UnixMicro(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("purge deleted users: %w", err)
+	}
+	del, insEvent := tx.StmtContext(ctx, deleteUser), tx.StmtContext(ctx, insertEvent)
+	for _, id := range ids {
+		if _, err := del.ExecContext(ctx, id); err != nil {
+			return 0, fmt.Errorf("purge user %s: %w", id, err)
+		}
+		if err := appendEvents(ctx, insEvent, users.PurgedEvent(ctx, id)); err != nil {
+			return 0, fmt.Errorf("purge user %s: %w", id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("purge deleted users: %w", err)
+	}
+	s.db.afterCommit(ctx)
+	return len(ids), nil
+}
+
+// queryIDs runs q, which selects one text column, and reads every row, so
+// that the statement runs to its end.
+func queryIDs(ctx context.Context, q *sql.Stmt, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return ids, rows.Close()
+}

@@ -1,0 +1,158 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/fullstorydev/grpchan/inprocgrpc"
+	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// Access logs: exactly one line per request, written by the edge the request
+// arrived at. A JSON call is logged by HTTPAccessLog with the outcome of the
+// RPC it became; a gRPC call by AccessLogInterceptor. Neither logs request
+// bodies, and client errors' messages (which may quote input) are logged only
+// at debug level.
+
+// traceFields adds the trace and span ids of ctx's span.
+func traceFields(e *zerolog.Event, ctx context.Context) *zerolog.Event {
+	sc := trace.SpanContextFromContext(ctx)
+	if sc.IsValid() {
+		e = e.Str("trace_id", sc.TraceID().String()).Str("span_id", sc.SpanID().String())
+	}
+	return e
+}
+
+// level is the level of a request's access line: error when the server
+// failed, info otherwise.
+func level(log *zerolog.Logger, code codes.Code, cause error) *zerolog.Event {
+	if cause != nil || code == codes.Internal || code == codes.Unknown || code == codes.DataLoss {
+		return log.Error()
+	}
+	return log.Info()
+}
+
+// AccessLogInterceptor logs one line per gRPC call that arrived over the
+// network. Calls from the in-process gateway channel are recorded on the
+// HTTP request's Call instead, for HTTPAccessLog to log.
+func AccessLogInterceptor(log zerolog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		call := CallFrom(ctx)
+		edge := false
+		if call == nil {
+			if cc := inprocgrpc.ClientContext(ctx); cc != nil {
+				call = CallFrom(cc)
+			}
+		}
+		if call == nil {
+			call, edge = &Call{}, true
+		}
+		ctx = ContextWithCall(ctx, call)
+
+		resp, err := handler(ctx, req)
+		code := status.Code(err)
+		call.SetRPC(info.FullMethod, code)
+		if !edge {
+			return resp, err
+		}
+		_, _, cause, _ := call.RPC()
+		e := level(&log, code, cause)
+		e = traceFields(e, ctx).
+			Str("rpc", info.FullMethod).
+			Str("grpc_code", code.String()).
+			Float64("duration_ms", ms(time.Since(start)))
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			e = e.Str("peer", p.Addr.String())
+		}
+		e = withError(e, &log, err, cause)
+		e.Msg("grpc request")
+		return resp, err
+	}
+}
+
+// ms is d in milliseconds, to the microsecond.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// withError adds what may be logged of a failure: the hidden cause of an
+// internal error always; a client error's message only at debug level.
+func withError(e *zerolog.Event, log *zerolog.Logger, err, cause error) *zerolog.Event {
+	switch {
+	case cause != nil:
+		return e.AnErr("error", cause)
+	case err != nil && log.GetLevel() <= zerolog.DebugLevel:
+		return e.Str("error", status.Convert(err).Message())
+	}
+	return e
+}
+
+// HTTPAccessLog logs one line per HTTP request and turns a panic in next into
+// a 500 with a logged stack. It creates the request's Call unless an outer
+// layer did; the gateway and the gRPC interceptors fill it in.
+func HTTPAccessLog(log zerolog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ctx, call := r.Context(), CallFrom(r.Context())
+		if call == nil {
+			ctx, call = WithCall(ctx)
+		}
+		sw := &statusRecorder{ResponseWriter: w}
+		var stack []byte
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					if p == http.ErrAbortHandler {
+						panic(p)
+					}
+					stack = debug.Stack()
+					call.SetCause(fmt.Errorf("panic: %v", p))
+					if sw.status == 0 {
+						http.Error(sw, `{"code":13,"message":"internal error","details":[]}`, http.StatusInternalServerError)
+					}
+				}
+			}()
+			next.ServeHTTP(sw, r.WithContext(ctx))
+		}()
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+
+		rpc, code, cause, ranRPC := call.RPC()
+		if !ranRPC {
+			code = codes.OK
+			if sw.status >= 500 {
+				code = codes.Internal
+			}
+		}
+		e := level(&log, code, cause)
+		route := call.Route()
+		if route == "" {
+			route = "unmatched"
+		}
+		e = traceFields(e, ctx).
+			Str("method", r.Method).
+			Str("route", route).
+			Int("status", sw.status).
+			Float64("duration_ms", ms(time.Since(start))).
+			Str("peer", r.RemoteAddr).
+			Int64("bytes", sw.bytes)
+		if ranRPC {
+			e = e.Str("rpc", rpc).Str("grpc_code", code.String())
+		}
+		if cause != nil {
+			e = e.AnErr("error", cause)
+		}
+		if stack != nil {
+			e = e.Bytes("stack", stack)
+		}
+		e.Msg("http request")
+	})
+}

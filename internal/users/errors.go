@@ -1,0 +1,85 @@
+package users
+
+import (
+	"errors"
+	"strings"
+)
+
+// Error kinds. Test for them with errors.Is; the gRPC edge maps each to one
+// status code.
+var (
+	// ErrInvalid: the request is malformed. Errors of this kind are
+	// *InvalidError values that name each offending field.
+	ErrInvalid = errors.New("invalid argument")
+	// ErrNotFound: no such user.
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyExists: the email address belongs to another user that is
+	// not deleted.
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrFailedPrecondition: the user is not in a state that allows the
+	// operation (for example, updating a deleted user).
+	ErrFailedPrecondition = errors.New("failed precondition")
+	// ErrEtagMismatch: the caller's etag is not the user's current etag.
+	ErrEtagMismatch = errors.New("etag mismatch")
+)
+
+// Reason codes carried by InvalidError for problems that clients may want to
+// recognise without parsing messages.
+const (
+	// ReasonRequestIDReused: a request id was used before with a different
+	// request.
+	ReasonRequestIDReused = "REQUEST_ID_REUSED"
+	// ReasonInvalidPageToken: the page token is corrupt, tampered with, or
+	// from a list call with other parameters.
+	ReasonInvalidPageToken = "INVALID_PAGE_TOKEN"
+)
+
+// FieldViolation names one field of a request and what is wrong with it.
+// Field is the path in the API's snake_case form, e.g. "user.email".
+type FieldViolation struct {
+	Field       string
+	Description string
+}
+
+// InvalidError is an ErrInvalid that names the offending fields.
+type InvalidError struct {
+	Violations []FieldViolation
+	// Reason, when set, is a stable code such as ReasonRequestIDReused.
+	Reason string
+}
+
+// Invalid returns an *InvalidError for one field.
+func Invalid(field, description string) *InvalidError {
+	return &InvalidError{Violations: []FieldViolation{{Field: field, Description: description}}}
+}
+
+func (e *InvalidError) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid argument: ")
+	for i, v := range e.Violations {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(v.Field)
+		b.WriteString(": ")
+		b.WriteString(v.Description)
+	}
+	return b.String()
+}
+
+// Is reports that every InvalidError is an ErrInvalid.
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
+// violations collects field problems and returns them as one error.
+type violations []FieldViolation
+
+func (vs *violations) add(field, description string) {
+	*vs = append(*vs, FieldViolation{Field: field, Description: description})
+}
+
+func (vs violations) err() error {
+	if len(vs) == 0 {
+		return nil
+	}
+	return &InvalidError{Violations: vs}
+}

@@ -1,0 +1,432 @@
+package users
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Service applies the rules of the users API on top of a Store. It is safe
+// for concurrent use.
+type Service struct {
+	store     Store
+	tokens    pageTokens
+	now       func() time.Time
+	chunkSize int
+	retention time.Duration
+	// eventRetention is how long PurgeEvents keeps events.
+	eventRetention time.Duration
+	checkURL       func(string) error
+	newSecret      func() string
+	disableAfter   int
+}
+
+// Config holds the Service's settings. The zero value is usable.
+type Config struct {
+	// PageTokenKey signs page tokens; nil means DefaultPageTokenKey.
+	PageTokenKey []byte
+	// Now is the clock; nil means Now. Tests inject their own.
+	Now func() time.Time
+	// ImportChunkSize is how many rows of an import one job handles; zero
+	// means DefaultImportChunkSize.
+	ImportChunkSize int
+	// DeletedRetention is how long PurgeDeleted keeps soft-deleted users;
+	// zero means DefaultDeletedRetention.
+	DeletedRetention time.Duration
+	// EventRetention is how long PurgeEvents keeps events; zero means
+	// DefaultEventRetention.
+	EventRetention time.Duration
+	// CheckWebhookURL, when set, vets the URL of a webhook subscription
+	// (scheme, and addresses that must not be reached).
+	CheckWebhookURL func(string) error
+	// NewWebhookSecret makes the secret of a new subscription; nil makes
+	// a random "whsec_" secret.
+	NewWebhookSecret func() string
+	// DisableWebhookAfter is how many failed deliveries in a row disable
+	// a subscription; zero means DefaultDisableAfter.
+	DisableWebhookAfter int
+}
+
+// NewService returns a Service that keeps users in store.
+func NewService(store Store, cfg Config) *Service {
+	s := &Service{
+		store:     store,
+		tokens:    pageTokens{key: cfg.PageTokenKey},
+		now:       cfg.Now,
+		chunkSize: cmp.Or(cfg.ImportChunkSize, DefaultImportChunkSize),
+		retention: cmp.Or(cfg.DeletedRetention, DefaultDeletedRetention),
+
+		eventRetention: cmp.Or(cfg.EventRetention, DefaultEventRetention),
+		checkURL:       cfg.CheckWebhookURL,
+		newSecret:      cfg.NewWebhookSecret,
+		disableAfter:   cmp.Or(cfg.DisableWebhookAfter, DefaultDisableAfter),
+	}
+	if s.tokens.key == nil {
+		s.tokens.key = DefaultPageTokenKey
+	}
+	if s.newSecret == nil {
+		s.newSecret = randomSecret
+	}
+	if s.now == nil {
+		s.now = Now
+	}
+	return s
+}
+
+func (s *Service) clock() time.Time { return Truncate(s.now()) }
+
+// CreateRequest is the input of Create.
+type CreateRequest struct {
+	// User carries the caller's fields: Email, DisplayName, State (ACTIVE,
+	// the default, or SUSPENDED) and Labels. Other fields are ignored.
+	User *User
+	// RequestID, when set, makes the call idempotent.
+	RequestID string
+}
+
+// Create creates a user. See Store.CreateUser for the idempotency rules.
+func (s *Service) Create(ctx context.Context, req CreateRequest) (*User, error) {
+	if req.User == nil {
+		return nil, Invalid("user", "required")
+	}
+	u, err := newUser(req.User, req.RequestID, s.clock())
+	if err != nil {
+		return nil, err
+	}
+	var key *IdempotencyKey
+	if req.RequestID != "" {
+		key = &IdempotencyKey{RequestID: req.RequestID, Fingerprint: fingerprint(u)}
+	}
+	return s.store.CreateUser(ctx, u, key)
+}
+
+// newUser validates the caller's fields of a new user, and the request id
+// that comes with them, and returns the user to insert, created now.
+func newUser(in *User, requestID string, now time.Time) (*User, error) {
+	var vs violations
+	validateUser(&vs, in)
+	validateRequestID(&vs, requestID)
+	state := in.State
+	switch state {
+	case StateUnspecified:
+		state = StateActive
+	case StateActive, StateSuspended:
+	default:
+		vs.add("user.state", "a new user is ACTIVE or SUSPENDED")
+	}
+	if err := vs.err(); err != nil {
+		return nil, err
+	}
+	u := &User{
+		ID:          NewID(),
+		Email:       in.Email,
+		DisplayName: in.DisplayName,
+		State:       state,
+		Labels:      in.Labels,
+		CreateTime:  now,
+		UpdateTime:  now,
+		Revision:    1,
+	}
+	if len(u.Labels) == 0 {
+		u.Labels = nil
+	}
+	return u, nil
+}
+
+// fingerprint identifies a create request by the fields the caller set.
+func fingerprint(u *User) []byte {
+	h := sha256.New()
+	field := func(s string) {
+		h.Write(binary.AppendUvarint(nil, uint64(len(s))))
+		h.Write([]byte(s))
+	}
+	field(u.Email)
+	field(u.DisplayName)
+	field(u.State.String())
+	keys := make([]string, 0, len(u.Labels))
+	for k := range u.Labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		field(k)
+		field(u.Labels[k])
+	}
+	return h.Sum(nil)
+}
+
+func checkID(field, id string) (string, error) {
+	if id == "" {
+		return "", Invalid(field, "required")
+	}
+	c, ok := canonicalID(id)
+	if !ok {
+		return "", Invalid(field, fmt.Sprintf("%q is not a UUID", id))
+	}
+	return c, nil
+}
+
+// Get returns the user with the id, deleted or not.
+func (s *Service) Get(ctx context.Context, id string) (*User, error) {
+	id, err := checkID("id", id)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.GetUser(ctx, id)
+}
+
+// BatchGet returns the users with the given ids in the same order
+// (AIP-231). If any id is unknown it returns ErrNotFound and no users.
+func (s *Service) BatchGet(ctx context.Context, ids []string) ([]*User, error) {
+	if len(ids) > MaxBatchGet {
+		return nil, Invalid("ids", fmt.Sprintf("%d ids, more than %d", len(ids), MaxBatchGet))
+	}
+	var vs violations
+	canon := make([]string, len(ids))
+	for i, id := range ids {
+		c, ok := canonicalID(id)
+		if !ok {
+			vs.add(fmt.Sprintf("ids[%d]", i), fmt.Sprintf("%q is not a UUID", id))
+		}
+		canon[i] = c
+	}
+	if err := vs.err(); err != nil {
+		return nil, err
+	}
+	if len(canon) == 0 {
+		return nil, nil
+	}
+	found, err := s.store.BatchGetUsers(ctx, canon)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]*User, len(found))
+	for _, u := range found {
+		byID[u.ID] = u
+	}
+	out := make([]*User, len(canon))
+	for i, id := range canon {
+		u, ok := byID[id]
+		if !ok {
+			return nil, fmt.Errorf("user %s: %w", id, ErrNotFound)
+		}
+		out[i] = u
+	}
+	return out, nil
+}
+
+// ListRequest is the input of List.
+type ListRequest struct {
+	PageSize    int
+	PageToken   string
+	Filter      string
+	OrderBy     string
+	ShowDeleted bool
+}
+
+// ListResult is a page of users.
+type ListResult struct {
+	Users []*User
+	// NextPageToken is empty on the last page.
+	NextPageToken string
+}
+
+// List returns a page of users (AIP-132, AIP-158, AIP-160).
+func (s *Service) List(ctx context.Context, req ListRequest) (*ListResult, error) {
+	size := req.PageSize
+	switch {
+	case size < 0:
+		return nil, Invalid("page_size", "must not be negative")
+	case size == 0:
+		size = DefaultPageSize
+	case size > MaxPageSize:
+		size = MaxPageSize
+	}
+	filter, err := ParseFilter(req.Filter)
+	if err != nil {
+		return nil, err
+	}
+	order, err := ParseOrderBy(req.OrderBy)
+	if err != nil {
+		return nil, err
+	}
+	q := ListQuery{Filter: filter, Order: order, ShowDeleted: req.ShowDeleted, Limit: size + 1}
+	digest := queryDigest(req.Filter, order, req.ShowDeleted)
+	if req.PageToken != "" {
+		if q.After, err = s.tokens.decode(req.PageToken, digest); err != nil {
+			return nil, &InvalidError{
+				Violations: []FieldViolation{{Field: "page_token", Description: err.Error()}},
+				Reason:     ReasonInvalidPageToken,
+			}
+		}
+	}
+	us, err := s.store.ListUsers(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	res := &ListResult{Users: us}
+	if len(us) > size {
+		res.Users = us[:size]
+		last := us[size-1]
+		res.NextPageToken = s.tokens.encode(digest, Cursor{CreateTime: last.CreateTime, EmailKey: EmailKey(last.Email), ID: last.ID})
+	}
+	return res, nil
+}
+
+// UpdateRequest is the input of Update.
+type UpdateRequest struct {
+	// User carries the id and the new values.
+	User *User
+	// Paths are the fields to change (AIP-134) in snake_case or
+	// lowerCamelCase: email, display_name, state, labels, or "*" for all.
+	// Empty means every field that is set in User. Output-only fields are
+	// ignored.
+	Paths []string
+	// Etag, when set, must be the user's current etag.
+	Etag string
+}
+
+var (
+	updatablePaths = map[string]string{
+		"email": "email", "display_name": "display_name", "displayName": "display_name",
+		"state": "state", "labels": "labels",
+	}
+	outputOnlyPaths = map[string]bool{
+		"id": true, "create_time": true, "createTime": true, "update_time": true, "updateTime": true,
+		"delete_time": true, "deleteTime": true, "etag": true,
+	}
+)
+
+// Update changes the user's fields named by the request.
+func (s *Service) Update(ctx context.Context, req UpdateRequest) (*User, error) {
+	in := req.User
+	if in == nil {
+		return nil, Invalid("user", "required")
+	}
+	id, err := checkID("user.id", in.ID)
+	if err != nil {
+		return nil, err
+	}
+	fields, err := updateFields(in, req.Paths)
+	if err != nil {
+		return nil, err
+	}
+	var vs violations
+	if fields["email"] {
+		validateEmail(&vs, "user.email", in.Email)
+	}
+	if fields["display_name"] {
+		validateDisplayName(&vs, "user.display_name", in.DisplayName)
+	}
+	if fields["labels"] {
+		validateLabels(&vs, "user.labels", in.Labels)
+	}
+	if fields["state"] && in.State != StateActive && in.State != StateSuspended {
+		vs.add("user.state", "can be set to ACTIVE or SUSPENDED; use DeleteUser and UndeleteUser for the rest")
+	}
+	if err := vs.err(); err != nil {
+		return nil, err
+	}
+	etag := normalizeEtag(req.Etag)
+	return s.store.UpdateUser(ctx, id, func(u *User) error {
+		if err := checkEtag(u, etag); err != nil {
+			return err
+		}
+		if u.State == StateDeleted {
+			return fmt.Errorf("user %s is deleted; undelete it first: %w", u.ID, ErrFailedPrecondition)
+		}
+		if fields["email"] {
+			u.Email = in.Email
+		}
+		if fields["display_name"] {
+			u.DisplayName = in.DisplayName
+		}
+		if fields["state"] {
+			u.State = in.State
+		}
+		if fields["labels"] {
+			u.Labels = in.Labels
+			if len(u.Labels) == 0 {
+				u.Labels = nil
+			}
+		}
+		u.UpdateTime = s.clock()
+		return nil
+	})
+}
+
+// updateFields resolves an update mask into the set of fields to change.
+func updateFields(in *User, paths []string) (map[string]bool, error) {
+	fields := make(map[string]bool, 4)
+	if len(paths) == 0 {
+		fields["email"] = in.Email != ""
+		fields["display_name"] = in.DisplayName != ""
+		fields["state"] = in.State != StateUnspecified
+		fields["labels"] = len(in.Labels) > 0
+		return fields, nil
+	}
+	for _, p := range paths {
+		switch {
+		case p == "*":
+			for _, f := range updatablePaths {
+				fields[f] = true
+			}
+		case updatablePaths[p] != "":
+			fields[updatablePaths[p]] = true
+		case outputOnlyPaths[p]:
+		default:
+			return nil, Invalid("update_mask", fmt.Sprintf("unknown or unchangeable field %q (want email, display_name, state, labels or *)", p))
+		}
+	}
+	return fields, nil
+}
+
+func checkEtag(u *User, etag string) error {
+	if etag != "" && etag != u.Etag() {
+		return fmt.Errorf("user %s has changed (etag %q, yours %q): %w", u.ID, u.Etag(), etag, ErrEtagMismatch)
+	}
+	return nil
+}
+
+// Delete soft-deletes the user (AIP-164) and returns it.
+func (s *Service) Delete(ctx context.Context, id, etag string) (*User, error) {
+	return s.changeUser(ctx, id, etag, func(u *User) error {
+		if u.State == StateDeleted {
+			return fmt.Errorf("user %s is already deleted: %w", u.ID, ErrFailedPrecondition)
+		}
+		now := s.clock()
+		u.State, u.DeleteTime, u.UpdateTime = StateDeleted, now, now
+		return nil
+	})
+}
+
+// Undelete restores a soft-deleted user to ACTIVE and returns it.
+func (s *Service) Undelete(ctx context.Context, id, etag string) (*User, error) {
+	return s.changeUser(ctx, id, etag, func(u *User) error {
+		if u.State != StateDeleted {
+			return fmt.Errorf("user %s is not deleted: %w", u.ID, ErrFailedPrecondition)
+		}
+		u.State, u.DeleteTime, u.UpdateTime = StateActive, time.Time{}, s.clock()
+		return nil
+	})
+}
+
+// changeUser runs fn on the user with the id (a request's "id" field) under
+// the store's lock, after checking the caller's etag.
+func (s *Service) changeUser(ctx context.Context, id, etag string, fn func(*User) error) (*User, error) {
+	id, err := checkID("id", id)
+	if err != nil {
+		return nil, err
+	}
+	etag = normalizeEtag(etag)
+	return s.store.UpdateUser(ctx, id, func(u *User) error {
+		if err := checkEtag(u, etag); err != nil {
+			return err
+		}
+		return fn(u)
+	})
+}

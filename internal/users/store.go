@@ -1,0 +1,209 @@
+package users
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps users. Every method runs in one transaction and honours ctx:
+// a cancelled context cancels the statement in flight.
+//
+// Every method that changes users appends their events (see Event) to the
+// store's outbox in the same transaction, so an event exists if and only if
+// its change committed. Events carry the trace parent of ctx (TraceParent).
+//
+// Implementations are tested by the conformance suite in package userstest.
+type Store interface {
+	// CreateUser inserts u. If key is not nil, the insert is idempotent:
+	// when a user was already created with key.RequestID and the same
+	// key.Fingerprint, CreateUser returns that user (as it is now) and
+	// inserts nothing; with another fingerprint it returns an *InvalidError
+	// with Reason ReasonRequestIDReused. It returns ErrAlreadyExists when a
+	// user that is not deleted has the same EmailKey. A user it inserts gets
+	// a CreatedEvent; a replay appends no event.
+	CreateUser(ctx context.Context, u *User, key *IdempotencyKey) (*User, error)
+
+	// GetUser returns the user with the id, deleted or not, or ErrNotFound.
+	GetUser(ctx context.Context, id string) (*User, error)
+
+	// BatchGetUsers returns the users with the given ids that exist, in any
+	// order; ids that match no user are left out.
+	BatchGetUsers(ctx context.Context, ids []string) ([]*User, error)
+
+	// ListUsers returns up to q.Limit users that match q, in q's order,
+	// starting after q.After.
+	ListUsers(ctx context.Context, q ListQuery) ([]*User, error)
+
+	// UpdateUser reads the user with the id, locks it, and calls fn with a
+	// copy. If fn returns nil, it stores the changed copy with Revision
+	// incremented and returns it; if fn returns an error, nothing changes
+	// and UpdateUser returns that error. It returns ErrNotFound for an
+	// unknown id and ErrAlreadyExists when the new email collides. A stored
+	// change appends the ChangeEvent of the user as read and as written,
+	// when there is one.
+	UpdateUser(ctx context.Context, id string, fn func(*User) error) (*User, error)
+
+	// CreateImport stores op and, in the same transaction, enqueues one job
+	// per chunk, so that the import runs if and only if op is stored. If an
+	// operation was already created with key.RequestID and the same
+	// key.Fingerprint, it returns that operation (with its progress now) and
+	// stores and enqueues nothing; with another fingerprint it returns an
+	// *InvalidError with Reason ReasonRequestIDReused.
+	CreateImport(ctx context.Context, op *Operation, key IdempotencyKey, chunks []ImportChunk) (*Operation, error)
+
+	// GetOperation returns the operation with the id, its progress summed
+	// over the chunks that have finished and Failures sorted by Index, or
+	// ErrNotFound.
+	GetOperation(ctx context.Context, id string) (*Operation, error)
+
+	// ImportChunk records chunk number chunk of operation opID as finished,
+	// in one transaction: it inserts each valid user, unless the address
+	// belongs to a user that is not deleted (then the row fails with a
+	// reason that says so), and stores the chunk's counts and failures. If
+	// the chunk was already recorded it does nothing, so running a chunk
+	// twice imports its rows once. It returns ErrNotFound for an unknown
+	// operation. Each user inserted gets a CreatedEvent, in row order.
+	ImportChunk(ctx context.Context, opID string, chunk int, valid []ImportedUser, failed []RowFailure) error
+
+	// PurgeDeleted hard-deletes up to limit users that have been DELETED
+	// since before the given time, with their idempotency keys, and returns
+	// how many it removed. Each user removed gets a PurgedEvent.
+	PurgeDeleted(ctx context.Context, before time.Time, limit int) (int, error)
+
+	// ListEvents returns up to limit events that come after the position
+	// after, in feed order (EventPos.Less), with their Pos set. It returns
+	// an event only once no event can ever appear before it: a reader that
+	// passes the Pos of the last event it read as after never misses an
+	// event and never reads one twice, however many transactions append
+	// events concurrently. A limit of zero or less returns no events.
+	ListEvents(ctx context.Context, after EventPos, limit int) ([]Event, error)
+
+	// PurgeEvents deletes up to limit events appended before the given
+	// time, oldest first, and returns how many it removed. Positions stay
+	// valid: the feed after a purged event's Pos goes on with the events
+	// that remain.
+	PurgeEvents(ctx context.Context, before time.Time, limit int) (int, error)
+
+	// GetEvent returns the event with the id, or ErrNotFound.
+	GetEvent(ctx context.Context, id string) (*Event, error)
+
+	// CreateWebhook stores w. It returns an *InvalidError on field
+	// "webhook" when MaxWebhooks subscriptions exist.
+	CreateWebhook(ctx context.Context, w *Webhook) (*Webhook, error)
+	// GetWebhook returns the subscription with the id, or ErrNotFound.
+	GetWebhook(ctx context.Context, id string) (*Webhook, error)
+	// ListWebhooks returns every subscription by CreateTime, then id.
+	ListWebhooks(ctx context.Context) ([]*Webhook, error)
+	// UpdateWebhook reads the subscription, locks it, and stores what fn
+	// made of a copy; as UpdateUser. ErrNotFound for an unknown id.
+	UpdateWebhook(ctx context.Context, id string, fn func(*Webhook) error) (*Webhook, error)
+	// DeleteWebhook deletes the subscription and its delivery attempts,
+	// or returns ErrNotFound.
+	DeleteWebhook(ctx context.Context, id string) error
+	// RecordDeliveryAttempt stores a and, in the same transaction, sets
+	// the subscription's ConsecutiveFailures to 0 on success or adds one on
+	// failure; when that reaches disableAfter it disables the subscription
+	// with a DisabledReason naming the last error. It returns the
+	// subscription as it is then, or ErrNotFound when it is gone.
+	RecordDeliveryAttempt(ctx context.Context, a DeliveryAttempt, disableAfter int) (*Webhook, error)
+	// PurgeDeliveryAttempts deletes the delivery attempts made before the
+	// time and returns how many.
+	PurgeDeliveryAttempts(ctx context.Context, before time.Time) (int, error)
+	// ListDeliveryAttempts returns up to limit attempts to the
+	// subscription, newest first.
+	ListDeliveryAttempts(ctx context.Context, webhookID string, limit int) ([]DeliveryAttempt, error)
+	// DispatchEvents reads, in one transaction, the position of the
+	// webhook dispatcher (before every event at first), up to limit events
+	// after it in feed order (the same events ListEvents would return), and
+	// the enabled subscriptions; it enqueues one delivery job per event and
+	// subscription that Wants its type, through the store's job queue in
+	// the same transaction, advances the position past the events read, and
+	// commits. It returns how many events it read. Concurrent calls take
+	// turns, so no event is dispatched twice.
+	DispatchEvents(ctx context.Context, limit int) (int, error)
+	// SinkPosition returns the feed position saved under name (the zero
+	// EventPos when none is); SetSinkPosition saves it. Relays that
+	// publish the feed elsewhere resume from it.
+	SinkPosition(ctx context.Context, name string) (EventPos, error)
+	SetSinkPosition(ctx context.Context, name string, pos EventPos) error
+}
+
+// IdempotencyKey makes CreateUser safe to retry.
+type IdempotencyKey struct {
+	// RequestID is the caller's key.
+	RequestID string
+	// Fingerprint identifies the request; the same request always has the
+	// same fingerprint.
+	Fingerprint []byte
+}
+
+// ListQuery says which users ListUsers returns.
+type ListQuery struct {
+	Filter      Filter
+	Order       Order
+	ShowDeleted bool
+	// After, when not nil, is the position of the last user of the previous
+	// page: only users after it in Order are returned.
+	After *Cursor
+	// Limit is the maximum number of users to return.
+	Limit int
+}
+
+// Cursor is a position in a list: the sort key of a user and its id.
+type Cursor struct {
+	CreateTime time.Time // when Order.Field is OrderCreateTime
+	EmailKey   string    // when Order.Field is OrderEmail
+	ID         string
+}
+
+// OrderField is a field ListUsers can sort by. Ties are broken by id.
+type OrderField int
+
+// The sortable fields.
+const (
+	OrderCreateTime OrderField = iota
+	OrderEmail
+)
+
+// Order is the sort order of a list.
+type Order struct {
+	Field OrderField
+	Desc  bool
+}
+
+// Filter is a conjunction of conditions: a user matches when it meets them all.
+type Filter []Condition
+
+// FilterField is a field a filter can test.
+type FilterField int
+
+// The filterable fields.
+const (
+	FieldState FilterField = iota
+	FieldEmail
+	FieldDisplayName
+	FieldCreateTime
+	FieldUpdateTime
+)
+
+// Op is a comparison operator.
+type Op int
+
+// The comparison operators.
+const (
+	OpEq Op = iota
+	OpNe
+	OpLt
+	OpLe
+	OpGt
+	OpGe
+)
+
+// Condition compares one field with a value. Value's type depends on Field:
+// State for FieldState; string for FieldEmail (already an EmailKey) and
+// FieldDisplayName; time.Time for FieldCreateTime and FieldUpdateTime.
+type Condition struct {
+	Field FilterField
+	Op    Op
+	Value any
+}

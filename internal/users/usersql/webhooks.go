@@ -1,0 +1,21 @@
+package usersql
+
+import "github.com/usersd/usersd/internal/users"
+
+// DispatcherSink is the name under which DispatchEvents keeps its position
+// in event_sinks.
+const DispatcherSink = "webhooks"
+
+// Deliveries returns the deliveries of evs to hooks, in event order: one per
+// event and enabled subscription that wants its type.
+func Deliveries(evs []users.Event, hooks []*users.Webhook) []users.Delivery {
+	var out []users.Delivery
+	for _, ev := range evs {
+		for _, w := range hooks {
+			if w.Enabled && w.Wants(ev.Type) {
+				out = append(out, users.Delivery{WebhookID: w.ID, EventID: ev.ID})
+			}
+		}
+	}
+	return out
+}

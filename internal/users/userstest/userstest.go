@@ -1,0 +1,572 @@
+// Package userstest is the conformance suite for users.Store: every store
+// runs the same tests, so the SQLite and Postgres stores behave alike.
+package userstest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/internal/users"
+)
+
+// Run runs the suite. newStore must return an empty, migrated store that
+// lives until the test ends, made with a fake job queue that forwards what
+// CreateImport and DispatchEvents enqueue to the returned Jobs (see Jobs).
+func Run(t *testing.T, newStore func(t *testing.T) (users.Store, *Jobs)) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s users.Store, jobs *Jobs)
+	}{
+		{"CreateGet", storeOnly(testCreateGet)},
+		{"GetNotFound", storeOnly(testGetNotFound)},
+		{"DuplicateEmail", storeOnly(testDuplicateEmail)},
+		{"EmailFreedByDelete", storeOnly(testEmailFreedByDelete)},
+		{"Idempotency", storeOnly(testIdempotency)},
+		{"IdempotencyConcurrent", storeOnly(testIdempotencyConcurrent)},
+		{"Update", storeOnly(testUpdate)},
+		{"UpdateFnError", storeOnly(testUpdateFnError)},
+		{"UpdateNotFound", storeOnly(testUpdateNotFound)},
+		{"UpdateEmailConflict", storeOnly(testUpdateEmailConflict)},
+		{"BatchGet", storeOnly(testBatchGet)},
+		{"ListOrders", storeOnly(testListOrders)},
+		{"ListFilters", storeOnly(testListFilters)},
+		{"Cancelled", storeOnly(testCancelled)},
+		{"ImportCreate", testImportCreate},
+		{"ImportReplay", testImportReplay},
+		{"ImportEnqueueFails", testImportEnqueueFails},
+		{"ImportConcurrent", testImportConcurrent},
+		{"OperationProgress", storeOnly(testOperationProgress)},
+		{"OperationNotFound", storeOnly(testOperationNotFound)},
+		{"ImportChunkUsers", storeOnly(testImportChunkUsers)},
+		{"ImportChunkEmailTaken", storeOnly(testImportChunkEmailTaken)},
+		{"ImportChunkTwice", storeOnly(testImportChunkTwice)},
+		{"ImportFailuresSorted", storeOnly(testImportFailuresSorted)},
+		{"ImportChunkFull", storeOnly(testImportChunkFull)},
+		{"ImportChunkConcurrent", storeOnly(testImportChunkConcurrent)},
+		{"PurgeDeleted", storeOnly(testPurgeDeleted)},
+		{"EventCreate", storeOnly(testEventCreate)},
+		{"EventCreateNone", storeOnly(testEventCreateNone)},
+		{"EventUpdate", storeOnly(testEventUpdate)},
+		{"EventImport", storeOnly(testEventImport)},
+		{"EventPurge", storeOnly(testEventPurge)},
+		{"EventFeedPaging", storeOnly(testEventFeedPaging)},
+		{"PurgeEvents", storeOnly(testPurgeEvents)},
+		{"GetEvent", storeOnly(testGetEvent)},
+		{"WebhookCreateGetList", storeOnly(testWebhookCreateGetList)},
+		{"WebhookNotFound", storeOnly(testWebhookNotFound)},
+		{"WebhookUpdate", storeOnly(testWebhookUpdate)},
+		{"WebhookDelete", storeOnly(testWebhookDelete)},
+		{"WebhookLimit", storeOnly(testWebhookLimit)},
+		{"DeliveryAttempts", storeOnly(testDeliveryAttempts)},
+		{"DeliveryDisable", storeOnly(testDeliveryDisable)},
+		{"SinkPosition", storeOnly(testSinkPosition)},
+		{"Dispatch", testDispatch},
+		{"DispatchNoSubscribers", testDispatchNoSubscribers},
+		{"DispatchEnqueueFails", testDispatchEnqueueFails},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, jobs := newStore(t)
+			tt.fn(t, s, jobs)
+		})
+	}
+}
+
+// storeOnly adapts a test that needs no job queue.
+func storeOnly(fn func(t *testing.T, s users.Store)) func(t *testing.T, s users.Store, jobs *Jobs) {
+	return func(t *testing.T, s users.Store, _ *Jobs) { fn(t, s) }
+}
+
+var base = time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
+
+// NewUser returns a valid user that is not stored yet; n makes its email and
+// times distinct.
+func NewUser(n int) *users.User {
+	ts := base.Add(time.Duration(n) * time.Minute)
+	return &users.User{
+		ID:          uuid.Must(uuid.NewV7()).String(),
+		Email:       fmt.Sprintf("User%03d@Example.com", n),
+		DisplayName: fmt.Sprintf("User %d", n),
+		State:       users.StateActive,
+		CreateTime:  ts,
+		UpdateTime:  ts,
+		Revision:    1,
+	}
+}
+
+func create(t *testing.T, s users.Store, u *users.User) *users.User {
+	t.Helper()
+	got, err := s.CreateUser(context.Background(), u, nil)
+	if err != nil {
+		t.Fatalf("CreateUser(%s) err = %v", u.Email, err)
+	}
+	return got
+}
+
+func testCreateGet(t *testing.T, s users.Store) {
+	ctx := context.Background()
+	u := NewUser(1)
+	u.Labels = map[string]string{"team": "core", "tier": "gold"}
+	u.State = users.StateSuspended
+	created, err := s.CreateUser(ctx, u, nil)
+	if err != nil {
+		t.Fatalf("CreateUser err = %v", err)
+	}
+	if diff := cmp.Diff(u, created); diff != "" {
+		t.Errorf("CreateUser returned a different user (-want +got):\n%s", diff)
+	}
+	got, err := s.GetUser(ctx, u.ID)
+	if err != nil {
+		t.Fatalf("GetUser err = %v", err)
+	}
+	if diff := cmp.Diff(u, got); diff != "" {
+		t.Errorf("GetUser (-want +got):\n%s", diff)
+	}
+
+	plain := NewUser(2) // no labels: reads back as nil labels
+	create(t, s, plain)
+	got, err = s.GetUser(ctx, plain.ID)
+	if err != nil {
+		t.Fatalf("GetUser err = %v", err)
+	}
+	if diff := cmp.Diff(plain, got); diff != "" {
+		t.Errorf("GetUser without labels (-want +got):\n%s", diff)
+	}
+}
+
+func testGetNotFound(t *testing.T, s users.Store) {
+	for _, id := range []string{uuid.Must(uuid.NewV7()).String(), "not-a-uuid"} {
+		if _, err := s.GetUser(context.Background(), id); !errors.Is(err, users.ErrNotFound) {
+			t.Errorf("GetUser(%q) err = %v, want ErrNotFound", id, err)
+		}
+	}
+}
+
+func testDuplicateEmail(t *testing.T, s users.Store) {
+	a := create(t, s, NewUser(1))
+	b := NewUser(2)
+	b.Email = strings.ToUpper(a.Email)
+	if _, err := s.CreateUser(context.Background(), b, nil); !errors.Is(err, users.ErrAlreadyExists) {
+		t.Fatalf("CreateUser(%s) err = %v, want ErrAlreadyExists", b.Email, err)
+	}
+	if _, err := s.GetUser(context.Background(), b.ID); !errors.Is(err, users.ErrNotFound) {
+		t.Errorf("rejected user was stored: GetUser err = %v", err)
+	}
+}
+
+func softDelete(u *users.User) error {
+	u.State = users.StateDeleted
+	u.DeleteTime = u.UpdateTime.Add(time.Second)
+	u.UpdateTime = u.DeleteTime
+	return nil
+}
+
+func testEmailFreedByDelete(t *testing.T, s users.Store) {
+	ctx := context.Background()
+	a := create(t, s, NewUser(1))
+	deleted, err := s.UpdateUser(ctx, a.ID, softDelete)
+	if err != nil {
+		t.Fatalf("UpdateUser(delete) err = %v", err)
+	}
+	if deleted.State != users.StateDeleted || deleted.DeleteTime.IsZero() {
+		t.Errorf("deleted user = %+v, want state DELETED with delete time", deleted)
+	}
+	b := NewUser(2)
+	b.Email = a.Email
+	create(t, s, b)
+	_, err = s.UpdateUser(ctx, a.ID, func(u *users.User) error {
+		u.State, u.DeleteTime = users.StateActive, time.Time{}
+		return nil
+	})
+	if !errors.Is(err, users.ErrAlreadyExists) {
+		t.Errorf("undelete with the address taken: err = %v, want ErrAlreadyExists", err)
+	}
+	got, err := s.GetUser(ctx, a.ID)
+	if err != nil || got.State != users.StateDeleted {
+		t.Errorf("after failed undelete GetUser = %+v, %v; want still DELETED", got, err)
+	}
+}
+
+func countAll(t *testing.T, s users.Store) int {
+	t.Helper()
+	all, err := s.ListUsers(context.Background(), users.ListQuery{ShowDeleted: true, Limit: 10000})
+	if err != nil {
+		t.Fatalf("ListUsers err = %v", err)
+	}
+	return len(all)
+}
+
+func testIdempotency(t *testing.T, s users.Store) {
+	ctx := context.Background()
+	key := &users.IdempotencyKey{RequestID: "req-1", Fingerprint: []byte("fp-a")}
+	first, err := s.CreateUser(ctx, NewUser(1), key)
+	if err != nil {
+		t.Fatalf("CreateUser err = %v", err)
+	}
+	// The replay carries a fresh id and times, as a retried request would.
+	again, err := s.CreateUser(ctx, NewUser(1), key)
+	if err != nil {
+		t.Fatalf("replayed CreateUser err = %v", err)
+	}
+	if diff := cmp.Diff(first, again); diff != "" {
+		t.Errorf("replay returned another user (-first +replay):\n%s", diff)
+	}
+	// The replay returns the user as it is now.
+	renamed, err := s.UpdateUser(ctx, first.ID, func(u *users.User) error { u.DisplayName = "Renamed"; return nil })
+	if err != nil {
+		t.Fatalf("UpdateUser err = %v", err)
+	}
+	again, err = s.CreateUser(ctx, NewUser(1), key)
+	if err != nil || again.DisplayName != "Renamed" || again.Revision != renamed.Revision {
+		t.Errorf("replay after update = %+v, %v; want the updated user", again, err)
+	}
+
+	_, err = s.CreateUser(ctx, NewUser(3), &users.IdempotencyKey{RequestID: "req-1", Fingerprint: []byte("fp-b")})
+	var inv *users.InvalidError
+	if !errors.As(err, &inv) || inv.Reason != users.ReasonRequestIDReused || inv.Violations[0].Field != "request_id" {
+		t.Errorf("reused key with another request: err = %v, want InvalidError %s on request_id", err, users.ReasonRequestIDReused)
+	}
+	if n := countAll(t, s); n != 1 {
+		t.Errorf("users stored = %d, want 1", n)
+	}
+}
+
+func testIdempotencyConcurrent(t *testing.T, s users.Store) {
+	const n = 8
+	key := &users.IdempotencyKey{RequestID: "req-concurrent", Fingerprint: []byte("fp")}
+	ids := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			u, err := s.CreateUser(context.Background(), NewUser(1), key)
+			errs[i] = err
+			if err == nil {
+				ids[i] = u.ID
+			}
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("CreateUser #%d err = %v", i, errs[i])
+		}
+		if ids[i] != ids[0] {
+			t.Errorf("CreateUser #%d id = %s, want %s", i, ids[i], ids[0])
+		}
+	}
+	if c := countAll(t, s); c != 1 {
+		t.Errorf("users stored = %d, want 1", c)
+	}
+}
+
+func testUpdate(t *testing.T, s users.Store) {
+	ctx := context.Background()
+	u := create(t, s, NewUser(1))
+	later := u.UpdateTime.Add(time.Hour)
+	got, err := s.UpdateUser(ctx, u.ID, func(x *users.User) error {
+		x.Email = "new@example.com"
+		x.DisplayName = "New"
+		x.State = users.StateSuspended
+		x.Labels = map[string]string{"a": "b"}
+		x.UpdateTime = later
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateUser err = %v", err)
+	}
+	want := u.Clone()
+	want.Email, want.DisplayName, want.State = "new@example.com", "New", users.StateSuspended
+	want.Labels = map[string]string{"a": "b"}
+	want.UpdateTime = later
+	want.Revision = u.Revision + 1
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("UpdateUser returned (-want +got):\n%s", diff)
+	}
+	stored, err := s.GetUser(ctx, u.ID)
+	if err != nil {
+		t.Fatalf("GetUser err = %v", err)
+	}
+	if diff := cmp.Diff(want, stored); diff != "" {
+		t.Errorf("stored after update (-want +got):\n%s", diff)
+	}
+	// The old address is free again.
+	old := NewUser(2)
+	old.Email = u.Email
+	create(t, s, old)
+}
+
+func testUpdateFnError(t *testing.T, s users.Store) {
+	u := create(t, s, NewUser(1))
+	boom := fmt.Errorf("rule broken: %w", users.ErrFailedPrecondition)
+	_, err := s.UpdateUser(context.Background(), u.ID, func(x *users.User) error {
+		x.DisplayName = "changed"
+		return boom
+	})
+	if !errors.Is(err, users.ErrFailedPrecondition) {
+		t.Errorf("UpdateUser err = %v, want the function's error", err)
+	}
+	got, _ := s.GetUser(context.Background(), u.ID)
+	if diff := cmp.Diff(u, got); diff != "" {
+		t.Errorf("user changed although fn failed (-want +got):\n%s", diff)
+	}
+}
+
+func testUpdateNotFound(t *testing.T, s users.Store) {
+	called := false
+	_, err := s.UpdateUser(context.Background(), uuid.Must(uuid.NewV7()).String(), func(*users.User) error {
+		called = true
+		return nil
+	})
+	if !errors.Is(err, users.ErrNotFound) || called {
+		t.Errorf("UpdateUser(unknown) err = %v, fn called = %v; want ErrNotFound, not called", err, called)
+	}
+}
+
+func testUpdateEmailConflict(t *testing.T, s users.Store) {
+	a := create(t, s, NewUser(1))
+	b := create(t, s, NewUser(2))
+	_, err := s.UpdateUser(context.Background(), b.ID, func(u *users.User) error {
+		u.Email = strings.ToLower(a.Email)
+		return nil
+	})
+	if !errors.Is(err, users.ErrAlreadyExists) {
+		t.Errorf("UpdateUser to a taken address: err = %v, want ErrAlreadyExists", err)
+	}
+}
+
+func testBatchGet(t *testing.T, s users.Store) {
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, create(t, s, NewUser(i)).ID)
+	}
+	missing := uuid.Must(uuid.NewV7()).String()
+	got, err := s.BatchGetUsers(context.Background(), []string{ids[3], missing, ids[0], ids[4]})
+	if err != nil {
+		t.Fatalf("BatchGetUsers err = %v", err)
+	}
+	var gotIDs []string
+	for _, u := range got {
+		gotIDs = append(gotIDs, u.ID)
+	}
+	slices.Sort(gotIDs)
+	want := []string{ids[0], ids[3], ids[4]}
+	slices.Sort(want)
+	if diff := cmp.Diff(want, gotIDs); diff != "" {
+		t.Errorf("BatchGetUsers ids (-want +got):\n%s", diff)
+	}
+}
+
+// seed stores 23 users: every fourth is suspended, every fifth deleted, and
+// emails run in the opposite order of creation, with duplicates of deleted
+// users' addresses so email order needs the id tie-break.
+func seed(t *testing.T, s users.Store) []*users.User {
+	var all []*users.User
+	for i := range 23 {
+		u := NewUser(i)
+		u.Email = fmt.Sprintf("u%03d@example.com", 100-i)
+		if i%4 == 3 {
+			u.State = users.StateSuspended
+		}
+		all = append(all, create(t, s, u))
+	}
+	for i, u := range all {
+		if i%5 == 4 {
+			d, err := s.UpdateUser(context.Background(), u.ID, softDelete)
+			if err != nil {
+				t.Fatalf("delete: %v", err)
+			}
+			all[i] = d
+			// Reuse the address of the deleted user.
+			dup := NewUser(100 + i)
+			dup.Email = strings.ToUpper(u.Email)
+			all = append(all, create(t, s, dup))
+		}
+	}
+	return all
+}
+
+func sorted(us []*users.User, o users.Order) []*users.User {
+	out := slices.Clone(us)
+	slices.SortFunc(out, func(a, b *users.User) int {
+		c := a.CreateTime.Compare(b.CreateTime)
+		if o.Field == users.OrderEmail {
+			c = strings.Compare(users.EmailKey(a.Email), users.EmailKey(b.Email))
+		}
+		if c == 0 {
+			c = strings.Compare(a.ID, b.ID)
+		}
+		if o.Desc {
+			c = -c
+		}
+		return c
+	})
+	return out
+}
+
+func ids(us []*users.User) []string {
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = u.ID
+	}
+	return out
+}
+
+// page reads every page of q, pageSize at a time, the way the service does.
+func page(t *testing.T, s users.Store, q users.ListQuery, pageSize int) []*users.User {
+	t.Helper()
+	var out []*users.User
+	q.Limit = pageSize
+	for range 100 {
+		got, err := s.ListUsers(context.Background(), q)
+		if err != nil {
+			t.Fatalf("ListUsers(%+v) err = %v", q, err)
+		}
+		out = append(out, got...)
+		if len(got) < pageSize {
+			return out
+		}
+		last := got[len(got)-1]
+		q.After = &users.Cursor{CreateTime: last.CreateTime, EmailKey: users.EmailKey(last.Email), ID: last.ID}
+	}
+	t.Fatal("ListUsers did not reach the last page")
+	return nil
+}
+
+func testListOrders(t *testing.T, s users.Store) {
+	all := seed(t, s)
+	var live []*users.User
+	for _, u := range all {
+		if u.State != users.StateDeleted {
+			live = append(live, u)
+		}
+	}
+	for _, o := range []users.Order{
+		{Field: users.OrderCreateTime}, {Field: users.OrderCreateTime, Desc: true},
+		{Field: users.OrderEmail}, {Field: users.OrderEmail, Desc: true},
+	} {
+		for _, showDeleted := range []bool{false, true} {
+			want := live
+			if showDeleted {
+				want = all
+			}
+			got := page(t, s, users.ListQuery{Order: o, ShowDeleted: showDeleted}, 4)
+			if diff := cmp.Diff(ids(sorted(want, o)), ids(got)); diff != "" {
+				t.Errorf("order %+v showDeleted=%v (-want +got):\n%s", o, showDeleted, diff)
+			}
+		}
+	}
+	// A full page is returned exactly.
+	got, err := s.ListUsers(context.Background(), users.ListQuery{Limit: 5})
+	if err != nil || len(got) != 5 {
+		t.Errorf("ListUsers(limit 5) = %d users, %v; want 5", len(got), err)
+	}
+}
+
+func testListFilters(t *testing.T, s users.Store) {
+	all := seed(t, s)
+	cut := all[10].CreateTime
+	tests := []struct {
+		name        string
+		filter      users.Filter
+		showDeleted bool
+		keep        func(u *users.User) bool
+	}{
+		{"state active", users.Filter{{Field: users.FieldState, Op: users.OpEq, Value: users.StateActive}}, false,
+			func(u *users.User) bool { return u.State == users.StateActive }},
+		{"state not suspended", users.Filter{{Field: users.FieldState, Op: users.OpNe, Value: users.StateSuspended}}, true,
+			func(u *users.User) bool { return u.State != users.StateSuspended }},
+		{"deleted only", users.Filter{{Field: users.FieldState, Op: users.OpEq, Value: users.StateDeleted}}, true,
+			func(u *users.User) bool { return u.State == users.StateDeleted }},
+		{"deleted hidden", users.Filter{{Field: users.FieldState, Op: users.OpEq, Value: users.StateDeleted}}, false,
+			func(u *users.User) bool { return false }},
+		{"email", users.Filter{{Field: users.FieldEmail, Op: users.OpEq, Value: "u095@example.com"}}, true,
+			func(u *users.User) bool { return users.EmailKey(u.Email) == "u095@example.com" }},
+		{"display name", users.Filter{{Field: users.FieldDisplayName, Op: users.OpEq, Value: "User 7"}}, false,
+			func(u *users.User) bool { return u.DisplayName == "User 7" }},
+		{"created after", users.Filter{{Field: users.FieldCreateTime, Op: users.OpGt, Value: cut}}, false,
+			func(u *users.User) bool { return u.State != users.StateDeleted && u.CreateTime.After(cut) }},
+		{"created at or before", users.Filter{{Field: users.FieldCreateTime, Op: users.OpLe, Value: cut}}, true,
+			func(u *users.User) bool { return !u.CreateTime.After(cut) }},
+		{"updated before", users.Filter{{Field: users.FieldUpdateTime, Op: users.OpLt, Value: cut}}, true,
+			func(u *users.User) bool { return u.UpdateTime.Before(cut) }},
+		{"and", users.Filter{
+			{Field: users.FieldState, Op: users.OpEq, Value: users.StateActive},
+			{Field: users.FieldCreateTime, Op: users.OpGe, Value: cut},
+			{Field: users.FieldCreateTime, Op: users.OpLt, Value: cut.Add(8 * time.Minute)},
+		}, false, func(u *users.User) bool {
+			return u.State == users.StateActive && !u.CreateTime.Before(cut) && u.CreateTime.Before(cut.Add(8*time.Minute))
+		}},
+	}
+	for _, tt := range tests {
+		var want []*users.User
+		for _, u := range all {
+			if tt.keep(u) {
+				want = append(want, u)
+			}
+		}
+		o := users.Order{Field: users.OrderEmail, Desc: true}
+		got := page(t, s, users.ListQuery{Filter: tt.filter, Order: o, ShowDeleted: tt.showDeleted}, 3)
+		if diff := cmp.Diff(ids(sorted(want, o)), ids(got)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
+
+func testCancelled(t *testing.T, s users.Store) {
+	u := create(t, s, NewUser(1))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.GetUser(ctx, u.ID); err == nil {
+		t.Error("GetUser with a cancelled context succeeded")
+	}
+	if _, err := s.UpdateUser(ctx, u.ID, func(*users.User) error { return nil }); err == nil {
+		t.Error("UpdateUser with a cancelled context succeeded")
+	}
+	if _, err := s.CreateUser(ctx, NewUser(2), nil); err == nil {
+		t.Error("CreateUser with a cancelled context succeeded")
+	}
+
+	op, chunks := NewImport("req-cancelled", 2)
+	if _, err := s.CreateImport(ctx, op, importKey(op, "fp"), chunks); err == nil {
+		t.Error("CreateImport with a cancelled context succeeded")
+	}
+	if _, err := s.GetOperation(context.Background(), op.ID); !errors.Is(err, users.ErrNotFound) {
+		t.Errorf("GetOperation after a cancelled CreateImport err = %v, want ErrNotFound", err)
+	}
+	op, chunks = createImport(t, s, "req-live", 2)
+	if _, err := s.GetOperation(ctx, op.ID); err == nil {
+		t.Error("GetOperation with a cancelled context succeeded")
+	}
+	if err := s.ImportChunk(ctx, op.ID, 0, ImportedUsers(chunks[0]), nil); err == nil {
+		t.Error("ImportChunk with a cancelled context succeeded")
+	}
+	if got := getOperation(t, s, op.ID); got.ChunksDone != 0 {
+		t.Errorf("after a cancelled ImportChunk, ChunksDone = %d, want 0", got.ChunksDone)
+	}
+	if _, err := s.PurgeDeleted(ctx, time.Now(), 10); err == nil {
+		t.Error("PurgeDeleted with a cancelled context succeeded")
+	}
+	if _, err := s.ListEvents(ctx, users.EventPos{}, 10); err == nil {
+		t.Error("ListEvents with a cancelled context succeeded")
+	}
+	if _, err := s.PurgeEvents(ctx, time.Now(), 10); err == nil {
+		t.Error("PurgeEvents with a cancelled context succeeded")
+	}
+	// The cancelled changes appended nothing: the feed holds the creation
+	// of the user above, and nothing else.
+	evs := mark(t, s, users.EventPos{})
+	if len(evs) != 1 || evs[0].UserID != u.ID {
+		t.Errorf("events after cancelled calls = %v, want only user %s's creation", summarizeEvents(evs), u.ID)
+	}
+}
