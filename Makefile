@@ -138,8 +138,12 @@ deploy-check:
 k8s-check:
 	cd deploy/k8scheck && $(GO) test -count=1 ./...
 
-## fuzz: a short run of every fuzz target (seed corpus plus FUZZTIME of new inputs)
-FUZZTIME ?= 10s
+## fuzz: a short run of every fuzz target (seed corpus plus FUZZTIME new inputs)
+# FUZZTIME is a count, not a duration: Go 1.26's fuzz coordinator can fail a
+# duration-bounded run with a bare "context deadline exceeded" when the clock
+# runs out while a worker is mid-input (go.dev/issue/75804, fixed in Go 1.27).
+# A count has no deadline to race. Pass FUZZTIME=5m for a long local run.
+FUZZTIME ?= 100000x
 fuzz:
 	$(GO) test ./internal/users -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/users -run '^$$' -fuzz '^FuzzDecodePageToken$$' -fuzztime $(FUZZTIME)
