@@ -10,7 +10,6 @@ import (
 	"net/http/pprof"
 	"time"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
@@ -31,6 +30,7 @@ import (
 	"github.com/usersd/usersd/internal/gateway"
 	"github.com/usersd/usersd/internal/grpcserver"
 	"github.com/usersd/usersd/internal/health"
+	"github.com/usersd/usersd/internal/inproc"
 	"github.com/usersd/usersd/internal/jobs"
 	"github.com/usersd/usersd/internal/natsevents"
 	"github.com/usersd/usersd/internal/overload"
@@ -206,18 +206,14 @@ func serve(ctx, hard context.Context, cfg config, getenv func(string) string, lo
 		usersv1.UserService_ServiceDesc.ServiceName, usersv2.UserService_ServiceDesc.ServiceName))
 	reflection.Register(grpcSrv)
 
-	// The gateway reaches the same server in-process, through the same
-	// interceptors, without a network hop or serialisation (see
-	// docs/gateway.md for the measurements behind this choice).
-	// Its stats handlers carry the trace across the hop in metadata: the
-	// channel gives the server side none of the client context's values.
-	inproc := (&inprocgrpc.Channel{}).
-		WithServerUnaryInterceptor(grpcserver.Chain(inprocInterceptors...)).
-		WithServerStatsHandler(otelgrpc.NewServerHandler(otelOpts...)).
-		WithClientStatsHandler(otelgrpc.NewClientHandler(otelOpts...))
-	usersv1.RegisterUserServiceServer(inproc, api)
-	usersv2.RegisterUserServiceServer(inproc, apiV2)
-	gw, err := gateway.NewHandler(ctx, inproc, gateway.Options{MaxBodyBytes: cfg.MaxBodyBytes, V1Sunset: cfg.V1Sunset})
+	// The gateway reaches the same services in-process, through the same
+	// interceptors, in the HTTP request's goroutine and context: no network
+	// hop, no serialisation, no span of its own (see docs/gateway.md for
+	// the measurements behind this choice).
+	inprocConn := inproc.New(grpcserver.Chain(inprocInterceptors...))
+	usersv1.RegisterUserServiceServer(inprocConn, api)
+	usersv2.RegisterUserServiceServer(inprocConn, apiV2)
+	gw, err := gateway.NewHandler(ctx, inprocConn, gateway.Options{MaxBodyBytes: cfg.MaxBodyBytes, V1Sunset: cfg.V1Sunset})
 	if err != nil {
 		return err
 	}

@@ -15,9 +15,13 @@ package gateway_test
 //     127.0.0.1:0, gateway on a grpc.NewClient connection to it.
 //   - bufconn: the same grpc.Server on an in-memory bufconn listener: no
 //     sockets, but still HTTP/2 framing and protobuf marshalling.
-//   - inproc: grpchan's inprocgrpc.Channel with the chain folded by
-//     grpcserver.Chain (what cmd/usersd/serve.go does): no framing, messages
-//     are copied with proto.Clone.
+//   - inprocgrpc: grpchan's inprocgrpc.Channel with the chain folded by
+//     grpcserver.Chain (cmd/usersd/serve.go's choice until the profile of
+//     docs/performance.md): no framing, messages are copied with
+//     proto.Clone, the handler runs on a goroutine of its own.
+//   - inproc: internal/inproc's Conn with the same chain (what
+//     cmd/usersd/serve.go does): the handler runs in the caller's
+//     goroutine and context; messages are copied with proto.Merge.
 //   - direct-nointerceptors: RegisterUserServiceHandlerServer. It calls the
 //     server's methods directly and SKIPS THE INTERCEPTORS (no protovalidate,
 //     no error mapping), so it is the floor, never a production option. Its
@@ -64,6 +68,7 @@ import (
 	usersv1 "github.com/usersd/usersd/api/users/v1"
 	"github.com/usersd/usersd/internal/gateway"
 	"github.com/usersd/usersd/internal/grpcserver"
+	"github.com/usersd/usersd/internal/inproc"
 	"github.com/usersd/usersd/internal/postgres"
 	"github.com/usersd/usersd/internal/postgres/pgtest"
 	"github.com/usersd/usersd/internal/sqlite"
@@ -89,6 +94,7 @@ type connMode struct {
 var connModes = []connMode{
 	{"tcp", true, tcpHandler},
 	{"bufconn", true, bufconnHandler},
+	{"inprocgrpc", true, inprocgrpcHandler},
 	{"inproc", true, inprocHandler},
 	{"direct-nointerceptors", false, directHandler},
 }
@@ -368,10 +374,16 @@ func grpcHandler(b *testing.B, api *grpcserver.Server, ics []grpc.UnaryServerInt
 	return newGateway(b, conn)
 }
 
-func inprocHandler(b *testing.B, api *grpcserver.Server, ics []grpc.UnaryServerInterceptor) http.Handler {
+func inprocgrpcHandler(b *testing.B, api *grpcserver.Server, ics []grpc.UnaryServerInterceptor) http.Handler {
 	ch := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(grpcserver.Chain(ics...))
 	usersv1.RegisterUserServiceServer(ch, api)
 	return newGateway(b, ch)
+}
+
+func inprocHandler(b *testing.B, api *grpcserver.Server, ics []grpc.UnaryServerInterceptor) http.Handler {
+	conn := inproc.New(grpcserver.Chain(ics...))
+	usersv1.RegisterUserServiceServer(conn, api)
+	return newGateway(b, conn)
 }
 
 func newGateway(b *testing.B, conn grpc.ClientConnInterface) http.Handler {

@@ -10,13 +10,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/rs/zerolog"
 
 	usersv1 "github.com/usersd/usersd/api/users/v1"
 	usersv2 "github.com/usersd/usersd/api/users/v2"
 	"github.com/usersd/usersd/internal/gateway"
 	"github.com/usersd/usersd/internal/grpcserver"
+	"github.com/usersd/usersd/internal/inproc"
 	"github.com/usersd/usersd/internal/sqlite"
 	"github.com/usersd/usersd/internal/users"
 )
@@ -128,7 +128,7 @@ func newAPIGateway(t *testing.T, opts gateway.Options, chain grpcserver.ChainCon
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(grpcserver.Chain(ics...))
+	ch := inproc.New(grpcserver.Chain(ics...))
 	usersv1.RegisterUserServiceServer(ch, grpcserver.New(svc))
 	usersv2.RegisterUserServiceServer(ch, grpcserver.NewV2(svc))
 	h, err := gateway.NewHandler(ctx, ch, opts)

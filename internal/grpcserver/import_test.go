@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
@@ -21,6 +20,7 @@ import (
 	usersv1 "github.com/usersd/usersd/api/users/v1"
 	usersv2 "github.com/usersd/usersd/api/users/v2"
 	"github.com/usersd/usersd/internal/grpcserver"
+	"github.com/usersd/usersd/internal/inproc"
 	"github.com/usersd/usersd/internal/sqlite"
 	"github.com/usersd/usersd/internal/users"
 )
@@ -88,7 +88,7 @@ func newImportClients(t *testing.T) (*queuedJobs, *users.Service, usersv1.UserSe
 	if err != nil {
 		t.Fatalf("Interceptors err = %v", err)
 	}
-	ch := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(grpcserver.Chain(ics...))
+	ch := inproc.New(grpcserver.Chain(ics...))
 	usersv1.RegisterUserServiceServer(ch, grpcserver.New(svc))
 	usersv2.RegisterUserServiceServer(ch, grpcserver.NewV2(svc))
 	return jobs, svc, usersv1.NewUserServiceClient(ch), usersv2.NewUserServiceClient(ch)

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
@@ -25,6 +24,7 @@ import (
 	usersv1 "github.com/usersd/usersd/api/users/v1"
 	usersv2 "github.com/usersd/usersd/api/users/v2"
 	"github.com/usersd/usersd/internal/grpcserver"
+	"github.com/usersd/usersd/internal/inproc"
 	"github.com/usersd/usersd/internal/sqlite"
 	"github.com/usersd/usersd/internal/users"
 )
@@ -411,7 +411,7 @@ var v1Field = regexp.MustCompile(`\bids?(\[\d+\])?:`)
 // and the domain check them again, and the fields they name are v2's (name,
 // user.name, names[N]; never id, user.id, ids[N]).
 func TestV2HandlersCheckNames(t *testing.T) {
-	ch := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(grpcserver.ErrorInterceptor)
+	ch := inproc.New(grpcserver.ErrorInterceptor)
 	usersv2.RegisterUserServiceServer(ch, grpcserver.NewV2(newService(t)))
 	c := usersv2.NewUserServiceClient(ch)
 	u := mustCreateV2(t, c, userV2("direct@example.com", "Direct"))

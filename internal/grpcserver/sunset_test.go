@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
@@ -16,6 +15,7 @@ import (
 	usersv1 "github.com/usersd/usersd/api/users/v1"
 	usersv2 "github.com/usersd/usersd/api/users/v2"
 	"github.com/usersd/usersd/internal/grpcserver"
+	"github.com/usersd/usersd/internal/inproc"
 )
 
 func TestV1Retirement(t *testing.T) {
@@ -41,7 +41,7 @@ func sunsetConn(t *testing.T, cfg grpcserver.ChainConfig) grpc.ClientConnInterfa
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(grpcserver.Chain(ics...))
+	ch := inproc.New(grpcserver.Chain(ics...))
 	usersv1.RegisterUserServiceServer(ch, usersv1.UnimplementedUserServiceServer{})
 	usersv2.RegisterUserServiceServer(ch, usersv2.UnimplementedUserServiceServer{})
 	return ch

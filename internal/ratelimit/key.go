@@ -8,11 +8,13 @@ import (
 
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+
+	"github.com/usersd/usersd/internal/inproc"
 )
 
-// inprocNetwork is the network of the peer of calls on an in-process
-// channel (github.com/fullstorydev/grpchan/inprocgrpc): the HTTP gateway's.
-const inprocNetwork = "inproc"
+// inprocNetwork is the network of the peer of calls on the HTTP gateway's
+// in-process connection (internal/inproc).
+const inprocNetwork = inproc.Network
 
 // mdForwardedFor is the metadata key under which the gateway passes the
 // HTTP client's address, after any X-Forwarded-For values the client sent.

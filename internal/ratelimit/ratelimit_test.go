@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -29,6 +28,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/usersd/usersd/internal/inproc"
 	"github.com/usersd/usersd/internal/ratelimit"
 )
 
@@ -437,7 +437,7 @@ func TestInterceptor(t *testing.T) {
 func TestGateway(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	l, _ := newLimiter(t, ratelimit.Config{Rate: 1, Burst: 1, Registerer: reg}, nil)
-	ch := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(l.UnaryServerInterceptor())
+	ch := inproc.New(l.UnaryServerInterceptor())
 	healthpb.RegisterHealthServer(ch, health.NewServer())
 	client := healthpb.NewHealthClient(ch)
 	mux := gwruntime.NewServeMux()

@@ -7,7 +7,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
@@ -41,18 +40,13 @@ func level(log *zerolog.Logger, code codes.Code, cause error) *zerolog.Event {
 }
 
 // AccessLogInterceptor logs one line per gRPC call that arrived over the
-// network. Calls from the in-process gateway channel are recorded on the
-// HTTP request's Call instead, for HTTPAccessLog to log.
+// network. Calls from the in-process gateway connection, which carry the
+// HTTP request's Call, are recorded on it instead, for HTTPAccessLog to log.
 func AccessLogInterceptor(log zerolog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		call := CallFrom(ctx)
 		edge := false
-		if call == nil {
-			if cc := inprocgrpc.ClientContext(ctx); cc != nil {
-				call = CallFrom(cc)
-			}
-		}
 		if call == nil {
 			call, edge = &Call{}, true
 		}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -31,6 +30,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/usersd/usersd/internal/inproc"
 	"github.com/usersd/usersd/internal/postgres/pgtest"
 	"github.com/usersd/usersd/internal/telemetry"
 )
@@ -306,12 +306,12 @@ func TestGRPCServerMetrics(t *testing.T) {
 	}
 }
 
-// TestGRPCExemplarInProcess checks the gateway's path: the in-process
-// channel hides the client's context values from the server, so the
-// exemplar must come from the client context, that of the HTTP request.
+// TestGRPCExemplarInProcess checks the gateway's path: a call on the
+// in-process connection runs in the HTTP request's context, so its exemplar
+// is the HTTP request's trace.
 func TestGRPCExemplarInProcess(t *testing.T) {
 	m := newMetrics(t)
-	ch := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(m.UnaryServerInterceptor())
+	ch := inproc.New(m.UnaryServerInterceptor())
 	healthpb.RegisterHealthServer(ch, health.NewServer())
 	tp, rec := tracerProvider(t, true)
 
@@ -592,7 +592,7 @@ func populated(t *testing.T) string {
 	m.InstrumentPool(lazyPool(t))
 	m.RejectedInc("grpc")
 	m.HTTPMiddleware(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x", nil))
-	ch := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(m.UnaryServerInterceptor())
+	ch := inproc.New(m.UnaryServerInterceptor())
 	healthpb.RegisterHealthServer(ch, health.NewServer())
 	if _, err := healthpb.NewHealthClient(ch).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatalf("Check: %v", err)

@@ -99,19 +99,28 @@ func Propagator() propagation.TextMapPropagator {
 }
 
 // RouteSpan names the HTTP server span of the request after its route, once
-// next has run: "GET /v1/users/{id}", with http.route set. The route is the
-// template the gateway records on the request's Call, so RouteSpan goes
+// next has run: "GET /v1/users/{id}", with http.route set, and when the
+// route ran an RPC, rpc.system.name, rpc.method and rpc.response.status_code
+// (the span stands for the call, which the gateway makes in-process). The
+// route is the template the gateway records on the request's Call, so
+// RouteSpan goes
 // inside the middleware that creates the Call and inside the one that
 // starts the span. A request that matched no route keeps its name ("GET").
 func RouteSpan(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(w, r)
-		route := CallFrom(r.Context()).Route()
+		call := CallFrom(r.Context())
+		route := call.Route()
 		if route == "" {
 			return
 		}
 		span := trace.SpanFromContext(r.Context())
 		span.SetName(r.Method + " " + route)
+		if rpc, code, _, ok := call.RPC(); ok {
+			span.SetAttributes(semconv.HTTPRoute(route), semconv.RPCSystemNameGRPC,
+				semconv.RPCMethod(strings.TrimPrefix(rpc, "/")), semconv.RPCResponseStatusCode(code.String()))
+			return
+		}
 		span.SetAttributes(semconv.HTTPRoute(route))
 	})
 }

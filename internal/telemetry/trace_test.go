@@ -12,9 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/google/go-cmp/cmp"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
@@ -26,8 +24,6 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/usersd/usersd/internal/telemetry"
@@ -479,69 +475,6 @@ func TestRouteSpan(t *testing.T) {
 	want := []nameRoute{{"GET /v1/users/{id}", "/v1/users/{id}"}, {"GET", ""}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("HTTP spans mismatch (-want +got):\n%s", diff)
-	}
-}
-
-// TestInprocChannelTrace checks that a call through a grpchan inprocgrpc
-// channel with otelgrpc's client and server stats handlers, as serve wires
-// the gateway, is one trace: the caller's span, then the client span, then
-// the server span, with baggage carried across. The channel gives the
-// server a context without the client's values, so this works only through
-// the metadata the client handler injects.
-func TestInprocChannelTrace(t *testing.T) {
-	tp, exp := newProvider(t, telemetry.TraceConfig{})
-	opts := []otelgrpc.Option{otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(telemetry.Propagator())}
-	ch := (&inprocgrpc.Channel{}).
-		WithServerStatsHandler(otelgrpc.NewServerHandler(opts...)).
-		WithClientStatsHandler(otelgrpc.NewClientHandler(opts...))
-	var serverBaggage string
-	var serverSpan trace.SpanContext
-	ch = ch.WithServerUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		serverBaggage = baggage.FromContext(ctx).Member("tenant").Value()
-		serverSpan = trace.SpanContextFromContext(ctx)
-		return handler(ctx, req)
-	})
-	healthpb.RegisterHealthServer(ch, health.NewServer())
-
-	member, _ := baggage.NewMember("tenant", "acme")
-	bag, _ := baggage.New(member)
-	ctx, root := tp.Tracer("test").Start(baggage.ContextWithBaggage(context.Background(), bag), "http")
-	if _, err := healthpb.NewHealthClient(ch).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
-		t.Fatalf("Check: %v", err)
-	}
-	root.End()
-
-	spans := exp.GetSpans()
-	byKind := map[trace.SpanKind]tracetest.SpanStub{}
-	for _, s := range spans {
-		byKind[s.SpanKind] = s
-	}
-	client, server := byKind[trace.SpanKindClient], byKind[trace.SpanKindServer]
-	if len(spans) != 3 || client.Name == "" || server.Name == "" {
-		t.Fatalf("spans %v, want the caller's, a client and a server span", names(spans))
-	}
-	for _, s := range []tracetest.SpanStub{client, server} {
-		if s.Name != "grpc.health.v1.Health/Check" {
-			t.Errorf("%v span name %q, want grpc.health.v1.Health/Check", s.SpanKind, s.Name)
-		}
-		if s.SpanContext.TraceID() != root.SpanContext().TraceID() {
-			t.Errorf("%v span in trace %s, want the caller's %s", s.SpanKind, s.SpanContext.TraceID(), root.SpanContext().TraceID())
-		}
-	}
-	if client.Parent.SpanID() != root.SpanContext().SpanID() {
-		t.Errorf("client span's parent %s, want the caller's span %s", client.Parent.SpanID(), root.SpanContext().SpanID())
-	}
-	if server.Parent.SpanID() != client.SpanContext.SpanID() || !server.Parent.IsRemote() {
-		t.Errorf("server span's parent %v, want the client span %s (remote)", server.Parent, client.SpanContext.SpanID())
-	}
-	if serverSpan.SpanID() != server.SpanContext.SpanID() {
-		t.Errorf("the handler ran in span %s, want the server span %s", serverSpan.SpanID(), server.SpanContext.SpanID())
-	}
-	if serverBaggage != "acme" {
-		t.Errorf("server saw baggage tenant=%q, want acme", serverBaggage)
-	}
-	for _, s := range []tracetest.SpanStub{client, server} {
-		t.Logf("%v %s %v", s.SpanKind, s.Name, s.Attributes)
 	}
 }
 
