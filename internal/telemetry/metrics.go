@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +36,8 @@ type Metrics struct {
 	httpDuration *prometheus.HistogramVec // route, method, status
 	httpInFlight prometheus.Gauge
 	rejected     *prometheus.CounterVec // transport
+
+	grpcExemplars, httpExemplars exemplarGate
 }
 
 // NewMetrics registers on reg the Go runtime and process collectors, the
@@ -64,8 +66,7 @@ func NewMetrics(reg *prometheus.Registry, build BuildInfo) *Metrics {
 	)
 
 	m := &Metrics{
-		reg:       reg,
-		grpcUnary: grpcMetrics.UnaryServerInterceptor(grpcprom.WithExemplarFromContext(exemplar)),
+		reg: reg,
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "usersd_http_request_duration_seconds",
 			Help:    "Time to serve a request of the public HTTP API, by route template, method and status code.",
@@ -93,6 +94,7 @@ func NewMetrics(reg *prometheus.Registry, build BuildInfo) *Metrics {
 		m.httpInFlight,
 		m.rejected,
 	)
+	m.grpcUnary = grpcMetrics.UnaryServerInterceptor(grpcprom.WithExemplarFromContext(m.grpcExemplars.exemplar))
 	m.handler = promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		EnableOpenMetrics: true,
 		Registry:          reg,
@@ -100,18 +102,35 @@ func NewMetrics(reg *prometheus.Registry, build BuildInfo) *Metrics {
 	return m
 }
 
+// exemplarInterval is the least time between two trace-id exemplars of
+// one family of metrics (the gRPC ones, the HTTP ones). Building an
+// exemplar costs a few allocations and Prometheus keeps only the latest
+// per series and bucket, so under load most would be thrown away unseen:
+// at 10,000 requests a second one in ten gets one, still a thousand a
+// second, while below 1,000 a second every request does.
+const exemplarInterval = time.Millisecond
+
+// exemplarGate hands out at most one exemplar per interval
+// (exemplarInterval when zero).
+type exemplarGate struct {
+	interval time.Duration
+	next     atomic.Int64 // Unix nanoseconds before which no exemplar is due
+}
+
 // exemplar returns the trace-id exemplar of ctx's span, or nil when ctx has
-// no span or it is not sampled (an unsampled trace id leads nowhere). The
-// in-process gateway channel strips the client's context values from the
-// server's context, so for its calls the span is looked up in the client's.
-func exemplar(ctx context.Context) prometheus.Labels {
+// no span, it is not sampled (an unsampled trace id leads nowhere), or the
+// gate's last exemplar is less than its interval old.
+func (g *exemplarGate) exemplar(ctx context.Context) prometheus.Labels {
 	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() {
-		if cc := inprocgrpc.ClientContext(ctx); cc != nil {
-			sc = trace.SpanContextFromContext(cc)
-		}
-	}
 	if !sc.IsValid() || !sc.IsSampled() {
+		return nil
+	}
+	interval := g.interval
+	if interval == 0 {
+		interval = exemplarInterval
+	}
+	now, next := time.Now().UnixNano(), g.next.Load()
+	if now < next || !g.next.CompareAndSwap(next, now+int64(interval)) {
 		return nil
 	}
 	return prometheus.Labels{"trace_id": sc.TraceID().String()}
@@ -120,10 +139,10 @@ func exemplar(ctx context.Context) prometheus.Labels {
 // UnaryServerInterceptor counts and times every unary RPC:
 // grpc_server_started_total, grpc_server_handled_total{grpc_type,
 // grpc_service,grpc_method,grpc_code} and the grpc_server_handling_seconds
-// histogram, with a trace_id exemplar when the RPC's context (or, on the
-// in-process gateway channel, the HTTP request's context) carries a sampled
-// span when the interceptor starts. Put it first in the chain so that it
-// sees the calls later interceptors reject. Calls through the gateway are
+// histogram, with a trace_id exemplar (at most one per exemplarInterval)
+// when the RPC's context carries a sampled span when the interceptor
+// starts (for a call from the in-process gateway, the HTTP request's span). Put it first in the chain so that it sees the calls
+// later interceptors reject. Calls through the gateway are
 // counted here too, under their RPC's name.
 func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return m.grpcUnary
@@ -137,8 +156,9 @@ func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // the label set stays bounded. Methods other than the standard ones are
 // counted as "other". If the request carries no Call, HTTPMiddleware adds
 // one; an existing Call is used as it is. The observation carries a
-// trace_id exemplar when the request's context holds a sampled span, so
-// install the middleware inside the tracing middleware.
+// trace_id exemplar (at most one per exemplarInterval) when the request's
+// context holds a sampled span, so install the middleware inside the
+// tracing middleware.
 func (m *Metrics) HTTPMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		call := CallFrom(r.Context())
@@ -168,7 +188,7 @@ func (m *Metrics) HTTPMiddleware(next http.Handler) http.Handler {
 				route = "unmatched"
 			}
 			obs := m.httpDuration.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status))
-			obs.(prometheus.ExemplarObserver).ObserveWithExemplar(elapsed.Seconds(), exemplar(r.Context()))
+			obs.(prometheus.ExemplarObserver).ObserveWithExemplar(elapsed.Seconds(), m.httpExemplars.exemplar(r.Context()))
 		}()
 		next.ServeHTTP(sw, r)
 		returned = true
