@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -195,6 +196,7 @@ func serve(ctx, hard context.Context, cfg config, getenv func(string) string, lo
 		grpc.StatsHandler(otelgrpc.NewServerHandler(append(otelOpts, untraced)...)),
 		grpc.ChainUnaryInterceptor(interceptors...),
 		grpc.ChainStreamInterceptor(authn.StreamInterceptor()),
+		grpc.NumStreamWorkers(streamWorkers()),
 	}
 	if tlsSrc != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(tlsSrc.GRPCCredentials()))
@@ -244,6 +246,16 @@ func serve(ctx, hard context.Context, cfg config, getenv func(string) string, lo
 		return shutdown(hard, cfg, log, checker, httpSrv, grpcSrv, adminSrv, api.Drain, db.jobs.Stop)
 	})
 	return g.Wait()
+}
+
+// streamWorkers is the number of long-lived goroutines the gRPC server runs
+// calls on. Without them grpc-go starts a goroutine per call, whose stack
+// then grows to what the interceptors, tracing and pgx need, on every call
+// (runtime.newstack and copystack were 7% of a gRPC GetUser's CPU in
+// docs/performance.md's profile). Calls beyond the workers still get a
+// goroutine of their own, so this bounds nothing.
+func streamWorkers() uint32 {
+	return uint32(8 * runtime.GOMAXPROCS(0))
 }
 
 // newTracing returns the tracer provider of cfg and the function that
