@@ -56,10 +56,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return err
 		}
-		switch cmd {
-		case "migrate":
+		if cmd == "migrate" {
 			return migrate(ctx, cfg, log)
-		case "gateway":
+		}
+		setGCPercent(getenv)
+		if cmd == "gateway" {
 			return gatewayCommand(ctx, hard, cfg, getenv, log)
 		}
 		return serve(ctx, hard, cfg, getenv, log)
@@ -72,6 +73,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+// defaultGCPercent is the garbage collector's target of the servers when
+// GOGC is not set: the next collection starts when the heap has grown to
+// five times what the last one left live. A server's live heap is small
+// (a few MiB) and every request allocates tens of KiB, so Go's default of
+// 100 collects dozens of times a second under load; 400 cuts that
+// fourfold for some MiB more heap (docs/performance.md has the figures).
+// GOGC, and GOMEMLIMIT under a container's memory limit, still apply.
+const defaultGCPercent = 400
+
+// setGCPercent applies defaultGCPercent unless GOGC is set.
+func setGCPercent(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
 	}
 }
 

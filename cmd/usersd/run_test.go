@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -234,5 +235,26 @@ func TestLogSettings(t *testing.T) {
 	}
 	if out := migrateWith("--log-level", "warn"); out != "" {
 		t.Errorf("--log-level warn still wrote info lines:\n%s", out)
+	}
+}
+
+// TestSetGCPercent checks that the servers raise the GC target to
+// defaultGCPercent, and that GOGC, when set, wins.
+func TestSetGCPercent(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(prev) })
+
+	setGCPercent(func(string) string { return "" })
+	if got := debug.SetGCPercent(100); got != defaultGCPercent {
+		t.Errorf("GOGC unset: GC percent %d, want %d", got, defaultGCPercent)
+	}
+	setGCPercent(func(k string) string {
+		if k == "GOGC" {
+			return "100"
+		}
+		return ""
+	})
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC=100: GC percent %d, want 100 (left alone)", got)
 	}
 }
