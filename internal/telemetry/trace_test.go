@@ -477,11 +477,3 @@ func TestRouteSpan(t *testing.T) {
 		t.Errorf("HTTP spans mismatch (-want +got):\n%s", diff)
 	}
 }
-
-func names(spans tracetest.SpanStubs) []string {
-	var out []string
-	for _, s := range spans {
-		out = append(out, s.SpanKind.String()+" "+s.Name)
-	}
-	return out
-}
