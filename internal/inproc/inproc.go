@@ -155,24 +155,19 @@ type transportStream struct {
 
 func (s *transportStream) Method() string { return s.method }
 
-func (s *transportStream) SetHeader(md metadata.MD) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sent || s.finished {
-		return status.Error(codes.Internal, "inproc: SetHeader after the header was sent")
-	}
-	s.header = metadata.Join(s.header, md)
-	return nil
-}
+func (s *transportStream) SetHeader(md metadata.MD) error { return s.addHeader(md, false) }
 
-func (s *transportStream) SendHeader(md metadata.MD) error {
+func (s *transportStream) SendHeader(md metadata.MD) error { return s.addHeader(md, true) }
+
+// addHeader adds md to the header, which send makes final.
+func (s *transportStream) addHeader(md metadata.MD, send bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sent || s.finished {
-		return status.Error(codes.Internal, "inproc: SendHeader called twice")
+		return status.Error(codes.Internal, "inproc: the header was already sent")
 	}
 	s.header = metadata.Join(s.header, md)
-	s.sent = true
+	s.sent = send
 	return nil
 }
 
