@@ -100,6 +100,13 @@ test: lint check-generated breaking deploy-check k8s-check
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -bench . -benchtime=1x ./...
 	$(MAKE) fuzz
+	$(MAKE) bench-check
+
+.PHONY: bench-check
+
+## bench-check: vet and test the bench harness (its own module; make bench runs it)
+bench-check:
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 .PHONY: test-replicas
 

@@ -55,8 +55,12 @@ func (h *harness) print(path string) {
 		fmt.Fprintln(w)
 	}
 	for _, o := range sc.OpenLoop {
-		fmt.Fprintf(w, "- %s GetUser at %.0f%% of its peak (%.0f of %.0f req/s): p50 %.2f ms, p99 %.2f ms\n",
+		fmt.Fprintf(w, "- %s GetUser at %.0f%% of its peak (%.0f of %.0f req/s): p50 %.2f ms, p99 %.2f ms",
 			o.API, o.Fraction*100, o.Rate, o.PeakRPS, o.P50ms, o.P99ms)
+		if o.BareRPS > 0 {
+			fmt.Fprintf(w, "; the bare ceiling at the same rate: p50 %.2f ms, p99 %.2f ms", o.BareP50ms, o.BareP99ms)
+		}
+		fmt.Fprintln(w)
 	}
 	if len(sc.Pages) > 0 {
 		fmt.Fprintf(w, "\nListUsers, pages of 50 over %d users (%s), filter %s, p50 / p99 ms:\n\n", sc.Users, sc.Store, pageFilter)

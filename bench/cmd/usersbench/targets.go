@@ -70,8 +70,11 @@ func targets(run *report.Run) []report.Target {
 		atLeast(fmt.Sprintf("%s GetUser, SQLite vs Postgres", api), 1.2, rr, rr > 0, "×", "")
 	}
 	for _, o := range run.Scale.OpenLoop {
-		below(fmt.Sprintf("p99 of %s %s at %.0f%% of peak (%s)", o.API, o.Call, o.Fraction*100, run.Scale.Store), 10, o.P99ms, o.RPS > 0, "ms",
-			fmt.Sprintf("%.0f req/s offered, peak %.0f", o.Rate, o.PeakRPS))
+		note := fmt.Sprintf("%.0f req/s offered, peak %.0f", o.Rate, o.PeakRPS)
+		if o.BareRPS > 0 {
+			note += fmt.Sprintf("; the bare ceiling at the same rate: p99 %.1f ms", o.BareP99ms)
+		}
+		below(fmt.Sprintf("p99 of %s %s at %.0f%% of peak (%s)", o.API, o.Call, o.Fraction*100, run.Scale.Store), 10, o.P99ms, o.RPS > 0, "ms", note)
 	}
 	var worst float64
 	for _, p := range run.Scale.Pages {

@@ -155,6 +155,12 @@ type OpenLoop struct {
 	P50ms    float64 `json:"p50_ms"`
 	P99ms    float64 `json:"p99_ms"`
 	Errors   int     `json:"errors"`
+	// The bare ceiling at the same rate, right after: what the machine and
+	// the load generator alone do to the tail. Zero in older results.
+	BareRPS    float64 `json:"bare_rps,omitempty"`
+	BareP50ms  float64 `json:"bare_p50_ms,omitempty"`
+	BareP99ms  float64 `json:"bare_p99_ms,omitempty"`
+	BareErrors int     `json:"bare_errors,omitempty"`
 }
 
 // PagePoint is the latency of one page of ListUsers: the page-th page of
