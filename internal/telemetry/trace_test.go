@@ -24,6 +24,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/usersd/usersd/internal/telemetry"
@@ -446,8 +447,12 @@ func TestNoExporter(t *testing.T) {
 func TestRouteSpan(t *testing.T) {
 	tp, exp := newProvider(t, telemetry.TraceConfig{})
 	gateway := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/nowhere" {
+		switch r.URL.Path {
+		case "/v1/users/123":
 			telemetry.CallFrom(r.Context()).SetRoute("/v1/users/{id}")
+			telemetry.CallFrom(r.Context()).SetRPC("/users.v1.UserService/GetUser", codes.NotFound)
+		case "/openapi/v1.json":
+			telemetry.CallFrom(r.Context()).SetRoute("/openapi/v1.json")
 		}
 	})
 	withCall := func(next http.Handler) http.Handler {
@@ -458,21 +463,31 @@ func TestRouteSpan(t *testing.T) {
 	}
 	h := otelhttp.NewHandler(withCall(telemetry.RouteSpan(gateway)), "http.server",
 		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(telemetry.Propagator()))
-	for _, path := range []string{"/v1/users/123", "/nowhere"} {
+	for _, path := range []string{"/v1/users/123", "/openapi/v1.json", "/nowhere"} {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", path, nil))
 	}
-	type nameRoute struct{ Name, Route string }
+	// A route that ran an RPC names it on the span too.
+	type nameRoute struct{ Name, Route, RPC, Code string }
 	var got []nameRoute
 	for _, s := range exp.GetSpans() {
 		nr := nameRoute{Name: s.Name}
 		for _, a := range s.Attributes {
-			if a.Key == "http.route" {
+			switch a.Key {
+			case "http.route":
 				nr.Route = a.Value.AsString()
+			case "rpc.method":
+				nr.RPC = a.Value.AsString()
+			case "rpc.response.status_code":
+				nr.Code = a.Value.AsString()
 			}
 		}
 		got = append(got, nr)
 	}
-	want := []nameRoute{{"GET /v1/users/{id}", "/v1/users/{id}"}, {"GET", ""}}
+	want := []nameRoute{
+		{"GET /v1/users/{id}", "/v1/users/{id}", "users.v1.UserService/GetUser", "NotFound"},
+		{"GET /openapi/v1.json", "/openapi/v1.json", "", ""},
+		{"GET", "", "", ""},
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("HTTP spans mismatch (-want +got):\n%s", diff)
 	}
