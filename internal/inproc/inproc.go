@@ -103,8 +103,8 @@ func (c *Conn) Invoke(ctx context.Context, fullMethod string, args, reply any, o
 
 	dec := func(v any) error {
 		dst, ok := v.(proto.Message)
-		if !ok {
-			return status.Errorf(codes.Internal, "inproc: request %T is not a proto message", v)
+		if !ok || !sameType(dst, in) {
+			return status.Errorf(codes.Internal, "inproc: %s takes %T, not %T", fullMethod, v, args)
 		}
 		proto.Merge(dst, in)
 		return nil
@@ -131,10 +131,18 @@ func (c *Conn) Invoke(ctx context.Context, fullMethod string, args, reply any, o
 		return status.Errorf(codes.Internal, "inproc: response %T or reply %T is not a proto message", resp, reply)
 	case src == nil || !src.ProtoReflect().IsValid():
 		return status.Error(codes.Internal, "inproc: the handler returned neither a response nor an error")
+	case !sameType(out, src):
+		return status.Errorf(codes.Internal, "inproc: %s returns %T, not %T", fullMethod, resp, reply)
 	}
 	proto.Reset(out)
 	proto.Merge(out, src)
 	return nil
+}
+
+// sameType reports whether a and b are messages of the same type, which
+// proto.Merge requires.
+func sameType(a, b proto.Message) bool {
+	return a.ProtoReflect().Descriptor().FullName() == b.ProtoReflect().Descriptor().FullName()
 }
 
 // NewStream reports Unimplemented: streams are not served in-process.

@@ -158,6 +158,15 @@ func TestUnsupported(t *testing.T) {
 	if status.Code(err) != codes.Unimplemented {
 		t.Errorf("unknown method: %v, want UNIMPLEMENTED", err)
 	}
+	// Messages of the wrong type are an error, not a panic.
+	err = conn.Invoke(context.Background(), "/grpc.health.v1.Health/Check", &healthpb.HealthCheckResponse{}, &healthpb.HealthCheckResponse{})
+	if status.Code(err) != codes.Internal {
+		t.Errorf("request of the wrong type: %v, want INTERNAL", err)
+	}
+	err = conn.Invoke(context.Background(), "/grpc.health.v1.Health/Check", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckRequest{})
+	if status.Code(err) != codes.Internal {
+		t.Errorf("reply of the wrong type: %v, want INTERNAL", err)
+	}
 	stream, err := healthpb.NewHealthClient(conn).Watch(context.Background(), &healthpb.HealthCheckRequest{})
 	if err == nil {
 		_, err = stream.Recv()
