@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // GOGC is not set: the next collection starts when the heap has grown to
 // five times what the last one left live. A server's live heap is small
 // (a few MiB) and every request allocates tens of KiB, so Go's default of
-// 100 collects dozens of times a second under load; 400 cuts that
+// 100 collects dozens of times a second under load; 400 cuts that about
 // fourfold for some MiB more heap (docs/performance.md has the figures).
 // GOGC, and GOMEMLIMIT under a container's memory limit, still apply.
 const defaultGCPercent = 400

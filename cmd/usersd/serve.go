@@ -252,8 +252,8 @@ func serve(ctx, hard context.Context, cfg config, getenv func(string) string, lo
 // calls on. Without them grpc-go starts a goroutine per call, whose stack
 // then grows to what the interceptors, tracing and pgx need, on every call
 // (runtime.newstack and copystack were 11% of a gRPC GetUser's CPU in
-// docs/performance.md's profile, 2.5–6% with the workers). Calls beyond the workers still get a
-// goroutine of their own, so this bounds nothing.
+// docs/performance.md's profile, 2.5–6% with the workers). Calls beyond
+// the workers still get a goroutine of their own, so this bounds nothing.
 func streamWorkers() uint32 {
 	return uint32(8 * runtime.GOMAXPROCS(0))
 }

@@ -12,21 +12,17 @@ import (
 	"github.com/usersd/usersd/internal/inproc"
 )
 
-// inprocNetwork is the network of the peer of calls on the HTTP gateway's
-// in-process connection (internal/inproc).
-const inprocNetwork = inproc.Network
-
 // mdForwardedFor is the metadata key under which the gateway passes the
 // HTTP client's address, after any X-Forwarded-For values the client sent.
 const mdForwardedFor = "x-forwarded-for"
 
 // PeerKey keys a call by its caller's IP address: "ip:" and an IPv4
 // address, or an IPv6 address's /64 prefix, since one host commonly holds a
-// whole /64. For calls from the in-process HTTP gateway it is the address
-// of the HTTP client, the last x-forwarded-for entry, which the gateway
-// appends from the connection itself; entries the client sent are ignored,
-// and so is x-forwarded-for on calls over the network. Behind a proxy, the
-// address is the proxy's. PeerKey returns "" when the call has no IP peer.
+// whole /64. For calls from the in-process HTTP gateway (a peer on the
+// inproc.Network) it is the address of the HTTP client, the last
+// x-forwarded-for entry, which the gateway appends from the connection
+// itself; entries the client sent are ignored, and so is x-forwarded-for on
+// calls over the network. Behind a proxy, the address is the proxy's. PeerKey returns "" when the call has no IP peer.
 func PeerKey(ctx context.Context) string {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
@@ -37,7 +33,7 @@ func PeerKey(ctx context.Context) string {
 	case *net.TCPAddr:
 		a, _ = netip.AddrFromSlice(addr.IP)
 	default:
-		if addr.Network() == inprocNetwork {
+		if addr.Network() == inproc.Network {
 			return forwardedKey(ctx)
 		}
 		ap, err := netip.ParseAddrPort(addr.String())
@@ -65,7 +61,7 @@ func SubjectKey(subject func(ctx context.Context) string) func(ctx context.Conte
 // fromGateway reports whether the call came from the in-process gateway.
 func fromGateway(ctx context.Context) bool {
 	p, ok := peer.FromContext(ctx)
-	return ok && p.Addr != nil && p.Addr.Network() == inprocNetwork
+	return ok && p.Addr != nil && p.Addr.Network() == inproc.Network
 }
 
 // forwardedKey keys a gateway call by the last x-forwarded-for entry.

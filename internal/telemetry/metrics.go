@@ -66,7 +66,9 @@ func NewMetrics(reg *prometheus.Registry, build BuildInfo) *Metrics {
 	)
 
 	m := &Metrics{
-		reg: reg,
+		reg:           reg,
+		grpcExemplars: exemplarGate{interval: exemplarInterval},
+		httpExemplars: exemplarGate{interval: exemplarInterval},
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "usersd_http_request_duration_seconds",
 			Help:    "Time to serve a request of the public HTTP API, by route template, method and status code.",
@@ -110,8 +112,7 @@ func NewMetrics(reg *prometheus.Registry, build BuildInfo) *Metrics {
 // second, while below 1,000 a second every request does.
 const exemplarInterval = time.Millisecond
 
-// exemplarGate hands out at most one exemplar per interval
-// (exemplarInterval when zero).
+// exemplarGate hands out at most one exemplar per interval.
 type exemplarGate struct {
 	interval time.Duration
 	next     atomic.Int64 // Unix nanoseconds before which no exemplar is due
@@ -125,12 +126,8 @@ func (g *exemplarGate) exemplar(ctx context.Context) prometheus.Labels {
 	if !sc.IsValid() || !sc.IsSampled() {
 		return nil
 	}
-	interval := g.interval
-	if interval == 0 {
-		interval = exemplarInterval
-	}
 	now, next := time.Now().UnixNano(), g.next.Load()
-	if now < next || !g.next.CompareAndSwap(next, now+int64(interval)) {
+	if now < next || !g.next.CompareAndSwap(next, now+int64(g.interval)) {
 		return nil
 	}
 	return prometheus.Labels{"trace_id": sc.TraceID().String()}
@@ -141,8 +138,9 @@ func (g *exemplarGate) exemplar(ctx context.Context) prometheus.Labels {
 // grpc_service,grpc_method,grpc_code} and the grpc_server_handling_seconds
 // histogram, with a trace_id exemplar (at most one per exemplarInterval)
 // when the RPC's context carries a sampled span when the interceptor
-// starts (for a call from the in-process gateway, the HTTP request's span). Put it first in the chain so that it sees the calls
-// later interceptors reject. Calls through the gateway are
+// starts (for a call from the in-process gateway, the HTTP request's
+// span). Put it first in the chain so that it sees the calls later
+// interceptors reject. Calls through the gateway are
 // counted here too, under their RPC's name.
 func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return m.grpcUnary

@@ -104,7 +104,8 @@ func Propagator() propagation.TextMapPropagator {
 // (the span stands for the call, which the gateway makes in-process). The
 // route is the template the gateway records on the request's Call, so
 // RouteSpan goes inside the middleware that creates the Call and inside the
-// one that starts the span. A request that matched no route keeps its name ("GET").
+// one that starts the span. A request that matched no route keeps its name
+// ("GET").
 func RouteSpan(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(w, r)
