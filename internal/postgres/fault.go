@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -31,29 +30,9 @@ import (
 // whose outcome is unknown is never sent again by the server: the client's
 // request id makes its own retry safe.
 
-// classify marks err with ctx's error when ctx has ended, so that
-// errors.Is(err, context.Canceled) also holds when the server reports the
-// cancellation (SQLSTATE 57014) instead of pgx; otherwise it turns a
-// failure of the database or the network into a *users.StoreError. It
-// returns nil for nil and leaves errors it classified before unchanged.
+// classify is users.Classify with Postgres's table of failures.
 func classify(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
-	if cerr := ctx.Err(); cerr != nil {
-		if !errors.Is(err, cerr) {
-			return fmt.Errorf("%w: %w", cerr, err)
-		}
-		return err
-	}
-	var se *users.StoreError
-	if errors.As(err, &se) {
-		return err
-	}
-	if cause, kind := faultOf(err); kind != nil {
-		return &users.StoreError{Kind: kind, Cause: cause, Err: err}
-	}
-	return err
+	return users.Classify(ctx, err, faultOf)
 }
 
 // faultOf names the infrastructure failure err is and its kind, or returns

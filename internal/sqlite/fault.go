@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -12,64 +11,45 @@ import (
 	"github.com/usersd/usersd/internal/users"
 )
 
-// classify marks err with ctx's error when ctx has ended; otherwise it
-// turns a failure of the database file or its host into a
-// *users.StoreError of kind users.ErrUnavailable: a write that waited for
-// the lock past busy_timeout, a full disk, an I/O error, a file that
-// cannot be opened or written, no memory. Errors of the request itself (a
-// constraint, no rows) and unknown ones pass unchanged. It returns nil for
-// nil and leaves errors it classified before unchanged.
+// classify is users.Classify with SQLite's table of failures: a write
+// that waited for the lock past busy_timeout, a full disk, an I/O error, a
+// file that cannot be opened or written, no memory.
 func classify(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
-	if cerr := ctx.Err(); cerr != nil {
-		if !errors.Is(err, cerr) {
-			return fmt.Errorf("%w: %w", cerr, err)
-		}
-		return err
-	}
-	var se *users.StoreError
-	if errors.As(err, &se) {
-		return err
-	}
-	if cause := faultOf(err); cause != "" {
-		return users.Unavailable(cause, err)
-	}
-	return err
+	return users.Classify(ctx, err, faultOf)
 }
 
 // classifyErr is classify for a deferred call on a named result: every
 // exported method of Store defers it, so no error leaves unclassified.
 func classifyErr(ctx context.Context, err *error) { *err = classify(ctx, *err) }
 
-// faultOf names the infrastructure failure err is, or returns "".
-func faultOf(err error) string {
+// faultOf names the infrastructure failure err is and its kind, or
+// returns a nil kind.
+func faultOf(err error) (cause string, kind error) {
 	var serr *msqlite.Error
 	if errors.As(err, &serr) {
 		// The primary result code is the low byte of the extended one.
 		switch serr.Code() & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-			return "sqlite_busy"
+			return "sqlite_busy", users.ErrUnavailable
 		case sqlite3.SQLITE_FULL:
-			return "disk_full"
+			return "disk_full", users.ErrUnavailable
 		case sqlite3.SQLITE_IOERR:
-			return "io_error"
+			return "io_error", users.ErrUnavailable
 		case sqlite3.SQLITE_NOMEM:
-			return "out_of_memory"
+			return "out_of_memory", users.ErrUnavailable
 		case sqlite3.SQLITE_READONLY:
-			return "read_only"
+			return "read_only", users.ErrUnavailable
 		case sqlite3.SQLITE_CANTOPEN:
-			return "cannot_open"
+			return "cannot_open", users.ErrUnavailable
 		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
-			return "corrupt"
+			return "corrupt", users.ErrUnavailable
 		case sqlite3.SQLITE_PROTOCOL:
-			return "locking_protocol"
+			return "locking_protocol", users.ErrUnavailable
 		}
-		return ""
+		return "", nil
 	}
 	if errors.Is(err, sql.ErrConnDone) || err.Error() == "sql: database is closed" {
-		return "closed"
+		return "closed", users.ErrUnavailable
 	}
-	return ""
+	return "", nil
 }

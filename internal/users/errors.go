@@ -1,7 +1,9 @@
 package users
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -56,6 +58,33 @@ func (e *StoreError) Is(target error) bool { return target == e.Kind }
 
 // Unwrap returns the driver's error.
 func (e *StoreError) Unwrap() error { return e.Err }
+
+// Classify is what every store does with the errors of its methods: it
+// marks err with ctx's error when ctx has ended, so that errors.Is(err,
+// context.Canceled) also holds when the database reports the cancellation
+// in its own words; otherwise, unless err is a *StoreError already, it asks
+// fault (the store's table of its driver's errors) whether err is a failure
+// of infrastructure, and if so returns it as a *StoreError. Errors of the
+// request itself and unknown ones pass unchanged, and nil stays nil.
+func Classify(ctx context.Context, err error, fault func(error) (cause string, kind error)) error {
+	if err == nil {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		if !errors.Is(err, cerr) {
+			return fmt.Errorf("%w: %w", cerr, err)
+		}
+		return err
+	}
+	var se *StoreError
+	if errors.As(err, &se) {
+		return err
+	}
+	if cause, kind := fault(err); kind != nil {
+		return &StoreError{Kind: kind, Cause: cause, Err: err}
+	}
+	return err
+}
 
 // Unavailable returns an ErrUnavailable *StoreError for err.
 func Unavailable(cause string, err error) *StoreError {
