@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/usersd/usersd/internal/gateway"
 )
 
 // TestHTTPControlCharacters: a control character (C0 with NUL, TAB and
@@ -120,5 +123,52 @@ func waitOperation(t *testing.T, s *testServer, path string) response {
 			t.Fatalf("operation %s not done after 30s: %s", path, op.Raw)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestHTTPRoutingErrors walks every route of both versions, from the
+// protos' annotations (gateway.Routes), on serve and on the standalone
+// gateway: no route takes PUT or OPTIONS, so both are a 405 on every
+// route's path, with an Allow header that lists at least the route's
+// method and a google.rpc.Status body; each route's own method is routed;
+// unknown paths are 404 with the same body; nothing is ever a 501.
+func TestHTTPRoutingErrors(t *testing.T) {
+	replica := startServer(t)
+	gw, _ := startGateway(t, nil, "static:///"+replica.GRPC)
+	const id = "0190a5b4-0000-7000-8000-000000000001"
+	for name, s := range map[string]*testServer{"serve": replica, "gateway": gw} {
+		t.Run(name, func(t *testing.T) {
+			routes := append(gateway.Routes(),
+				gateway.Route{Method: "GET", Template: "/openapi/v1.json"},
+				gateway.Route{Method: "HEAD", Template: "/openapi/v2.json"})
+			wantStatusBody := func(t *testing.T, r response, status int, code float64) {
+				t.Helper()
+				r.wantStatus(t, status)
+				if _, ok := r.Body["details"].([]any); r.Body["code"] != code || r.str("message") == "" || !ok {
+					t.Errorf("body = %s, want a google.rpc.Status with code %v", r.Raw, code)
+				}
+			}
+			for _, route := range routes {
+				path := route.Example(id)
+				t.Run(route.Method+" "+route.Template, func(t *testing.T) {
+					if r := s.do(t, route.Method, path, "{}"); r.Status == http.StatusMethodNotAllowed || r.Status == http.StatusNotImplemented {
+						t.Errorf("%s %s = %d, want the route's answer; body %s", route.Method, path, r.Status, r.Raw)
+					}
+					for _, method := range []string{"PUT", "OPTIONS"} {
+						r := s.do(t, method, path, "{}")
+						wantStatusBody(t, r, http.StatusMethodNotAllowed, 12)
+						allow := strings.Split(r.Header.Get("Allow"), ", ")
+						if !slices.Contains(allow, route.Method) || slices.Contains(allow, method) {
+							t.Errorf("%s %s: Allow = %q, want it to list %s and not %s", method, path, r.Header.Get("Allow"), route.Method, method)
+						}
+					}
+				})
+			}
+			for _, path := range []string{"/nope", "/v1/groups", "/v2/groups", "/v3/users", "/v1/users/" + id + "/x", "/openapi/v3.json"} {
+				for _, method := range []string{"GET", "PUT", "POST"} {
+					wantStatusBody(t, s.do(t, method, path, ""), http.StatusNotFound, 5)
+				}
+			}
+		})
 	}
 }
