@@ -171,7 +171,7 @@ func (s *Service) ImportChunk(ctx context.Context, c ImportChunk) error {
 	for i, r := range c.Rows {
 		index := c.First + i
 		if r.Reject != "" {
-			failed = append(failed, RowFailure{Index: index, Reason: r.Reject})
+			failed = append(failed, RowFailure{Index: index, Reason: storableText(r.Reject)})
 			continue
 		}
 		u, err := newUser(&User{Email: r.Email, DisplayName: r.DisplayName, State: r.State, Labels: r.Labels}, "", now)
