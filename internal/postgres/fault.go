@@ -30,8 +30,15 @@ import (
 // whose outcome is unknown is never sent again by the server: the client's
 // request id makes its own retry safe.
 
-// classify is users.Classify with Postgres's table of failures.
+// classify is users.Classify with Postgres's table of failures. Text the
+// server cannot store (a NUL, invalid UTF-8: SQLSTATE 22021, 22P05) is the
+// request's fault, not the server's: the domain refuses it first, and this
+// is the backstop that keeps it a 400 if a path ever misses that.
 func classify(ctx context.Context, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05") && ctx.Err() == nil {
+		return users.Invalid("request", "contains text the database cannot store (NUL or invalid UTF-8)")
+	}
 	return users.Classify(ctx, err, faultOf)
 }
 
