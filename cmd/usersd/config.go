@@ -10,6 +10,7 @@ import (
 
 	"github.com/usersd/usersd/internal/grpcserver"
 	"github.com/usersd/usersd/internal/jobs"
+	"github.com/usersd/usersd/internal/postgres"
 	"github.com/usersd/usersd/internal/ratelimit"
 	"github.com/usersd/usersd/internal/users"
 	"github.com/usersd/usersd/internal/webhooks"
@@ -18,20 +19,23 @@ import (
 // config is every setting of usersd. Each is a flag with an environment
 // fallback; flags win.
 type config struct {
-	HTTPAddr        string
-	GRPCAddr        string
-	AdminAddr       string
-	DatabaseURL     string
-	Migrate         bool
-	ShutdownDelay   time.Duration
-	ShutdownTimeout time.Duration
-	RequestTimeout  time.Duration
-	MaxInFlight     int
-	LogLevel        string
-	LogFormat       string
-	MaxBodyBytes    int64
-	PageTokenKey    string
-	V1Sunset        time.Time
+	HTTPAddr    string
+	GRPCAddr    string
+	AdminAddr   string
+	DatabaseURL string
+	// DatabaseAcquireTimeout bounds a request's wait for a connection of
+	// the Postgres pool.
+	DatabaseAcquireTimeout time.Duration
+	Migrate                bool
+	ShutdownDelay          time.Duration
+	ShutdownTimeout        time.Duration
+	RequestTimeout         time.Duration
+	MaxInFlight            int
+	LogLevel               string
+	LogFormat              string
+	MaxBodyBytes           int64
+	PageTokenKey           string
+	V1Sunset               time.Time
 
 	GRPCMaxConnectionAge      time.Duration
 	GRPCMaxConnectionAgeGrace time.Duration
@@ -94,7 +98,8 @@ func flagSet(name string, cfg *config, withServer bool, stderr io.Writer) *flag.
 	fs.SetOutput(stderr)
 	gw := name == "gateway"
 	if !gw {
-		fs.StringVar(&cfg.DatabaseURL, "database-url", "sqlite:usersd.db", "`URL` of the database: sqlite:PATH or postgres://…")
+		fs.StringVar(&cfg.DatabaseURL, "database-url", "sqlite:usersd.db", "`URL` of the database: sqlite:PATH or postgres://… (several host:port pairs and target_session_attrs=read-write for failover)")
+		fs.DurationVar(&cfg.DatabaseAcquireTimeout, "database-acquire-timeout", postgres.DefaultAcquireTimeout, "Postgres: longest wait of a request for a free connection of the pool; longer waits answer UNAVAILABLE (503)")
 	}
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log `format`: json or console")
@@ -218,7 +223,7 @@ func checkFlags(fs *flag.FlagSet) error {
 				if v < 2*time.Second {
 					bad = "must be at least 2s"
 				}
-			case "job-poll-interval", "job-retry-base", "job-retry-max", "deleted-retention", "purge-interval", "event-retention", "event-relay-interval", "webhook-timeout":
+			case "database-acquire-timeout", "job-poll-interval", "job-retry-base", "job-retry-max", "deleted-retention", "purge-interval", "event-retention", "event-relay-interval", "webhook-timeout":
 				if v < time.Millisecond {
 					bad = "must be positive"
 				}

@@ -98,7 +98,7 @@ func serve(ctx, hard context.Context, cfg config, getenv func(string) string, lo
 		Registerer:         metrics.Registerer(),
 		TracerProvider:     tp,
 	}
-	db, err := openDatabase(ctx, cfg.DatabaseURL, cfg.Migrate, tp, log, jcfg)
+	db, err := openDatabase(ctx, cfg.DatabaseURL, cfg.Migrate, cfg.DatabaseAcquireTimeout, tp, log, jcfg)
 	if err != nil {
 		flushTraces()
 		return err
@@ -165,6 +165,8 @@ func serve(ctx, hard context.Context, cfg config, getenv func(string) string, lo
 		Sunset:    cfg.V1Sunset,
 		Auth:      authn.UnaryInterceptor(),
 		RateLimit: callers.UnaryServerInterceptor(),
+
+		CountStoreError: metrics.CountStoreError,
 	}
 	interceptors, err := grpcserver.Interceptors(chain)
 	if err != nil {

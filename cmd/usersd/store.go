@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
@@ -68,7 +69,7 @@ func redactURL(raw string) string {
 // openDatabase opens the store named by rawURL, with its job queue (not
 // started), and, if migrate is set, applies the migrations of both. With
 // tp, store calls (SQLite) or statements (Postgres) are traced.
-func openDatabase(ctx context.Context, rawURL string, migrate bool, tp trace.TracerProvider, log zerolog.Logger, jcfg jobs.Config) (*database, error) {
+func openDatabase(ctx context.Context, rawURL string, migrate bool, acquireTimeout time.Duration, tp trace.TracerProvider, log zerolog.Logger, jcfg jobs.Config) (*database, error) {
 	switch {
 	case strings.HasPrefix(rawURL, "sqlite:"):
 		path := strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//")
@@ -131,7 +132,7 @@ func openDatabase(ctx context.Context, rawURL string, migrate bool, tp trace.Tra
 			pool.Close()
 			return nil, err
 		}
-		s := postgres.NewStore(pool, postgres.WithJobs(q))
+		s := postgres.NewStore(pool, postgres.WithJobs(q), postgres.WithAcquireTimeout(acquireTimeout))
 		log.Info().Str("store", "postgres").Str("url", safe).Bool("migrated", migrate).Msg("database open")
 		migrated := migrationsCheck(func(ctx context.Context) (bool, error) {
 			return anyPending(ctx, pool, postgres.MigrationsPending, pool, jobs.PendingPostgres)
@@ -159,7 +160,7 @@ func slogger(log zerolog.Logger) *slog.Logger {
 
 // migrate is the migrate command.
 func migrate(ctx context.Context, cfg config, log zerolog.Logger) error {
-	db, err := openDatabase(ctx, cfg.DatabaseURL, true, nil, log, jobs.Config{Log: log})
+	db, err := openDatabase(ctx, cfg.DatabaseURL, true, 0, nil, log, jobs.Config{Log: log})
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	mux := runtime.NewServeMux(
+	mux := newMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
 			// Unknown fields are an error, so a misspelt field is reported
@@ -57,7 +57,6 @@ func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options
 		runtime.WithIncomingHeaderMatcher(headerMatcher),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeaderMatcher),
 		runtime.WithForwardResponseOption(forwardResponse),
-		runtime.WithErrorHandler(errorHandler),
 		runtime.WithMiddlewares(recordRoute),
 	)
 	if err := usersv1.RegisterUserServiceHandlerClient(ctx, mux, usersv1.NewUserServiceClient(conn)); err != nil {
@@ -66,17 +65,13 @@ func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options
 	if err := usersv2.RegisterUserServiceHandlerClient(ctx, mux, usersv2.NewUserServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("registering users.v2 routes: %w", err)
 	}
-	api := negotiateVersion(mux, announceV1Sunset(opts.V1Sunset, limitBody(opts.MaxBodyBytes, mux)))
-	docs := OpenAPIHandler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The OpenAPI documents are public, unversioned and outside the
-		// body limit and negotiation.
-		if strings.HasPrefix(r.URL.Path, "/openapi/") {
-			docs.ServeHTTP(w, r)
-			return
-		}
-		api.ServeHTTP(w, r)
-	}), nil
+	// The OpenAPI documents are routes of the same mux, so that their
+	// routing errors are the API's; being public and unversioned, they are
+	// left alone by negotiation, and their GETs have no body to limit.
+	if err := registerOpenAPI(mux); err != nil {
+		return nil, err
+	}
+	return negotiateVersion(mux, announceV1Sunset(opts.V1Sunset, limitBody(opts.MaxBodyBytes, mux))), nil
 }
 
 // recordRoute names the matched route template on the request's

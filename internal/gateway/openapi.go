@@ -3,9 +3,12 @@ package gateway
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 
 	usersv1 "github.com/usersd/usersd/api/users/v1"
 	usersv2 "github.com/usersd/usersd/api/users/v2"
@@ -15,18 +18,35 @@ import (
 // OpenAPIHandler serves the OpenAPI 2 documents of the HTTP/JSON API, one
 // per major version, at GET (and HEAD) /openapi/v1.json and
 // /openapi/v2.json: application/json, cacheable for five minutes, with an
-// ETag for revalidation. Other paths under it are 404, other methods 405.
-// It records the path as the route of the request's telemetry.Call, so it
-// is labelled in access logs, metrics and spans wherever it is mounted.
+// ETag for revalidation. Other paths are 404, other methods 405 with an
+// Allow header, both with a google.rpc.Status body as NewHandler's, which
+// serves the documents too. It records the path as the route of the
+// request's telemetry.Call, so it is labelled in access logs, metrics and
+// spans wherever it is mounted.
 func OpenAPIHandler() http.Handler {
-	mux := http.NewServeMux()
-	for path, doc := range map[string]string{
-		"/openapi/v1.json": usersv1.OpenAPI,
-		"/openapi/v2.json": usersv2.OpenAPI,
-	} {
-		mux.Handle("GET "+path, openAPIDocument(path, doc))
+	mux := newMux()
+	if err := registerOpenAPI(mux); err != nil {
+		panic(err) // the paths are constants
 	}
 	return mux
+}
+
+// registerOpenAPI adds the routes of the OpenAPI documents to mux.
+func registerOpenAPI(mux *runtime.ServeMux) error {
+	for _, d := range []struct{ path, doc string }{
+		{"/openapi/v1.json", usersv1.OpenAPI},
+		{"/openapi/v2.json", usersv2.OpenAPI},
+	} {
+		h := openAPIDocument(d.path, d.doc)
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			if err := mux.HandlePath(method, d.path, func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+				h.ServeHTTP(w, r)
+			}); err != nil {
+				return fmt.Errorf("route %s %s: %w", method, d.path, err)
+			}
+		}
+	}
+	return nil
 }
 
 // openAPIDocument serves doc, recording route on the request's Call.

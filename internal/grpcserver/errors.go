@@ -3,13 +3,18 @@ package grpcserver
 import (
 	"context"
 	"errors"
+	"strconv"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/usersd/usersd/internal/ratelimit"
 	"github.com/usersd/usersd/internal/telemetry"
 	"github.com/usersd/usersd/internal/users"
 )
@@ -18,7 +23,8 @@ import (
 const ErrorDomain = "usersd.dev"
 
 // codeOf is the one table from domain error kind to gRPC code. The gateway
-// derives the HTTP status from the code (400, 404, 409, 400, 409, 499, 504).
+// derives the HTTP status from the code (400, 404, 409, 400, 409, 503, 409,
+// 499, 504).
 var codeOf = []struct {
 	kind error
 	code codes.Code
@@ -28,16 +34,44 @@ var codeOf = []struct {
 	{users.ErrAlreadyExists, codes.AlreadyExists},
 	{users.ErrFailedPrecondition, codes.FailedPrecondition},
 	{users.ErrEtagMismatch, codes.Aborted},
+	{users.ErrUnavailable, codes.Unavailable},
+	{users.ErrContention, codes.Aborted},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }
 
+// RetryAfter is the wait, in whole seconds, that answers to a failure of
+// the store's infrastructure suggest: the "retry-after" response header
+// (HTTP Retry-After) and the google.rpc.RetryInfo detail.
+const RetryAfter = time.Second
+
+// storeMessages are what clients are told of a store's failures; the
+// driver's words, which may name hosts and SQL, go to the log only.
+var storeMessages = map[error]string{
+	users.ErrUnavailable: "the service is unavailable for a moment; retry the request",
+	users.ErrContention:  "the request conflicted with concurrent ones and changed nothing; retry it",
+}
+
 // toStatus converts an error from the domain into a gRPC status error.
 // Errors of unknown kind become INTERNAL with a generic message; their
-// detail is for the log only.
+// detail is for the log only. So is the detail of a *users.StoreError,
+// which becomes UNAVAILABLE or ABORTED with a generic message and a
+// google.rpc.RetryInfo.
 func toStatus(err error) (st *status.Status, internal bool) {
 	if s, ok := status.FromError(err); ok {
 		return s, false
+	}
+	var se *users.StoreError
+	if errors.As(err, &se) {
+		for _, e := range codeOf {
+			if e.kind == se.Kind {
+				st := status.New(e.code, storeMessages[se.Kind])
+				if withDetails, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(RetryAfter)}); derr == nil {
+					st = withDetails
+				}
+				return st, false
+			}
+		}
 	}
 	for _, e := range codeOf {
 		if !errors.Is(err, e.kind) {
@@ -65,17 +99,47 @@ func toStatus(err error) (st *status.Status, internal bool) {
 	return status.New(codes.Internal, "internal error"), true
 }
 
-// ErrorInterceptor maps the errors handlers return to gRPC statuses. The
-// detail of an internal error, which clients never see, goes to the
-// request's telemetry.Call for the access log.
+// ErrorInterceptor maps the errors handlers return to gRPC statuses; see
+// Errors, which it is without a count of store errors.
 func ErrorInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	resp, err := handler(ctx, req)
-	if err == nil {
-		return resp, nil
+	return errorsInterceptor(nil)(ctx, req, info, handler)
+}
+
+// Errors returns the interceptor that maps the errors handlers return to
+// gRPC statuses. The detail of an internal error, which clients never see,
+// goes to the request's telemetry.Call for the access log; so does that of
+// a store's failure (*users.StoreError), whose answer also carries the
+// "retry-after" header, and which count, if not nil, counts by kind and
+// cause.
+func Errors(count func(kind, cause string)) grpc.UnaryServerInterceptor {
+	return errorsInterceptor(count)
+}
+
+func errorsInterceptor(count func(kind, cause string)) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if err == nil {
+			return resp, nil
+		}
+		return nil, callError(ctx, err, count)
 	}
+}
+
+// callError is err as a gRPC status error; what it records of err for the
+// log and the metrics, and the retry-after header of a store's failure,
+// are described at Errors.
+func callError(ctx context.Context, err error, count func(kind, cause string)) error {
 	st, internal := toStatus(err)
-	if internal {
+	var se *users.StoreError
+	switch {
+	case internal:
 		telemetry.CallFrom(ctx).SetCause(err)
+	case errors.As(err, &se):
+		telemetry.CallFrom(ctx).SetCause(err)
+		_ = grpc.SetHeader(ctx, metadata.Pairs(ratelimit.MDRetryAfter, strconv.Itoa(int(RetryAfter/time.Second))))
+		if count != nil {
+			count(se.Kind.Error(), se.Cause)
+		}
 	}
-	return nil, st.Err()
+	return st.Err()
 }

@@ -7,15 +7,18 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/usersd/usersd/internal/telemetry"
 	"github.com/usersd/usersd/internal/users"
@@ -131,6 +134,20 @@ func TestToStatus(t *testing.T) {
 			wantDetails: []proto.Message{&errdetails.ErrorInfo{Reason: "NOPE", Domain: "example.com"}},
 		},
 		{
+			name:        "store unavailable",
+			err:         fmt.Errorf("user x: %w", users.Unavailable("connection_lost", errors.New("read tcp 10.0.0.7:5432: disk I/O"))),
+			wantCode:    codes.Unavailable,
+			wantMsg:     "the service is unavailable for a moment; retry the request",
+			wantDetails: []proto.Message{&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)}},
+		},
+		{
+			name:        "store contention",
+			err:         &users.StoreError{Kind: users.ErrContention, Cause: "deadlock", Err: errors.New("deadlock detected: disk I/O")},
+			wantCode:    codes.Aborted,
+			wantMsg:     "the request conflicted with concurrent ones and changed nothing; retry it",
+			wantDetails: []proto.Message{&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)}},
+		},
+		{
 			name:         "unknown error is internal",
 			err:          errors.New("write user x: disk I/O error at /var/lib/usersd/users.db"),
 			wantCode:     codes.Internal,
@@ -153,7 +170,7 @@ func TestToStatus(t *testing.T) {
 			if diff := cmp.Diff(tt.wantDetails, details(t, st), protocmp.Transform()); diff != "" {
 				t.Errorf("toStatus(%v) details (-want +got):\n%s", tt.err, diff)
 			}
-			if tt.wantInternal {
+			if tt.wantCode != codes.PermissionDenied {
 				// Nothing of the original error may reach the client.
 				wire, err := proto.Marshal(st.Proto())
 				if err != nil {
@@ -221,6 +238,12 @@ func TestAccessLogOfErrors(t *testing.T) {
 			want:     []string{`"grpc_code":"Aborted"`},
 		},
 		{
+			name:     "store unavailable",
+			err:      fmt.Errorf("user x: %w", users.Unavailable("admin_shutdown", errors.New("FATAL: terminating connection due to administrator command (SQLSTATE 57P01)"))),
+			wantCode: codes.Unavailable,
+			want:     []string{`"level":"warn"`, `"grpc_code":"Unavailable"`, "unavailable (admin_shutdown)", "57P01"},
+		},
+		{
 			name:     "status error passes",
 			err:      status.Error(codes.Unauthenticated, "who are you"),
 			wantCode: codes.Unauthenticated,
@@ -278,5 +301,52 @@ func TestRecoveryInterceptor(t *testing.T) {
 	}
 	if logged := buf.String(); !strings.Contains(logged, "assignment to entry in nil map") || !strings.Contains(logged, "goroutine") {
 		t.Errorf("the access line lacks the panic and its stack: %s", logged)
+	}
+}
+
+// headerStream records the headers a unary handler sets.
+type headerStream struct {
+	grpc.ServerTransportStream
+	header metadata.MD
+}
+
+func (h *headerStream) Method() string { return "/x/Y" }
+func (h *headerStream) SetHeader(md metadata.MD) error {
+	h.header = metadata.Join(h.header, md)
+	return nil
+}
+
+// TestErrorsOfTheStore: a call that failed for the store's infrastructure
+// tells the client when to retry (the retry-after header, HTTP Retry-After)
+// and is counted by kind and cause; other failures are neither.
+func TestErrorsOfTheStore(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		wantAfter  []string
+		wantCounts map[string]int
+	}{
+		{"unavailable", fmt.Errorf("user x: %w", users.Unavailable("read_only", errors.New("25006"))), []string{"1"}, map[string]int{"unavailable/read_only": 1}},
+		{"contention", &users.StoreError{Kind: users.ErrContention, Cause: "serialization_failure", Err: errors.New("40001")}, []string{"1"}, map[string]int{"contention/serialization_failure": 1}},
+		{"not found", users.ErrNotFound, nil, map[string]int{}},
+		{"internal", errors.New("bug"), nil, map[string]int{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			counts := map[string]int{}
+			ic := Errors(func(kind, cause string) { counts[kind+"/"+cause]++ })
+			hs := &headerStream{}
+			ctx := grpc.NewContextWithServerTransportStream(context.Background(), hs)
+			_, err := ic(ctx, "request", &grpc.UnaryServerInfo{FullMethod: "/x/Y"}, func(context.Context, any) (any, error) { return nil, tt.err })
+			if err == nil {
+				t.Fatal("err = nil")
+			}
+			if diff := cmp.Diff(tt.wantAfter, hs.header.Get("retry-after")); diff != "" {
+				t.Errorf("retry-after header (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantCounts, counts); diff != "" {
+				t.Errorf("counts (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	usersv1 "github.com/usersd/usersd/api/users/v1"
-	"github.com/usersd/usersd/internal/telemetry"
 	"github.com/usersd/usersd/internal/users"
 )
 
@@ -99,11 +98,7 @@ func streamStatus(ctx context.Context, err error) error {
 			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
-	st, internal := toStatus(err)
-	if internal {
-		telemetry.CallFrom(ctx).SetCause(err)
-	}
-	return st.Err()
+	return callError(ctx, err, nil)
 }
 
 // eventToProto returns the API form of an event.

@@ -74,6 +74,9 @@ type ChainConfig struct {
 	// right after Auth, so it finds the caller in the context
 	// (auth.FromContext).
 	RateLimit grpc.UnaryServerInterceptor
+	// CountStoreError, if not nil, counts the calls that failed for a
+	// store's infrastructure (*users.StoreError), by kind and cause.
+	CountStoreError func(kind, cause string)
 }
 
 // Interceptors returns the unary interceptor chain, outermost first, that
@@ -106,7 +109,7 @@ func Interceptors(cfg ChainConfig) ([]grpc.UnaryServerInterceptor, error) {
 		chain = append(chain, cfg.RateLimit)
 	}
 	return append(chain,
-		ErrorInterceptor,
+		Errors(cfg.CountStoreError),
 		ValidateInterceptor(validator),
 	), nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/internal/users"
 	"github.com/usersd/usersd/internal/users/usersql"
@@ -142,7 +143,11 @@ func (s *Store) ListEvents(ctx context.Context, after users.EventPos, limit int)
 	if limit <= 0 {
 		return nil, nil
 	}
-	evs, err := listEventsAfter(ctx, s.pool, after, limit)
+	var evs []users.Event
+	err := s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
+		evs, err = listEventsAfter(ctx, c, after, limit)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
@@ -157,7 +162,7 @@ func listEventsAfter(ctx context.Context, q querier, after users.EventPos, limit
 	}
 	rows, err := q.Query(ctx, listEvents, after.Tx, after.Seq, limit)
 	if err != nil {
-		return nil, withContext(ctx, err)
+		return nil, classify(ctx, err)
 	}
 	defer rows.Close()
 	evs := make([]users.Event, 0, min(limit, 1000))
@@ -175,7 +180,7 @@ func listEventsAfter(ctx context.Context, q querier, after users.EventPos, limit
 		evs = append(evs, ev)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, withContext(ctx, err)
+		return nil, classify(ctx, err)
 	}
 	return evs, nil
 }
@@ -188,12 +193,14 @@ func (s *Store) GetEvent(ctx context.Context, id string) (*users.Event, error) {
 		return nil, eventNotFound(id)
 	}
 	var r eventRow
-	err := s.pool.QueryRow(ctx, "SELECT "+eventColumns+" FROM events WHERE id = $1", uid).Scan(r.dest()...)
+	err := s.do(ctx, read, func(c *pgxpool.Conn) error {
+		return c.QueryRow(ctx, "SELECT "+eventColumns+" FROM events WHERE id = $1", uid).Scan(r.dest()...)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, eventNotFound(id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("event %s: %w", id, withContext(ctx, err))
+		return nil, fmt.Errorf("event %s: %w", id, classify(ctx, err))
 	}
 	ev, err := r.event()
 	if err != nil {
@@ -250,7 +257,7 @@ func (s *Store) PurgeEvents(ctx context.Context, before time.Time, limit int) (i
 	}
 	tag, err := s.pool.Exec(ctx, purgeEvents, before, limit)
 	if err != nil {
-		return 0, fmt.Errorf("purge events: %w", withContext(ctx, err))
+		return 0, fmt.Errorf("purge events: %w", classify(ctx, err))
 	}
 	return int(tag.RowsAffected()), nil
 }
@@ -260,7 +267,7 @@ func (s *Store) PurgeEvents(ctx context.Context, before time.Time, limit int) (i
 func (s *Store) PurgeDeliveryAttempts(ctx context.Context, before time.Time) (int, error) {
 	tag, err := s.pool.Exec(ctx, "DELETE FROM webhook_attempts WHERE time < $1", before)
 	if err != nil {
-		return 0, fmt.Errorf("purge delivery attempts: %w", withContext(ctx, err))
+		return 0, fmt.Errorf("purge delivery attempts: %w", classify(ctx, err))
 	}
 	return int(tag.RowsAffected()), nil
 }

@@ -30,7 +30,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 		return err
 	}
 	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("postgres: migrate: %w", withContext(ctx, err))
+		return fmt.Errorf("postgres: migrate: %w", classify(ctx, err))
 	}
 	return nil
 }
@@ -44,7 +44,7 @@ func MigrationsPending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	var versioned bool
 	err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", goose.DefaultTablename).Scan(&versioned)
 	if err != nil {
-		return false, fmt.Errorf("postgres: migrations pending: %w", withContext(ctx, err))
+		return false, fmt.Errorf("postgres: migrations pending: %w", classify(ctx, err))
 	}
 	if !versioned {
 		return true, nil
@@ -57,7 +57,7 @@ func MigrationsPending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	}
 	pending, err := p.HasPending(ctx)
 	if err != nil {
-		return false, fmt.Errorf("postgres: migrations pending: %w", withContext(ctx, err))
+		return false, fmt.Errorf("postgres: migrations pending: %w", classify(ctx, err))
 	}
 	return pending, nil
 }

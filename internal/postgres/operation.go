@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/internal/users"
 	"github.com/usersd/usersd/internal/users/usersql"
@@ -88,7 +89,7 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 	// import of the same request id, the read sees that import.
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return nil, fmt.Errorf("create import %s: %w", op.ID, withContext(ctx, err))
+		return nil, fmt.Errorf("create import %s: %w", op.ID, classify(ctx, err))
 	}
 	defer tx.Rollback(ctx)
 
@@ -97,14 +98,14 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 	for range 3 {
 		tag, err := tx.Exec(ctx, insertOperation, pgUUID(id), key.RequestID, fingerprint, op.Total, op.Chunks, op.CreateTime)
 		if err != nil {
-			return nil, fmt.Errorf("create import %s: %w", op.ID, withContext(ctx, err))
+			return nil, fmt.Errorf("create import %s: %w", op.ID, classify(ctx, err))
 		}
 		if tag.RowsAffected() == 1 {
 			if err := s.jobs.EnqueueImportTx(ctx, tx, chunks); err != nil {
-				return nil, fmt.Errorf("create import %s: enqueue: %w", op.ID, withContext(ctx, err))
+				return nil, fmt.Errorf("create import %s: enqueue: %w", op.ID, classify(ctx, err))
 			}
 			if err := tx.Commit(ctx); err != nil {
-				return nil, fmt.Errorf("create import %s: %w", op.ID, withContext(ctx, err))
+				return nil, fmt.Errorf("create import %s: %w", op.ID, classify(ctx, err))
 			}
 			created := users.Truncate(op.CreateTime)
 			return &users.Operation{
@@ -121,7 +122,7 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("import request %s: %w", key.RequestID, withContext(ctx, err))
+			return nil, fmt.Errorf("import request %s: %w", key.RequestID, classify(ctx, err))
 		}
 		if !bytes.Equal(stored, fingerprint) {
 			return nil, &users.InvalidError{
@@ -141,12 +142,16 @@ func (s *Store) GetOperation(ctx context.Context, id string) (*users.Operation, 
 	if !ok {
 		return nil, operationNotFound(id)
 	}
-	op, _, err := readOperation(ctx, s.pool, "o.id = $1", uid)
+	var op *users.Operation
+	err := s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
+		op, _, err = readOperation(ctx, c, "o.id = $1", uid)
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, operationNotFound(id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("operation %s: %w", id, withContext(ctx, err))
+		return nil, fmt.Errorf("operation %s: %w", id, classify(ctx, err))
 	}
 	return op, nil
 }
@@ -217,7 +222,7 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, withContext(ctx, err))
+		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, classify(ctx, err))
 	}
 	defer tx.Rollback(ctx)
 
@@ -227,7 +232,7 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 		return operationNotFound(opID)
 	}
 	if err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, withContext(ctx, err))
+		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, classify(ctx, err))
 	}
 	if tag.RowsAffected() == 0 {
 		return nil // a job that ran again
@@ -237,7 +242,7 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 	if len(valid) > 0 {
 		rows, err := tx.Query(ctx, importUsers, args...)
 		if err != nil {
-			return fmt.Errorf("operation %s chunk %d: import users: %w", opID, chunk, withContext(ctx, err))
+			return fmt.Errorf("operation %s chunk %d: import users: %w", opID, chunk, classify(ctx, err))
 		}
 		var id pgtype.UUID
 		_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
@@ -245,7 +250,7 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("operation %s chunk %d: import users: %w", opID, chunk, withContext(ctx, err))
+			return fmt.Errorf("operation %s chunk %d: import users: %w", opID, chunk, classify(ctx, err))
 		}
 	}
 	imported := 0
@@ -260,7 +265,7 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 		failures = append(failures, users.RowFailure{Index: v.Index, Reason: users.ReasonEmailTaken})
 	}
 	if err := appendEvents(ctx, tx, evs); err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, withContext(ctx, err))
+		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, classify(ctx, err))
 	}
 	usersql.SortFailures(failures)
 	encoded, err := usersql.EncodeFailures(failures)
@@ -269,10 +274,10 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 	}
 	_, err = tx.Exec(ctx, finishChunk, uid, chunk, imported, len(failures), encoded, time.Now())
 	if err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, withContext(ctx, err))
+		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, classify(ctx, err))
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, withContext(ctx, err))
+		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, classify(ctx, err))
 	}
 	return nil
 }
@@ -321,12 +326,12 @@ func (s *Store) PurgeDeleted(ctx context.Context, before time.Time, limit int) (
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("purge deleted users: %w", withContext(ctx, err))
+		return 0, fmt.Errorf("purge deleted users: %w", classify(ctx, err))
 	}
 	defer tx.Rollback(ctx)
 	rows, err := tx.Query(ctx, purgeDeleted, before, limit)
 	if err != nil {
-		return 0, fmt.Errorf("purge deleted users: %w", withContext(ctx, err))
+		return 0, fmt.Errorf("purge deleted users: %w", classify(ctx, err))
 	}
 	var (
 		id  pgtype.UUID
@@ -337,13 +342,13 @@ func (s *Store) PurgeDeleted(ctx context.Context, before time.Time, limit int) (
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("purge deleted users: %w", withContext(ctx, err))
+		return 0, fmt.Errorf("purge deleted users: %w", classify(ctx, err))
 	}
 	if err := appendEvents(ctx, tx, evs); err != nil {
-		return 0, fmt.Errorf("purge deleted users: %w", withContext(ctx, err))
+		return 0, fmt.Errorf("purge deleted users: %w", classify(ctx, err))
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("purge deleted users: %w", withContext(ctx, err))
+		return 0, fmt.Errorf("purge deleted users: %w", classify(ctx, err))
 	}
 	return len(evs), nil
 }

@@ -21,19 +21,3 @@
 // sends the server a cancel request, so the server stops the statement (or
 // its wait for a row lock) too; the pool then dials a new connection.
 package postgres
-
-import (
-	"context"
-	"errors"
-	"fmt"
-)
-
-// withContext returns err marked with ctx's error when ctx has ended, so
-// that errors.Is(err, context.Canceled) also holds when the server reports
-// the cancellation (SQLSTATE 57014) instead of pgx.
-func withContext(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("%w: %w", cerr, err)
-	}
-	return err
-}

@@ -20,8 +20,9 @@ import (
 
 // Store keeps users in PostgreSQL. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
-	jobs Jobs
+	pool           *pgxpool.Pool
+	jobs           Jobs
+	acquireTimeout time.Duration
 }
 
 var _ users.Store = (*Store)(nil)
@@ -48,10 +49,21 @@ func WithJobs(j Jobs) Option {
 	return func(s *Store) { s.jobs = j }
 }
 
+// WithAcquireTimeout bounds the wait for a free connection of the pool
+// (DefaultAcquireTimeout without it): a call that waits longer fails with
+// users.ErrUnavailable, cause "pool_exhausted".
+func WithAcquireTimeout(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.acquireTimeout = d
+		}
+	}
+}
+
 // NewStore returns a Store on pool, whose database must be migrated (see
 // Migrate). The Store does not own the pool: the caller closes it.
 func NewStore(pool *pgxpool.Pool, opts ...Option) *Store {
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, acquireTimeout: DefaultAcquireTimeout}
 	for _, o := range opts {
 		o(s)
 	}
@@ -61,7 +73,7 @@ func NewStore(pool *pgxpool.Pool, opts ...Option) *Store {
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("postgres: ping: %w", withContext(ctx, err))
+		return fmt.Errorf("postgres: ping: %w", classify(ctx, err))
 	}
 	return nil
 }
@@ -144,7 +156,11 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 	}
 	args = append(args, evArgs...)
 	if key == nil {
-		got, err := scanUser(s.pool.QueryRow(ctx, insertUser, args...))
+		var got *users.User
+		err := s.do(ctx, write, func(c *pgxpool.Conn) (err error) {
+			got, err = scanUser(c.QueryRow(ctx, insertUser, args...))
+			return err
+		})
 		if err != nil {
 			return nil, insertError(ctx, u.ID, err)
 		}
@@ -158,7 +174,11 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 	// The key row may vanish between the two statements (if keys expire);
 	// the next attempt then inserts.
 	for range 3 {
-		got, err := scanUser(s.pool.QueryRow(ctx, insertUserWithKey, args...))
+		var got *users.User
+		err := s.do(ctx, write, func(c *pgxpool.Conn) (err error) {
+			got, err = scanUser(c.QueryRow(ctx, insertUserWithKey, args...))
+			return err
+		})
 		if err == nil {
 			return got, nil
 		}
@@ -169,12 +189,14 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 			stored []byte
 			r      userRow
 		)
-		err = s.pool.QueryRow(ctx, selectKeyUser, key.RequestID).Scan(r.dest(&stored)...)
+		err = s.do(ctx, read, func(c *pgxpool.Conn) error {
+			return c.QueryRow(ctx, selectKeyUser, key.RequestID).Scan(r.dest(&stored)...)
+		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("request %s: %w", key.RequestID, withContext(ctx, err))
+			return nil, fmt.Errorf("request %s: %w", key.RequestID, classify(ctx, err))
 		}
 		if !bytes.Equal(stored, fingerprint) {
 			return nil, &users.InvalidError{
@@ -193,12 +215,16 @@ func (s *Store) GetUser(ctx context.Context, id string) (*users.User, error) {
 	if !ok {
 		return nil, notFound(id)
 	}
-	u, err := scanUser(s.pool.QueryRow(ctx, selectUser, uid))
+	var u *users.User
+	err := s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
+		u, err = scanUser(c.QueryRow(ctx, selectUser, uid))
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound(id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("user %s: %w", id, withContext(ctx, err))
+		return nil, fmt.Errorf("user %s: %w", id, classify(ctx, err))
 	}
 	return u, nil
 }
@@ -215,7 +241,7 @@ func (s *Store) BatchGetUsers(ctx context.Context, ids []string) ([]*users.User,
 	if len(uids) == 0 {
 		return nil, nil
 	}
-	out, err := queryUsers(ctx, s.pool, len(uids), selectUsers, uids)
+	out, err := s.queryUsers(ctx, len(uids), selectUsers, uids)
 	if err != nil {
 		return nil, fmt.Errorf("batch get users: %w", err)
 	}
@@ -229,7 +255,7 @@ func (s *Store) ListUsers(ctx context.Context, q users.ListQuery) ([]*users.User
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	out, err := queryUsers(ctx, s.pool, min(max(q.Limit, 0), 1000), "SELECT "+userColumns+" FROM users "+clause, args...)
+	out, err := s.queryUsers(ctx, min(max(q.Limit, 0), 1000), "SELECT "+userColumns+" FROM users "+clause, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -243,11 +269,16 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*users.User) 
 	if !ok {
 		return nil, notFound(id)
 	}
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("user %s: %w", id, withContext(ctx, err))
-	}
-	defer conn.Release()
+	var got *users.User
+	err := s.do(ctx, txn, func(conn *pgxpool.Conn) (err error) {
+		got, err = s.updateUser(ctx, conn, id, uid, fn)
+		return err
+	})
+	return got, err
+}
+
+// updateUser is one try of UpdateUser's transaction on conn.
+func (s *Store) updateUser(ctx context.Context, conn *pgxpool.Conn, id string, uid pgtype.UUID, fn func(*users.User) error) (*users.User, error) {
 	// Whatever happens below, no transaction outlives the call: a failed
 	// one is rolled back, or, when ctx has ended or the connection broke,
 	// Release destroys the connection and the server rolls back.
@@ -257,7 +288,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*users.User) 
 	b.Queue("BEGIN")
 	b.Queue(selectUserForUpdate, uid)
 	br := conn.SendBatch(ctx, &b)
-	_, err = br.Exec()
+	_, err := br.Exec()
 	var cur *users.User
 	if err == nil {
 		cur, err = scanUser(br.QueryRow())
@@ -269,7 +300,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*users.User) 
 		return nil, notFound(id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("user %s: %w", id, withContext(ctx, err))
+		return nil, fmt.Errorf("user %s: %w", id, classify(ctx, err))
 	}
 
 	next := cur.Clone()
@@ -331,29 +362,30 @@ func rollback(ctx context.Context, c *pgxpool.Conn) {
 }
 
 // queryUsers runs a query that returns user rows and collects them.
-func queryUsers(ctx context.Context, pool *pgxpool.Pool, capacity int, sql string, args ...any) ([]*users.User, error) {
-	rows, err := pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, withContext(ctx, err)
-	}
-	defer rows.Close()
-	out := make([]*users.User, 0, capacity)
-	var r userRow
-	dest := r.dest()
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return nil, err
-		}
-		u, err := r.user()
+func (s *Store) queryUsers(ctx context.Context, capacity int, sql string, args ...any) ([]*users.User, error) {
+	var out []*users.User
+	err := s.do(ctx, read, func(c *pgxpool.Conn) error {
+		rows, err := c.Query(ctx, sql, args...)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, withContext(ctx, err)
-	}
-	return out, nil
+		defer rows.Close()
+		out = make([]*users.User, 0, capacity)
+		var r userRow
+		dest := r.dest()
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			u, err := r.user()
+			if err != nil {
+				return err
+			}
+			out = append(out, u)
+		}
+		return rows.Err()
+	})
+	return out, err
 }
 
 // userRow holds the columns of one user as pgx scans them.
@@ -480,5 +512,5 @@ func writeError(ctx context.Context, id string, err error) error {
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "users_email_key_live" {
 		return fmt.Errorf("user %s: email address already in use: %w", id, users.ErrAlreadyExists)
 	}
-	return fmt.Errorf("user %s: %w", id, withContext(ctx, err))
+	return fmt.Errorf("user %s: %w", id, classify(ctx, err))
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/internal/users"
 	"github.com/usersd/usersd/internal/users/usersql"
@@ -63,15 +64,15 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (*users.Web
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return nil, fmt.Errorf("create webhook %s: %w", w.ID, withContext(ctx, err))
+		return nil, fmt.Errorf("create webhook %s: %w", w.ID, classify(ctx, err))
 	}
 	defer tx.Rollback(ctx)
 	if _, err := tx.Exec(ctx, "LOCK TABLE webhooks IN SHARE ROW EXCLUSIVE MODE"); err != nil {
-		return nil, fmt.Errorf("create webhook %s: %w", w.ID, withContext(ctx, err))
+		return nil, fmt.Errorf("create webhook %s: %w", w.ID, classify(ctx, err))
 	}
 	var n int
 	if err := tx.QueryRow(ctx, "SELECT count(*) FROM webhooks").Scan(&n); err != nil {
-		return nil, fmt.Errorf("create webhook %s: %w", w.ID, withContext(ctx, err))
+		return nil, fmt.Errorf("create webhook %s: %w", w.ID, classify(ctx, err))
 	}
 	if n >= users.MaxWebhooks {
 		return nil, users.Invalid("webhook", fmt.Sprintf("at most %d webhook subscriptions may exist; delete one first", users.MaxWebhooks))
@@ -81,10 +82,10 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (*users.Web
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			return nil, fmt.Errorf("webhook %s: id in use: %w", w.ID, users.ErrAlreadyExists)
 		}
-		return nil, fmt.Errorf("create webhook %s: %w", w.ID, withContext(ctx, err))
+		return nil, fmt.Errorf("create webhook %s: %w", w.ID, classify(ctx, err))
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("create webhook %s: %w", w.ID, withContext(ctx, err))
+		return nil, fmt.Errorf("create webhook %s: %w", w.ID, classify(ctx, err))
 	}
 	return storedWebhook(w.Clone()), nil
 }
@@ -95,19 +96,27 @@ func (s *Store) GetWebhook(ctx context.Context, id string) (*users.Webhook, erro
 	if !ok {
 		return nil, webhookNotFound(id)
 	}
-	w, err := scanWebhook(s.pool.QueryRow(ctx, selectWebhooks+"WHERE id = $1", uid))
+	var w *users.Webhook
+	err := s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
+		w, err = scanWebhook(c.QueryRow(ctx, selectWebhooks+"WHERE id = $1", uid))
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, webhookNotFound(id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("webhook %s: %w", id, withContext(ctx, err))
+		return nil, fmt.Errorf("webhook %s: %w", id, classify(ctx, err))
 	}
 	return w, nil
 }
 
 // ListWebhooks reads every subscription in one statement; see users.Store.
 func (s *Store) ListWebhooks(ctx context.Context) ([]*users.Webhook, error) {
-	ws, err := queryWebhooks(ctx, s.pool, selectWebhooks+"ORDER BY create_time, id")
+	var ws []*users.Webhook
+	err := s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
+		ws, err = queryWebhooks(ctx, c, selectWebhooks+"ORDER BY create_time, id")
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list webhooks: %w", err)
 	}
@@ -122,7 +131,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Web
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return nil, fmt.Errorf("update webhook %s: %w", id, withContext(ctx, err))
+		return nil, fmt.Errorf("update webhook %s: %w", id, classify(ctx, err))
 	}
 	defer tx.Rollback(ctx)
 	old, err := lockWebhook(ctx, tx, uid, id)
@@ -139,7 +148,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Web
 		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("update webhook %s: %w", id, withContext(ctx, err))
+		return nil, fmt.Errorf("update webhook %s: %w", id, classify(ctx, err))
 	}
 	return storedWebhook(w), nil
 }
@@ -151,7 +160,7 @@ func lockWebhook(ctx context.Context, tx pgx.Tx, uid pgtype.UUID, id string) (*u
 		return nil, webhookNotFound(id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("webhook %s: %w", id, withContext(ctx, err))
+		return nil, fmt.Errorf("webhook %s: %w", id, classify(ctx, err))
 	}
 	return w, nil
 }
@@ -165,7 +174,7 @@ func writeWebhook(ctx context.Context, tx pgx.Tx, w *users.Webhook) error {
 	// webhookArgs is in webhookColumns order; updateWebhook skips
 	// create_time.
 	if _, err := tx.Exec(ctx, updateWebhook, append(args[:7], args[8])...); err != nil {
-		return fmt.Errorf("update webhook %s: %w", w.ID, withContext(ctx, err))
+		return fmt.Errorf("update webhook %s: %w", w.ID, classify(ctx, err))
 	}
 	return nil
 }
@@ -179,7 +188,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 	}
 	tag, err := s.pool.Exec(ctx, "DELETE FROM webhooks WHERE id = $1", uid)
 	if err != nil {
-		return fmt.Errorf("delete webhook %s: %w", id, withContext(ctx, err))
+		return fmt.Errorf("delete webhook %s: %w", id, classify(ctx, err))
 	}
 	if tag.RowsAffected() == 0 {
 		return webhookNotFound(id)
@@ -201,7 +210,7 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttem
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return nil, fmt.Errorf("record delivery to webhook %s: %w", a.WebhookID, withContext(ctx, err))
+		return nil, fmt.Errorf("record delivery to webhook %s: %w", a.WebhookID, classify(ctx, err))
 	}
 	defer tx.Rollback(ctx)
 	w, err := lockWebhook(ctx, tx, uid, a.WebhookID)
@@ -211,14 +220,14 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttem
 	_, err = tx.Exec(ctx, insertAttempt, uid, pgUUID(eventID), string(a.EventType), a.Attempt, a.Status,
 		a.Latency.Microseconds(), a.Success, a.Error, a.Time)
 	if err != nil {
-		return nil, fmt.Errorf("record delivery to webhook %s: %w", a.WebhookID, withContext(ctx, err))
+		return nil, fmt.Errorf("record delivery to webhook %s: %w", a.WebhookID, classify(ctx, err))
 	}
 	w.Record(a, disableAfter)
 	if err := writeWebhook(ctx, tx, w); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("record delivery to webhook %s: %w", a.WebhookID, withContext(ctx, err))
+		return nil, fmt.Errorf("record delivery to webhook %s: %w", a.WebhookID, classify(ctx, err))
 	}
 	return storedWebhook(w), nil
 }
@@ -232,7 +241,7 @@ func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limi
 	}
 	rows, err := s.pool.Query(ctx, listAttempts, uid, limit)
 	if err != nil {
-		return nil, fmt.Errorf("list deliveries of webhook %s: %w", webhookID, withContext(ctx, err))
+		return nil, fmt.Errorf("list deliveries of webhook %s: %w", webhookID, classify(ctx, err))
 	}
 	var (
 		out         []users.DeliveryAttempt
@@ -249,7 +258,7 @@ func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limi
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list deliveries of webhook %s: %w", webhookID, withContext(ctx, err))
+		return nil, fmt.Errorf("list deliveries of webhook %s: %w", webhookID, classify(ctx, err))
 	}
 	return out, nil
 }
@@ -267,15 +276,15 @@ func (s *Store) DispatchEvents(ctx context.Context, limit int) (int, error) {
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return 0, fmt.Errorf("dispatch events: %w", withContext(ctx, err))
+		return 0, fmt.Errorf("dispatch events: %w", classify(ctx, err))
 	}
 	defer tx.Rollback(ctx)
 	if _, err := tx.Exec(ctx, ensureSink, usersql.DispatcherSink); err != nil {
-		return 0, fmt.Errorf("dispatch events: %w", withContext(ctx, err))
+		return 0, fmt.Errorf("dispatch events: %w", classify(ctx, err))
 	}
 	var pos users.EventPos
 	if err := tx.QueryRow(ctx, lockSink, usersql.DispatcherSink).Scan(&pos.Tx, &pos.Seq); err != nil {
-		return 0, fmt.Errorf("dispatch events: %w", withContext(ctx, err))
+		return 0, fmt.Errorf("dispatch events: %w", classify(ctx, err))
 	}
 	evs, err := listEventsAfter(ctx, tx, pos, limit)
 	if err != nil {
@@ -290,15 +299,15 @@ func (s *Store) DispatchEvents(ctx context.Context, limit int) (int, error) {
 	}
 	if ds := usersql.Deliveries(evs, hooks); len(ds) > 0 {
 		if err := s.jobs.EnqueueDeliveriesTx(ctx, tx, ds); err != nil {
-			return 0, fmt.Errorf("dispatch events: enqueue: %w", withContext(ctx, err))
+			return 0, fmt.Errorf("dispatch events: enqueue: %w", classify(ctx, err))
 		}
 	}
 	last := evs[len(evs)-1].Pos
 	if _, err := tx.Exec(ctx, upsertSink, usersql.DispatcherSink, last.Tx, last.Seq); err != nil {
-		return 0, fmt.Errorf("dispatch events: %w", withContext(ctx, err))
+		return 0, fmt.Errorf("dispatch events: %w", classify(ctx, err))
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("dispatch events: %w", withContext(ctx, err))
+		return 0, fmt.Errorf("dispatch events: %w", classify(ctx, err))
 	}
 	return len(evs), nil
 }
@@ -311,7 +320,7 @@ func (s *Store) SinkPosition(ctx context.Context, name string) (users.EventPos, 
 		return users.EventPos{}, nil
 	}
 	if err != nil {
-		return users.EventPos{}, fmt.Errorf("sink %s: %w", name, withContext(ctx, err))
+		return users.EventPos{}, fmt.Errorf("sink %s: %w", name, classify(ctx, err))
 	}
 	return pos, nil
 }
@@ -323,7 +332,7 @@ func (s *Store) SetSinkPosition(ctx context.Context, name string, pos users.Even
 		return fmt.Errorf("sink %s: negative seq", name)
 	}
 	if _, err := s.pool.Exec(ctx, upsertSink, name, pos.Tx, pos.Seq); err != nil {
-		return fmt.Errorf("sink %s: %w", name, withContext(ctx, err))
+		return fmt.Errorf("sink %s: %w", name, classify(ctx, err))
 	}
 	return nil
 }
@@ -332,7 +341,7 @@ func (s *Store) SetSinkPosition(ctx context.Context, name string, pos users.Even
 func queryWebhooks(ctx context.Context, q querier, sql string) ([]*users.Webhook, error) {
 	rows, err := q.Query(ctx, sql)
 	if err != nil {
-		return nil, withContext(ctx, err)
+		return nil, classify(ctx, err)
 	}
 	var (
 		ws []*users.Webhook
@@ -343,7 +352,7 @@ func queryWebhooks(ctx context.Context, q querier, sql string) ([]*users.Webhook
 		return nil
 	})
 	if err != nil {
-		return nil, withContext(ctx, err)
+		return nil, classify(ctx, err)
 	}
 	return ws, nil
 }

@@ -61,7 +61,8 @@ func appendEvents(ctx context.Context, ins *sql.Stmt, evs ...users.Event) error 
 // ListEvents reads the events after the position from the readers, in seq
 // order; see users.Store. Events from this store have Tx 0, so a position
 // with another Tx is not one of its cursors.
-func (s *Store) ListEvents(ctx context.Context, after users.EventPos, limit int) ([]users.Event, error) {
+func (s *Store) ListEvents(ctx context.Context, after users.EventPos, limit int) (_ []users.Event, err error) {
+	defer classifyErr(ctx, &err)
 	if after.Tx != 0 {
 		return nil, users.Invalid("after", "not a cursor of this database's event feed")
 	}
@@ -103,7 +104,8 @@ func listEvents(ctx context.Context, list *sql.Stmt, after users.EventPos, limit
 }
 
 // GetEvent reads the event with the id from the readers; see users.Store.
-func (s *Store) GetEvent(ctx context.Context, id string) (*users.Event, error) {
+func (s *Store) GetEvent(ctx context.Context, id string) (_ *users.Event, err error) {
+	defer classifyErr(ctx, &err)
 	get, err := s.stmt(ctx, stmtGetEvent)
 	if err != nil {
 		return nil, err
@@ -158,7 +160,8 @@ func scanEvent(rows *sql.Rows) (users.Event, error) {
 
 // PurgeEvents deletes up to limit events appended before the time, oldest
 // first, in one writer transaction; see users.Store.
-func (s *Store) PurgeEvents(ctx context.Context, before time.Time, limit int) (int, error) {
+func (s *Store) PurgeEvents(ctx context.Context, before time.Time, limit int) (_ int, err error) {
+	defer classifyErr(ctx, &err)
 	if limit <= 0 {
 		return 0, nil
 	}
@@ -188,7 +191,8 @@ func (s *Store) PurgeEvents(ctx context.Context, before time.Time, limit int) (i
 
 // PurgeDeliveryAttempts deletes the delivery attempts made before the time;
 // see users.Store.
-func (s *Store) PurgeDeliveryAttempts(ctx context.Context, before time.Time) (int, error) {
+func (s *Store) PurgeDeliveryAttempts(ctx context.Context, before time.Time) (_ int, err error) {
+	defer classifyErr(ctx, &err)
 	res, err := s.db.writer.ExecContext(ctx, "DELETE FROM webhook_attempts WHERE time < ?", before.UnixMicro())
 	if err != nil {
 		return 0, fmt.Errorf("purge delivery attempts: %w", err)

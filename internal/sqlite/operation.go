@@ -25,7 +25,8 @@ const selectOperation = "SELECT o.id, o.request_id, o.fingerprint, o.total, o.ch
 
 // CreateImport stores op and enqueues its chunks on the Store's Jobs, in
 // one writer transaction; see users.Store.
-func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users.IdempotencyKey, chunks []users.ImportChunk) (*users.Operation, error) {
+func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users.IdempotencyKey, chunks []users.ImportChunk) (_ *users.Operation, err error) {
+	defer classifyErr(ctx, &err)
 	if s.jobs == nil {
 		return nil, fmt.Errorf("sqlite: create import: %w", errNoJobs)
 	}
@@ -90,7 +91,8 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 
 // GetOperation reads the operation and its finished chunks in one
 // statement on the readers; see users.Store.
-func (s *Store) GetOperation(ctx context.Context, id string) (*users.Operation, error) {
+func (s *Store) GetOperation(ctx context.Context, id string) (_ *users.Operation, err error) {
+	defer classifyErr(ctx, &err)
 	get, err := s.stmt(ctx, stmtGetOperation)
 	if err != nil {
 		return nil, err
@@ -155,7 +157,8 @@ func readOperation(ctx context.Context, get *sql.Stmt, arg any) (*users.Operatio
 // ImportChunk inserts the valid users of a chunk and records the chunk, in
 // one writer transaction; see users.Store. The single writer makes the
 // check that the chunk is new and its recording atomic.
-func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid []users.ImportedUser, failed []users.RowFailure) error {
+func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid []users.ImportedUser, failed []users.RowFailure) (err error) {
+	defer classifyErr(ctx, &err)
 	state, err := s.stmt(ctx, stmtChunkState)
 	if err != nil {
 		return err
@@ -239,7 +242,8 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 // PurgeDeleted deletes up to limit users deleted before the time, those
 // deleted longest ago first, and appends their user.purged events, in one
 // writer transaction; see users.Store.
-func (s *Store) PurgeDeleted(ctx context.Context, before time.Time, limit int) (int, error) {
+func (s *Store) PurgeDeleted(ctx context.Context, before time.Time, limit int) (_ int, err error) {
+	defer classifyErr(ctx, &err)
 	if limit <= 0 {
 		return 0, nil // SQLite reads a negative LIMIT as none
 	}

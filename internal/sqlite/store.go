@@ -167,7 +167,8 @@ func (s *Store) stmt(ctx context.Context, id stmtID) (*sql.Stmt, error) {
 
 // CreateUser inserts u, and the idempotency key if there is one, in one
 // writer transaction; see users.Store.
-func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.IdempotencyKey) (*users.User, error) {
+func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.IdempotencyKey) (_ *users.User, err error) {
+	defer classifyErr(ctx, &err)
 	labels, err := encodeLabels(u.Labels)
 	if err != nil {
 		return nil, fmt.Errorf("user %s: %w", u.ID, err)
@@ -258,7 +259,8 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 }
 
 // GetUser returns the user with the id from the readers; see users.Store.
-func (s *Store) GetUser(ctx context.Context, id string) (*users.User, error) {
+func (s *Store) GetUser(ctx context.Context, id string) (_ *users.User, err error) {
+	defer classifyErr(ctx, &err)
 	get, err := s.stmt(ctx, stmtGetUser)
 	if err != nil {
 		return nil, err
@@ -275,7 +277,8 @@ func (s *Store) GetUser(ctx context.Context, id string) (*users.User, error) {
 
 // BatchGetUsers returns the users with the ids, in one statement on the
 // readers; see users.Store.
-func (s *Store) BatchGetUsers(ctx context.Context, ids []string) ([]*users.User, error) {
+func (s *Store) BatchGetUsers(ctx context.Context, ids []string) (_ []*users.User, err error) {
+	defer classifyErr(ctx, &err)
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -300,7 +303,8 @@ func (s *Store) BatchGetUsers(ctx context.Context, ids []string) ([]*users.User,
 
 // ListUsers returns a page of users from the readers, with the SQL of
 // usersql.ListClause; see users.Store.
-func (s *Store) ListUsers(ctx context.Context, q users.ListQuery) ([]*users.User, error) {
+func (s *Store) ListUsers(ctx context.Context, q users.ListQuery) (_ []*users.User, err error) {
+	defer classifyErr(ctx, &err)
 	clause, args, err := usersql.ListClause(usersql.SQLite, q)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
@@ -339,7 +343,8 @@ func (s *Store) query(ctx context.Context, query string, args []any, sizeHint in
 // UpdateUser reads the user in a writer transaction, which holds the
 // database's write lock from its start, lets fn change a copy and writes it
 // back; see users.Store.
-func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*users.User) error) (*users.User, error) {
+func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*users.User) error) (_ *users.User, err error) {
+	defer classifyErr(ctx, &err)
 	getUser, err := s.stmt(ctx, stmtGetUserTx)
 	if err != nil {
 		return nil, err

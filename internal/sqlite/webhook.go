@@ -46,7 +46,8 @@ const (
 
 // CreateWebhook inserts w in a writer transaction that first counts the
 // subscriptions; see users.Store.
-func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (*users.Webhook, error) {
+func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.Webhook, err error) {
+	defer classifyErr(ctx, &err)
 	args, err := webhookArgs(w)
 	if err != nil {
 		return nil, err
@@ -78,7 +79,8 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (*users.Web
 }
 
 // GetWebhook reads the subscription from the readers; see users.Store.
-func (s *Store) GetWebhook(ctx context.Context, id string) (*users.Webhook, error) {
+func (s *Store) GetWebhook(ctx context.Context, id string) (_ *users.Webhook, err error) {
+	defer classifyErr(ctx, &err)
 	w, err := scanWebhook(s.db.reader.QueryRowContext(ctx, selectWebhooks+"WHERE id = ?1", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, webhookNotFound(id)
@@ -90,7 +92,8 @@ func (s *Store) GetWebhook(ctx context.Context, id string) (*users.Webhook, erro
 }
 
 // ListWebhooks reads every subscription from the readers; see users.Store.
-func (s *Store) ListWebhooks(ctx context.Context) ([]*users.Webhook, error) {
+func (s *Store) ListWebhooks(ctx context.Context) (_ []*users.Webhook, err error) {
+	defer classifyErr(ctx, &err)
 	ws, err := queryWebhooks(ctx, s.db.reader, selectWebhooks+"ORDER BY create_time, id")
 	if err != nil {
 		return nil, fmt.Errorf("list webhooks: %w", err)
@@ -100,7 +103,8 @@ func (s *Store) ListWebhooks(ctx context.Context) ([]*users.Webhook, error) {
 
 // UpdateWebhook reads the subscription in a writer transaction, lets fn
 // change a copy and writes it back; see users.Store.
-func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Webhook) error) (*users.Webhook, error) {
+func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Webhook) error) (_ *users.Webhook, err error) {
+	defer classifyErr(ctx, &err)
 	tx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("update webhook %s: %w", id, err)
@@ -146,7 +150,8 @@ func writeWebhook(ctx context.Context, tx *sql.Tx, w *users.Webhook) error {
 
 // DeleteWebhook deletes the subscription, and by cascade its attempts, in
 // a writer transaction; see users.Store.
-func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+func (s *Store) DeleteWebhook(ctx context.Context, id string) (err error) {
+	defer classifyErr(ctx, &err)
 	tx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("delete webhook %s: %w", id, err)
@@ -173,7 +178,8 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 // RecordDeliveryAttempt stores the attempt and the subscription's new
 // failure count in one writer transaction; see users.Store and
 // users.Webhook.Record.
-func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttempt, disableAfter int) (*users.Webhook, error) {
+func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttempt, disableAfter int) (_ *users.Webhook, err error) {
+	defer classifyErr(ctx, &err)
 	tx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("record delivery to webhook %s: %w", a.WebhookID, err)
@@ -204,7 +210,8 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttem
 
 // ListDeliveryAttempts reads the newest attempts from the readers; see
 // users.Store.
-func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limit int) ([]users.DeliveryAttempt, error) {
+func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limit int) (_ []users.DeliveryAttempt, err error) {
+	defer classifyErr(ctx, &err)
 	if limit <= 0 {
 		return nil, nil // SQLite reads a negative LIMIT as none
 	}
@@ -238,7 +245,8 @@ func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limi
 // position, in one writer transaction; see users.Store. The single writer
 // makes concurrent calls take turns, and what the transaction reads is
 // every event committed before it, as the readers of ListEvents see them.
-func (s *Store) DispatchEvents(ctx context.Context, limit int) (int, error) {
+func (s *Store) DispatchEvents(ctx context.Context, limit int) (_ int, err error) {
+	defer classifyErr(ctx, &err)
 	if s.jobs == nil {
 		return 0, fmt.Errorf("sqlite: dispatch events: %w", errNoJobs)
 	}
@@ -290,7 +298,8 @@ func (s *Store) DispatchEvents(ctx context.Context, limit int) (int, error) {
 
 // SinkPosition reads the position saved under name from the readers; see
 // users.Store.
-func (s *Store) SinkPosition(ctx context.Context, name string) (users.EventPos, error) {
+func (s *Store) SinkPosition(ctx context.Context, name string) (_ users.EventPos, err error) {
+	defer classifyErr(ctx, &err)
 	pos, err := sinkPosition(ctx, s.db.reader, name)
 	if err != nil {
 		return users.EventPos{}, fmt.Errorf("sink %s: %w", name, err)
@@ -300,7 +309,8 @@ func (s *Store) SinkPosition(ctx context.Context, name string) (users.EventPos, 
 
 // SetSinkPosition saves the position under name in a writer transaction;
 // see users.Store.
-func (s *Store) SetSinkPosition(ctx context.Context, name string, pos users.EventPos) error {
+func (s *Store) SetSinkPosition(ctx context.Context, name string, pos users.EventPos) (err error) {
+	defer classifyErr(ctx, &err)
 	tx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sink %s: %w", name, err)

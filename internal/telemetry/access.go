@@ -30,9 +30,14 @@ func traceFields(e *zerolog.Event, ctx context.Context) *zerolog.Event {
 	return e
 }
 
-// level is the level of a request's access line: error when the server
-// failed, info otherwise.
+// level is the level of a request's access line: warn when its store
+// failed for a reason of infrastructure (an UNAVAILABLE or ABORTED answer
+// with a cause), error when the server failed otherwise, info for the
+// rest.
 func level(log *zerolog.Logger, code codes.Code, cause error) *zerolog.Event {
+	if cause != nil && (code == codes.Unavailable || code == codes.Aborted) {
+		return log.Warn()
+	}
 	if cause != nil || code == codes.Internal || code == codes.Unknown || code == codes.DataLoss {
 		return log.Error()
 	}

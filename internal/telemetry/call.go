@@ -16,7 +16,7 @@ type Call struct {
 	route string     // HTTP route template, e.g. "/v1/users/{id}"
 	rpc   string     // full gRPC method, e.g. "/users.v1.UserService/GetUser"
 	code  codes.Code // the RPC's outcome
-	cause error      // the error behind an INTERNAL status; never sent to clients
+	cause error      // the error behind an INTERNAL status or a store's failure; never sent to clients
 	set   bool       // rpc and code are set
 }
 
@@ -54,8 +54,9 @@ func (c *Call) SetRPC(rpc string, code codes.Code) {
 	c.mu.Unlock()
 }
 
-// SetCause records the error behind an INTERNAL status, which clients never
-// see and the access log reports.
+// SetCause records the error behind an INTERNAL status, or the failure of
+// a store behind an UNAVAILABLE or ABORTED one, which clients never see and
+// the access log reports.
 func (c *Call) SetCause(err error) {
 	if c == nil {
 		return

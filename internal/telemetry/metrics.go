@@ -36,6 +36,7 @@ type Metrics struct {
 	httpDuration *prometheus.HistogramVec // route, method, status
 	httpInFlight prometheus.Gauge
 	rejected     *prometheus.CounterVec // transport
+	storeErrors  *prometheus.CounterVec // kind, cause
 
 	grpcExemplars, httpExemplars exemplarGate
 }
@@ -82,6 +83,10 @@ func NewMetrics(reg *prometheus.Registry, build BuildInfo) *Metrics {
 			Name: "usersd_requests_rejected_total",
 			Help: "Requests refused by the in-flight limiter, by transport (http or grpc).",
 		}, []string{"transport"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usersd_store_errors_total",
+			Help: "API calls that failed for a reason of the store's infrastructure, by kind (unavailable: answered UNAVAILABLE/503; contention: ABORTED/409) and cause (connection_lost, admin_shutdown, read_only, pool_exhausted, sqlite_busy, …).",
+		}, []string{"kind", "cause"}),
 	}
 	for _, t := range []string{"http", "grpc"} {
 		m.rejected.WithLabelValues(t) // export zeros so rate() works from the start
@@ -95,6 +100,7 @@ func NewMetrics(reg *prometheus.Registry, build BuildInfo) *Metrics {
 		m.httpDuration,
 		m.httpInFlight,
 		m.rejected,
+		m.storeErrors,
 	)
 	m.grpcUnary = grpcMetrics.UnaryServerInterceptor(grpcprom.WithExemplarFromContext(m.grpcExemplars.exemplar))
 	m.handler = promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -102,6 +108,12 @@ func NewMetrics(reg *prometheus.Registry, build BuildInfo) *Metrics {
 		Registry:          reg,
 	}))
 	return m
+}
+
+// CountStoreError counts one API call that failed for a reason of the
+// store's infrastructure; see grpcserver.ChainConfig.CountStoreError.
+func (m *Metrics) CountStoreError(kind, cause string) {
+	m.storeErrors.WithLabelValues(kind, cause).Inc()
 }
 
 // exemplarInterval is the least time between two trace-id exemplars of

@@ -1,7 +1,9 @@
 package users
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -21,7 +23,73 @@ var (
 	ErrFailedPrecondition = errors.New("failed precondition")
 	// ErrEtagMismatch: the caller's etag is not the user's current etag.
 	ErrEtagMismatch = errors.New("etag mismatch")
+	// ErrUnavailable: the store could not serve the request for a reason of
+	// infrastructure (the database is down, restarting, failing over,
+	// read-only, out of connections or disk, or busy past its timeout).
+	// Nothing is wrong with the request: it may be sent again, after a
+	// short wait, to this process or another. Errors of this kind are
+	// *StoreError values that name the cause.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrContention: the store's transaction kept conflicting with
+	// concurrent ones (serialization failures, deadlocks) after the store
+	// had retried it; it changed nothing and may be sent again. Errors of
+	// this kind are *StoreError values.
+	ErrContention = errors.New("contention")
 )
+
+// StoreError is a failure of a store's infrastructure rather than of the
+// request: its Kind is ErrUnavailable or ErrContention, and Cause names what
+// happened in a few words fit for a log field or a metric label
+// ("connection_lost", "admin_shutdown", "read_only", "pool_exhausted",
+// "sqlite_busy", …). Err is the driver's error, for the log only: it may
+// name hosts or SQL and is never shown to clients.
+type StoreError struct {
+	Kind  error
+	Cause string
+	Err   error
+}
+
+func (e *StoreError) Error() string {
+	return e.Kind.Error() + " (" + e.Cause + "): " + e.Err.Error()
+}
+
+// Is reports whether target is e's kind.
+func (e *StoreError) Is(target error) bool { return target == e.Kind }
+
+// Unwrap returns the driver's error.
+func (e *StoreError) Unwrap() error { return e.Err }
+
+// Classify is what every store does with the errors of its methods: it
+// marks err with ctx's error when ctx has ended, so that errors.Is(err,
+// context.Canceled) also holds when the database reports the cancellation
+// in its own words; otherwise, unless err is a *StoreError already, it asks
+// fault (the store's table of its driver's errors) whether err is a failure
+// of infrastructure, and if so returns it as a *StoreError. Errors of the
+// request itself and unknown ones pass unchanged, and nil stays nil.
+func Classify(ctx context.Context, err error, fault func(error) (cause string, kind error)) error {
+	if err == nil {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		if !errors.Is(err, cerr) {
+			return fmt.Errorf("%w: %w", cerr, err)
+		}
+		return err
+	}
+	var se *StoreError
+	if errors.As(err, &se) {
+		return err
+	}
+	if cause, kind := fault(err); kind != nil {
+		return &StoreError{Kind: kind, Cause: cause, Err: err}
+	}
+	return err
+}
+
+// Unavailable returns an ErrUnavailable *StoreError for err.
+func Unavailable(cause string, err error) *StoreError {
+	return &StoreError{Kind: ErrUnavailable, Cause: cause, Err: err}
+}
 
 // Reason codes carried by InvalidError for problems that clients may want to
 // recognise without parsing messages.

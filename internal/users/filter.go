@@ -136,6 +136,12 @@ func (p *filterParser) value() (string, error) {
 		p.pos++
 		switch c {
 		case '"':
+			// A value is compared with stored text, which holds no
+			// control characters; Postgres refuses a NUL or invalid
+			// UTF-8 in a parameter outright.
+			if problem := textProblem(b.String()); problem != "" {
+				return "", p.errorf(start, "value: %s", problem)
+			}
 			return b.String(), nil
 		case '\\':
 			if p.eof() || (p.src[p.pos] != '"' && p.src[p.pos] != '\\') {

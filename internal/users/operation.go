@@ -116,17 +116,37 @@ func (s *Service) Import(ctx context.Context, req ImportRequest) (*Operation, er
 		CreateTime: now,
 		UpdateTime: now,
 	}
+	key := IdempotencyKey{RequestID: req.RequestID, Fingerprint: importFingerprint(req.Rows)}
+	rows := make([]ImportRow, len(req.Rows))
+	for i, r := range req.Rows {
+		rows[i] = admitRow(r)
+	}
 	chunks := make([]ImportChunk, 0, op.Chunks)
-	for first := 0; first < len(req.Rows); first += size {
+	for first := 0; first < len(rows); first += size {
 		chunks = append(chunks, ImportChunk{
 			OperationID: op.ID,
 			Chunk:       len(chunks),
 			First:       first,
-			Rows:        req.Rows[first:min(first+size, len(req.Rows))],
+			Rows:        rows[first:min(first+size, len(rows))],
 		})
 	}
-	key := IdempotencyKey{RequestID: req.RequestID, Fingerprint: importFingerprint(req.Rows)}
 	return s.store.CreateImport(ctx, op, key, chunks)
+}
+
+// admitRow returns a row as the import's jobs store it. A row that the API
+// edge rejected, or whose fields break the rules of CreateUser, keeps only
+// its reason: its fields are never stored, so a value that no store may
+// hold (a NUL, which Postgres text and jsonb refuse) fails its row, not the
+// import. ImportChunk validates the rows again when it runs.
+func admitRow(r ImportRow) ImportRow {
+	if r.Reject == "" {
+		_, err := checkNewUser(&User{Email: r.Email, DisplayName: r.DisplayName, State: r.State, Labels: r.Labels}, "")
+		if err == nil {
+			return r
+		}
+		r.Reject = rowReason(err)
+	}
+	return ImportRow{Reject: storableText(r.Reject)}
 }
 
 // importFingerprint identifies an import request by its rows.
@@ -151,7 +171,7 @@ func (s *Service) ImportChunk(ctx context.Context, c ImportChunk) error {
 	for i, r := range c.Rows {
 		index := c.First + i
 		if r.Reject != "" {
-			failed = append(failed, RowFailure{Index: index, Reason: r.Reject})
+			failed = append(failed, RowFailure{Index: index, Reason: storableText(r.Reject)})
 			continue
 		}
 		u, err := newUser(&User{Email: r.Email, DisplayName: r.DisplayName, State: r.State, Labels: r.Labels}, "", now)

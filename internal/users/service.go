@@ -107,18 +107,8 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*User, error) 
 // newUser validates the caller's fields of a new user, and the request id
 // that comes with them, and returns the user to insert, created now.
 func newUser(in *User, requestID string, now time.Time) (*User, error) {
-	var vs violations
-	validateUser(&vs, in)
-	validateRequestID(&vs, requestID)
-	state := in.State
-	switch state {
-	case StateUnspecified:
-		state = StateActive
-	case StateActive, StateSuspended:
-	default:
-		vs.add("user.state", "a new user is ACTIVE or SUSPENDED")
-	}
-	if err := vs.err(); err != nil {
+	state, err := checkNewUser(in, requestID)
+	if err != nil {
 		return nil, err
 	}
 	u := &User{
@@ -135,6 +125,23 @@ func newUser(in *User, requestID string, now time.Time) (*User, error) {
 		u.Labels = nil
 	}
 	return u, nil
+}
+
+// checkNewUser validates the caller's fields of a new user and the request
+// id that comes with them, and returns the user's initial state.
+func checkNewUser(in *User, requestID string) (State, error) {
+	var vs violations
+	validateUser(&vs, in)
+	validateRequestID(&vs, requestID)
+	state := in.State
+	switch state {
+	case StateUnspecified:
+		state = StateActive
+	case StateActive, StateSuspended:
+	default:
+		vs.add("user.state", "a new user is ACTIVE or SUSPENDED")
+	}
+	return state, vs.err()
 }
 
 // fingerprint identifies a create request by the fields the caller set.

@@ -32,6 +32,8 @@ func validateEmail(vs *violations, field, email string) {
 	case strings.Count(email, "@") != 1 || strings.HasPrefix(email, "@") || strings.HasSuffix(email, "@") ||
 		strings.IndexFunc(email, unicode.IsSpace) >= 0:
 		vs.add(field, "not an email address")
+	default:
+		validateText(vs, field, email)
 	}
 }
 
@@ -41,8 +43,8 @@ func validateDisplayName(vs *violations, field, name string) {
 		vs.add(field, "required")
 	case n > MaxDisplayNameLen:
 		vs.add(field, fmt.Sprintf("%d characters, more than %d", n, MaxDisplayNameLen))
-	case !utf8.ValidString(name):
-		vs.add(field, "not valid UTF-8")
+	default:
+		validateText(vs, field, name)
 	}
 }
 
@@ -57,8 +59,55 @@ func validateLabels(vs *violations, field string, labels map[string]string) {
 		}
 		if utf8.RuneCountInString(v) > MaxLabelValueLen {
 			vs.add(field, fmt.Sprintf("value of %q longer than %d characters", k, MaxLabelValueLen))
+		} else if problem := textProblem(v); problem != "" {
+			vs.add(field, fmt.Sprintf("value of %q: %s", k, problem))
 		}
 	}
+}
+
+// validateText adds a violation of field when s is not stored text: see
+// textProblem.
+func validateText(vs *violations, field, s string) {
+	if problem := textProblem(s); problem != "" {
+		vs.add(field, problem)
+	}
+}
+
+// textProblem says why s cannot be stored as text, or returns "". Every
+// text field usersd stores is one line of valid UTF-8 without control
+// characters: no C0 (U+0000–U+001F, NUL, TAB and line feed included), no
+// DEL and no C1 (U+007F–U+009F), which is unicode.IsControl. A NUL is
+// refused above all because Postgres cannot store it in text or jsonb;
+// the others because they forge lines in logs, CSV exports and terminals,
+// and a directory's single-line fields have no use for them.
+func textProblem(s string) string {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return fmt.Sprintf("not valid UTF-8 (at byte %d)", i)
+		case unicode.IsControl(r):
+			return fmt.Sprintf("control character %U at byte %d: control characters, tabs and line breaks included, are not allowed", r, i)
+		}
+		i += size
+	}
+	return ""
+}
+
+// storableText returns s with each control character and each byte that is
+// not valid UTF-8 replaced by U+FFFD, for text that usersd makes itself
+// from what it does not control (a webhook receiver's error), which must be
+// stored rather than refused.
+func storableText(s string) string {
+	if textProblem(s) == "" {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
 }
 
 // MaxRequestIDLen bounds idempotency keys.

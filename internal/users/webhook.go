@@ -89,6 +89,8 @@ func (s *Service) checkWebhook(vs *violations, req WebhookRequest, fields map[st
 		switch {
 		case req.URL == "":
 			vs.add("webhook.url", "required")
+		case textProblem(req.URL) != "":
+			vs.add("webhook.url", textProblem(req.URL))
 		case s.checkURL != nil:
 			if err := s.checkURL(req.URL); err != nil {
 				vs.add("webhook.url", err.Error())
@@ -223,6 +225,7 @@ func (s *Service) ListDeliveryAttempts(ctx context.Context, id string, pageSize 
 // returns the subscription as it is then.
 func (s *Service) RecordDeliveryAttempt(ctx context.Context, a DeliveryAttempt) (*Webhook, error) {
 	a.Time = s.clock()
+	a.Error = storableText(a.Error)
 	return s.store.RecordDeliveryAttempt(ctx, a, s.disableAfter)
 }
 

@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (users.Store, *Jobs)) {
 		{"ListOrders", storeOnly(testListOrders)},
 		{"ListFilters", storeOnly(testListFilters)},
 		{"Cancelled", storeOnly(testCancelled)},
+		{"ControlCharacters", testControlCharacters},
 		{"ImportCreate", testImportCreate},
 		{"ImportReplay", testImportReplay},
 		{"ImportEnqueueFails", testImportEnqueueFails},
