@@ -169,7 +169,6 @@ func (w *workload) close() {
 // for them) is fixed once each worker has run once.
 type worker struct {
 	*workload
-	n      int
 	client *http.Client
 }
 
@@ -202,8 +201,8 @@ func (w *workload) run(ctx context.Context, d time.Duration) error {
 		}
 		return nil
 	})
-	for n := range w.opt.Workers {
-		wk := &worker{workload: w, n: n, client: newClient(1)}
+	for range w.opt.Workers {
+		wk := &worker{workload: w, client: newClient(1)}
 		w.clients = append(w.clients, wk.client)
 		g.Go(func() error {
 			for j := range sched {
