@@ -394,16 +394,19 @@ func printRow(w io.Writer, s sample) {
 		mark = "w"
 	}
 	secs := s.at.Seconds()
-	fmt.Fprintf(w, "%6.0fs%s %6.1f %6.1f %5.1f %6s %4s %4s %3s %5.0f %3d %6.2f %7.2f %7.2f %7d %7d %5.1f %5.1f %5.1f\n",
-		secs, mark, s.rss, s.heap, s.live, num(s.goroutines), num(s.fds), num(s.pool), num(s.pg),
-		float64(s.reqs)/s.window.Seconds(), s.errs, s.cpu, s.p50, s.p99, s.events, s.hooks, s.feedLag.Seconds(), s.hookLag.Seconds(), s.load1)
+	fmt.Fprintf(w, "%6.0fs%s %6s %6s %5s %6s %4s %4s %3s %5.0f %3d %6s %7s %7s %7d %7d %5.1f %5.1f %5.1f\n",
+		secs, mark, dec(s.rss, 1), dec(s.heap, 1), dec(s.live, 1), num(s.goroutines), num(s.fds), num(s.pool), num(s.pg),
+		float64(s.reqs)/s.window.Seconds(), s.errs, dec(s.cpu, 2), dec(s.p50, 2), dec(s.p99, 2), s.events, s.hooks, s.feedLag.Seconds(), s.hookLag.Seconds(), s.load1)
 }
 
-func num(v float64) string {
+// num and dec format a figure with no or prec decimals, "-" when unknown.
+func num(v float64) string { return dec(v, 0) }
+
+func dec(v float64, prec int) string {
 	if math.IsNaN(v) {
 		return "-"
 	}
-	return strconv.FormatFloat(v, 'f', 0, 64)
+	return strconv.FormatFloat(v, 'f', prec, 64)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
