@@ -162,5 +162,12 @@ bench:
 	cd bench && $(GO) build -o $(BIN)/usersbench ./cmd/usersbench
 	$(BIN)/usersbench -repo $(CURDIR) -ldflags '$(LDFLAGS)'
 
+.PHONY: soak
+
+## soak: the release binary under a fixed-rate mixed load for SOAK_DURATION (10m) on each store (SOAK_STORE=sqlite|postgres|both); fails when RSS, heap, goroutines, fds, connections or latency grow; not part of test, see docs/operations.md
+soak:
+	cd bench && $(GO) build -o $(BIN)/usersoak ./cmd/usersoak
+	$(BIN)/usersoak -repo $(CURDIR) -ldflags '$(LDFLAGS)'
+
 clean:
 	rm -rf $(BIN) $(PROTODEPS) usersd
