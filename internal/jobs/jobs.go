@@ -1,10 +1,12 @@
 // Package jobs runs usersd's durable background work on River
 // (riverqueue.com): jobs are rows in the database, inserted in the same
 // transaction as the change that causes them, and worked by bounded pools,
-// one per queue, with retries, backoff and a lease after which the job of a
-// process that died runs again. The same code runs on Postgres (River's pgx
-// v5 driver) and on SQLite (its database/sql driver); docs/jobs.md says how
-// it fits together and how to add a kind.
+// one per queue, with retries and backoff. The jobs of a process that died
+// run again within seconds (liveness locks on Postgres, a rescue at start
+// on SQLite), and a lease is the backstop for a job that never returns. The
+// same code runs on Postgres (River's pgx v5 driver) and on SQLite (its
+// database/sql driver); docs/jobs.md says how it fits together and how to
+// add a kind.
 package jobs
 
 import (
@@ -69,8 +71,9 @@ type Config struct {
 	ImportWorkers      int
 	MaintenanceWorkers int
 	// Lease is how long a job may stay running before it is taken to be
-	// lost with its process and run again. A job's own timeout is half of
-	// it, so a live worker always gives up first.
+	// stuck and run again: the backstop for a live process whose job never
+	// returns (a dead process's jobs do not wait for it). A job's own
+	// timeout is half of it, so a live worker always gives up first.
 	Lease time.Duration
 	// MaxAttempts is how many times a failing job runs before it is
 	// discarded; the retries back off exponentially, with jitter.
