@@ -127,6 +127,7 @@ func (w watcher) rescued(t *testing.T, state string) float64 {
 // a process without a lock (River's own ID) are left alone; once the live
 // one's lock goes, its job is rescued too.
 func TestRescueDeadProcessPostgres(t *testing.T) {
+	t.Parallel() // mostly waiting: for the looks every 2 s
 	h := pgHarness(t)
 	ctx := t.Context()
 	rows := chunkJobs(t, h, h.newQueue(t, fast(nil)), 4)
@@ -200,9 +201,14 @@ func TestRescueDeadProcessPostgres(t *testing.T) {
 			t.Errorf("job %d has %d rescue errors, want 1: %+v", id, rescueErrors(j), j.Errors)
 		}
 	}
-	line := b.log.line(rescueMsg) + c.log.line(rescueMsg)
-	if !strings.Contains(line, dead) || !strings.Contains(line, `"client_id":"usersd.`) {
-		t.Errorf("rescue log lines %q, want the dead client and the rescuer's", line)
+	lines := b.log.lines(rescueMsg) + "\n" + c.log.lines(rescueMsg)
+	for _, runner := range []string{dead, spent, live} {
+		if !strings.Contains(lines, `"dead_clients":["`+runner+`"]`) {
+			t.Errorf("no rescue log line for %s in %s", runner, lines)
+		}
+	}
+	if strings.Count(lines, `"client_id":"usersd.`) != 3 {
+		t.Errorf("rescue log lines %s, want 3, each naming its rescuer", lines)
 	}
 }
 
@@ -210,6 +216,7 @@ func TestRescueDeadProcessPostgres(t *testing.T) {
 // it cancels its running job at once, takes its lock again, and the job
 // runs again there; the other process rescues nothing.
 func TestLockLostPostgres(t *testing.T) {
+	t.Parallel() // mostly waiting: for the looks every 2 s
 	h := pgHarness(t)
 	ctx := t.Context()
 	reg, logs := prometheus.NewRegistry(), &syncBuffer{}
