@@ -289,7 +289,7 @@ func (l *lifeline) watch(ctx context.Context) {
 	suspects := map[string]time.Time{}
 	failing := false
 	for {
-		err := l.look(ctx, suspects)
+		due, err := l.look(ctx, suspects)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -299,8 +299,13 @@ func (l *lifeline) watch(ctx context.Context) {
 			l.log.Info().Msg("looking for the jobs of dead processes again")
 		}
 		failing = err != nil
-		jitter := time.Duration((rand.Float64() - 0.5) * float64(watchEvery) / 2)
-		if !sleep(ctx, watchEvery+jitter) {
+		wait := watchEvery + time.Duration((rand.Float64()-0.5)*float64(watchEvery)/2)
+		if d := time.Until(due); d > 0 {
+			// Look again as soon as a suspect may be taken for dead (one
+			// whose rescue failed waits for the next regular look).
+			wait = min(wait, d)
+		}
+		if !sleep(ctx, wait) {
 			return
 		}
 	}
@@ -308,16 +313,17 @@ func (l *lifeline) watch(ctx context.Context) {
 
 // look finds the processes that run jobs without holding their lock: one
 // seen so for deadAfter is dead, and its jobs are rescued. suspects holds
-// when each was first seen so.
-func (l *lifeline) look(ctx context.Context, suspects map[string]time.Time) error {
+// when each was first seen so. It returns when the next suspect will have
+// been seen so for deadAfter (zero if none).
+func (l *lifeline) look(ctx context.Context, suspects map[string]time.Time) (time.Time, error) {
 	rows, err := l.pool.Query(ctx, `SELECT DISTINCT attempted_by[cardinality(attempted_by)] FROM river_job
 		WHERE state = 'running' AND cardinality(attempted_by) > 0`)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	runners := map[string]int64{}
 	for _, id := range ids {
@@ -327,11 +333,11 @@ func (l *lifeline) look(ctx context.Context, suspects map[string]time.Time) erro
 	}
 	if len(runners) == 0 {
 		clear(suspects)
-		return nil
+		return time.Time{}, nil
 	}
 	held, err := heldLocks(ctx, l.pool)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	now := time.Now()
 	for id := range suspects {
@@ -358,7 +364,13 @@ func (l *lifeline) look(ctx context.Context, suspects map[string]time.Time) erro
 		}
 		delete(suspects, id)
 	}
-	return errors.Join(errs...)
+	var due time.Time
+	for _, since := range suspects {
+		if d := since.Add(deadAfter); due.IsZero() || d.Before(due) {
+			due = d
+		}
+	}
+	return due, errors.Join(errs...)
 }
 
 // heldLocks returns the keys of the session advisory locks held in the
