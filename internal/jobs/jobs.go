@@ -241,9 +241,10 @@ func (q *Queue[TTx]) insertTx(ctx context.Context, tx TTx, what string, args []r
 	return nil
 }
 
-// Start starts working jobs with svc, until Stop. First it puts back in the
-// queue the jobs of processes that died (on SQLite, every job still
-// running); on Postgres it then keeps doing so while it runs (docs/jobs.md).
+// Start starts working jobs with svc, until Stop. Before the workers start,
+// on SQLite it puts every job still running back in the queue (their
+// process died), and on Postgres it takes this process's liveness lock and
+// starts looking for the jobs of dead processes, until Stop (docs/jobs.md).
 func (q *Queue[TTx]) Start(ctx context.Context, svc *users.Service) error {
 	q.work.svc = svc
 	if err := q.recover.start(ctx, q.observe); err != nil {
