@@ -114,6 +114,12 @@ bench-check:
 test-replicas:
 	USERSD_TEST_REPLICAS=1 CGO_ENABLED=1 $(GO) test -race -count=1 -run '^TestReplicas$$' -v ./cmd/usersd/
 
+.PHONY: test-faults
+
+## test-faults: fault tests on the real binary (USERSD_TEST_FAULTS=1; Postgres from USERSD_TEST_POSTGRES_URL): kill -9 mid-import with the default settings, on both stores and with two replicas
+test-faults:
+	USERSD_TEST_FAULTS=1 CGO_ENABLED=1 $(GO) test -race -count=1 -run '^TestFaults' -v ./cmd/usersd/
+
 .PHONY: deploy-check
 
 ## deploy-check: offline checks of deploy/ (Dockerfile, compose, Prometheus config, alerts and their tests, dashboard)
