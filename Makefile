@@ -116,7 +116,7 @@ test-replicas:
 
 .PHONY: test-faults
 
-## test-faults: fault tests on real binaries and Postgres processes of their own: Postgres restart and failover under load, kill -9 with default flags
+## test-faults: fault tests on the real binary (USERSD_TEST_FAULTS=1; Postgres from USERSD_TEST_POSTGRES_URL, and clusters of their own made with /usr/lib/postgresql/*/bin): kill -9 mid-import with the default settings, on both stores and with two replicas; Postgres restart and failover to a synchronous standby under load
 test-faults:
 	USERSD_TEST_FAULTS=1 CGO_ENABLED=1 $(GO) test -race -count=1 -run '^TestFaults' -v ./cmd/usersd/
 
@@ -167,6 +167,13 @@ fuzz:
 bench:
 	cd bench && $(GO) build -o $(BIN)/usersbench ./cmd/usersbench
 	$(BIN)/usersbench -repo $(CURDIR) -ldflags '$(LDFLAGS)'
+
+.PHONY: soak
+
+## soak: the release binary under a fixed-rate mixed load for SOAK_DURATION (10m) on each store (SOAK_STORE=sqlite|postgres|both); fails when RSS, heap, goroutines, fds, connections or latency grow; not part of test, see docs/operations.md
+soak:
+	cd bench && $(GO) build -o $(BIN)/usersoak ./cmd/usersoak
+	$(BIN)/usersoak -repo $(CURDIR) -ldflags '$(LDFLAGS)'
 
 clean:
 	rm -rf $(BIN) $(PROTODEPS) usersd

@@ -143,7 +143,7 @@ func flagSet(name string, cfg *config, withServer bool, stderr io.Writer) *flag.
 		fs.IntVar(&cfg.ImportWorkers, "import-workers", jobs.DefaultImportWorkers, "import chunks this replica works on at once (the import queue's pool)")
 		fs.IntVar(&cfg.MaintenanceWorkers, "maintenance-workers", jobs.DefaultMaintenanceWorkers, "maintenance jobs (the purge) this replica works on at once")
 		fs.IntVar(&cfg.ImportChunkSize, "import-chunk-size", users.DefaultImportChunkSize, "rows of an import handled by one job, in one transaction")
-		fs.DurationVar(&cfg.JobLease, "job-lease", jobs.DefaultLease, "how long a job may run before it is taken for lost with its process and run again; a job times out at half of it")
+		fs.DurationVar(&cfg.JobLease, "job-lease", jobs.DefaultLease, "backstop for a stuck job: how long a job may stay running before it runs again (a dead process's jobs run again within seconds); a job times out at half of it")
 		fs.IntVar(&cfg.JobMaxAttempts, "job-max-attempts", jobs.DefaultMaxAttempts, "runs of a failing job, with exponential backoff between them, before it is discarded")
 		fs.DurationVar(&cfg.JobRetryBase, "job-retry-base", jobs.DefaultRetryBase, "wait before a failed job's first retry; each next one waits twice as long (±10% jitter)")
 		fs.DurationVar(&cfg.JobRetryMax, "job-retry-max", jobs.DefaultRetryMax, "longest wait between two runs of a failing job")

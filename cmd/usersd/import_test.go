@@ -190,6 +190,8 @@ func checkImported(t *testing.T, c *http.Client, p *usersdProc, ic importCase, o
 // process with SIGKILL in the middle, and starts it again on the same
 // database: the operation completes, and every valid row exists exactly
 // once. Then it times an uninterrupted import with the default settings.
+// make test-faults runs the same with the default job settings
+// (TestFaultsKill9Import) and with two replicas.
 func TestImportSurvivesKill9(t *testing.T) {
 	bin := buildUsersd(t)
 	t.Run("sqlite", func(t *testing.T) {
@@ -201,73 +203,19 @@ func TestImportSurvivesKill9(t *testing.T) {
 }
 
 func testImportSurvivesKill9(t *testing.T, bin, dbURL string) {
-	// Small chunks make the import long enough to kill in the middle; a
-	// short lease gets the killed process's jobs running again soon.
-	args := []string{"--database-url", dbURL, "--import-chunk-size", "50", "--job-lease", "4s", "--job-poll-interval", "100ms"}
+	// Small chunks make the import long enough to kill in the middle; idle
+	// workers look for jobs often.
 	c := newHTTPClient(t)
-	p := startUsersd(t, bin, args...)
-	ic := newImport(t, "kill-9-import", "k", 10000)
-	name := startImport(t, c, p, ic)
-
-	var atKill operation
-	for {
-		if err := call(t.Context(), c, p, "GET", "/v1/"+name, "", http.StatusOK, &atKill); err != nil {
-			t.Fatal(err)
-		}
-		if atKill.Done {
-			t.Fatalf("the import finished before it could be killed: %+v", atKill.Metadata)
-		}
-		if atKill.Metadata.Imported >= 1000 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-p.exited
-	killedAt := time.Now()
-	running := countJobs(t, dbURL, "'running'")
-
-	p2 := startUsersd(t, bin, args...)
-	op := waitDone(t, c, p2, name, 90*time.Second)
-	t.Logf("killed with %d of %d rows imported; the restarted process finished the import %v after the kill",
-		atKill.Metadata.Imported, ic.total, time.Since(killedAt).Round(10*time.Millisecond))
-	checkImported(t, c, p2, ic, op)
-	// The jobs the killed process was running stay "running" until their
-	// lease runs out; then River's rescuer schedules them again, and they
-	// run again: the chunks whose transaction had committed before the
-	// kill change nothing the second time.
-	deadline := time.Now().Add(60 * time.Second)
-	for countJobs(t, dbURL, "'running', 'available', 'scheduled', 'retryable'") > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("jobs still pending 60s after the import finished\n%s", p2.output())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	rescued := 0
-	for _, l := range strings.Split(p2.stdout.String(), "\n") {
-		var e struct {
-			Message string `json:"message"`
-			N       int    `json:"num_jobs_retry_scheduled"`
-		}
-		if json.Unmarshal([]byte(l), &e) == nil && strings.HasSuffix(e.Message, "JobRescuer: Ran successfully") {
-			rescued += e.N
-		}
-	}
-	t.Logf("jobs left running by the killed process: %d; rescued after their lease by the restarted one: %d, %v after the kill", running, rescued, time.Since(killedAt).Round(10*time.Millisecond))
-	if rescued != running {
-		t.Errorf("%d jobs were left running by the killed process but %d were rescued", running, rescued)
-	}
-	checkImported(t, c, p2, ic, waitDone(t, c, p2, name, time.Second))
+	k := killMidImport(t, bin, dbURL, 60*time.Second, "--import-chunk-size", "50", "--job-poll-interval", "100ms")
+	p2 := k.restarted
 
 	// Replaying the request returns the same operation.
 	var again operation
-	if err := call(t.Context(), c, p2, "POST", "/v1/users:import", ic.body, http.StatusAccepted, &again); err != nil {
+	if err := call(t.Context(), c, p2, "POST", "/v1/users:import", k.ic.body, http.StatusAccepted, &again); err != nil {
 		t.Fatal(err)
 	}
-	if again.Name != name || !again.Done || again.Metadata.Imported != ic.imported {
-		t.Errorf("replayed import answered %s (done %v, imported %d), want %s, done, %d", again.Name, again.Done, again.Metadata.Imported, name, ic.imported)
+	if again.Name != k.name || !again.Done || again.Metadata.Imported != k.ic.imported {
+		t.Errorf("replayed import answered %s (done %v, imported %d), want %s, done, %d", again.Name, again.Done, again.Metadata.Imported, k.name, k.ic.imported)
 	}
 	p2.signal(t, syscall.SIGTERM)
 	if code, _ := p2.waitExit(t, time.Now().Add(testShutdownDelay+testShutdownTimeout+5*time.Second)); code != 0 {
@@ -288,30 +236,169 @@ func testImportSurvivesKill9(t *testing.T, bin, dbURL string) {
 		ic3.total, ic3.imported, took.Round(time.Millisecond), float64(ic3.imported)/took.Seconds())
 }
 
-// countJobs counts the jobs in the database whose state is one of states
-// (quoted, comma-separated).
-func countJobs(t *testing.T, dbURL, states string) int {
+// killed is what killMidImport did and measured.
+type killed struct {
+	restarted *usersdProc
+	name      string
+	ic        importCase
+}
+
+// killMidImport starts usersd on dbURL with args, starts an import of
+// 10,000 rows, kills the process with SIGKILL once 1,000 are in, and starts
+// it again with the same args. Within limit of the restart the import must
+// be done, with exact counts and every valid row exactly once, and no job
+// may be left to run; the restarted process must have rescued exactly the
+// jobs the killed one left running. It logs the recovery times.
+func killMidImport(t *testing.T, bin, dbURL string, limit time.Duration, args ...string) killed {
 	t.Helper()
-	q := "SELECT count(*) FROM river_job WHERE state IN (" + states + ")"
-	var n int
+	args = append([]string{"--database-url", dbURL}, args...)
+	c := newHTTPClient(t)
+	p := startUsersd(t, bin, args...)
+	ic := newImport(t, "kill-9-import", "k", 10000)
+	name := startImport(t, c, p, ic)
+	atKill := waitImported(t, c, p, name, 1000)
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+	killedAt := time.Now()
+	running := countJobs(t, dbURL, "state = 'running'")
+	chunksAtKill := queryInts(t, dbURL, "SELECT id FROM river_job WHERE kind = 'import_users_chunk' AND state = 'running'")
+	if len(chunksAtKill) == 0 {
+		t.Fatal("no import chunk was running at the kill: nothing to recover")
+	}
+
+	restartedAt := time.Now()
+	p2 := startUsersd(t, bin, args...)
+	readyAt := time.Now()
+	back := recovered(t, dbURL, chunksAtKill, limit)
+	op := waitDone(t, c, p2, name, limit-time.Since(restartedAt))
+	done := time.Now()
+	// The restarted process rescued the jobs the killed one left running
+	// (at start on SQLite, once the killed one's liveness lock was seen
+	// free for a few seconds on Postgres); the chunks whose transaction had
+	// committed before the kill change nothing the second time.
+	for countJobs(t, dbURL, pendingChunks) > 0 {
+		if time.Since(restartedAt) > limit {
+			t.Fatalf("jobs still pending %v after the restart\n%s", limit, p2.output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	settled := time.Now()
+	checkImported(t, c, p2, ic, op)
+	rescued, deadFor := rescuedJobs(p2)
+	if rescued != running {
+		t.Errorf("%d jobs were left running by the killed process but %d were rescued\n%s", running, rescued, p2.output())
+	}
+	t.Logf("killed with %d of %d rows imported, %d jobs running (%d import chunks); restarted %v after the kill, ready in %v; "+
+		"%d jobs rescued (seen dead for %v); the chunks running at the kill finished %v after the restart; "+
+		"import done %v after the restart (%v after the kill), no chunk pending %v after the kill",
+		atKill.Metadata.Imported, ic.total, running, len(chunksAtKill), restartedAt.Sub(killedAt).Round(time.Millisecond),
+		readyAt.Sub(restartedAt).Round(time.Millisecond), rescued, deadFor.Round(time.Millisecond), back.Sub(restartedAt).Round(10*time.Millisecond),
+		done.Sub(restartedAt).Round(10*time.Millisecond), done.Sub(killedAt).Round(10*time.Millisecond), settled.Sub(killedAt).Round(10*time.Millisecond))
+	return killed{restarted: p2, name: name, ic: ic}
+}
+
+// waitImported polls the operation until n rows are imported and returns
+// it; the import must not be done yet.
+func waitImported(t *testing.T, c *http.Client, p *usersdProc, name string, n int) operation {
+	t.Helper()
+	for {
+		var op operation
+		if err := call(t.Context(), c, p, "GET", "/v1/"+name, "", http.StatusOK, &op); err != nil {
+			t.Fatal(err)
+		}
+		if op.Done {
+			t.Fatalf("the import finished before it could be killed: %+v", op.Metadata)
+		}
+		if op.Metadata.Imported >= n {
+			return op
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// rescueMsg is the log line of a batch of jobs rescued from a dead process.
+const rescueMsg = "jobs rescued from a dead process"
+
+// rescuedJobs sums the jobs p logged as rescued from dead processes, and
+// returns the longest time one of those was seen dead first.
+func rescuedJobs(p *usersdProc) (int, time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n, deadFor := 0, time.Duration(0)
+	for _, e := range p.events {
+		if e.Msg == rescueMsg {
+			jobs, _ := e.Fields["jobs"].(float64)
+			n += int(jobs)
+			deadFor = max(deadFor, e.durMS("dead_for"))
+		}
+	}
+	return n, deadFor
+}
+
+// countJobs counts the jobs in the database that match where (SQL, the
+// same on both stores).
+func countJobs(t *testing.T, dbURL, where string) int {
+	t.Helper()
+	return int(queryInts(t, dbURL, "SELECT count(*) FROM river_job WHERE "+where)[0])
+}
+
+// pendingChunks matches the import chunk jobs still to run or running.
+const pendingChunks = "kind = 'import_users_chunk' AND state IN ('running', 'available', 'scheduled', 'retryable')"
+
+// recovered waits until every job of ids is finalized, or limit passes,
+// and returns when it saw so.
+func recovered(t *testing.T, dbURL string, ids []int64, limit time.Duration) time.Time {
+	t.Helper()
+	list := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(ids)), ","), "[]")
+	deadline := time.Now().Add(limit)
+	for countJobs(t, dbURL, "finalized_at IS NULL AND id IN ("+list+")") > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the jobs %v, running at the kill, not finished within %v", ids, limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Now()
+}
+
+// queryInts runs q on the database and returns the first column of its
+// rows, which must be integers.
+func queryInts(t *testing.T, dbURL, q string) []int64 {
+	t.Helper()
+	var out []int64
 	if path, ok := strings.CutPrefix(dbURL, "sqlite:"); ok {
 		db, err := sqlite.Open(t.Context(), path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		if err := db.Writer().QueryRowContext(t.Context(), q).Scan(&n); err != nil {
+		rows, err := db.Writer().QueryContext(t.Context(), q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n int64
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, n)
+		}
+		if err := rows.Err(); err != nil {
 			t.Fatal(err)
 		}
-		return n
+		return out
 	}
 	conn, err := pgx.Connect(t.Context(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	if err := conn.QueryRow(t.Context(), q).Scan(&n); err != nil {
-		t.Fatal(err)
+	rows, _ := conn.Query(t.Context(), q)
+	out, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
 	}
-	return n
+	return out
 }

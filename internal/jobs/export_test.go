@@ -15,3 +15,17 @@ func List[TTx any](ctx context.Context, q *Queue[TTx], kind string) ([]*rivertyp
 	}
 	return res.Jobs, nil
 }
+
+// ClientID is q's River client ID, which its jobs' attempted_by records.
+func ClientID[TTx any](q *Queue[TTx]) string { return q.client.ID() }
+
+// LockKey and NewClientID expose how a client ID carries its liveness
+// lock's key.
+var (
+	LockKey     = lockKey
+	NewClientID = clientID
+)
+
+// DeadAfter is how long a process's lock must stay free before its jobs
+// are rescued.
+const DeadAfter = deadAfter

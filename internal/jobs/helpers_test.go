@@ -71,3 +71,16 @@ func (s *syncBuffer) line(msg string) string {
 	}
 	return ""
 }
+
+// lines returns every log line with the message, one per line.
+func (s *syncBuffer) lines(msg string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, l := range strings.Split(s.b.String(), "\n") {
+		if strings.Contains(l, `"message":"`+msg+`"`) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

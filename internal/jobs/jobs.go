@@ -1,10 +1,12 @@
 // Package jobs runs usersd's durable background work on River
 // (riverqueue.com): jobs are rows in the database, inserted in the same
 // transaction as the change that causes them, and worked by bounded pools,
-// one per queue, with retries, backoff and a lease after which the job of a
-// process that died runs again. The same code runs on Postgres (River's pgx
-// v5 driver) and on SQLite (its database/sql driver); docs/jobs.md says how
-// it fits together and how to add a kind.
+// one per queue, with retries and backoff. The jobs of a process that died
+// run again within seconds (liveness locks on Postgres, a rescue at start
+// on SQLite), and a lease is the backstop for a job that never returns. The
+// same code runs on Postgres (River's pgx v5 driver) and on SQLite (its
+// database/sql driver); docs/jobs.md says how it fits together and how to
+// add a kind.
 package jobs
 
 import (
@@ -69,8 +71,9 @@ type Config struct {
 	ImportWorkers      int
 	MaintenanceWorkers int
 	// Lease is how long a job may stay running before it is taken to be
-	// lost with its process and run again. A job's own timeout is half of
-	// it, so a live worker always gives up first.
+	// stuck and run again: the backstop for a live process whose job never
+	// returns (a dead process's jobs do not wait for it). A job's own
+	// timeout is half of it, so a live worker always gives up first.
 	Lease time.Duration
 	// MaxAttempts is how many times a failing job runs before it is
 	// discarded; the retries back off exponentially, with jitter.
@@ -124,6 +127,7 @@ type Queue[TTx any] struct {
 	client  *river.Client[TTx]
 	work    *workers
 	observe *observer
+	recover recovery
 	log     zerolog.Logger
 	stopped atomic.Bool
 }
@@ -131,7 +135,9 @@ type Queue[TTx any] struct {
 // NewPostgres returns the queue on a Postgres pool. Its tables must exist:
 // see MigratePostgres.
 func NewPostgres(pool *pgxpool.Pool, cfg Config) (*Queue[pgx.Tx], error) {
-	return newQueue(riverpgxv5.New(pool), cfg, pgDepth(pool))
+	driver := riverpgxv5.New(pool)
+	l := newLifeline(pool, driver, cfg.Log)
+	return newQueue(driver, cfg, pgDepth(pool), l, l.id, l)
 }
 
 // NewSQLite returns the queue on a SQLite database, given its single writer
@@ -139,10 +145,14 @@ func NewPostgres(pool *pgxpool.Pool, cfg Config) (*Queue[pgx.Tx], error) {
 // the one connection instead of failing with SQLITE_BUSY. Its tables must
 // exist: see MigrateSQLite.
 func NewSQLite(writer *sql.DB, cfg Config) (*Queue[*sql.Tx], error) {
-	return newQueue(riversqlite.New(writer), cfg, sqlDepth(writer))
+	driver := riversqlite.New(writer)
+	return newQueue(driver, cfg, sqlDepth(writer), atStart{driver: driver}, "")
 }
 
-func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, depth depthFunc) (*Queue[TTx], error) {
+// newQueue returns the queue on driver's database: rec brings back the jobs
+// of dead processes; id is the River client ID ("": River's default); mw
+// runs around the jobs, outside the observer.
+func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, depth depthFunc, rec recovery, id string, mw ...rivertype.Middleware) (*Queue[TTx], error) {
 	cfg.defaults()
 	if cfg.ImportWorkers < 0 || cfg.MaintenanceWorkers < 0 || cfg.WebhookWorkers < 0 {
 		return nil, errors.New("jobs: worker counts must not be negative")
@@ -183,6 +193,7 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, depth depthFu
 		}
 	}
 	client, err := river.NewClient(driver, &river.Config{
+		ID: id,
 		Queues: map[string]river.QueueConfig{
 			QueueImport:      {MaxWorkers: cfg.ImportWorkers},
 			QueueMaintenance: {MaxWorkers: cfg.MaintenanceWorkers},
@@ -197,12 +208,12 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, depth depthFu
 		FetchPollInterval:    cfg.PollInterval,
 		FetchCooldown:        min(river.FetchCooldownDefault, cfg.PollInterval),
 		Logger:               slog.New(zerolog.NewSlogHandler(cfg.Log.With().Str("component", "jobs").Logger())),
-		Middleware:           []rivertype.Middleware{o},
+		Middleware:           append(mw, o),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	return &Queue[TTx]{client: client, work: w, observe: o, log: cfg.Log}, nil
+	return &Queue[TTx]{client: client, work: w, observe: o, recover: rec, log: cfg.Log}, nil
 }
 
 // EnqueueImportTx enqueues one job per chunk of an import, inside tx: the
@@ -230,10 +241,17 @@ func (q *Queue[TTx]) insertTx(ctx context.Context, tx TTx, what string, args []r
 	return nil
 }
 
-// Start starts working jobs with svc, until Stop.
+// Start starts working jobs with svc, until Stop. Before the workers start,
+// on SQLite it puts every job still running back in the queue (their
+// process died), and on Postgres it takes this process's liveness lock and
+// starts looking for the jobs of dead processes, until Stop (docs/jobs.md).
 func (q *Queue[TTx]) Start(ctx context.Context, svc *users.Service) error {
 	q.work.svc = svc
+	if err := q.recover.start(ctx, q.observe); err != nil {
+		return err
+	}
 	if err := q.client.Start(ctx); err != nil {
+		q.recover.stop()
 		return fmt.Errorf("jobs: starting: %w", err)
 	}
 	return nil
@@ -259,6 +277,8 @@ func (q *Queue[TTx]) Stop(ctx context.Context) error {
 			err = errors.Join(fmt.Errorf("jobs: %d running jobs cancelled at the shutdown deadline; they will run again", cancelled), err)
 		}
 	}
+	// Only now that no job runs may this process look dead.
+	q.recover.stop()
 	q.log.Info().Dur("took", time.Since(start)).Int64("cancelled", cancelled).Msg("shutdown: job workers stopped")
 	return err
 }

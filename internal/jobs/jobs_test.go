@@ -43,6 +43,8 @@ type harness[TTx any] struct {
 	exec  func(t *testing.T, query string)
 	// store is the users store on the database, with q as its job queue.
 	store func(q *jobs.Queue[TTx]) users.Store
+	// dsn is the Postgres database's URL ("" on SQLite).
+	dsn string
 }
 
 // forEachDatabase runs test on SQLite and on Postgres.
@@ -143,6 +145,7 @@ func pgHarness(t *testing.T) *harness[pgx.Tx] {
 			}
 		},
 		store: func(q *jobs.Queue[pgx.Tx]) users.Store { return postgres.NewStore(pool, postgres.WithJobs(q)) },
+		dsn:   dsn,
 	}
 }
 

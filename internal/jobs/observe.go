@@ -39,6 +39,7 @@ type observer struct {
 	wait      *prometheus.HistogramVec
 	duration  *prometheus.HistogramVec
 	inFlight  *prometheus.GaugeVec
+	rescued   *prometheus.CounterVec
 	running   atomic.Int64 // jobs running now, of every kind
 	depth     depthFunc
 	depthDesc *prometheus.Desc
@@ -85,13 +86,17 @@ func newObserver(cfg Config, depth depthFunc) (*observer, error) {
 			Name: "usersd_jobs_running",
 			Help: "Jobs this process is running now, by kind.",
 		}, []string{"kind"}),
+		rescued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usersd_jobs_rescued_total",
+			Help: "Jobs a process that died left running, put back in the queue by this one, by kind and new state (available, discarded when out of attempts, cancelled when cancellation was asked).",
+		}, []string{"kind", "state"}),
 		depth: depth,
 		depthDesc: prometheus.NewDesc("usersd_job_queue_depth",
 			"Jobs in the database waiting or running, by kind and state (available, scheduled, retryable, running); read at scrape time.",
 			[]string{"kind", "state"}, nil),
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{o.enqueued, o.outcomes, o.wait, o.duration, o.inFlight, o} {
+		for _, c := range []prometheus.Collector{o.enqueued, o.outcomes, o.wait, o.duration, o.inFlight, o.rescued, o} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("jobs: registering metrics: %w", err)
 			}
