@@ -24,8 +24,11 @@ import (
 // connect_timeout. pgxpool's own default is two minutes: with a multi-host
 // URL whose first host hangs (a frozen primary, a partition that drops
 // packets instead of refusing them), every new connection would wait that
-// long before trying the promoted standby.
-const DefaultConnectTimeout = 5 * time.Second
+// long before trying the promoted standby. Two seconds is libpq's advice
+// for the least connect_timeout; it also leaves a connection made outside
+// the pool within a 5 s budget (the job queue's liveness lock) time for a
+// second host after a silent first one.
+const DefaultConnectTimeout = 2 * time.Second
 
 // The TCP keepalive of the pool's connections: an idle connection to a
 // host that is gone without a word (a partition, a lost node) is noticed
