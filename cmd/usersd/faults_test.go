@@ -52,9 +52,9 @@ const (
 	// (docs/operations.md gives the figures): from the restart command to
 	// the first successful write, and from `pg_ctl promote` to the first
 	// successful write, with the old primary stopped or frozen. Measured:
-	// restart 1.8–3.3 s; stopped 0.45–0.5 s; frozen 2.8–3.2 s before the
-	// store's acquire timeout and retries were merged, 20–24 s since (see
-	// docs/operations.md, "Failover to a standby").
+	// restart 1.8–3.6 s; stopped 0.27–0.5 s; frozen 2.8 s in some runs and
+	// 17–24 s in others, as pool slots stay held by connections dying on
+	// the frozen host (docs/operations.md, "Failover to a standby").
 	restartRecoveryBound        = 10 * time.Second
 	failoverRecoveryBound       = 10 * time.Second
 	frozenFailoverRecoveryBound = 30 * time.Second
