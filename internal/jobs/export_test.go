@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -29,3 +30,8 @@ var (
 // DeadAfter is how long a process's lock must stay free before its jobs
 // are rescued.
 const DeadAfter = deadAfter
+
+// RelayTimeout is how long one run of a relay job may take on q.
+func RelayTimeout[TTx any](q *Queue[TTx]) time.Duration {
+	return (&dispatchWorker{w: q.work}).Timeout(nil)
+}

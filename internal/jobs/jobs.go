@@ -157,7 +157,7 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, depth depthFu
 	if cfg.ImportWorkers < 0 || cfg.MaintenanceWorkers < 0 || cfg.WebhookWorkers < 0 {
 		return nil, errors.New("jobs: worker counts must not be negative")
 	}
-	w := &workers{deliverer: cfg.Deliverer, publisher: cfg.Publisher}
+	w := &workers{deliverer: cfg.Deliverer, publisher: cfg.Publisher, relayTimeout: min(relayTimeout, cfg.Lease/2)}
 	o, err := newObserver(cfg, depth)
 	if err != nil {
 		return nil, err
@@ -285,10 +285,11 @@ func (q *Queue[TTx]) Stop(ctx context.Context) error {
 
 // workers holds what the workers need; Start fills in svc before any runs.
 type workers struct {
-	svc       *users.Service
-	deliverer *webhooks.Deliverer
-	publisher Publisher
-	events    *eventMetrics
+	relayTimeout time.Duration
+	svc          *users.Service
+	deliverer    *webhooks.Deliverer
+	publisher    Publisher
+	events       *eventMetrics
 }
 
 // Publisher publishes an event elsewhere (natsevents.Publisher).

@@ -470,3 +470,22 @@ func testPurgeRetention[TTx any](t *testing.T, h *harness[TTx]) {
 		}
 	}
 }
+
+// TestRelayTimeout: a relay job stuck on a database that stopped answering
+// is cut short after 30 s, or half the lease if that is shorter, so a live
+// process always gives up before its job is taken for lost.
+func TestRelayTimeout(t *testing.T) {
+	h := sqliteHarness(t)
+	for _, tt := range []struct {
+		lease, want time.Duration
+	}{
+		{0, 30 * time.Second}, // the default lease, 5m
+		{4 * time.Second, 2 * time.Second},
+		{time.Hour, 30 * time.Second},
+	} {
+		q := h.newQueue(t, jobs.Config{Lease: tt.lease})
+		if got := jobs.RelayTimeout(q); got != tt.want {
+			t.Errorf("lease %v: relay timeout %v, want %v", tt.lease, got, tt.want)
+		}
+	}
+}

@@ -143,6 +143,16 @@ type dispatchWorker struct {
 	w *workers
 }
 
+// relayTimeout bounds one run of a relay job (the webhook dispatcher, the
+// NATS publisher), or half the lease if that is shorter. They run one at a
+// time, so a run stuck on a database that stopped answering would hold up
+// every event until the job timeout (half the lease, minutes by default);
+// cut short, it runs again on the next tick.
+const relayTimeout = 30 * time.Second
+
+// Timeout implements river.Worker.
+func (w *dispatchWorker) Timeout(*river.Job[DispatchArgs]) time.Duration { return w.w.relayTimeout }
+
 // Work dispatches. The position advances in the transaction that enqueues
 // the deliveries, so running again dispatches nothing twice.
 func (w *dispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs]) error {
@@ -247,6 +257,9 @@ type publishWorker struct {
 	river.WorkerDefaults[PublishArgs]
 	w *workers
 }
+
+// Timeout implements river.Worker.
+func (w *publishWorker) Timeout(*river.Job[PublishArgs]) time.Duration { return w.w.relayTimeout }
 
 // Work publishes the events after the saved position, page by page,
 // saving the position after each page: at least once, since a page whose
