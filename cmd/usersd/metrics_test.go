@@ -3,33 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	usersv1 "github.com/usersd/usersd/api/users/v1"
+	"github.com/usersd/usersd/internal/testkit"
 )
-
-func scrape(t *testing.T, s *testServer, accept string) string {
-	t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+s.Admin+"/metrics", nil)
-	if accept != "" {
-		req.Header.Set("Accept", accept)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %d %s", res.StatusCode, body)
-	}
-	return string(body)
-}
 
 // TestMetricsEndToEnd scrapes a live server after HTTP and gRPC calls.
 func TestMetricsEndToEnd(t *testing.T) {
@@ -40,7 +21,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 		if _, err := s.Client.GetUser(context.Background(), &usersv1.GetUserRequest{Id: id}); err != nil {
 			t.Fatal(err)
 		}
-		text := scrape(t, s, "")
+		text := testkit.ScrapeURL(t, "http://"+s.Admin+"/metrics", "")
 		for _, want := range []string{
 			`grpc_server_handled_total{grpc_code="OK",grpc_method="GetUser",grpc_service="users.v1.UserService",grpc_type="unary"} 2`,
 			`grpc_server_handled_total{grpc_code="InvalidArgument",grpc_method="GetUser",grpc_service="users.v1.UserService",grpc_type="unary"} 1`,

@@ -12,6 +12,7 @@ import (
 
 	usersv1 "github.com/usersd/usersd/api/users/v1"
 	"github.com/usersd/usersd/internal/postgres/pgtest"
+	"github.com/usersd/usersd/internal/testkit"
 )
 
 // TestStoreUnavailable: a database that refuses writes (here, turned
@@ -76,7 +77,7 @@ func TestStoreUnavailable(t *testing.T) {
 	if !warned {
 		t.Errorf("no warn-level access line with status 503 names the cause read_only:\n%s", s.logs)
 	}
-	metrics := scrape(t, s, "")
+	metrics := testkit.ScrapeURL(t, "http://"+s.Admin+"/metrics", "")
 	if !strings.Contains(metrics, `usersd_store_errors_total{cause="read_only",kind="unavailable"} `) {
 		t.Errorf("/metrics has no usersd_store_errors_total for read_only")
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/usersd/usersd/client"
 	"github.com/usersd/usersd/internal/certs"
 	"github.com/usersd/usersd/internal/certs/certstest"
+	"github.com/usersd/usersd/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -189,16 +190,6 @@ func grpcCheck(t *testing.T, addr string, opts ...client.Option) (*big.Int, erro
 	return p.AuthInfo.(credentials.TLSInfo).State.PeerCertificates[0].SerialNumber, nil
 }
 
-// eventually calls f until it returns true, for up to 5s.
-func eventually(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !f(); time.Sleep(checkInterval) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 func TestHTTPServesTLS(t *testing.T) {
 	s := newServer(t, "")
 	addr := serveHTTP(t, s)
@@ -261,7 +252,7 @@ func TestRotation(t *testing.T) {
 	next := s.ca.Server(t, "127.0.0.1", "localhost")
 	next.WriteFiles(t, s.dir)
 	after := next.Cert.SerialNumber
-	eventually(t, "the HTTP server to serve the new certificate", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the HTTP server does not serve the new certificate", func() bool {
 		return handshake(t, httpAddr, s.pool()).Cmp(after) == 0
 	})
 	if got, _, err := httpGet(t, httpAddr, &tls.Config{RootCAs: s.pool()}); err != nil || got.Cmp(after) != 0 {
@@ -334,7 +325,7 @@ func TestBrokenReplacementKeepsCertificate(t *testing.T) {
 			next := s.ca.Server(t, "127.0.0.1", "localhost")
 
 			tt.write(t, s, next)
-			eventually(t, "the reload error in the log", func() bool {
+			testkit.Eventually(t, 5*time.Second, "no reload error in the log", func() bool {
 				handshake(t, addr, s.pool())
 				return strings.Contains(s.log.String(), "not loaded")
 			})
@@ -347,7 +338,7 @@ func TestBrokenReplacementKeepsCertificate(t *testing.T) {
 
 			// Finishing the rotation switches to the new certificate.
 			next.WriteFiles(t, s.dir)
-			eventually(t, "the new certificate", func() bool {
+			testkit.Eventually(t, 5*time.Second, "the new certificate is not served", func() bool {
 				return handshake(t, addr, s.pool()).Cmp(next.Cert.SerialNumber) == 0
 			})
 		})
@@ -431,13 +422,13 @@ func TestMutualTLS(t *testing.T) {
 		// Trusting the other CA instead locks out the clients of the
 		// first one, and lets the other's in, without a restart.
 		certstest.WriteFile(t, caFile, otherCA.PEM)
-		eventually(t, "the new client CA", func() bool { return check(foreign) == nil })
+		testkit.Eventually(t, 5*time.Second, "the new client CA is not trusted", func() bool { return check(foreign) == nil })
 		if err := check(good); status.Code(err) != codes.Unavailable {
 			t.Errorf("Check with a certificate of the removed CA: err = %v, want UNAVAILABLE", err)
 		}
 		// A broken CA file keeps the current CAs.
 		certstest.WriteFile(t, caFile, otherCA.PEM[:len(otherCA.PEM)/2])
-		eventually(t, "the reload error in the log", func() bool {
+		testkit.Eventually(t, 5*time.Second, "no reload error in the log", func() bool {
 			check(foreign)
 			return strings.Contains(s.log.String(), "client CAs not loaded")
 		})

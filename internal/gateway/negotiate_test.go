@@ -19,6 +19,7 @@ import (
 	"github.com/usersd/usersd/internal/inproc"
 	"github.com/usersd/usersd/internal/sqlite"
 	"github.com/usersd/usersd/internal/users"
+	"github.com/usersd/usersd/internal/users/userstest"
 )
 
 const (
@@ -110,7 +111,8 @@ func TestNegotiate(t *testing.T) {
 
 // newAPIGateway returns the gateway on a fresh SQLite database, reaching the
 // v1 and v2 servers in-process through the interceptors of chain, as
-// serve.go does. Imports are stored but never run (see idleJobs).
+// serve.go does. Imports are queued but never run: the gateway's tests look
+// at HTTP, and their operations stay not done.
 func newAPIGateway(t *testing.T, opts gateway.Options, chain grpcserver.ChainConfig) http.Handler {
 	t.Helper()
 	ctx := context.Background()
@@ -122,7 +124,7 @@ func newAPIGateway(t *testing.T, opts gateway.Options, chain grpcserver.ChainCon
 	if err := sqlite.Migrate(ctx, db, nil); err != nil {
 		t.Fatal(err)
 	}
-	svc := users.NewService(sqlite.NewStore(db, sqlite.WithJobs(idleJobs{})), users.Config{})
+	svc := users.NewService(sqlite.NewStore(db, sqlite.WithJobs(&userstest.Queue[*sql.Tx]{})), users.Config{})
 	chain.Log = zerolog.Nop()
 	ics, err := grpcserver.Interceptors(chain)
 	if err != nil {
@@ -137,14 +139,6 @@ func newAPIGateway(t *testing.T, opts gateway.Options, chain grpcserver.ChainCon
 	}
 	return h
 }
-
-// idleJobs takes the jobs of imports and never runs them: the gateway's
-// tests look at HTTP, and their operations stay not done.
-type idleJobs struct{}
-
-func (idleJobs) EnqueueImportTx(context.Context, *sql.Tx, []users.ImportChunk) error { return nil }
-
-func (idleJobs) EnqueueDeliveriesTx(context.Context, *sql.Tx, []users.Delivery) error { return nil }
 
 // call serves one request on h; header holds name/value pairs.
 func call(t *testing.T, h http.Handler, method, path, body string, header ...string) *httptest.ResponseRecorder {

@@ -2,6 +2,7 @@ package grpcserver_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -31,6 +32,7 @@ import (
 	"github.com/usersd/usersd/internal/grpcserver"
 	"github.com/usersd/usersd/internal/sqlite"
 	"github.com/usersd/usersd/internal/users"
+	"github.com/usersd/usersd/internal/users/userstest"
 )
 
 // authEnv is usersd's gRPC API, v1 and v2, with health checking and
@@ -59,7 +61,7 @@ func newAuthEnv(t *testing.T, chain grpcserver.ChainConfig) *authEnv {
 		t.Fatalf("sqlite.Migrate err = %v", err)
 	}
 	e := &authEnv{
-		svc: users.NewService(sqlite.NewStore(db, sqlite.WithJobs(&queuedJobs{})), users.Config{}),
+		svc: users.NewService(sqlite.NewStore(db, sqlite.WithJobs(&userstest.Queue[*sql.Tx]{})), users.Config{}),
 		rsa: authtest.NewKey(t, jose.RS256),
 		ec:  authtest.NewKey(t, jose.ES256),
 	}

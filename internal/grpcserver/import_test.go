@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -23,43 +22,14 @@ import (
 	"github.com/usersd/usersd/internal/inproc"
 	"github.com/usersd/usersd/internal/sqlite"
 	"github.com/usersd/usersd/internal/users"
+	"github.com/usersd/usersd/internal/users/userstest"
 )
 
-// queuedJobs stands in for the job queue of a SQLite store: it keeps the
-// chunks of each import, and run imports them, as the queue's workers
-// would.
-type queuedJobs struct {
-	mu     sync.Mutex
-	chunks []users.ImportChunk
-}
-
-func (q *queuedJobs) EnqueueImportTx(ctx context.Context, tx *sql.Tx, chunks []users.ImportChunk) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.chunks = append(q.chunks, chunks...)
-	return nil
-}
-
-// queued returns how many chunks wait to run.
-// EnqueueDeliveriesTx drops webhook deliveries: no test here delivers any.
-func (q *queuedJobs) EnqueueDeliveriesTx(context.Context, *sql.Tx, []users.Delivery) error {
-	return nil
-}
-
-func (q *queuedJobs) queued() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.chunks)
-}
-
-// run imports every queued chunk through svc.
-func (q *queuedJobs) run(t *testing.T, svc *users.Service) {
+// runImports imports every chunk queued on jobs through svc, as the
+// queue's workers would.
+func runImports(t *testing.T, jobs *userstest.Queue[*sql.Tx], svc *users.Service) {
 	t.Helper()
-	q.mu.Lock()
-	chunks := q.chunks
-	q.chunks = nil
-	q.mu.Unlock()
-	for _, c := range chunks {
+	for _, c := range jobs.TakeChunks() {
 		if err := svc.ImportChunk(context.Background(), c); err != nil {
 			t.Fatalf("ImportChunk(%s, %d) err = %v", c.OperationID, c.Chunk, err)
 		}
@@ -68,9 +38,9 @@ func (q *queuedJobs) run(t *testing.T, svc *users.Service) {
 
 // newImportClients serves users.v1 and users.v2 through the production
 // interceptor chain on a fresh SQLite database whose imports run 2 rows per
-// job when the test says (queuedJobs.run), and returns the jobs, the
+// job when the test says (runImports), and returns the job queue, the
 // service and a client of each version.
-func newImportClients(t *testing.T) (*queuedJobs, *users.Service, usersv1.UserServiceClient, usersv2.UserServiceClient) {
+func newImportClients(t *testing.T) (*userstest.Queue[*sql.Tx], *users.Service, usersv1.UserServiceClient, usersv2.UserServiceClient) {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "users.db")
@@ -82,7 +52,7 @@ func newImportClients(t *testing.T) (*queuedJobs, *users.Service, usersv1.UserSe
 	if err := sqlite.Migrate(ctx, db, nil); err != nil {
 		t.Fatalf("sqlite.Migrate err = %v", err)
 	}
-	jobs := &queuedJobs{}
+	jobs := &userstest.Queue[*sql.Tx]{}
 	svc := users.NewService(sqlite.NewStore(db, sqlite.WithJobs(jobs)), users.Config{ImportChunkSize: 2})
 	ics, err := grpcserver.Interceptors(grpcserver.ChainConfig{Log: zerolog.Nop()})
 	if err != nil {
@@ -151,7 +121,7 @@ func TestImportUsers(t *testing.T) {
 		t.Errorf("GetOperation before the jobs ran = %v, %v; want %v", got, err, started)
 	}
 
-	jobs.run(t, svc)
+	runImports(t, jobs, svc)
 	got, err := c.GetOperation(ctx, &usersv1.GetOperationRequest{Id: strings.ToUpper(id)})
 	if err != nil {
 		t.Fatalf("GetOperation err = %v", err)
@@ -181,7 +151,7 @@ func TestImportUsers(t *testing.T) {
 		if err != nil || !proto.Equal(again, got) {
 			t.Errorf("ImportUsers replay = %v, %v; want the operation as it is now, %v", again, err, got)
 		}
-		if queued := jobs.queued(); queued != 0 {
+		if queued := jobs.Queued(); queued != 0 {
 			t.Errorf("ImportUsers replay queued %d chunks, want none", queued)
 		}
 		// The same key in the header is the same request.
@@ -309,7 +279,7 @@ func TestImportUsersV2(t *testing.T) {
 	if started.GetDone() || started.GetResponse() != nil || started.GetMetadata().GetTotal() != 3 {
 		t.Errorf("ImportUsers = %v; want not done, no response, total 3", started)
 	}
-	jobs.run(t, svc)
+	runImports(t, jobs, svc)
 	got, err := c.GetOperation(ctx, &usersv2.GetOperationRequest{Name: started.GetName()})
 	if err != nil {
 		t.Fatalf("GetOperation(%s) err = %v", started.GetName(), err)

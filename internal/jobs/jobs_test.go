@@ -24,6 +24,7 @@ import (
 	"github.com/usersd/usersd/internal/postgres"
 	"github.com/usersd/usersd/internal/postgres/pgtest"
 	"github.com/usersd/usersd/internal/sqlite"
+	"github.com/usersd/usersd/internal/testkit"
 	"github.com/usersd/usersd/internal/users"
 )
 
@@ -175,18 +176,6 @@ func chunks(n int) []users.ImportChunk {
 	return out
 }
 
-// eventually polls cond every 20 ms until it holds or limit passes.
-func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 const countChunkJobs = "SELECT count(*) FROM river_job WHERE kind = 'import_users_chunk'"
 
 // TestEnqueueInTransaction shows jobs are part of the caller's transaction:
@@ -306,7 +295,7 @@ func testRetries[TTx any](t *testing.T, h *harness[TTx]) {
 				t.Fatal(err)
 			}
 			// The first retry is due about a second after the failure.
-			eventually(t, 20*time.Second, "job not finalized", func() bool {
+			testkit.Eventually(t, 20*time.Second, "job not finalized", func() bool {
 				return jobRow(t, q, "import_users_chunk").FinalizedAt != nil
 			})
 			job := jobRow(t, q, "import_users_chunk")
@@ -365,7 +354,7 @@ func testStop[TTx any](t *testing.T, h *harness[TTx]) {
 	if err := q2.Start(ctx, users.NewService(store, users.Config{})); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "cancelled job never completed", func() bool {
+	testkit.Eventually(t, 20*time.Second, "cancelled job never completed", func() bool {
 		return jobRow(t, q2, "import_users_chunk").State == rivertype.JobStateCompleted
 	})
 	if err := q2.Stop(ctx); err != nil {
@@ -397,7 +386,7 @@ func testJobSpanLinksToRequest[TTx any](t *testing.T, h *harness[TTx]) {
 		t.Fatal(err)
 	}
 	var job sdktrace.ReadOnlySpan
-	eventually(t, 10*time.Second, "no job span", func() bool {
+	testkit.Eventually(t, 10*time.Second, "no job span", func() bool {
 		for _, s := range rec.Ended() {
 			if s.Name() == "job import_users_chunk" {
 				job = s
@@ -460,7 +449,7 @@ func testPurgeRetention[TTx any](t *testing.T, h *harness[TTx]) {
 	if err := q.Start(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "the user deleted 31 days ago is still there", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the user deleted 31 days ago is still there", func() bool {
 		_, err := svc.Get(ctx, old.ID)
 		return errors.Is(err, users.ErrNotFound)
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/usersd/usersd/internal/jobs"
+	"github.com/usersd/usersd/internal/testkit"
 	"github.com/usersd/usersd/internal/users"
 )
 
@@ -154,14 +155,14 @@ func TestRescueDeadProcessPostgres(t *testing.T) {
 	start := time.Now()
 	store := &failingStore{}
 	b, c := startWatcher(t, h, store), startWatcher(t, h, store)
-	eventually(t, 20*time.Second, "the dead process's job never completed", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the dead process's job never completed", func() bool {
 		return job(t, b.q, rows[0].ID).State == rivertype.JobStateCompleted
 	})
 	t.Logf("dead process's job rescued and completed %v after the watchers started", time.Since(start).Round(10*time.Millisecond))
 	if j := job(t, b.q, rows[0].ID); rescueErrors(j) != 1 || !strings.Contains(j.Errors[0].Error, dead) {
 		t.Errorf("rescued job's errors %+v, want one rescue naming %s", j.Errors, dead)
 	}
-	eventually(t, 10*time.Second, "the spent job was not discarded", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the spent job was not discarded", func() bool {
 		return job(t, b.q, rows[1].ID).State == rivertype.JobStateDiscarded
 	})
 	if j := job(t, b.q, rows[1].ID); j.FinalizedAt == nil || rescueErrors(j) != 1 {
@@ -182,7 +183,7 @@ func TestRescueDeadProcessPostgres(t *testing.T) {
 	if err := lockConn.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "the job of the process that died last never completed", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the job of the process that died last never completed", func() bool {
 		return job(t, b.q, rows[2].ID).State == rivertype.JobStateCompleted
 	})
 	t.Logf("job of a process whose lock was released rescued and completed %v later", time.Since(diedAt).Round(10*time.Millisecond))
@@ -246,7 +247,7 @@ func TestLockLostPostgres(t *testing.T) {
 	if err != nil || !terminated {
 		t.Fatalf("terminating the lock's session: %v, %v", terminated, err)
 	}
-	eventually(t, 30*time.Second, "the cancelled job never completed", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the cancelled job never completed", func() bool {
 		return job(t, a, rows[0].ID).State == rivertype.JobStateCompleted
 	})
 	j := job(t, a, rows[0].ID)
@@ -305,7 +306,7 @@ func TestRescueAtStartSQLite(t *testing.T) {
 	if l := logs.line(rescueMsg); !strings.Contains(l, "dead-process") || !strings.Contains(l, `"jobs":3`) {
 		t.Errorf("rescue log line %q, want the 3 jobs of dead-process", l)
 	}
-	eventually(t, 20*time.Second, "rescued jobs never completed", func() bool {
+	testkit.Eventually(t, 20*time.Second, "rescued jobs never completed", func() bool {
 		return job(t, q, rows[0].ID).State == rivertype.JobStateCompleted && job(t, q, rows[1].ID).State == rivertype.JobStateCompleted
 	})
 	for _, r := range rows {

@@ -27,13 +27,20 @@ const (
 
 // Publisher publishes events to JetStream. It is safe for concurrent use.
 type Publisher struct {
-	nc *nats.Conn
-	js jetstream.JetStream
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	prefix string // SubjectPrefix but in tests
 }
 
 // Connect connects to the NATS server at url and makes sure the stream
 // exists with the subjects and duplicate window above. Close it.
 func Connect(ctx context.Context, url string) (*Publisher, error) {
+	return connect(ctx, url, StreamName, SubjectPrefix)
+}
+
+// connect is Connect with the stream's name and subject prefix as
+// arguments, so that tests can each have their own stream.
+func connect(ctx context.Context, url, stream, prefix string) (*Publisher, error) {
 	nc, err := nats.Connect(url, nats.Name("usersd"), nats.MaxReconnects(-1))
 	if err != nil {
 		return nil, fmt.Errorf("nats: connecting to %s: %w", url, err)
@@ -44,15 +51,15 @@ func Connect(ctx context.Context, url string) (*Publisher, error) {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:       StreamName,
-		Subjects:   []string{SubjectPrefix + ">"},
+		Name:       stream,
+		Subjects:   []string{prefix + ">"},
 		Duplicates: DuplicateWindow,
 		Storage:    jetstream.FileStorage,
 	}); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("nats: stream %s: %w", StreamName, err)
+		return nil, fmt.Errorf("nats: stream %s: %w", stream, err)
 	}
-	return &Publisher{nc: nc, js: js}, nil
+	return &Publisher{nc: nc, js: js, prefix: prefix}, nil
 }
 
 // Subject is the subject of events of type t.
@@ -64,7 +71,7 @@ func (p *Publisher) Publish(ctx context.Context, ev users.Event) error {
 	if err != nil {
 		return err
 	}
-	msg := &nats.Msg{Subject: Subject(ev.Type), Data: body, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: p.prefix + string(ev.Type), Data: body, Header: nats.Header{}}
 	if ev.TraceParent != "" {
 		msg.Header.Set("traceparent", ev.TraceParent)
 	}

@@ -41,20 +41,25 @@ func newStore(t testing.TB) (*postgres.Store, string) {
 }
 
 // newStoreWithJobs returns a Store on a new migrated database whose imports
-// enqueue on a fakeJobs that forwards to the returned recorder.
+// and deliveries enqueue on a fake queue (newQueue) that records them in
+// the returned Jobs.
 func newStoreWithJobs(t testing.TB) (*postgres.Store, *userstest.Jobs) {
 	t.Helper()
-	rec := &userstest.Jobs{}
+	q := newQueue()
 	pool := newPool(t, pgtest.NewMigratedDatabase(t))
-	return postgres.NewStore(pool, postgres.WithJobs(fakeJobs{rec})), rec
+	return postgres.NewStore(pool, postgres.WithJobs(q)), &q.Jobs
 }
 
-// fakeJobs is a job queue for tests. Like River, it works within the
-// store's transaction: it checks there that the operation of each chunk is
-// stored, then hands the chunks to rec, which may fail the enqueue.
-type fakeJobs struct{ rec *userstest.Jobs }
+// newQueue returns a fake job queue that, like River, works within the
+// store's transaction: it checks there that what its jobs refer to is
+// stored (checkChunks, checkDeliveries) before recording them.
+func newQueue() *userstest.Queue[pgx.Tx] {
+	return &userstest.Queue[pgx.Tx]{CheckImport: checkChunks, CheckDeliveries: checkDeliveries}
+}
 
-func (f fakeJobs) EnqueueImportTx(ctx context.Context, tx pgx.Tx, chunks []users.ImportChunk) error {
+// checkChunks checks, within the store's transaction, that the operation
+// of each chunk is stored.
+func checkChunks(ctx context.Context, tx pgx.Tx, chunks []users.ImportChunk) error {
 	for _, c := range chunks {
 		var n int
 		err := tx.QueryRow(ctx, "SELECT count(*) FROM operations WHERE id = $1", c.OperationID).Scan(&n)
@@ -65,13 +70,12 @@ func (f fakeJobs) EnqueueImportTx(ctx context.Context, tx pgx.Tx, chunks []users
 			return fmt.Errorf("operation %s of chunk %d is not in the enqueueing transaction", c.OperationID, c.Chunk)
 		}
 	}
-	return f.rec.Enqueue(chunks)
+	return nil
 }
 
-// EnqueueDeliveriesTx checks, within the store's transaction, that the
-// event and the enabled subscription of each delivery exist, then hands
-// the deliveries to rec.
-func (f fakeJobs) EnqueueDeliveriesTx(ctx context.Context, tx pgx.Tx, deliveries []users.Delivery) error {
+// checkDeliveries checks, within the store's transaction, that the event
+// and the enabled subscription of each delivery exist.
+func checkDeliveries(ctx context.Context, tx pgx.Tx, deliveries []users.Delivery) error {
 	for _, d := range deliveries {
 		var n int
 		err := tx.QueryRow(ctx, "SELECT (SELECT count(*) FROM events WHERE id = $1) + "+
@@ -83,7 +87,7 @@ func (f fakeJobs) EnqueueDeliveriesTx(ctx context.Context, tx pgx.Tx, deliveries
 			return fmt.Errorf("event %s or webhook %s of a delivery is not in the enqueueing transaction", d.EventID, d.WebhookID)
 		}
 	}
-	return f.rec.EnqueueDeliveries(deliveries)
+	return nil
 }
 
 func TestConformance(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,29 +29,6 @@ func TestCreateImportWithoutJobs(t *testing.T) {
 	}
 }
 
-// blockingJobs holds the first enqueue until release is closed, and then
-// fails it with err, or lets it succeed when err is nil. Later enqueues
-// succeed at once.
-type blockingJobs struct {
-	entered chan struct{} // closed when the first enqueue begins
-	release chan struct{}
-	err     error
-	calls   atomic.Int32
-}
-
-func (j *blockingJobs) EnqueueImportTx(ctx context.Context, tx pgx.Tx, chunks []users.ImportChunk) error {
-	if j.calls.Add(1) > 1 {
-		return nil
-	}
-	close(j.entered)
-	<-j.release
-	return j.err
-}
-
-func (j *blockingJobs) EnqueueDeliveriesTx(context.Context, pgx.Tx, []users.Delivery) error {
-	return errors.New("blockingJobs: unexpected deliveries")
-}
-
 // TestCreateImportWaitsForConcurrent starts an import and, while its
 // transaction is open, the same import again: the second waits for the
 // first, then returns the first's operation if it committed, or stores its
@@ -69,7 +45,8 @@ func TestCreateImportWaitsForConcurrent(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			pool := newPool(t, pgtest.NewMigratedDatabase(t))
-			jobs := &blockingJobs{entered: make(chan struct{}), release: make(chan struct{}), err: tt.firstErr}
+			jobs := newQueue()
+			hold := jobs.Hold(tt.firstErr) // the first import's enqueue
 			s := postgres.NewStore(pool, postgres.WithJobs(jobs))
 			key := users.IdempotencyKey{RequestID: "req", Fingerprint: []byte("fp")}
 
@@ -84,19 +61,19 @@ func TestCreateImportWaitsForConcurrent(t *testing.T) {
 				op, err := s.CreateImport(ctx, first, key, firstChunks)
 				firstDone <- result{op, err}
 			}()
-			<-jobs.entered
+			<-hold.Entered()
 			go func() {
 				op, err := s.CreateImport(ctx, second, key, secondChunks)
 				secondDone <- result{op, err}
 			}()
 			select {
 			case r := <-secondDone:
-				close(jobs.release)
+				hold.Release()
 				<-firstDone
 				t.Fatalf("the second CreateImport returned %+v, %v while the first was open; want it to wait", r.op, r.err)
 			case <-time.After(300 * time.Millisecond):
 			}
-			close(jobs.release)
+			hold.Release()
 
 			r1, r2 := <-firstDone, <-secondDone
 			want := first.ID

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/usersd/usersd/internal/postgres"
 	"github.com/usersd/usersd/internal/postgres/pgtest"
 	"github.com/usersd/usersd/internal/users"
@@ -108,41 +106,6 @@ func TestDispatchEventsConcurrent(t *testing.T) {
 	}
 }
 
-// gateJobs holds the first delivery enqueue until release is closed, then
-// fails it with err, or records it when err is nil. Later enqueues are
-// recorded at once.
-type gateJobs struct {
-	entered chan struct{}
-	release chan struct{}
-	err     error
-
-	mu    sync.Mutex
-	calls int
-	got   []users.Delivery
-}
-
-func (j *gateJobs) EnqueueImportTx(context.Context, pgx.Tx, []users.ImportChunk) error {
-	return errors.New("gateJobs: unexpected import")
-}
-
-func (j *gateJobs) EnqueueDeliveriesTx(ctx context.Context, tx pgx.Tx, ds []users.Delivery) error {
-	j.mu.Lock()
-	j.calls++
-	first := j.calls == 1
-	j.mu.Unlock()
-	if first {
-		close(j.entered)
-		<-j.release
-		if j.err != nil {
-			return j.err
-		}
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.got = append(j.got, ds...)
-	return nil
-}
-
 // TestDispatchEventsWaitsForConcurrent holds one dispatch in its enqueue
 // and starts another: the second waits for the first, then dispatches
 // nothing if the first committed, or the same events if it rolled back.
@@ -159,7 +122,8 @@ func TestDispatchEventsWaitsForConcurrent(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			pool := newPool(t, pgtest.NewMigratedDatabase(t))
-			jobs := &gateJobs{entered: make(chan struct{}), release: make(chan struct{}), err: tt.firstErr}
+			jobs := newQueue()
+			hold := jobs.Hold(tt.firstErr) // the first dispatch's enqueue
 			s := postgres.NewStore(pool, postgres.WithJobs(jobs))
 			w, err := s.CreateWebhook(ctx, userstest.NewWebhook(1))
 			if err != nil {
@@ -195,7 +159,7 @@ func TestDispatchEventsWaitsForConcurrent(t *testing.T) {
 				n, err := s.DispatchEvents(ctx, 10)
 				firstDone <- result{n, err}
 			}()
-			<-jobs.entered
+			<-hold.Entered()
 			go func() {
 				n, err := s.DispatchEvents(ctx, 10)
 				secondDone <- result{n, err}
@@ -205,17 +169,14 @@ func TestDispatchEventsWaitsForConcurrent(t *testing.T) {
 				t.Fatalf("second DispatchEvents returned %d, %v while the first held the dispatcher", r.n, r.err)
 			case <-time.After(200 * time.Millisecond):
 			}
-			close(jobs.release)
+			hold.Release()
 			if r := <-firstDone; (tt.firstErr == nil && (r.err != nil || r.n != 2)) || (tt.firstErr != nil && !errors.Is(r.err, tt.firstErr)) {
 				t.Errorf("first DispatchEvents = %d, %v; want 2, %v", r.n, r.err, tt.firstErr)
 			}
 			if r := <-secondDone; r.err != nil || r.n != tt.secondRead {
 				t.Errorf("second DispatchEvents = %d, %v; want %d, nil", r.n, r.err, tt.secondRead)
 			}
-			jobs.mu.Lock()
-			got := len(jobs.got)
-			jobs.mu.Unlock()
-			if got != 2 {
+			if got := len(jobs.Deliveries()); got != 2 {
 				t.Errorf("%d deliveries enqueued in all, want 2 (one per event to webhook %s)", got, w.ID)
 			}
 		})

@@ -33,9 +33,8 @@ import (
 	"github.com/usersd/usersd/internal/inproc"
 	"github.com/usersd/usersd/internal/postgres/pgtest"
 	"github.com/usersd/usersd/internal/telemetry"
+	"github.com/usersd/usersd/internal/testkit"
 )
-
-const openMetrics = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 // newMetrics returns Metrics on a fresh registry.
 func newMetrics(t *testing.T) *telemetry.Metrics {
@@ -43,34 +42,11 @@ func newMetrics(t *testing.T) *telemetry.Metrics {
 	return telemetry.NewMetrics(prometheus.NewRegistry(), telemetry.BuildInfo{Version: "v1.2.3", Commit: "abc123"})
 }
 
-// scrape GETs m.Handler() with the given Accept header ("" for none) and
-// returns the body, after checking the status and the content type.
-func scrape(t *testing.T, m *telemetry.Metrics, accept string) string {
-	t.Helper()
-	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-	if accept != "" {
-		req.Header.Set("Accept", accept)
-	}
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
-		t.Fatalf("GET /metrics: status %d, body:\n%s", rec.Code, rec.Body)
-	}
-	wantType := "text/plain"
-	if strings.HasPrefix(accept, "application/openmetrics-text") {
-		wantType = "application/openmetrics-text"
-	}
-	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, wantType) {
-		t.Fatalf("GET /metrics with Accept %q: Content-Type %q, want %s", accept, ct, wantType)
-	}
-	return rec.Body.String()
-}
-
 // families scrapes m in the text format and parses the result.
 func families(t *testing.T, m *telemetry.Metrics) map[string]*dto.MetricFamily {
 	t.Helper()
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(strings.NewReader(scrape(t, m, "")))
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(testkit.Scrape(t, m.Handler(), "")))
 	if err != nil {
 		t.Fatalf("parsing the scrape: %v", err)
 	}
@@ -283,11 +259,11 @@ func TestGRPCServerMetrics(t *testing.T) {
 
 	// Exemplars: only in OpenMetrics, only for sampled spans, and naming
 	// the trace of the server span.
-	text := scrape(t, m, "")
+	text := testkit.Scrape(t, m.Handler(), "")
 	if strings.Contains(text, "trace_id") {
 		t.Errorf("the text format carries exemplars:\n%s", text)
 	}
-	om := scrape(t, m, openMetrics)
+	om := testkit.Scrape(t, m.Handler(), testkit.OpenMetrics)
 	spans := traceIDs(rec)
 	got := exemplars(om, "grpc_server_handling_seconds_bucket", `grpc_method="Check"`)
 	if len(got) == 0 {
@@ -322,7 +298,7 @@ func TestGRPCExemplarInProcess(t *testing.T) {
 		t.Fatalf("Check: %v", err)
 	}
 
-	om := scrape(t, m, openMetrics)
+	om := testkit.Scrape(t, m.Handler(), testkit.OpenMetrics)
 	want := span.SpanContext().TraceID().String()
 	if !traceIDs(rec)[want] {
 		t.Fatalf("span %s not recorded", want)
@@ -414,7 +390,7 @@ func TestHTTPMiddleware(t *testing.T) {
 			if got := value(mfs, "usersd_http_requests_in_flight", nil); got != 0 {
 				t.Errorf("usersd_http_requests_in_flight = %v after the request, want 0", got)
 			}
-			om := scrape(t, m, openMetrics)
+			om := testkit.Scrape(t, m.Handler(), testkit.OpenMetrics)
 			want := span.SpanContext().TraceID().String()
 			got := exemplars(om, "usersd_http_request_duration_seconds_bucket", `route="`+tc.want["route"]+`"`)
 			if len(got) != 1 || got[0] != want {
@@ -597,8 +573,8 @@ func populated(t *testing.T) string {
 	if _, err := healthpb.NewHealthClient(ch).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
-	scrape(t, m, "") // so that promhttp's own counters have samples
-	return scrape(t, m, "")
+	testkit.Scrape(t, m.Handler(), "") // so that promhttp's own counters have samples
+	return testkit.Scrape(t, m.Handler(), "")
 }
 
 // TestLint runs client_golang's copy of promtool's metric lint; it needs no

@@ -17,11 +17,10 @@ import (
 	"github.com/usersd/usersd/internal/users"
 )
 
-// Jobs is the job queue of a store under test. A store's Jobs interface
-// takes the store's own transaction type, so each store's tests define the
-// fake that CreateImport and DispatchEvents call and have it forward the
-// chunks and deliveries here, or return the error Fail set. It is safe for
-// concurrent use.
+// Jobs records what a store under test enqueued: the chunks and
+// deliveries its Queue (the fake job queue, which takes the store's own
+// transaction type) was given, or it makes the Queue fail with the error
+// Fail set. It is safe for concurrent use.
 type Jobs struct {
 	mu         sync.Mutex
 	chunks     []users.ImportChunk
