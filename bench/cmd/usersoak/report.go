@@ -122,6 +122,15 @@ func report(w io.Writer, store string, opt options, samples []sample, rec *recor
 	if errs := fd.errors(); len(errs) > 0 {
 		problems = append(problems, "the feed's streams failed: "+strings.Join(errs, "; "))
 	}
+	// A stream the server ends with UNAVAILABLE is resumed from its cursor;
+	// no event is lost or repeated (checked above). Rare ones are expected
+	// (a connection reaching --grpc-max-connection-age); many are not.
+	if why, n := fd.resumes(); n > 0 {
+		fmt.Fprintf(w, "feed: %d of %d streams ended UNAVAILABLE and were resumed: %s\n", n, streams, strings.Join(why, "; "))
+		if n*20 > streams {
+			problems = append(problems, fmt.Sprintf("the feed's streams ended UNAVAILABLE %d times in %d streams (more than 5%%)", n, streams))
+		}
+	}
 	if missingHooks > 0 || unknownHooks > 0 {
 		problems = append(problems, fmt.Sprintf("webhooks: %d events of the feed were not delivered, %d deliveries were of events not in the feed", missingHooks, unknownHooks))
 	}

@@ -173,11 +173,15 @@ type feed struct {
 	mu      sync.Mutex
 	streams int
 	errs    map[string]int
+	// resumed counts the streams the server ended with UNAVAILABLE (a
+	// replica draining, a connection past its age, the database away): a
+	// consumer resumes from its cursor, as docs/api.md tells clients to.
+	resumed map[string]int
 	cursor  string
 }
 
 func newFeed(client usersv1.UserServiceClient, reconnect time.Duration) *feed {
-	return &feed{set: newEventSet(), client: client, reconnect: reconnect, errs: map[string]int{}}
+	return &feed{set: newEventSet(), client: client, reconnect: reconnect, errs: map[string]int{}, resumed: map[string]int{}}
 }
 
 // run follows the feed until ctx ends.
@@ -189,7 +193,11 @@ func (f *feed) run(ctx context.Context) error {
 		}
 		if err != nil {
 			f.mu.Lock()
-			f.errs[err.Error()]++
+			if s, ok := status.FromError(err); ok && s.Code() == codes.Unavailable {
+				f.resumed[s.Message()]++
+			} else {
+				f.errs[err.Error()]++
+			}
 			f.mu.Unlock()
 			select {
 			case <-ctx.Done():
@@ -213,7 +221,7 @@ func (f *feed) stream(ctx context.Context) error {
 	f.mu.Unlock()
 	st, err := f.client.WatchUserEvents(sctx, &usersv1.WatchUserEventsRequest{After: after})
 	if err != nil {
-		return grpcErr("WatchUserEvents", err)
+		return streamErr(err)
 	}
 	for {
 		ev, err := st.Recv()
@@ -221,7 +229,7 @@ func (f *feed) stream(ctx context.Context) error {
 			if sctx.Err() != nil && status.Code(err) == codes.Canceled {
 				return nil
 			}
-			return grpcErr("WatchUserEvents", err)
+			return streamErr(err)
 		}
 		f.set.add(ev.GetId(), time.Since(ev.GetTime().AsTime()))
 		f.mu.Lock()
@@ -230,11 +238,36 @@ func (f *feed) stream(ctx context.Context) error {
 	}
 }
 
+// streamErr keeps a stream's gRPC status whole, so that run can tell the
+// ends to resume after from failures.
+func streamErr(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return grpcErr("WatchUserEvents", err)
+}
+
 func (f *feed) errors() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return counted(f.errs)
+}
+
+// resumes returns the streams ended with UNAVAILABLE, by message, and how
+// many there were.
+func (f *feed) resumes() ([]string, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, v := range f.resumed {
+		n += v
+	}
+	return counted(f.resumed), n
+}
+
+func counted(m map[string]int) []string {
 	var out []string
-	for k, v := range f.errs {
+	for k, v := range m {
 		out = append(out, fmt.Sprintf("%d × %s", v, k))
 	}
 	return out
