@@ -23,16 +23,17 @@ import (
 const ErrorDomain = "usersd.dev"
 
 // codeOf is the one table from domain error kind to gRPC code. The gateway
-// derives the HTTP status from the code (400, 404, 409, 400, 409, 503, 409,
-// 499, 504).
+// derives the HTTP status from the code (400, 404, 409, 409, 400, 409, 503,
+// 409, 499, 504).
 var codeOf = []struct {
 	kind error
 	code codes.Code
 }{
 	{users.ErrInvalid, codes.InvalidArgument},
 	{users.ErrNotFound, codes.NotFound},
-	{users.ErrAlreadyExists, codes.AlreadyExists},
-	{users.ErrFailedPrecondition, codes.FailedPrecondition},
+	{users.ErrEmailTaken, codes.AlreadyExists},
+	{users.ErrIDTaken, codes.AlreadyExists},
+	{users.ErrWrongState, codes.FailedPrecondition},
 	{users.ErrEtagMismatch, codes.Aborted},
 	{users.ErrUnavailable, codes.Unavailable},
 	{users.ErrContention, codes.Aborted},

@@ -102,14 +102,22 @@ func TestToStatus(t *testing.T) {
 			wantMsg:  "user 0190a3c4-0000-7000-8000-000000000000: not found",
 		},
 		{
-			name:     "already exists",
-			err:      fmt.Errorf("user x: email address already in use: %w", users.ErrAlreadyExists),
+			name:     "email taken",
+			err:      fmt.Errorf("user x: email address already in use: %w", users.ErrEmailTaken),
 			wantCode: codes.AlreadyExists,
+			wantMsg:  "user x: email address already in use: already exists",
 		},
 		{
-			name:     "failed precondition",
-			err:      fmt.Errorf("user x is deleted: %w", users.ErrFailedPrecondition),
+			name:     "id taken",
+			err:      fmt.Errorf("webhook x: id in use: %w", users.ErrIDTaken),
+			wantCode: codes.AlreadyExists,
+			wantMsg:  "webhook x: id in use: already exists",
+		},
+		{
+			name:     "wrong state",
+			err:      fmt.Errorf("user x is deleted: %w", users.ErrWrongState),
 			wantCode: codes.FailedPrecondition,
+			wantMsg:  "user x is deleted: failed precondition",
 		},
 		{
 			name:     "etag mismatch",

@@ -501,7 +501,7 @@ func notFound(id string) error { return fmt.Errorf("user %s: %w", id, users.ErrN
 func insertError(ctx context.Context, id string, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "users_pkey" {
-		return fmt.Errorf("user %s: id already in use: %w", id, users.ErrAlreadyExists)
+		return fmt.Errorf("user %s: id already in use: %w", id, users.ErrIDTaken)
 	}
 	return writeError(ctx, id, err)
 }
@@ -510,7 +510,7 @@ func insertError(ctx context.Context, id string, err error) error {
 func writeError(ctx context.Context, id string, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "users_email_key_live" {
-		return fmt.Errorf("user %s: email address already in use: %w", id, users.ErrAlreadyExists)
+		return fmt.Errorf("user %s: email address already in use: %w", id, users.ErrEmailTaken)
 	}
 	return fmt.Errorf("user %s: %w", id, classify(ctx, err))
 }

@@ -93,8 +93,8 @@ func TestIdempotentCreateEmailTaken(t *testing.T) {
 	key := &users.IdempotencyKey{RequestID: "r", Fingerprint: []byte("f")}
 	b := userstest.NewUser(2)
 	b.Email = a.Email
-	if _, err := s.CreateUser(ctx, b, key); !errors.Is(err, users.ErrAlreadyExists) {
-		t.Fatalf("CreateUser(taken address, key) err = %v, want ErrAlreadyExists", err)
+	if _, err := s.CreateUser(ctx, b, key); !errors.Is(err, users.ErrEmailTaken) {
+		t.Fatalf("CreateUser(taken address, key) err = %v, want ErrEmailTaken", err)
 	}
 	// The key was not kept: the same request id works for a corrected
 	// request.
@@ -114,8 +114,8 @@ func TestDuplicateID(t *testing.T) {
 	}
 	b := userstest.NewUser(2)
 	b.ID = a.ID
-	if _, err := s.CreateUser(ctx, b, nil); !errors.Is(err, users.ErrAlreadyExists) {
-		t.Errorf("CreateUser(taken id) err = %v, want ErrAlreadyExists", err)
+	if _, err := s.CreateUser(ctx, b, nil); !errors.Is(err, users.ErrIDTaken) {
+		t.Errorf("CreateUser(taken id) err = %v, want ErrIDTaken", err)
 	}
 }
 

@@ -80,7 +80,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (*users.Web
 	if _, err := tx.Exec(ctx, insertWebhook, args...); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			return nil, fmt.Errorf("webhook %s: id in use: %w", w.ID, users.ErrAlreadyExists)
+			return nil, fmt.Errorf("webhook %s: id in use: %w", w.ID, users.ErrIDTaken)
 		}
 		return nil, fmt.Errorf("create webhook %s: %w", w.ID, classify(ctx, err))
 	}

@@ -4,6 +4,11 @@
 // with gRPC RESOURCE_EXHAUSTED and a retry-after hint (HTTP 429 through the
 // gateway); refused calls cost the caller nothing.
 //
+// The buckets live in a Keyed: a token bucket (golang.org/x/time/rate) per
+// key in a least-recently-used table (github.com/hashicorp/golang-lru/v2),
+// the one keyed limiter of usersd, which webhook delivery uses too for its
+// per-target limit.
+//
 // Memory is bounded however many callers appear: the Limiter keeps at most
 // MaxCallers buckets (about 200 bytes each), least recently used first out.
 // A bucket left idle long enough to refill (Burst/Rate) is dropped on the
@@ -21,7 +26,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,10 +47,6 @@ const DefaultMaxCallers = 10_000
 // HTTP Retry-After header.
 const MDRetryAfter = "retry-after"
 
-// sweep is the most idle buckets dropped per call, to keep each call's
-// work small; a call adds at most one bucket, so the sweep keeps up.
-const sweep = 16
-
 // Config configures a Limiter.
 type Config struct {
 	// Rate is the sustained calls per second allowed to each caller. Zero,
@@ -67,31 +67,14 @@ type Config struct {
 // Limiter limits the rate of calls per caller. Its methods are safe for
 // concurrent use. A nil *Limiter admits everything.
 type Limiter struct {
-	limit rate.Limit
-	burst int
-	max   int
-	// refill is the time an emptied bucket takes to fill up again: after
-	// it, dropping the bucket changes nothing.
-	refill time.Duration
-	key    func(context.Context) string
-	now    func() time.Time
-	desc   string // the limit, for error messages
-
-	mu      sync.Mutex
-	buckets map[string]*bucket
-	newest  *bucket // most recently used; its older neighbours follow
-	oldest  *bucket // least recently used: next out
+	limit   rate.Limit
+	burst   int
+	key     func(context.Context) string
+	now     func() time.Time
+	desc    string // the limit, for error messages
+	buckets *Keyed
 
 	rejectedGRPC, rejectedHTTP prometheus.Counter
-	evicted                    prometheus.Counter
-}
-
-// bucket is one caller's token bucket, on the Limiter's recency list.
-type bucket struct {
-	key          string
-	lim          *rate.Limiter
-	last         time.Time // the caller's latest call, admitted or not
-	newer, older *bucket
 }
 
 // New returns a Limiter that keys each call by key, or by PeerKey if key is
@@ -101,23 +84,18 @@ func New(cfg Config, key func(ctx context.Context) string) (*Limiter, error) {
 	if key == nil {
 		key = PeerKey
 	}
-	l := &Limiter{
-		key:     key,
-		now:     time.Now,
-		max:     cfg.MaxCallers,
-		buckets: map[string]*bucket{},
-	}
+	l := &Limiter{key: key, now: time.Now}
 	if cfg.Rate > 0 && cfg.Rate != rate.Inf {
 		l.limit, l.burst = cfg.Rate, cfg.Burst
 		if l.burst <= 0 {
 			l.burst = int(max(1, math.Ceil(float64(cfg.Rate))))
 		}
-		l.refill = refillTime(l.limit, l.burst)
 		l.desc = fmt.Sprintf("%s requests/s per caller, burst %d",
 			strconv.FormatFloat(float64(l.limit), 'g', -1, 64), l.burst)
 	}
-	if l.max <= 0 {
-		l.max = DefaultMaxCallers
+	maxCallers := cfg.MaxCallers
+	if maxCallers <= 0 {
+		maxCallers = DefaultMaxCallers
 	}
 
 	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -125,38 +103,23 @@ func New(cfg Config, key func(ctx context.Context) string) (*Limiter, error) {
 		Help: "Calls refused by the per-caller rate limit, by transport (http or grpc).",
 	}, []string{"transport"})
 	l.rejectedGRPC, l.rejectedHTTP = rejected.WithLabelValues("grpc"), rejected.WithLabelValues("http")
-	l.evicted = prometheus.NewCounter(prometheus.CounterOpts{
+	evicted := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "usersd_rate_limit_evicted_total",
 		Help: "Rate limit buckets dropped for a new caller before they had refilled; each gives its caller a fresh burst. If it keeps rising, raise the maximum number of callers.",
 	})
+	l.buckets = NewKeyed(maxCallers, evicted)
 	callers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "usersd_rate_limit_callers",
 		Help: "Callers with a rate limit bucket in memory.",
 	}, func() float64 { return float64(l.Len()) })
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{rejected, l.evicted, callers} {
+		for _, c := range []prometheus.Collector{rejected, evicted, callers} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("ratelimit: registering metrics: %w", err)
 			}
 		}
 	}
 	return l, nil
-}
-
-// refillTime is how long a bucket of burst tokens takes to fill from empty
-// at limit tokens a second.
-func refillTime(limit rate.Limit, burst int) time.Duration {
-	return seconds(float64(burst) / float64(limit))
-}
-
-// seconds is s seconds rounded up to the nanosecond, at most the longest
-// Duration.
-func seconds(s float64) time.Duration {
-	ns := math.Ceil(s * float64(time.Second))
-	if ns >= math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return time.Duration(ns)
 }
 
 func (l *Limiter) enabled() bool { return l != nil && l.limit > 0 }
@@ -168,71 +131,7 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 	if !l.enabled() {
 		return true, 0
 	}
-	now := l.now()
-	lim := l.bucket(key, now)
-	// AllowN changes nothing when it refuses; Reserve and Cancel would, a
-	// little, when two refused calls of a caller interleave.
-	if lim.AllowN(now, 1) {
-		return true, 0
-	}
-	return false, max(seconds((1-lim.TokensAt(now))/float64(l.limit)), time.Nanosecond)
-}
-
-// bucket returns key's token bucket, made the most recently used, after
-// dropping buckets that have refilled and, to make room, the least
-// recently used.
-func (l *Limiter) bucket(key string, now time.Time) *rate.Limiter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i := 0; i < sweep && l.oldest != nil && now.Sub(l.oldest.last) >= l.refill; i++ {
-		l.remove(l.oldest)
-	}
-	b := l.buckets[key]
-	switch {
-	case b == nil:
-		if len(l.buckets) >= l.max {
-			l.remove(l.oldest)
-			l.evicted.Inc()
-		}
-		b = &bucket{key: key, lim: rate.NewLimiter(l.limit, l.burst)}
-		l.buckets[key] = b
-	case b == l.newest:
-		b.last = now
-		return b.lim
-	default:
-		l.unlink(b)
-	}
-	b.last = now
-	b.older = l.newest
-	if l.newest != nil {
-		l.newest.newer = b
-	}
-	l.newest = b
-	if l.oldest == nil {
-		l.oldest = b
-	}
-	return b.lim
-}
-
-// remove drops b. l.mu must be held.
-func (l *Limiter) remove(b *bucket) {
-	l.unlink(b)
-	delete(l.buckets, b.key)
-}
-
-// unlink takes b off the recency list. l.mu must be held.
-func (l *Limiter) unlink(b *bucket) {
-	if b.newer != nil {
-		b.newer.older = b.older
-	} else {
-		l.newest = b.older
-	}
-	if b.older != nil {
-		b.older.newer = b.newer
-	} else {
-		l.oldest = b.newer
-	}
-	b.newer, b.older = nil, nil
+	return l.buckets.Allow(key, l.limit, l.burst, l.now())
 }
 
 // Len returns the number of buckets in memory: at most the configured
@@ -241,9 +140,7 @@ func (l *Limiter) Len() int {
 	if l == nil {
 		return 0
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.buckets)
+	return l.buckets.Len()
 }
 
 // UnaryServerInterceptor refuses calls past their caller's limit with

@@ -394,7 +394,10 @@ func TestCreateRejectsUnknownState(t *testing.T) {
 	}
 }
 
-func TestCreateSameIDFailsWithoutAlreadyExists(t *testing.T) {
+// TestCreateSameIDFailsOfNoTakenKind: SQLite reports a primary key
+// collision as the driver's error, of neither ErrEmailTaken nor ErrIDTaken
+// (ids are generated; Postgres's store alone maps it to ErrIDTaken).
+func TestCreateSameIDFailsOfNoTakenKind(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	u := userstest.NewUser(1)
@@ -404,8 +407,8 @@ func TestCreateSameIDFailsWithoutAlreadyExists(t *testing.T) {
 	v := userstest.NewUser(2)
 	v.ID = u.ID
 	_, err := s.CreateUser(ctx, v, nil)
-	if err == nil || errors.Is(err, users.ErrAlreadyExists) {
-		t.Errorf("CreateUser(same id, other email) err = %v, want a primary key error that is not ErrAlreadyExists", err)
+	if err == nil || errors.Is(err, users.ErrEmailTaken) || errors.Is(err, users.ErrIDTaken) {
+		t.Errorf("CreateUser(same id, other email) err = %v, want a primary key error that is neither ErrEmailTaken nor ErrIDTaken", err)
 	}
 }
 
@@ -419,8 +422,8 @@ func TestIdempotencyKeyRolledBackWithUser(t *testing.T) {
 	key := &users.IdempotencyKey{RequestID: "r", Fingerprint: []byte("f")}
 	dup := userstest.NewUser(2)
 	dup.Email = a.Email
-	if _, err := s.CreateUser(ctx, dup, key); !errors.Is(err, users.ErrAlreadyExists) {
-		t.Fatalf("CreateUser(taken email) err = %v, want ErrAlreadyExists", err)
+	if _, err := s.CreateUser(ctx, dup, key); !errors.Is(err, users.ErrEmailTaken) {
+		t.Fatalf("CreateUser(taken email) err = %v, want ErrEmailTaken", err)
 	}
 	// The failed create left no key behind: the same request can succeed now
 	// that it carries a free address.

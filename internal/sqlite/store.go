@@ -406,7 +406,7 @@ func writeError(id string, err error) error {
 	// users_email_key_live is the only UNIQUE index on users; the primary
 	// key reports SQLITE_CONSTRAINT_PRIMARYKEY.
 	if errors.As(err, &serr) && serr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
-		return fmt.Errorf("user %s: email address already in use: %w", id, users.ErrAlreadyExists)
+		return fmt.Errorf("user %s: email address already in use: %w", id, users.ErrEmailTaken)
 	}
 	return fmt.Errorf("write user %s: %w", id, err)
 }

@@ -32,10 +32,10 @@ const tracerName = "github.com/usersd/usersd/internal/sqlite"
 // make no root spans.
 //
 // An error of a domain kind (users.ErrNotFound, users.ErrInvalid,
-// users.ErrAlreadyExists, users.ErrFailedPrecondition, users.ErrEtagMismatch)
-// is an outcome the API reports to its client, not a failure of the store:
-// the span keeps status Unset and gets a "users.outcome" event with the
-// kind in error.type. Any other error, cancellations included, is recorded
+// users.ErrEmailTaken, users.ErrIDTaken, users.ErrWrongState,
+// users.ErrEtagMismatch) is an outcome the API reports to its client, not a
+// failure of the store: the span keeps status Unset and gets a
+// "users.outcome" event with the kind in error.type. Any other error, cancellations included, is recorded
 // on the span (an "exception" event) and sets status Error.
 type TracedStore struct {
 	s      *Store
@@ -83,15 +83,19 @@ func end(span trace.Span, rows int, err error) {
 	}
 }
 
-// domainKinds are the users error kinds, by the name spans give them.
+// domainKinds are the users error kinds, by the name spans give them. The
+// names predate the kinds' names and are kept as they were, since traces
+// are searched by them: both taken kinds are "already_exists", and
+// ErrWrongState is "failed_precondition".
 var domainKinds = []struct {
 	name string
 	err  error
 }{
 	{"not_found", users.ErrNotFound},
 	{"invalid_argument", users.ErrInvalid},
-	{"already_exists", users.ErrAlreadyExists},
-	{"failed_precondition", users.ErrFailedPrecondition},
+	{"already_exists", users.ErrEmailTaken},
+	{"already_exists", users.ErrIDTaken},
+	{"failed_precondition", users.ErrWrongState},
 	{"etag_mismatch", users.ErrEtagMismatch},
 }
 

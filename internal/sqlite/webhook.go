@@ -67,7 +67,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.W
 	if _, err := tx.ExecContext(ctx, insertWebhook, args...); err != nil {
 		var serr *msqlite.Error
 		if errors.As(err, &serr) && serr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
-			return nil, fmt.Errorf("webhook %s: id in use: %w", w.ID, users.ErrAlreadyExists)
+			return nil, fmt.Errorf("webhook %s: id in use: %w", w.ID, users.ErrIDTaken)
 		}
 		return nil, fmt.Errorf("create webhook %s: %w", w.ID, err)
 	}

@@ -7,20 +7,30 @@ import (
 	"strings"
 )
 
-// Error kinds. Test for them with errors.Is; the gRPC edge maps each to one
-// status code.
+// Error kinds. Each says what happened, in the domain's terms; test for
+// them with errors.Is. The gRPC edge (grpcserver's codeOf) is the one place
+// that maps a kind to a status code.
+//
+// A kind's text ends the message of every error of that kind, and clients
+// read that message: ErrEmailTaken and ErrIDTaken read "already exists",
+// ErrWrongState "failed precondition", as they always have.
 var (
 	// ErrInvalid: the request is malformed. Errors of this kind are
 	// *InvalidError values that name each offending field.
 	ErrInvalid = errors.New("invalid argument")
 	// ErrNotFound: no such user.
 	ErrNotFound = errors.New("not found")
-	// ErrAlreadyExists: the email address belongs to another user that is
+	// ErrEmailTaken: the email address belongs to another user that is
 	// not deleted.
-	ErrAlreadyExists = errors.New("already exists")
-	// ErrFailedPrecondition: the user is not in a state that allows the
-	// operation (for example, updating a deleted user).
-	ErrFailedPrecondition = errors.New("failed precondition")
+	ErrEmailTaken = errors.New("already exists")
+	// ErrIDTaken: the id of a new user or webhook is already in use by
+	// one that is stored. Ids are generated (NewID), so this is a store's
+	// guard rather than a case clients meet.
+	ErrIDTaken = errors.New("already exists")
+	// ErrWrongState: the resource is not in a state that allows the
+	// operation (for example, updating a deleted user, or undeleting one
+	// that is not deleted).
+	ErrWrongState = errors.New("failed precondition")
 	// ErrEtagMismatch: the caller's etag is not the user's current etag.
 	ErrEtagMismatch = errors.New("etag mismatch")
 	// ErrUnavailable: the store could not serve the request for a reason of

@@ -344,7 +344,7 @@ func (s *Service) Update(ctx context.Context, req UpdateRequest) (*User, error) 
 			return err
 		}
 		if u.State == StateDeleted {
-			return fmt.Errorf("user %s is deleted; undelete it first: %w", u.ID, ErrFailedPrecondition)
+			return fmt.Errorf("user %s is deleted; undelete it first: %w", u.ID, ErrWrongState)
 		}
 		if fields["email"] {
 			u.Email = in.Email
@@ -403,7 +403,7 @@ func checkEtag(u *User, etag string) error {
 func (s *Service) Delete(ctx context.Context, id, etag string) (*User, error) {
 	return s.changeUser(ctx, id, etag, func(u *User) error {
 		if u.State == StateDeleted {
-			return fmt.Errorf("user %s is already deleted: %w", u.ID, ErrFailedPrecondition)
+			return fmt.Errorf("user %s is already deleted: %w", u.ID, ErrWrongState)
 		}
 		now := s.clock()
 		u.State, u.DeleteTime, u.UpdateTime = StateDeleted, now, now
@@ -415,7 +415,7 @@ func (s *Service) Delete(ctx context.Context, id, etag string) (*User, error) {
 func (s *Service) Undelete(ctx context.Context, id, etag string) (*User, error) {
 	return s.changeUser(ctx, id, etag, func(u *User) error {
 		if u.State != StateDeleted {
-			return fmt.Errorf("user %s is not deleted: %w", u.ID, ErrFailedPrecondition)
+			return fmt.Errorf("user %s is not deleted: %w", u.ID, ErrWrongState)
 		}
 		u.State, u.DeleteTime, u.UpdateTime = StateActive, time.Time{}, s.clock()
 		return nil

@@ -167,8 +167,8 @@ func TestLifecyclePreconditions(t *testing.T) {
 	svc := newService(t, users.Config{})
 	u := mustCreate(t, svc, newUser(1))
 
-	if _, err := svc.Undelete(ctx, u.ID, ""); !errors.Is(err, users.ErrFailedPrecondition) {
-		t.Errorf("Undelete(active) err = %v, want ErrFailedPrecondition", err)
+	if _, err := svc.Undelete(ctx, u.ID, ""); !errors.Is(err, users.ErrWrongState) {
+		t.Errorf("Undelete(active) err = %v, want ErrWrongState", err)
 	}
 	if _, err := svc.Delete(ctx, u.ID, "0123456789abcdef"); !errors.Is(err, users.ErrEtagMismatch) {
 		t.Errorf("Delete(stale etag) err = %v, want ErrEtagMismatch", err)
@@ -176,12 +176,12 @@ func TestLifecyclePreconditions(t *testing.T) {
 	if _, err := svc.Delete(ctx, u.ID, ""); err != nil {
 		t.Fatalf("Delete err = %v", err)
 	}
-	if _, err := svc.Delete(ctx, u.ID, ""); !errors.Is(err, users.ErrFailedPrecondition) {
-		t.Errorf("Delete(deleted) err = %v, want ErrFailedPrecondition", err)
+	if _, err := svc.Delete(ctx, u.ID, ""); !errors.Is(err, users.ErrWrongState) {
+		t.Errorf("Delete(deleted) err = %v, want ErrWrongState", err)
 	}
 	_, err := svc.Update(ctx, users.UpdateRequest{User: &users.User{ID: u.ID, DisplayName: "X"}})
-	if !errors.Is(err, users.ErrFailedPrecondition) {
-		t.Errorf("Update(deleted) err = %v, want ErrFailedPrecondition", err)
+	if !errors.Is(err, users.ErrWrongState) {
+		t.Errorf("Update(deleted) err = %v, want ErrWrongState", err)
 	}
 }
 

@@ -18,7 +18,7 @@ type Store interface {
 	// when a user was already created with key.RequestID and the same
 	// key.Fingerprint, CreateUser returns that user (as it is now) and
 	// inserts nothing; with another fingerprint it returns an *InvalidError
-	// with Reason ReasonRequestIDReused. It returns ErrAlreadyExists when a
+	// with Reason ReasonRequestIDReused. It returns ErrEmailTaken when a
 	// user that is not deleted has the same EmailKey. A user it inserts gets
 	// a CreatedEvent; a replay appends no event.
 	CreateUser(ctx context.Context, u *User, key *IdempotencyKey) (*User, error)
@@ -38,7 +38,7 @@ type Store interface {
 	// copy. If fn returns nil, it stores the changed copy with Revision
 	// incremented and returns it; if fn returns an error, nothing changes
 	// and UpdateUser returns that error. It returns ErrNotFound for an
-	// unknown id and ErrAlreadyExists when the new email collides. A stored
+	// unknown id and ErrEmailTaken when the new email collides. A stored
 	// change appends the ChangeEvent of the user as read and as written,
 	// when there is one.
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (*User, error)
@@ -88,7 +88,8 @@ type Store interface {
 	GetEvent(ctx context.Context, id string) (*Event, error)
 
 	// CreateWebhook stores w. It returns an *InvalidError on field
-	// "webhook" when MaxWebhooks subscriptions exist.
+	// "webhook" when MaxWebhooks subscriptions exist, and ErrIDTaken when
+	// a subscription with w.ID is stored.
 	CreateWebhook(ctx context.Context, w *Webhook) (*Webhook, error)
 	// GetWebhook returns the subscription with the id, or ErrNotFound.
 	GetWebhook(ctx context.Context, id string) (*Webhook, error)

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 
+	"github.com/usersd/usersd/internal/ratelimit"
 	"github.com/usersd/usersd/internal/users"
 )
 
@@ -148,7 +149,7 @@ type Deliverer struct {
 	transport *http.Transport
 	client    *http.Client
 	slots     *semaphore.Weighted
-	limits    *limiters
+	limits    *ratelimit.Keyed
 
 	success, retry, failed prometheus.Counter
 	latency                prometheus.Histogram
@@ -240,11 +241,11 @@ func NewDeliverer(cfg Config) (*Deliverer, error) {
 		Name: "usersd_webhook_rate_limit_evicted_total",
 		Help: "Webhook rate limit buckets dropped for another target before they had refilled; each gives its target a fresh burst. If it keeps rising, raise the maximum number of targets.",
 	})
-	d.limits = newLimiters(maxTargets, evicted)
+	d.limits = ratelimit.NewKeyed(maxTargets, evicted)
 	targets := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "usersd_webhook_rate_limit_targets",
 		Help: "Webhook targets with a rate limit bucket in memory.",
-	}, func() float64 { return float64(d.limits.len()) })
+	}, func() float64 { return float64(d.limits.Len()) })
 	if cfg.Registerer != nil {
 		for _, c := range []prometheus.Collector{deliveries, d.latency, d.inFlight, limited, evicted, targets} {
 			if err := cfg.Registerer.Register(c); err != nil {
@@ -321,7 +322,7 @@ func (d *Deliverer) waitRate(ctx context.Context, t Target, where string) (Resul
 		return Result{}, true
 	}
 	now := time.Now()
-	res := d.limits.reserve(cmp.Or(t.ID, t.URL), r, b, now)
+	res := d.limits.Reserve(cmp.Or(t.ID, t.URL), r, b, now)
 	delay := res.DelayFrom(now)
 	switch {
 	case delay == 0:

@@ -4,10 +4,6 @@ import (
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-	"golang.org/x/time/rate"
 )
 
 // TestCheckDial checks the dialer's Control on the addresses it is given
@@ -41,46 +37,6 @@ func TestCheckDial(t *testing.T) {
 	}
 }
 
-// TestLimitersBounded checks that the table of rate limiters holds at most
-// its maximum, evicting the least recently used, and drops limiters that
-// have refilled.
-func TestLimitersBounded(t *testing.T) {
-	evicted := prometheus.NewCounter(prometheus.CounterOpts{Name: "evicted"})
-	l := newLimiters(2, evicted)
-	now := time.Now()
-	for _, key := range []string{"a", "b", "a", "c"} {
-		l.reserve(key, 1, 1, now)
-	}
-	if got := l.len(); got != 2 {
-		t.Errorf("len() = %d, want 2", got)
-	}
-	if got := counterValue(t, evicted); got != 1 {
-		t.Errorf("evicted = %v, want 1", got)
-	}
-	if _, ok := l.byKey["b"]; ok {
-		t.Errorf("b, the least recently used, was kept")
-	}
-	// Once both have refilled ("a" reserved two tokens: 2s), a call drops
-	// them on its way.
-	l.reserve("d", 1, 1, now.Add(5*time.Second))
-	if l.len() != 1 || counterValue(t, evicted) != 1 {
-		t.Errorf("after a and c refilled: keys %v, want d, and no eviction", keys(l))
-	}
-
-	// A limit changed by the target applies to its bucket.
-	if d := l.reserve("d", rate.Inf, 1, now.Add(5*time.Second)).DelayFrom(now.Add(5 * time.Second)); d != 0 {
-		t.Errorf("delay after raising the limit = %v, want 0", d)
-	}
-}
-
-func keys(l *limiters) []string {
-	var ks []string
-	for k := range l.byKey {
-		ks = append(ks, k)
-	}
-	return ks
-}
-
 func TestRetryAfter(t *testing.T) {
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	tests := []struct {
@@ -107,13 +63,4 @@ func TestRetryAfter(t *testing.T) {
 			t.Errorf("retryAfter(%q) = %v, want %v", tt.v, got, tt.want)
 		}
 	}
-}
-
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }

@@ -20,7 +20,8 @@
 // Delivery is bounded twice: a token bucket per target limits the rate of
 // attempts each target receives, and a semaphore the attempts in flight
 // overall. Both bound memory: the buckets kept are capped at
-// Config.MaxTargets, least recently used first out.
+// Config.MaxTargets, least recently used first out. The buckets are a
+// ratelimit.Keyed, the same keyed limiter as the API's per-caller limit.
 package webhooks
 
 import (

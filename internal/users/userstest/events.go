@@ -173,8 +173,8 @@ func testEventCreateNone(t *testing.T, s users.Store) {
 	}
 	dup := NewUser(3)
 	dup.Email = strings.ToUpper(first.Email)
-	if _, err := s.CreateUser(ctx, dup, nil); !errors.Is(err, users.ErrAlreadyExists) {
-		t.Fatalf("CreateUser(taken address) err = %v, want ErrAlreadyExists", err)
+	if _, err := s.CreateUser(ctx, dup, nil); !errors.Is(err, users.ErrEmailTaken) {
+		t.Fatalf("CreateUser(taken address) err = %v, want ErrEmailTaken", err)
 	}
 	dup.Email = "free@example.com"
 	dup.ID = first.ID // an id in use
@@ -252,8 +252,8 @@ func testEventUpdate(t *testing.T, s users.Store) {
 	if _, err := s.UpdateUser(bg, u.ID, func(x *users.User) error {
 		x.State, x.DeleteTime = users.StateActive, time.Time{}
 		return nil
-	}); !errors.Is(err, users.ErrAlreadyExists) {
-		t.Fatalf("UpdateUser(undelete to a taken address) err = %v, want ErrAlreadyExists", err)
+	}); !errors.Is(err, users.ErrEmailTaken) {
+		t.Fatalf("UpdateUser(undelete to a taken address) err = %v, want ErrEmailTaken", err)
 	}
 	if _, err := s.UpdateUser(bg, uuid.Must(uuid.NewV7()).String(), func(*users.User) error { return nil }); !errors.Is(err, users.ErrNotFound) {
 		t.Fatalf("UpdateUser(unknown) err = %v, want ErrNotFound", err)

@@ -268,7 +268,7 @@ func writeChanges(ctx context.Context, s users.Store, w int, stop time.Time, cha
 		case errors.Is(err, errSkip):
 		case errors.Is(err, users.ErrNotFound): // purged by writer 0
 			mine = slices.DeleteFunc(mine, func(x string) bool { return x == id })
-		case errors.Is(err, users.ErrAlreadyExists), errors.Is(err, users.ErrFailedPrecondition):
+		case errors.Is(err, users.ErrEmailTaken), errors.Is(err, users.ErrWrongState):
 			failed.Add(1)
 		default:
 			return err
@@ -337,7 +337,7 @@ func writeChanges(ctx context.Context, s users.Store, w int, stop time.Time, cha
 		case op < 76: // fails: rolls back
 			if err := update(id, func(u *users.User) error {
 				u.DisplayName = "never stored"
-				return users.ErrFailedPrecondition
+				return users.ErrWrongState
 			}); err != nil {
 				return err
 			}
@@ -352,7 +352,7 @@ func writeChanges(ctx context.Context, s users.Store, w int, stop time.Time, cha
 				// The address was free (its user deleted or purged).
 				mine = append(mine, got.ID)
 				changes.Add(1)
-			} else if errors.Is(err, users.ErrAlreadyExists) {
+			} else if errors.Is(err, users.ErrEmailTaken) {
 				failed.Add(1)
 			} else {
 				return fmt.Errorf("create with a taken address: %w", err)

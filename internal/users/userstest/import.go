@@ -401,8 +401,8 @@ func testImportChunkUsers(t *testing.T, s users.Store) {
 	// The imported users are ordinary users: their addresses are taken.
 	dup := NewUser(1)
 	dup.Email = valid[1].User.Email
-	if _, err := s.CreateUser(ctx, dup, nil); !errors.Is(err, users.ErrAlreadyExists) {
-		t.Errorf("CreateUser with an imported address err = %v, want ErrAlreadyExists", err)
+	if _, err := s.CreateUser(ctx, dup, nil); !errors.Is(err, users.ErrEmailTaken) {
+		t.Errorf("CreateUser with an imported address err = %v, want ErrEmailTaken", err)
 	}
 }
 

@@ -157,8 +157,8 @@ func testDuplicateEmail(t *testing.T, s users.Store) {
 	a := create(t, s, NewUser(1))
 	b := NewUser(2)
 	b.Email = strings.ToUpper(a.Email)
-	if _, err := s.CreateUser(context.Background(), b, nil); !errors.Is(err, users.ErrAlreadyExists) {
-		t.Fatalf("CreateUser(%s) err = %v, want ErrAlreadyExists", b.Email, err)
+	if _, err := s.CreateUser(context.Background(), b, nil); !errors.Is(err, users.ErrEmailTaken) {
+		t.Fatalf("CreateUser(%s) err = %v, want ErrEmailTaken", b.Email, err)
 	}
 	if _, err := s.GetUser(context.Background(), b.ID); !errors.Is(err, users.ErrNotFound) {
 		t.Errorf("rejected user was stored: GetUser err = %v", err)
@@ -189,8 +189,8 @@ func testEmailFreedByDelete(t *testing.T, s users.Store) {
 		u.State, u.DeleteTime = users.StateActive, time.Time{}
 		return nil
 	})
-	if !errors.Is(err, users.ErrAlreadyExists) {
-		t.Errorf("undelete with the address taken: err = %v, want ErrAlreadyExists", err)
+	if !errors.Is(err, users.ErrEmailTaken) {
+		t.Errorf("undelete with the address taken: err = %v, want ErrEmailTaken", err)
 	}
 	got, err := s.GetUser(ctx, a.ID)
 	if err != nil || got.State != users.StateDeleted {
@@ -309,12 +309,12 @@ func testUpdate(t *testing.T, s users.Store) {
 
 func testUpdateFnError(t *testing.T, s users.Store) {
 	u := create(t, s, NewUser(1))
-	boom := fmt.Errorf("rule broken: %w", users.ErrFailedPrecondition)
+	boom := fmt.Errorf("rule broken: %w", users.ErrWrongState)
 	_, err := s.UpdateUser(context.Background(), u.ID, func(x *users.User) error {
 		x.DisplayName = "changed"
 		return boom
 	})
-	if !errors.Is(err, users.ErrFailedPrecondition) {
+	if !errors.Is(err, users.ErrWrongState) {
 		t.Errorf("UpdateUser err = %v, want the function's error", err)
 	}
 	got, _ := s.GetUser(context.Background(), u.ID)
@@ -341,8 +341,8 @@ func testUpdateEmailConflict(t *testing.T, s users.Store) {
 		u.Email = strings.ToLower(a.Email)
 		return nil
 	})
-	if !errors.Is(err, users.ErrAlreadyExists) {
-		t.Errorf("UpdateUser to a taken address: err = %v, want ErrAlreadyExists", err)
+	if !errors.Is(err, users.ErrEmailTaken) {
+		t.Errorf("UpdateUser to a taken address: err = %v, want ErrEmailTaken", err)
 	}
 }
 

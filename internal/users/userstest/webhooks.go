@@ -109,8 +109,8 @@ func testWebhookCreateGetList(t *testing.T, s users.Store) {
 		t.Errorf("GetWebhook differs from what CreateWebhook returned (-returned +got):\n%s", diff)
 	}
 
-	if _, err := s.CreateWebhook(ctx, late); !errors.Is(err, users.ErrAlreadyExists) {
-		t.Errorf("CreateWebhook(id in use) err = %v, want ErrAlreadyExists", err)
+	if _, err := s.CreateWebhook(ctx, late); !errors.Is(err, users.ErrIDTaken) {
+		t.Errorf("CreateWebhook(id in use) err = %v, want ErrIDTaken", err)
 	}
 }
 
