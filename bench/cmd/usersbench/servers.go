@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -57,7 +56,7 @@ func serverEnv(extra ...string) []string {
 // not recorded, otelgrpc/otelhttp and otelpgx still run); its Prometheus
 // metrics cannot be turned off.
 func (h *harness) startServer(ctx context.Context, st *store, kind string) (*server, error) {
-	ports, err := freePorts(3)
+	ports, err := proc.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -151,20 +150,6 @@ func (s *server) waitReady(ctx context.Context, url string, timeout time.Duratio
 func (s *server) stop() {
 	s.p.Stop(10 * time.Second)
 	s.logFile.Close()
-}
-
-// freePorts returns n loopback ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // withDatabase returns the Postgres URL u with its database replaced.

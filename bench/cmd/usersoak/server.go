@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -99,7 +98,7 @@ type server struct {
 // (warnings and errors only: the access lines would cost more than the
 // load) goes to a file in dir.
 func startServer(ctx context.Context, g *proc.Group, bin, dir string, db *database) (*server, error) {
-	ports, err := freePorts(3)
+	ports, err := proc.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -177,20 +176,6 @@ func serverEnv() []string {
 		env = append(env, kv)
 	}
 	return env
-}
-
-// freePorts returns n loopback ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func redact(u string) string {
