@@ -82,13 +82,7 @@ func TestFaultsKill9ImportReplicas(t *testing.T) {
 	back := recovered(t, dbURL, chunksAtKill, recoveryLimit)
 	op := waitDone(t, c, survivor, name, recoveryLimit-time.Since(killedAt))
 	done := time.Now()
-	for countJobs(t, dbURL, pendingChunks) > 0 {
-		if time.Since(killedAt) > recoveryLimit {
-			t.Fatalf("jobs still pending %v after the kill\n%s", recoveryLimit, survivor.output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	settled := time.Now()
+	settled := waitNoPendingChunks(t, dbURL, killedAt, recoveryLimit, "the kill", survivor)
 	checkImported(t, c, survivor, ic, op)
 	if n := countJobs(t, dbURL, ofVictim); n != 0 {
 		t.Errorf("%d jobs still marked running by the killed replica", n)

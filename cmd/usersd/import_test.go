@@ -278,13 +278,7 @@ func killMidImport(t *testing.T, bin, dbURL string, limit time.Duration, args ..
 	// (at start on SQLite, once the killed one's liveness lock was seen
 	// free for a few seconds on Postgres); the chunks whose transaction had
 	// committed before the kill change nothing the second time.
-	for countJobs(t, dbURL, pendingChunks) > 0 {
-		if time.Since(restartedAt) > limit {
-			t.Fatalf("jobs still pending %v after the restart\n%s", limit, p2.output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	settled := time.Now()
+	settled := waitNoPendingChunks(t, dbURL, restartedAt, limit, "the restart", p2)
 	checkImported(t, c, p2, ic, op)
 	rescued, deadFor := rescuedJobs(p2)
 	if rescued != running {
@@ -342,6 +336,21 @@ func rescuedJobs(p *usersdProc) (int, time.Duration) {
 func countJobs(t *testing.T, dbURL, where string) int {
 	t.Helper()
 	return int(queryInts(t, dbURL, "SELECT count(*) FROM river_job WHERE "+where)[0])
+}
+
+// waitNoPendingChunks waits until no import chunk is pending (see
+// pendingChunks), failing the test when that takes longer than limit from
+// since (what names the moment, p the process whose output to show), and
+// returns when it was so.
+func waitNoPendingChunks(t *testing.T, dbURL string, since time.Time, limit time.Duration, what string, p *usersdProc) time.Time {
+	t.Helper()
+	for countJobs(t, dbURL, pendingChunks) > 0 {
+		if time.Since(since) > limit {
+			t.Fatalf("jobs still pending %v after %s\n%s", limit, what, p.output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Now()
 }
 
 // pendingChunks matches the import chunk jobs still to run or running.

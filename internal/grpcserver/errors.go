@@ -100,11 +100,9 @@ func toStatus(err error) (st *status.Status, internal bool) {
 	return status.New(codes.Internal, "internal error"), true
 }
 
-// ErrorInterceptor maps the errors handlers return to gRPC statuses; see
-// Errors, which it is without a count of store errors.
-func ErrorInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	return errorsInterceptor(nil)(ctx, req, info, handler)
-}
+// ErrorInterceptor maps the errors handlers return to gRPC statuses, as
+// Errors does, without counting store errors.
+var ErrorInterceptor = Errors(nil)
 
 // Errors returns the interceptor that maps the errors handlers return to
 // gRPC statuses. The detail of an internal error, which clients never see,
@@ -113,10 +111,6 @@ func ErrorInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 // "retry-after" header, and which count, if not nil, counts by kind and
 // cause.
 func Errors(count func(kind, cause string)) grpc.UnaryServerInterceptor {
-	return errorsInterceptor(count)
-}
-
-func errorsInterceptor(count func(kind, cause string)) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		resp, err := handler(ctx, req)
 		if err == nil {

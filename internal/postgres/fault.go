@@ -195,7 +195,19 @@ func retryable(a access, try int, err error) bool {
 		return true
 	case a == txn && se.Kind == users.ErrContention:
 		return true
-	case a == read && try == 1 && se.Kind == users.ErrUnavailable && se.Cause != "pool_exhausted":
+	case a == read && try == 1:
+		return connectionEnded(se.Cause)
+	}
+	return false
+}
+
+// connectionEnded reports whether a failure of that cause ended the
+// connection it happened on, which a read may then try once more on
+// another: not a slow statement, a full pool or a read-only server, which
+// a second try would only meet again.
+func connectionEnded(cause string) bool {
+	switch cause {
+	case "connection_lost", "connection_exception", "admin_shutdown", "crash_shutdown", "timeout":
 		return true
 	}
 	return false

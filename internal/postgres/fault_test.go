@@ -63,6 +63,7 @@ func TestDoRetries(t *testing.T) {
 		}, 5, users.ErrContention, "serialization_failure"},
 		{"a single statement's conflict is not retried", postgres.Write, []error{&pgconn.PgError{Code: "40001"}}, 1, users.ErrContention, "serialization_failure"},
 		{"demoted primary", postgres.Txn, []error{&pgconn.PgError{Code: "25006"}}, 1, users.ErrUnavailable, "read_only"},
+		{"a read's statement timeout is not retried", postgres.Read, []error{&pgconn.PgError{Code: "57014"}}, 1, users.ErrUnavailable, "statement_timeout"},
 		{"request errors pass", postgres.Read, []error{pgx.ErrNoRows}, 1, pgx.ErrNoRows, ""},
 	}
 	for _, tt := range tests {

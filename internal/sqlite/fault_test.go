@@ -2,7 +2,6 @@ package sqlite_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"strconv"
 	"strings"
@@ -36,21 +35,12 @@ func TestBusyPastTimeout(t *testing.T) {
 	if _, err := sqlite.Writer(db).ExecContext(ctx, "PRAGMA busy_timeout = 200"); err != nil {
 		t.Fatal(err)
 	}
-	other, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	conn, err := other.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := otherConn(t, path)
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = s.CreateUser(ctx, userstest.NewUser(1), nil)
+	_, err := s.CreateUser(ctx, userstest.NewUser(1), nil)
 	wantUnavailable(t, "CreateUser while another process writes", err, "sqlite_busy")
 	if took := time.Since(start); took < 150*time.Millisecond {
 		t.Errorf("CreateUser gave up after %v, before busy_timeout", took)

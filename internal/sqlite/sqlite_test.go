@@ -241,6 +241,24 @@ func TestOpenPathNeedsEscaping(t *testing.T) {
 	}
 }
 
+// otherConn returns a connection to the database file at path that is not
+// the store's, as another process's would be, with busy_timeout 0: it
+// fails at once where it would wait. It is closed when the test ends.
+func otherConn(t *testing.T, path string) *sql.Conn {
+	t.Helper()
+	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(0)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 // TestWriterBeginsImmediate checks that a writer transaction holds the
 // write lock from BEGIN: while UpdateUser's function runs, before the store
 // has written anything, another connection cannot start writing.
@@ -253,16 +271,7 @@ func TestWriterBeginsImmediate(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(0)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	conn, err := other.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := otherConn(t, path)
 
 	_, err = s.UpdateUser(ctx, u.ID, func(*users.User) error {
 		_, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE")
