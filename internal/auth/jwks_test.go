@@ -120,6 +120,17 @@ func TestJWKSURLRotation(t *testing.T) {
 	oldKey, newKey := authtest.NewKey(t, jose.ES256), authtest.NewKey(t, jose.EdDSA)
 	srv := newJWKSServer(t, oldKey)
 	const gap = 250 * time.Millisecond
+	// The tokens of unknown keys are made before the timed part: making 20
+	// keys under the race detector on a busy machine can take longer than
+	// gap.
+	strangers := func() []string {
+		toks := make([]string, 20)
+		for i := range toks {
+			toks[i] = authtest.NewKey(t, jose.ES256).Token(t, authtest.Claims{Subject: "mallory"})
+		}
+		return toks
+	}
+	strangers1, strangers2 := strangers(), strangers()
 	a := newAuth(t, auth.Config{
 		JWKS: srv.URL + "/.well-known/jwks.json", HTTPClient: srv.Client(),
 		RefreshInterval: time.Hour, MinRefreshInterval: gap,
@@ -130,11 +141,9 @@ func TestJWKSURLRotation(t *testing.T) {
 	wantVerify(t, a, oldKey, nil, "at start")
 
 	// A burst of unknown key ids right after a read reads nothing.
-	burst := func() {
+	burst := func(toks []string) {
 		var wg sync.WaitGroup
-		for range 20 {
-			stranger := authtest.NewKey(t, jose.ES256)
-			tok := stranger.Token(t, authtest.Claims{Subject: "mallory"})
+		for _, tok := range toks {
 			wg.Go(func() {
 				if _, err := a.Verify(context.Background(), tok); !errors.Is(err, auth.ErrTokenUnknownKey) {
 					t.Errorf("Verify(stranger) err = %v, want %v", err, auth.ErrTokenUnknownKey)
@@ -143,13 +152,13 @@ func TestJWKSURLRotation(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	burst()
+	burst(strangers1)
 	if got := srv.reads.Load(); got != 1 {
 		t.Errorf("reads after a burst of unknown key ids within the minimum interval = %d, want 1", got)
 	}
 	// After the interval, a burst reads once.
 	time.Sleep(gap)
-	burst()
+	burst(strangers2)
 	if got := srv.reads.Load(); got != 2 {
 		t.Errorf("reads after a burst of unknown key ids past the minimum interval = %d, want 2", got)
 	}
