@@ -28,6 +28,7 @@ import (
 	usersv1 "github.com/usersd/usersd/api/users/v1"
 	usersv2 "github.com/usersd/usersd/api/users/v2"
 	"github.com/usersd/usersd/internal/auth"
+	"github.com/usersd/usersd/internal/certs"
 	"github.com/usersd/usersd/internal/gateway"
 	"github.com/usersd/usersd/internal/grpcserver"
 	"github.com/usersd/usersd/internal/health"
@@ -43,19 +44,64 @@ import (
 
 // serve is the serve command: the gRPC API, the HTTP/JSON gateway and the
 // admin endpoints, until ctx ends; then the shutdown sequence of
-// docs/operations.md, which hard cuts short.
+// docs/operations.md, which hard cuts short. What it builds, in order, is
+// docs/architecture.md's "Wiring order": each part needs only those before
+// it.
 func serve(ctx, hard context.Context, cfg config, getenv func(string) string, log zerolog.Logger) error {
 	tp, flushTraces, err := newTracing(ctx, traceConfig(getenv, version), log)
 	if err != nil {
 		return err
 	}
-	propagator := telemetry.Propagator()
-	otelOpts := []otelgrpc.Option{
-		otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(propagator),
-		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()), // metrics come from telemetry.Metrics
-	}
-
+	// Last of all: the spans of the whole run, shutdown included.
+	defer flushTraces()
 	metrics := newMetrics()
+
+	deps, closeDeps, err := jobDeps(ctx, cfg, tp, metrics, log)
+	if err != nil {
+		return err
+	}
+	defer closeDeps()
+
+	db, err := openDatabase(ctx, cfg.DatabaseURL, cfg.Migrate, cfg.DatabaseAcquireTimeout, tp, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		db.close()
+		log.Info().Msg("database closed")
+	}()
+	stored, err := db.withJobs(jobsConfig(cfg, metrics, log))
+	if err != nil {
+		return err
+	}
+	svc := newService(stored.store, cfg)
+
+	// The workers stop in the shutdown sequence, not when ctx ends (River
+	// would cancel running jobs at once); the deferred Stop only matters
+	// when serve fails before that.
+	workers, err := stored.jobs.Start(context.WithoutCancel(ctx), svc, deps)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		workers.Stop(sctx)
+	}()
+	if db.pool != nil {
+		metrics.InstrumentPool(db.pool)
+	}
+	checker := health.NewChecker(
+		health.Check{Name: "database", Fn: stored.ping},
+		health.Check{Name: "migrations", Fn: db.migrated},
+	)
+	return serveAPIs(ctx, hard, cfg, log, tp, metrics, checker, svc, workers.Stop)
+}
+
+// jobDeps returns what the job workers hand their work to: the webhook
+// deliverer, the NATS publisher when --events-nats-url is set, and the
+// tracer provider; and the function that closes them.
+func jobDeps(ctx context.Context, cfg config, tp trace.TracerProvider, metrics *telemetry.Metrics, log zerolog.Logger) (jobs.Deps, func(), error) {
 	deliverer, err := webhooks.NewDeliverer(webhooks.Config{
 		Timeout:       cfg.WebhookTimeout,
 		MaxConcurrent: cfg.WebhookMaxConcurrent,
@@ -66,26 +112,30 @@ func serve(ctx, hard context.Context, cfg config, getenv func(string) string, lo
 		Registerer:    metrics.Registerer(),
 	})
 	if err != nil {
-		flushTraces()
-		return err
+		return jobs.Deps{}, nil, err
 	}
-	defer deliverer.Close()
-	var publisher jobs.Publisher
-	if cfg.EventsNATSURL != "" {
-		p, err := natsevents.Connect(ctx, cfg.EventsNATSURL)
-		if err != nil {
-			flushTraces()
-			return err
-		}
-		defer p.Close()
-		publisher = p
-		log.Info().Str("url", redactURL(cfg.EventsNATSURL)).Str("stream", natsevents.StreamName).Msg("publishing events to NATS JetStream")
+	deps := jobs.Deps{Deliverer: deliverer, TracerProvider: tp}
+	if cfg.EventsNATSURL == "" {
+		return deps, deliverer.Close, nil
 	}
-	jcfg := jobs.Config{
+	p, err := natsevents.Connect(ctx, cfg.EventsNATSURL)
+	if err != nil {
+		deliverer.Close()
+		return jobs.Deps{}, nil, err
+	}
+	log.Info().Str("url", redactURL(cfg.EventsNATSURL)).Str("stream", natsevents.StreamName).Msg("publishing events to NATS JetStream")
+	deps.Publisher = p
+	return deps, func() {
+		p.Close()
+		deliverer.Close()
+	}, nil
+}
+
+// jobsConfig is the job queue's settings.
+func jobsConfig(cfg config, metrics *telemetry.Metrics, log zerolog.Logger) jobs.Config {
+	return jobs.Config{
 		WebhookWorkers:     cfg.WebhookWorkers,
 		RelayEvery:         cfg.EventRelayInterval,
-		Deliverer:          deliverer,
-		Publisher:          publisher,
 		ImportWorkers:      cfg.ImportWorkers,
 		MaintenanceWorkers: cfg.MaintenanceWorkers,
 		Lease:              cfg.JobLease,
@@ -96,25 +146,16 @@ func serve(ctx, hard context.Context, cfg config, getenv func(string) string, lo
 		PollInterval:       cfg.JobPollInterval,
 		Log:                log,
 		Registerer:         metrics.Registerer(),
-		TracerProvider:     tp,
 	}
-	db, err := openDatabase(ctx, cfg.DatabaseURL, cfg.Migrate, cfg.DatabaseAcquireTimeout, tp, log, jcfg)
-	if err != nil {
-		flushTraces()
-		return err
-	}
-	// The last steps of the shutdown sequence, after the servers stopped.
-	defer func() {
-		flushTraces()
-		db.close()
-		log.Info().Msg("database closed")
-	}()
+}
 
+// newService is the domain service on store.
+func newService(store users.Store, cfg config) *users.Service {
 	var key []byte
 	if cfg.PageTokenKey != "" {
 		key = []byte(cfg.PageTokenKey)
 	}
-	svc := users.NewService(db.store, users.Config{
+	return users.NewService(store, users.Config{
 		PageTokenKey:        key,
 		ImportChunkSize:     cfg.ImportChunkSize,
 		DeletedRetention:    cfg.DeletedRetention,
@@ -123,22 +164,13 @@ func serve(ctx, hard context.Context, cfg config, getenv func(string) string, lo
 		NewWebhookSecret:    webhooks.NewSecret,
 		DisableWebhookAfter: cfg.WebhookDisableAfter,
 	})
-	api, apiV2 := grpcserver.New(svc), grpcserver.NewV2(svc)
+}
 
-	// The workers stop in the shutdown sequence, not when ctx ends (River
-	// would cancel running jobs at once); the deferred Stop only matters
-	// when serve fails before that.
-	if err := db.jobs.Start(context.WithoutCancel(ctx), svc); err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-		defer cancel()
-		db.jobs.Stop(sctx)
-	}()
-	if db.pool != nil {
-		metrics.InstrumentPool(db.pool)
-	}
+// serveAPIs serves svc over gRPC and the HTTP/JSON gateway, and the admin
+// endpoints, until ctx ends; then it runs the shutdown sequence, whose last
+// step is stopJobs.
+func serveAPIs(ctx, hard context.Context, cfg config, log zerolog.Logger, tp trace.TracerProvider, metrics *telemetry.Metrics, checker *health.Checker, svc *users.Service, stopJobs func(context.Context) error) error {
+	api, apiV2 := grpcserver.New(svc), grpcserver.NewV2(svc)
 	limiter := overload.New(cfg.MaxInFlight, metrics.RejectedInc)
 	authn, err := newAuthenticator(ctx, cfg, log)
 	if err != nil {
@@ -168,47 +200,19 @@ func serve(ctx, hard context.Context, cfg config, getenv func(string) string, lo
 
 		CountStoreError: metrics.CountStoreError,
 	}
-	interceptors, err := grpcserver.Interceptors(chain)
-	if err != nil {
-		return err
-	}
+	interceptors := grpcserver.Interceptors(chain)
 	// The gateway's channel skips the in-flight limiter and the sunset
 	// metadata: HTTP requests are bounded, and v1 responses announce the
 	// sunset, at the HTTP edge. Authentication and the per-caller rate
 	// limit apply to both.
 	chain.Limit, chain.Sunset = nil, time.Time{}
-	inprocInterceptors, err := grpcserver.Interceptors(chain)
-	if err != nil {
-		return err
-	}
-
-	checker := health.NewChecker(
-		health.Check{Name: "database", Fn: db.ping},
-		health.Check{Name: "migrations", Fn: db.migrated},
-	)
+	inprocInterceptors := grpcserver.Interceptors(chain)
 
 	tlsSrc, err := tlsSource(cfg, log)
 	if err != nil {
 		return err
 	}
-	untraced := otelgrpc.WithFilter(filters.None(filters.HealthCheck(), filters.ServicePrefix("grpc.reflection.")))
-	grpcOpts := []grpc.ServerOption{
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: false}),
-		grpc.KeepaliveParams(keepaliveParams(cfg)),
-		grpc.StatsHandler(otelgrpc.NewServerHandler(append(otelOpts, untraced)...)),
-		grpc.ChainUnaryInterceptor(interceptors...),
-		grpc.ChainStreamInterceptor(authn.StreamInterceptor()),
-		grpc.NumStreamWorkers(streamWorkers()),
-	}
-	if tlsSrc != nil {
-		grpcOpts = append(grpcOpts, grpc.Creds(tlsSrc.GRPCCredentials()))
-	}
-	grpcSrv := grpc.NewServer(grpcOpts...)
-	usersv1.RegisterUserServiceServer(grpcSrv, api)
-	usersv2.RegisterUserServiceServer(grpcSrv, apiV2)
-	healthpb.RegisterHealthServer(grpcSrv, health.NewGRPCServer(checker,
-		usersv1.UserService_ServiceDesc.ServiceName, usersv2.UserService_ServiceDesc.ServiceName))
-	reflection.Register(grpcSrv)
+	grpcSrv := newGRPCServer(cfg, tp, tlsSrc, checker, interceptors, authn.StreamInterceptor(), api, apiV2)
 
 	// The gateway reaches the same services in-process, through the same
 	// interceptors, in the HTTP request's goroutine and context: no network
@@ -226,6 +230,42 @@ func serve(ctx, hard context.Context, cfg config, getenv func(string) string, lo
 		httpSrv.TLSConfig = tlsSrc.HTTPConfig()
 	}
 
+	return runServers(ctx, hard, cfg, log, checker, grpcSrv, httpSrv, adminSrv, api.Drain, stopJobs)
+}
+
+// newGRPCServer returns the gRPC server of the two API versions, health
+// and reflection, with the interceptors given, traced through tp, over TLS
+// when tlsSrc is set.
+func newGRPCServer(cfg config, tp trace.TracerProvider, tlsSrc *certs.Source, checker *health.Checker, interceptors []grpc.UnaryServerInterceptor, stream grpc.StreamServerInterceptor, api usersv1.UserServiceServer, apiV2 usersv2.UserServiceServer) *grpc.Server {
+	propagator := telemetry.Propagator()
+	otelOpts := []otelgrpc.Option{
+		otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(propagator),
+		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()), // metrics come from telemetry.Metrics
+	}
+	untraced := otelgrpc.WithFilter(filters.None(filters.HealthCheck(), filters.ServicePrefix("grpc.reflection.")))
+	grpcOpts := []grpc.ServerOption{
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: false}),
+		grpc.KeepaliveParams(keepaliveParams(cfg)),
+		grpc.StatsHandler(otelgrpc.NewServerHandler(append(otelOpts, untraced)...)),
+		grpc.ChainUnaryInterceptor(interceptors...),
+		grpc.ChainStreamInterceptor(stream),
+		grpc.NumStreamWorkers(streamWorkers()),
+	}
+	if tlsSrc != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(tlsSrc.GRPCCredentials()))
+	}
+	grpcSrv := grpc.NewServer(grpcOpts...)
+	usersv1.RegisterUserServiceServer(grpcSrv, api)
+	usersv2.RegisterUserServiceServer(grpcSrv, apiV2)
+	healthpb.RegisterHealthServer(grpcSrv, health.NewGRPCServer(checker,
+		usersv1.UserService_ServiceDesc.ServiceName, usersv2.UserService_ServiceDesc.ServiceName))
+	reflection.Register(grpcSrv)
+	return grpcSrv
+}
+
+// runServers serves on the listeners of cfg until ctx ends, then runs the
+// shutdown sequence.
+func runServers(ctx, hard context.Context, cfg config, log zerolog.Logger, checker *health.Checker, grpcSrv *grpc.Server, httpSrv, adminSrv *http.Server, drainStreams func(), stopJobs func(context.Context) error) error {
 	lis, err := listen(ctx, log, [2]string{"grpc", cfg.GRPCAddr}, [2]string{"http", cfg.HTTPAddr}, [2]string{"admin", cfg.AdminAddr})
 	if err != nil {
 		return err
@@ -245,7 +285,7 @@ func serve(ctx, hard context.Context, cfg config, getenv func(string) string, lo
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		return shutdown(hard, cfg, log, checker, httpSrv, grpcSrv, adminSrv, api.Drain, db.jobs.Stop)
+		return shutdown(hard, cfg, log, checker, httpSrv, grpcSrv, adminSrv, drainStreams, stopJobs)
 	})
 	return g.Wait()
 }

@@ -20,20 +20,29 @@ import (
 	"github.com/usersd/usersd/internal/users"
 )
 
-// database is an open store and what the process needs to run it.
+// database is an open database, migrated or not: what migrate needs, and
+// what serve builds its store and job queue on.
 type database struct {
-	store    users.Store
-	jobs     jobQueue
-	ping     func(context.Context) error
-	migrated func(context.Context) error // nil when every migration is applied
+	migrated func(context.Context) error // fails while a migration is pending
 	close    func()
 	pool     *pgxpool.Pool // the Postgres pool, for its metrics; nil on SQLite
+	// withJobs returns, on the database, a job queue with cfg's settings
+	// and the store whose imports and webhook deliveries enqueue their jobs
+	// on it. The queue needs only the database (docs/architecture.md,
+	// "Wiring order"); its workers start later, with the service.
+	withJobs func(cfg jobs.Config) (*storeWithJobs, error)
 }
 
-// jobQueue is the store's job queue, whatever its database.
+// storeWithJobs is a store and the job queue it enqueues on.
+type storeWithJobs struct {
+	store users.Store
+	ping  func(context.Context) error
+	jobs  jobQueue
+}
+
+// jobQueue is a job queue, whatever its database.
 type jobQueue interface {
-	Start(ctx context.Context, svc *users.Service) error
-	Stop(ctx context.Context) error
+	Start(ctx context.Context, svc *users.Service, deps jobs.Deps) (*jobs.Workers, error)
 }
 
 // migrationsCheck turns a store's MigrationsPending into a readiness check.
@@ -66,10 +75,11 @@ func redactURL(raw string) string {
 	return "(unparseable URL)"
 }
 
-// openDatabase opens the store named by rawURL, with its job queue (not
-// started), and, if migrate is set, applies the migrations of both. With
-// tp, store calls (SQLite) or statements (Postgres) are traced.
-func openDatabase(ctx context.Context, rawURL string, migrate bool, acquireTimeout time.Duration, tp trace.TracerProvider, log zerolog.Logger, jcfg jobs.Config) (*database, error) {
+// openDatabase opens the database named by rawURL and, if migrate is set,
+// applies the migrations of the store and of the job queue. The store
+// built on it by withJobs uses acquireTimeout (Postgres) and, with tp,
+// traces its calls (SQLite) or statements (Postgres).
+func openDatabase(ctx context.Context, rawURL string, migrate bool, acquireTimeout time.Duration, tp trace.TracerProvider, log zerolog.Logger) (*database, error) {
 	switch {
 	case strings.HasPrefix(rawURL, "sqlite:"):
 		path := strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//")
@@ -90,21 +100,23 @@ func openDatabase(ctx context.Context, rawURL string, migrate bool, acquireTimeo
 				return nil, fmt.Errorf("migrating SQLite database %s: %w", path, err)
 			}
 		}
-		q, err := jobs.NewSQLite(db.Writer(), jcfg)
-		if err != nil {
-			db.Close()
-			return nil, err
-		}
-		s := sqlite.NewStore(db, sqlite.WithJobs(q))
-		var store users.Store = s
-		if tp != nil {
-			store = sqlite.NewTracedStore(s, tp)
+		withJobs := func(jcfg jobs.Config) (*storeWithJobs, error) {
+			q, err := jobs.NewSQLite(db.Writer(), jcfg)
+			if err != nil {
+				return nil, err
+			}
+			s := sqlite.NewStore(db, sqlite.WithJobs(q))
+			var store users.Store = s
+			if tp != nil {
+				store = sqlite.NewTracedStore(s, tp)
+			}
+			return &storeWithJobs{store: store, ping: s.Ping, jobs: q}, nil
 		}
 		log.Info().Str("store", "sqlite").Str("path", path).Bool("migrated", migrate).Msg("database open")
 		migrated := migrationsCheck(func(ctx context.Context) (bool, error) {
 			return anyPending(ctx, db, sqlite.MigrationsPending, db.Writer(), jobs.PendingSQLite)
 		})
-		return &database{store: store, jobs: q, ping: s.Ping, migrated: migrated, close: func() { db.Close() }}, nil
+		return &database{migrated: migrated, close: func() { db.Close() }, withJobs: withJobs}, nil
 
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		safe := redactURL(rawURL)
@@ -127,17 +139,19 @@ func openDatabase(ctx context.Context, rawURL string, migrate bool, acquireTimeo
 				return nil, fmt.Errorf("migrating %s: %w", safe, err)
 			}
 		}
-		q, err := jobs.NewPostgres(pool, jcfg)
-		if err != nil {
-			pool.Close()
-			return nil, err
+		withJobs := func(jcfg jobs.Config) (*storeWithJobs, error) {
+			q, err := jobs.NewPostgres(pool, jcfg)
+			if err != nil {
+				return nil, err
+			}
+			s := postgres.NewStore(pool, postgres.WithJobs(q), postgres.WithAcquireTimeout(acquireTimeout))
+			return &storeWithJobs{store: s, ping: s.Ping, jobs: q}, nil
 		}
-		s := postgres.NewStore(pool, postgres.WithJobs(q), postgres.WithAcquireTimeout(acquireTimeout))
 		log.Info().Str("store", "postgres").Str("url", safe).Bool("migrated", migrate).Msg("database open")
 		migrated := migrationsCheck(func(ctx context.Context) (bool, error) {
 			return anyPending(ctx, pool, postgres.MigrationsPending, pool, jobs.PendingPostgres)
 		})
-		return &database{store: s, jobs: q, ping: s.Ping, migrated: migrated, close: pool.Close, pool: pool}, nil
+		return &database{migrated: migrated, close: pool.Close, pool: pool, withJobs: withJobs}, nil
 	}
 	return nil, fmt.Errorf("database URL %q: want sqlite:PATH or postgres://…", redactURL(rawURL))
 }
@@ -158,9 +172,10 @@ func slogger(log zerolog.Logger) *slog.Logger {
 	return slog.New(zerolog.NewSlogHandler(log.With().Str("component", "migrations").Logger()))
 }
 
-// migrate is the migrate command.
+// migrate is the migrate command: it opens the database, migrates the
+// store and the job queue, and closes it.
 func migrate(ctx context.Context, cfg config, log zerolog.Logger) error {
-	db, err := openDatabase(ctx, cfg.DatabaseURL, true, 0, nil, log, jobs.Config{Log: log})
+	db, err := openDatabase(ctx, cfg.DatabaseURL, true, 0, nil, log)
 	if err != nil {
 		return err
 	}

@@ -215,10 +215,7 @@ func seed(b *testing.B, store users.Store) *seeded {
 
 func newBenchEnv(b *testing.B, db *seeded, m connMode) *benchEnv {
 	svc := users.NewService(db.store, users.Config{})
-	ics, err := grpcserver.Interceptors(grpcserver.ChainConfig{Log: zerolog.Nop()})
-	if err != nil {
-		b.Fatal(err)
-	}
+	ics := grpcserver.Interceptors(grpcserver.ChainConfig{Log: zerolog.Nop()})
 	srv := httptest.NewUnstartedServer(m.handler(b, grpcserver.New(svc), ics))
 	srv.Config.ReadHeaderTimeout = 10 * time.Second // as in serve.go
 	srv.Start()

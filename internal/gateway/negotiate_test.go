@@ -126,10 +126,7 @@ func newAPIGateway(t *testing.T, opts gateway.Options, chain grpcserver.ChainCon
 	}
 	svc := users.NewService(sqlite.NewStore(db, sqlite.WithJobs(&userstest.Queue[*sql.Tx]{})), users.Config{})
 	chain.Log = zerolog.Nop()
-	ics, err := grpcserver.Interceptors(chain)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ics := grpcserver.Interceptors(chain)
 	ch := inproc.New(grpcserver.Chain(ics...))
 	usersv1.RegisterUserServiceServer(ch, grpcserver.New(svc))
 	usersv2.RegisterUserServiceServer(ch, grpcserver.NewV2(svc))

@@ -75,10 +75,7 @@ func newAuthEnv(t *testing.T, chain grpcserver.ChainConfig) *authEnv {
 
 	chain.Log = zerolog.Nop()
 	chain.Auth = a.UnaryInterceptor()
-	ics, err := grpcserver.Interceptors(chain)
-	if err != nil {
-		t.Fatalf("Interceptors err = %v", err)
-	}
+	ics := grpcserver.Interceptors(chain)
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(ics...), grpc.ChainStreamInterceptor(a.StreamInterceptor()))
 	usersv1.RegisterUserServiceServer(srv, grpcserver.New(e.svc))
 	usersv2.RegisterUserServiceServer(srv, grpcserver.NewV2(e.svc))

@@ -46,10 +46,7 @@ func newEventsEnv(t *testing.T) *eventsEnv {
 	}
 	e := &eventsEnv{svc: users.NewService(sqlite.NewStore(db), users.Config{DeletedRetention: time.Nanosecond})}
 	e.api = grpcserver.New(e.svc)
-	ics, err := grpcserver.Interceptors(grpcserver.ChainConfig{Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatalf("Interceptors err = %v", err)
-	}
+	ics := grpcserver.Interceptors(grpcserver.ChainConfig{Log: zerolog.Nop()})
 	e.srv = grpc.NewServer(grpc.ChainUnaryInterceptor(ics...))
 	usersv1.RegisterUserServiceServer(e.srv, e.api)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

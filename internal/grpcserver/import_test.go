@@ -54,10 +54,7 @@ func newImportClients(t *testing.T) (*userstest.Queue[*sql.Tx], *users.Service, 
 	}
 	jobs := &userstest.Queue[*sql.Tx]{}
 	svc := users.NewService(sqlite.NewStore(db, sqlite.WithJobs(jobs)), users.Config{ImportChunkSize: 2})
-	ics, err := grpcserver.Interceptors(grpcserver.ChainConfig{Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatalf("Interceptors err = %v", err)
-	}
+	ics := grpcserver.Interceptors(grpcserver.ChainConfig{Log: zerolog.Nop()})
 	ch := inproc.New(grpcserver.Chain(ics...))
 	usersv1.RegisterUserServiceServer(ch, grpcserver.New(svc))
 	usersv2.RegisterUserServiceServer(ch, grpcserver.NewV2(svc))

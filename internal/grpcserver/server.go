@@ -88,7 +88,7 @@ type ChainConfig struct {
 // validation errors, and under the default deadline, which bounds its wait
 // for a refresh of the JWKS; the rate limit follows it, to count calls by
 // authenticated caller.
-func Interceptors(cfg ChainConfig) ([]grpc.UnaryServerInterceptor, error) {
+func Interceptors(cfg ChainConfig) []grpc.UnaryServerInterceptor {
 	var chain []grpc.UnaryServerInterceptor
 	if cfg.Metrics != nil {
 		chain = append(chain, cfg.Metrics)
@@ -111,7 +111,7 @@ func Interceptors(cfg ChainConfig) ([]grpc.UnaryServerInterceptor, error) {
 	return append(chain,
 		Errors(cfg.CountStoreError),
 		ValidateInterceptor(validator),
-	), nil
+	)
 }
 
 // Chain folds interceptors into one, the first outermost, for transports

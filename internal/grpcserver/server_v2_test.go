@@ -57,10 +57,7 @@ func newService(t *testing.T) *users.Service {
 func serveUsers(t *testing.T, register func(grpc.ServiceRegistrar, *users.Service)) *grpc.ClientConn {
 	t.Helper()
 	svc := newService(t)
-	interceptors, err := grpcserver.Interceptors(grpcserver.ChainConfig{Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatalf("Interceptors err = %v", err)
-	}
+	interceptors := grpcserver.Interceptors(grpcserver.ChainConfig{Log: zerolog.Nop()})
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors...))
 	register(srv, svc)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

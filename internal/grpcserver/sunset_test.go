@@ -37,10 +37,7 @@ func TestV1Retirement(t *testing.T) {
 func sunsetConn(t *testing.T, cfg grpcserver.ChainConfig) grpc.ClientConnInterface {
 	t.Helper()
 	cfg.Log = zerolog.Nop()
-	ics, err := grpcserver.Interceptors(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ics := grpcserver.Interceptors(cfg)
 	ch := inproc.New(grpcserver.Chain(ics...))
 	usersv1.RegisterUserServiceServer(ch, usersv1.UnimplementedUserServiceServer{})
 	usersv2.RegisterUserServiceServer(ch, usersv2.UnimplementedUserServiceServer{})

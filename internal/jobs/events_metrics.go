@@ -22,16 +22,16 @@ const (
 // jobs run) and, read at scrape time, how far each relay is behind the feed
 // and how many subscriptions are enabled or disabled.
 type eventMetrics struct {
-	w        *workers
+	svc      *users.Service
 	sinks    []string
 	relayed  *prometheus.CounterVec
 	lagDesc  *prometheus.Desc
 	hookDesc *prometheus.Desc
 }
 
-func newEventMetrics(w *workers, sinks []string) *eventMetrics {
+func newEventMetrics(svc *users.Service, sinks []string) *eventMetrics {
 	return &eventMetrics{
-		w:     w,
+		svc:   svc,
 		sinks: sinks,
 		relayed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "usersd_events_relayed_total",
@@ -54,10 +54,7 @@ func (m *eventMetrics) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (m *eventMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.relayed.Collect(ch)
-	svc := m.w.svc
-	if svc == nil { // not started yet
-		return
-	}
+	svc := m.svc
 	ctx, cancel := context.WithTimeout(context.Background(), depthTimeout)
 	defer cancel()
 	for _, sink := range m.sinks {

@@ -17,8 +17,9 @@ func List[TTx any](ctx context.Context, q *Queue[TTx], kind string) ([]*rivertyp
 	return res.Jobs, nil
 }
 
-// ClientID is q's River client ID, which its jobs' attempted_by records.
-func ClientID[TTx any](q *Queue[TTx]) string { return q.client.ID() }
+// ClientID is the River client ID of w, which its jobs' attempted_by
+// records.
+func ClientID(w *Workers) string { return w.client.ID() }
 
 // LockKey and NewClientID expose how a client ID carries its liveness
 // lock's key.
@@ -31,7 +32,7 @@ var (
 // are rescued.
 const DeadAfter = deadAfter
 
-// RelayTimeout is how long one run of a relay job may take on q.
+// RelayTimeout is how long one run of a relay job may take on q's workers.
 func RelayTimeout[TTx any](q *Queue[TTx]) time.Duration {
-	return (&dispatchWorker{w: q.work}).Timeout(nil)
+	return (&dispatchWorker{w: &workers{relayTimeout: q.cfg.relayTimeout()}}).Timeout(nil)
 }

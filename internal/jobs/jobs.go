@@ -65,7 +65,9 @@ const (
 	hardStopWait = 5 * time.Second
 )
 
-// Config holds a Queue's settings. The zero value is usable.
+// Config holds a Queue's settings, those of its insert-only client and of
+// its workers alike: the two River clients are built from the same values,
+// so they agree. The zero value is usable.
 type Config struct {
 	// ImportWorkers and MaintenanceWorkers size the pools of the queues.
 	ImportWorkers      int
@@ -76,7 +78,8 @@ type Config struct {
 	// timeout is half of it, so a live worker always gives up first.
 	Lease time.Duration
 	// MaxAttempts is how many times a failing job runs before it is
-	// discarded; the retries back off exponentially, with jitter.
+	// discarded (recorded on each job as it is inserted); the retries back
+	// off exponentially, with jitter.
 	MaxAttempts int
 	// RetryBase is the wait before a failed job's first retry; each
 	// retry waits twice as long as the one before, up to RetryMax, with
@@ -94,14 +97,9 @@ type Config struct {
 	// RelayEvery is how often new events are dispatched to webhooks and
 	// published to NATS.
 	RelayEvery time.Duration
-	// Deliverer POSTs webhook deliveries; nil: webhooks are not dispatched.
-	Deliverer *webhooks.Deliverer
-	// Publisher, when set, gets every event (NATS JetStream).
-	Publisher Publisher
 
-	Log            zerolog.Logger
-	Registerer     prometheus.Registerer // nil: no metrics
-	TracerProvider trace.TracerProvider  // nil: no spans
+	Log        zerolog.Logger
+	Registerer prometheus.Registerer // nil: no metrics
 }
 
 func (c *Config) defaults() {
@@ -115,29 +113,50 @@ func (c *Config) defaults() {
 	c.RelayEvery = cmp.Or(c.RelayEvery, DefaultRelayEvery)
 	c.RetryBase = cmp.Or(c.RetryBase, DefaultRetryBase)
 	c.RetryMax = max(cmp.Or(c.RetryMax, DefaultRetryMax), c.RetryBase)
-	if c.TracerProvider == nil {
-		c.TracerProvider = noop.NewTracerProvider()
-	}
+}
+
+// Deps is what the workers hand their work to, besides the service.
+type Deps struct {
+	// Deliverer POSTs webhook deliveries; nil: webhooks are not dispatched.
+	Deliverer *webhooks.Deliverer
+	// Publisher, when set, gets every event (NATS JetStream).
+	Publisher Publisher
+	// TracerProvider makes the spans of the jobs' runs; nil: no spans.
+	TracerProvider trace.TracerProvider
+}
+
+// Publisher publishes an event elsewhere (natsevents.Publisher).
+type Publisher interface {
+	Publish(ctx context.Context, ev users.Event) error
 }
 
 // Queue is River on one database: TTx is that database's transaction type
-// (pgx.Tx or *sql.Tx). It enqueues jobs inside the stores' transactions and,
-// once started, works them.
+// (pgx.Tx or *sql.Tx). It needs only the database: it enqueues jobs inside
+// the stores' transactions through an insert-only River client (no queues,
+// never started: no goroutine, no connection of its own, no listener), so a
+// store can be built on it before the service the workers need exists.
+// Start then starts the workers, with a second River client on the same
+// driver.
 type Queue[TTx any] struct {
-	client  *river.Client[TTx]
-	work    *workers
-	observe *observer
-	recover recovery
-	log     zerolog.Logger
-	stopped atomic.Bool
+	driver  riverdriver.Driver[TTx]
+	client  *river.Client[TTx] // insert-only
+	inserts *inserts
+	cfg     Config // defaults applied
+	// newRecovery returns, for the workers, how they bring back the jobs
+	// of dead processes, their River client ID ("": River's default), and
+	// the middleware to run around the jobs, outside the observer.
+	newRecovery func(log zerolog.Logger) (recovery, string, []rivertype.Middleware)
+	started     atomic.Bool
 }
 
 // NewPostgres returns the queue on a Postgres pool. Its tables must exist:
 // see MigratePostgres.
 func NewPostgres(pool *pgxpool.Pool, cfg Config) (*Queue[pgx.Tx], error) {
 	driver := riverpgxv5.New(pool)
-	l := newLifeline(pool, driver, cfg.Log)
-	return newQueue(driver, cfg, pgDepth(pool), l, l.id, l)
+	return newQueue(driver, cfg, pgDepth(pool), func(log zerolog.Logger) (recovery, string, []rivertype.Middleware) {
+		l := newLifeline(pool, driver, log)
+		return l, l.id, []rivertype.Middleware{l}
+	})
 }
 
 // NewSQLite returns the queue on a SQLite database, given its single writer
@@ -146,19 +165,106 @@ func NewPostgres(pool *pgxpool.Pool, cfg Config) (*Queue[pgx.Tx], error) {
 // exist: see MigrateSQLite.
 func NewSQLite(writer *sql.DB, cfg Config) (*Queue[*sql.Tx], error) {
 	driver := riversqlite.New(writer)
-	return newQueue(driver, cfg, sqlDepth(writer), atStart{driver: driver}, "")
+	return newQueue(driver, cfg, sqlDepth(writer), func(zerolog.Logger) (recovery, string, []rivertype.Middleware) {
+		return atStart{driver: driver}, "", nil
+	})
 }
 
-// newQueue returns the queue on driver's database: rec brings back the jobs
-// of dead processes; id is the River client ID ("": River's default); mw
-// runs around the jobs, outside the observer.
-func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, depth depthFunc, rec recovery, id string, mw ...rivertype.Middleware) (*Queue[TTx], error) {
+// newQueue returns the queue on driver's database; depth counts its jobs.
+// It registers the metrics of inserts and of the queue's depth.
+func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, depth depthFunc, rec func(zerolog.Logger) (recovery, string, []rivertype.Middleware)) (*Queue[TTx], error) {
 	cfg.defaults()
 	if cfg.ImportWorkers < 0 || cfg.MaintenanceWorkers < 0 || cfg.WebhookWorkers < 0 {
 		return nil, errors.New("jobs: worker counts must not be negative")
 	}
-	w := &workers{deliverer: cfg.Deliverer, publisher: cfg.Publisher, relayTimeout: min(relayTimeout, cfg.Lease/2)}
-	o, err := newObserver(cfg, depth)
+	ins := newInserts()
+	d := newDepthCollector(depth)
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{ins.enqueued, d} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("jobs: registering metrics: %w", err)
+			}
+		}
+	}
+	client, err := river.NewClient(driver, clientConfig(cfg, ins))
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	return &Queue[TTx]{driver: driver, client: client, inserts: ins, cfg: cfg, newRecovery: rec}, nil
+}
+
+// clientConfig is the River configuration both clients share: what decides
+// how a job is inserted (its max attempts, the trace and counter of the
+// insert middleware, how often an insert may notify the workers), the poll
+// interval and the logger. The driver, and so the schema (River's default),
+// is the Queue's for both.
+func clientConfig(cfg Config, ins *inserts) *river.Config {
+	return &river.Config{
+		MaxAttempts:       cfg.MaxAttempts,
+		FetchPollInterval: cfg.PollInterval,
+		FetchCooldown:     min(river.FetchCooldownDefault, cfg.PollInterval),
+		Logger:            slog.New(zerolog.NewSlogHandler(cfg.Log.With().Str("component", "jobs").Logger())),
+		Middleware:        []rivertype.Middleware{ins},
+	}
+}
+
+// EnqueueImportTx enqueues one job per chunk of an import, inside tx: the
+// jobs exist if and only if tx commits. The trace of ctx goes with them.
+func (q *Queue[TTx]) EnqueueImportTx(ctx context.Context, tx TTx, chunks []users.ImportChunk) error {
+	args := make([]river.JobArgs, len(chunks))
+	for i, c := range chunks {
+		args[i] = importArgs(c)
+	}
+	return q.insertTx(ctx, tx, "import chunks", args)
+}
+
+// EnqueueDeliveriesTx enqueues one delivery job per (subscription, event)
+// inside tx: the store's DispatchEvents calls it in the transaction that
+// advances its position.
+func (q *Queue[TTx]) EnqueueDeliveriesTx(ctx context.Context, tx TTx, deliveries []users.Delivery) error {
+	args := make([]river.JobArgs, len(deliveries))
+	for i, d := range deliveries {
+		args[i] = DeliverArgs{WebhookID: d.WebhookID, EventID: d.EventID}
+	}
+	return q.insertTx(ctx, tx, "deliveries", args)
+}
+
+// insertTx inserts the jobs inside tx.
+func (q *Queue[TTx]) insertTx(ctx context.Context, tx TTx, what string, args []river.JobArgs) error {
+	if len(args) == 0 {
+		return nil
+	}
+	params := make([]river.InsertManyParams, len(args))
+	for i, a := range args {
+		params[i] = river.InsertManyParams{Args: a}
+	}
+	if _, err := q.client.InsertManyTx(ctx, tx, params); err != nil {
+		return fmt.Errorf("jobs: enqueueing %d %s: %w", len(args), what, err)
+	}
+	return nil
+}
+
+// relayTimeout bounds one run of a relay job: relayTimeout, or half the
+// lease if that is shorter.
+func (c *Config) relayTimeout() time.Duration { return min(relayTimeout, c.Lease/2) }
+
+// Start starts the workers: a River client with the pools, the workers
+// (which call svc and deps) and the periodic jobs, working the queue's jobs
+// until Stop. Before the workers start, on SQLite it puts every job still
+// running back in the queue (their process died), and on Postgres it takes
+// this process's liveness lock and starts looking for the jobs of dead
+// processes, until Stop (docs/jobs.md). A Queue starts once.
+func (q *Queue[TTx]) Start(ctx context.Context, svc *users.Service, deps Deps) (*Workers, error) {
+	if q.started.Swap(true) {
+		return nil, errors.New("jobs: the workers were started already")
+	}
+	cfg := q.cfg
+	w := &workers{svc: svc, deliverer: deps.Deliverer, publisher: deps.Publisher, relayTimeout: cfg.relayTimeout()}
+	tp := deps.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	o, err := newObserver(cfg, tp)
 	if err != nil {
 		return nil, err
 	}
@@ -178,134 +284,100 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, depth depthFu
 	}
 	jobs := []*river.PeriodicJob{periodic(cfg.PurgeEvery, PurgeArgs{}), periodic(cfg.PurgeEvery, PurgeEventsArgs{})}
 	var sinks []string
-	if cfg.Deliverer != nil {
+	if deps.Deliverer != nil {
 		jobs = append(jobs, periodic(cfg.RelayEvery, DispatchArgs{}))
 		sinks = append(sinks, sinkWebhooks)
 	}
-	if cfg.Publisher != nil {
+	if deps.Publisher != nil {
 		jobs = append(jobs, periodic(cfg.RelayEvery, PublishArgs{}))
 		sinks = append(sinks, sinkNATS)
 	}
-	w.events = newEventMetrics(w, sinks)
+	w.events = newEventMetrics(svc, sinks)
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(w.events); err != nil {
 			return nil, fmt.Errorf("jobs: registering metrics: %w", err)
 		}
 	}
-	client, err := river.NewClient(driver, &river.Config{
-		ID: id,
-		Queues: map[string]river.QueueConfig{
-			QueueImport:      {MaxWorkers: cfg.ImportWorkers},
-			QueueMaintenance: {MaxWorkers: cfg.MaintenanceWorkers},
-			QueueWebhooks:    {MaxWorkers: cfg.WebhookWorkers},
-		},
-		Workers:              rw,
-		PeriodicJobs:         jobs,
-		JobTimeout:           cfg.Lease / 2,
-		RescueStuckJobsAfter: cfg.Lease,
-		MaxAttempts:          cfg.MaxAttempts,
-		RetryPolicy:          backoff{base: cfg.RetryBase, max: cfg.RetryMax},
-		FetchPollInterval:    cfg.PollInterval,
-		FetchCooldown:        min(river.FetchCooldownDefault, cfg.PollInterval),
-		Logger:               slog.New(zerolog.NewSlogHandler(cfg.Log.With().Str("component", "jobs").Logger())),
-		Middleware:           append(mw, o),
-	})
+	rec, id, mw := q.newRecovery(cfg.Log)
+	rc := clientConfig(cfg, q.inserts)
+	rc.ID = id
+	rc.Queues = map[string]river.QueueConfig{
+		QueueImport:      {MaxWorkers: cfg.ImportWorkers},
+		QueueMaintenance: {MaxWorkers: cfg.MaintenanceWorkers},
+		QueueWebhooks:    {MaxWorkers: cfg.WebhookWorkers},
+	}
+	rc.Workers = rw
+	rc.PeriodicJobs = jobs
+	rc.JobTimeout = cfg.Lease / 2
+	rc.RescueStuckJobsAfter = cfg.Lease
+	rc.RetryPolicy = backoff{base: cfg.RetryBase, max: cfg.RetryMax}
+	// The recovery's middleware outermost, then the observer; periodic
+	// jobs go through the insert middleware, as the store's jobs do.
+	rc.Middleware = append(append(mw, rc.Middleware...), o)
+	client, err := river.NewClient(q.driver, rc)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	return &Queue[TTx]{client: client, work: w, observe: o, recover: rec, log: cfg.Log}, nil
+	if err := rec.start(ctx, o); err != nil {
+		return nil, err
+	}
+	if err := client.Start(ctx); err != nil {
+		rec.stop()
+		return nil, fmt.Errorf("jobs: starting: %w", err)
+	}
+	return &Workers{client: client, observe: o, recover: rec, log: cfg.Log}, nil
 }
 
-// EnqueueImportTx enqueues one job per chunk of an import, inside tx: the
-// jobs exist if and only if tx commits. The trace of ctx goes with them.
-func (q *Queue[TTx]) EnqueueImportTx(ctx context.Context, tx TTx, chunks []users.ImportChunk) error {
-	args := make([]river.JobArgs, len(chunks))
-	for i, c := range chunks {
-		args[i] = importArgs(c)
-	}
-	return q.insertTx(ctx, tx, "import chunks", args)
+// Workers work a Queue's jobs, from Start until Stop.
+type Workers struct {
+	client  runner
+	observe *observer
+	recover recovery
+	log     zerolog.Logger
+	stopped atomic.Bool
 }
 
-// insertTx inserts the jobs inside tx.
-func (q *Queue[TTx]) insertTx(ctx context.Context, tx TTx, what string, args []river.JobArgs) error {
-	if len(args) == 0 {
-		return nil
-	}
-	params := make([]river.InsertManyParams, len(args))
-	for i, a := range args {
-		params[i] = river.InsertManyParams{Args: a}
-	}
-	if _, err := q.client.InsertManyTx(ctx, tx, params); err != nil {
-		return fmt.Errorf("jobs: enqueueing %d %s: %w", len(args), what, err)
-	}
-	return nil
-}
-
-// Start starts working jobs with svc, until Stop. Before the workers start,
-// on SQLite it puts every job still running back in the queue (their
-// process died), and on Postgres it takes this process's liveness lock and
-// starts looking for the jobs of dead processes, until Stop (docs/jobs.md).
-func (q *Queue[TTx]) Start(ctx context.Context, svc *users.Service) error {
-	q.work.svc = svc
-	if err := q.recover.start(ctx, q.observe); err != nil {
-		return err
-	}
-	if err := q.client.Start(ctx); err != nil {
-		q.recover.stop()
-		return fmt.Errorf("jobs: starting: %w", err)
-	}
-	return nil
+// runner is what Workers do with their River client, whatever its
+// transaction type.
+type runner interface {
+	Stop(ctx context.Context) error
+	StopAndCancel(ctx context.Context) error
+	ID() string
 }
 
 // Stop stops taking jobs and waits for the running ones to finish until ctx
 // ends; then it cancels them, and they go back to the queue to run again
 // after their backoff. It returns an error if jobs had to be cancelled.
 // Only the first call does anything.
-func (q *Queue[TTx]) Stop(ctx context.Context) error {
-	if q.stopped.Swap(true) {
+func (w *Workers) Stop(ctx context.Context) error {
+	if w.stopped.Swap(true) {
 		return nil
 	}
 	start := time.Now()
-	err := q.client.Stop(ctx)
+	err := w.client.Stop(ctx)
 	var cancelled int64
 	if err != nil {
-		cancelled = q.observe.running.Load()
+		cancelled = w.observe.running.Load()
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hardStopWait)
 		defer cancel()
-		err = q.client.StopAndCancel(hctx)
+		err = w.client.StopAndCancel(hctx)
 		if cancelled > 0 {
 			err = errors.Join(fmt.Errorf("jobs: %d running jobs cancelled at the shutdown deadline; they will run again", cancelled), err)
 		}
 	}
 	// Only now that no job runs may this process look dead.
-	q.recover.stop()
-	q.log.Info().Dur("took", time.Since(start)).Int64("cancelled", cancelled).Msg("shutdown: job workers stopped")
+	w.recover.stop()
+	w.log.Info().Dur("took", time.Since(start)).Int64("cancelled", cancelled).Msg("shutdown: job workers stopped")
 	return err
 }
 
-// workers holds what the workers need; Start fills in svc before any runs.
+// workers holds what the workers need.
 type workers struct {
 	relayTimeout time.Duration
 	svc          *users.Service
 	deliverer    *webhooks.Deliverer
 	publisher    Publisher
 	events       *eventMetrics
-}
-
-// Publisher publishes an event elsewhere (natsevents.Publisher).
-type Publisher interface {
-	Publish(ctx context.Context, ev users.Event) error
-}
-
-// EnqueueDeliveriesTx enqueues one delivery job per (subscription, event)
-// inside tx: the store's DispatchEvents calls it in the transaction that
-// advances its position.
-func (q *Queue[TTx]) EnqueueDeliveriesTx(ctx context.Context, tx TTx, deliveries []users.Delivery) error {
-	args := make([]river.JobArgs, len(deliveries))
-	for i, d := range deliveries {
-		args[i] = DeliverArgs{WebhookID: d.WebhookID, EventID: d.EventID}
-	}
-	return q.insertTx(ctx, tx, "deliveries", args)
 }
 
 // MigratePostgres creates or updates River's tables. Replicas starting at

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 
 // harness runs the same test on one database: TTx is its transaction type.
 type harness[TTx any] struct {
-	// newQueue returns a queue on the database, stopped when the test ends.
+	// newQueue returns a queue on the database.
 	newQueue func(t *testing.T, cfg jobs.Config) *jobs.Queue[TTx]
 	// inTx runs fn in a transaction, then commits it or rolls it back.
 	inTx func(ctx context.Context, commit bool, fn func(TTx) error) error
@@ -74,7 +74,6 @@ func sqliteHarness(t *testing.T) *harness[*sql.Tx] {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stopWhenDone(t, q)
 			return q
 		},
 		inTx: func(ctx context.Context, commit bool, fn func(*sql.Tx) error) error {
@@ -120,7 +119,6 @@ func pgHarness(t *testing.T) *harness[pgx.Tx] {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stopWhenDone(t, q)
 			return q
 		},
 		inTx: func(ctx context.Context, commit bool, fn func(pgx.Tx) error) error {
@@ -150,14 +148,20 @@ func pgHarness(t *testing.T) *harness[pgx.Tx] {
 	}
 }
 
-// stopWhenDone stops q when the test ends; stopping a queue that never
-// started does nothing.
-func stopWhenDone[TTx any](t *testing.T, q *jobs.Queue[TTx]) {
+// start starts q's workers with a service on store and deps, and stops
+// them when the test ends (stopping them twice does nothing).
+func start[TTx any](t *testing.T, q *jobs.Queue[TTx], svc *users.Service, deps jobs.Deps) *jobs.Workers {
+	t.Helper()
+	w, err := q.Start(t.Context(), svc, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		q.Stop(ctx)
+		w.Stop(ctx)
 	})
+	return w
 }
 
 // fast is a config that polls often, so tests do not wait for work.
@@ -291,9 +295,7 @@ func testRetries[TTx any](t *testing.T, h *harness[TTx]) {
 			if err := h.inTx(ctx, true, func(tx TTx) error { return q.EnqueueImportTx(ctx, tx, chunks(1)) }); err != nil {
 				t.Fatal(err)
 			}
-			if err := q.Start(ctx, users.NewService(store, users.Config{})); err != nil {
-				t.Fatal(err)
-			}
+			start(t, q, users.NewService(store, users.Config{}), jobs.Deps{})
 			// The first retry is due about a second after the failure.
 			testkit.Eventually(t, 20*time.Second, "job not finalized", func() bool {
 				return jobRow(t, q, "import_users_chunk").FinalizedAt != nil
@@ -331,9 +333,7 @@ func testStop[TTx any](t *testing.T, h *harness[TTx]) {
 	if err := h.inTx(ctx, true, func(tx TTx) error { return q.EnqueueImportTx(ctx, tx, chunks(1)) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Start(ctx, users.NewService(store, users.Config{})); err != nil {
-		t.Fatal(err)
-	}
+	w := start(t, q, users.NewService(store, users.Config{}), jobs.Deps{})
 	select {
 	case <-store.started:
 	case <-time.After(10 * time.Second):
@@ -341,7 +341,7 @@ func testStop[TTx any](t *testing.T, h *harness[TTx]) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	if err := q.Stop(sctx); err == nil {
+	if err := w.Stop(sctx); err == nil {
 		t.Fatal("Stop = nil with a job still running at the deadline, want an error")
 	}
 	job := jobRow(t, q, "import_users_chunk")
@@ -351,13 +351,11 @@ func testStop[TTx any](t *testing.T, h *harness[TTx]) {
 
 	// The next process picks it up and finishes it (the store now works).
 	q2 := h.newQueue(t, fast(nil))
-	if err := q2.Start(ctx, users.NewService(store, users.Config{})); err != nil {
-		t.Fatal(err)
-	}
+	w2 := start(t, q2, users.NewService(store, users.Config{}), jobs.Deps{})
 	testkit.Eventually(t, 20*time.Second, "cancelled job never completed", func() bool {
 		return jobRow(t, q2, "import_users_chunk").State == rivertype.JobStateCompleted
 	})
-	if err := q2.Stop(ctx); err != nil {
+	if err := w2.Stop(ctx); err != nil {
 		t.Errorf("Stop with nothing running = %v, want nil", err)
 	}
 }
@@ -373,7 +371,6 @@ func testJobSpanLinksToRequest[TTx any](t *testing.T, h *harness[TTx]) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	cfg := fast(nil)
-	cfg.TracerProvider = tp
 	var logs syncBuffer
 	cfg.Log = zerolog.New(&logs)
 	q := h.newQueue(t, cfg)
@@ -382,9 +379,7 @@ func testJobSpanLinksToRequest[TTx any](t *testing.T, h *harness[TTx]) {
 		t.Fatal(err)
 	}
 	req.End()
-	if err := q.Start(ctx, users.NewService(&failingStore{}, users.Config{})); err != nil {
-		t.Fatal(err)
-	}
+	start(t, q, users.NewService(&failingStore{}, users.Config{}), jobs.Deps{TracerProvider: tp})
 	var job sdktrace.ReadOnlySpan
 	testkit.Eventually(t, 10*time.Second, "no job span", func() bool {
 		for _, s := range rec.Ended() {
@@ -446,9 +441,7 @@ func testPurgeRetention[TTx any](t *testing.T, h *harness[TTx]) {
 	}
 	// 31 days after the first delete, 29 after the second.
 	set(t0.Add(31 * 24 * time.Hour))
-	if err := q.Start(ctx, svc); err != nil {
-		t.Fatal(err)
-	}
+	start(t, q, svc, jobs.Deps{})
 	testkit.Eventually(t, 20*time.Second, "the user deleted 31 days ago is still there", func() bool {
 		_, err := svc.Get(ctx, old.ID)
 		return errors.Is(err, users.ErrNotFound)
@@ -475,6 +468,47 @@ func TestRelayTimeout(t *testing.T) {
 		q := h.newQueue(t, jobs.Config{Lease: tt.lease})
 		if got := jobs.RelayTimeout(q); got != tt.want {
 			t.Errorf("lease %v: relay timeout %v, want %v", tt.lease, got, tt.want)
+		}
+	}
+}
+
+// TestClientsAgree shows the queue's insert-only client and its workers'
+// client insert alike: the store's jobs and the periodic ones get the max
+// attempts of the Config and are counted by the same metric, and a queue's
+// workers start once.
+func TestClientsAgree(t *testing.T) {
+	forEachDatabase(t, testClientsAgree, testClientsAgree)
+}
+
+func testClientsAgree[TTx any](t *testing.T, h *harness[TTx]) {
+	ctx := t.Context()
+	reg := prometheus.NewRegistry()
+	cfg := fast(reg)
+	cfg.MaxAttempts = 3
+	cfg.MaintenanceWorkers = 1
+	q := h.newQueue(t, cfg)
+	if err := h.inTx(ctx, true, func(tx TTx) error { return q.EnqueueImportTx(ctx, tx, chunks(1)) }); err != nil {
+		t.Fatal(err)
+	}
+	svc := users.NewService(&failingStore{}, users.Config{})
+	start(t, q, svc, jobs.Deps{})
+	if _, err := q.Start(ctx, svc, jobs.Deps{}); err == nil {
+		t.Error("a second Start = nil, want an error")
+	}
+	testkit.Eventually(t, 10*time.Second, "the purge was never enqueued", func() bool {
+		rows, err := jobs.List(ctx, q, "purge_deleted_users")
+		return err == nil && len(rows) > 0
+	})
+	for _, kind := range []string{"import_users_chunk", "purge_deleted_users"} {
+		rows, err := jobs.List(ctx, q, kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) == 0 || rows[0].MaxAttempts != 3 {
+			t.Errorf("%s jobs %+v, want one with max attempts 3", kind, rows)
+		}
+		if got := metric(t, reg, "usersd_jobs_inserted_total", map[string]string{"kind": kind}); got < 1 {
+			t.Errorf("usersd_jobs_inserted_total{kind=%q} = %v, want at least 1", kind, got)
 		}
 	}
 }

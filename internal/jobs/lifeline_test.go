@@ -98,9 +98,10 @@ func rescueErrors(j *rivertype.JobRow) int {
 	return n
 }
 
-// watcher is a started queue with its metrics and log.
+// watcher is a queue with started workers, its metrics and log.
 type watcher struct {
 	q   *jobs.Queue[pgx.Tx]
+	w   *jobs.Workers
 	reg *prometheus.Registry
 	log *syncBuffer
 }
@@ -111,9 +112,7 @@ func startWatcher(t *testing.T, h *harness[pgx.Tx], store users.Store) watcher {
 	cfg := fast(w.reg)
 	cfg.Log = zerolog.New(w.log)
 	w.q = h.newQueue(t, cfg)
-	if err := w.q.Start(t.Context(), users.NewService(store, users.Config{})); err != nil {
-		t.Fatal(err)
-	}
+	w.w = start(t, w.q, users.NewService(store, users.Config{}), jobs.Deps{})
 	return w
 }
 
@@ -226,9 +225,7 @@ func TestLockLostPostgres(t *testing.T) {
 	a := h.newQueue(t, cfg)
 	rows := chunkJobs(t, h, a, 1)
 	store := &failingStore{block: true, started: make(chan struct{})}
-	if err := a.Start(ctx, users.NewService(store, users.Config{})); err != nil {
-		t.Fatal(err)
-	}
+	aw := start(t, a, users.NewService(store, users.Config{}), jobs.Deps{})
 	select {
 	case <-store.started:
 	case <-time.After(10 * time.Second):
@@ -236,9 +233,9 @@ func TestLockLostPostgres(t *testing.T) {
 	}
 	b := startWatcher(t, h, &failingStore{})
 
-	key, ok := jobs.LockKey(jobs.ClientID(a))
+	key, ok := jobs.LockKey(jobs.ClientID(aw))
 	if !ok {
-		t.Fatalf("client ID %q carries no lock key", jobs.ClientID(a))
+		t.Fatalf("client ID %q carries no lock key", jobs.ClientID(aw))
 	}
 	var terminated bool
 	err := mustConnect(t, h.dsn).QueryRow(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks
@@ -294,9 +291,7 @@ func TestRescueAtStartSQLite(t *testing.T) {
 	cfg := fast(reg)
 	cfg.Log = zerolog.New(logs)
 	q := h.newQueue(t, cfg)
-	if err := q.Start(t.Context(), users.NewService(&failingStore{}, users.Config{})); err != nil {
-		t.Fatal(err)
-	}
+	start(t, q, users.NewService(&failingStore{}, users.Config{}), jobs.Deps{})
 	// Done when Start returns.
 	for state, want := range map[string]float64{"available": 2, "discarded": 1} {
 		if got := metric(t, reg, "usersd_jobs_rescued_total", map[string]string{"kind": "import_users_chunk", "state": state}); got != want {

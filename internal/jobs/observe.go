@@ -22,11 +22,32 @@ import (
 	"github.com/usersd/usersd/internal/telemetry"
 )
 
-// observer is River middleware that makes jobs observable: on insert it
+// inserts is River middleware on both of a Queue's clients: on insert it
 // stores the caller's trace context in the job's metadata and counts the
-// job; around each run it starts a span linked to that trace, puts a logger
-// with the job's id and kind in the context, logs the outcome and records
-// the metrics.
+// job.
+type inserts struct {
+	river.MiddlewareDefaults
+
+	propagator propagation.TextMapPropagator
+	enqueued   *prometheus.CounterVec
+}
+
+var _ rivertype.JobInsertMiddleware = (*inserts)(nil)
+
+func newInserts() *inserts {
+	return &inserts{
+		propagator: telemetry.Propagator(),
+		enqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usersd_jobs_inserted_total",
+			Help: "Jobs enqueued, by kind, counted at insert: a job whose transaction then rolls back is counted too.",
+		}, []string{"kind"}),
+	}
+}
+
+// observer is River middleware on the workers' client that makes the runs
+// of jobs observable: around each run it starts a span linked to the trace
+// that enqueued the job, puts a logger with the job's id and kind in the
+// context, logs the outcome and records the metrics.
 type observer struct {
 	river.MiddlewareDefaults
 
@@ -34,22 +55,15 @@ type observer struct {
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
 
-	enqueued  *prometheus.CounterVec
-	outcomes  *prometheus.CounterVec
-	wait      *prometheus.HistogramVec
-	duration  *prometheus.HistogramVec
-	inFlight  *prometheus.GaugeVec
-	rescued   *prometheus.CounterVec
-	running   atomic.Int64 // jobs running now, of every kind
-	depth     depthFunc
-	depthDesc *prometheus.Desc
+	outcomes *prometheus.CounterVec
+	wait     *prometheus.HistogramVec
+	duration *prometheus.HistogramVec
+	inFlight *prometheus.GaugeVec
+	rescued  *prometheus.CounterVec
+	running  atomic.Int64 // jobs running now, of every kind
 }
 
-var (
-	_ rivertype.JobInsertMiddleware = (*observer)(nil)
-	_ rivertype.WorkerMiddleware    = (*observer)(nil)
-	_ prometheus.Collector          = (*observer)(nil)
-)
+var _ rivertype.WorkerMiddleware = (*observer)(nil)
 
 // The outcomes of one run of a job.
 const (
@@ -59,15 +73,11 @@ const (
 	outcomeSnoozed   = "snoozed"   // asked to run again later
 )
 
-func newObserver(cfg Config, depth depthFunc) (*observer, error) {
+func newObserver(cfg Config, tp trace.TracerProvider) (*observer, error) {
 	o := &observer{
 		log:        cfg.Log,
-		tracer:     cfg.TracerProvider.Tracer("github.com/usersd/usersd/internal/jobs"),
+		tracer:     tp.Tracer("github.com/usersd/usersd/internal/jobs"),
 		propagator: telemetry.Propagator(),
-		enqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "usersd_jobs_inserted_total",
-			Help: "Jobs enqueued, by kind, counted at insert: a job whose transaction then rolls back is counted too.",
-		}, []string{"kind"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "usersd_jobs_runs_total",
 			Help: "Runs of jobs by kind and outcome: completed, retried (failed, will run again), failed (for good), snoozed.",
@@ -90,13 +100,9 @@ func newObserver(cfg Config, depth depthFunc) (*observer, error) {
 			Name: "usersd_jobs_rescued_total",
 			Help: "Jobs a process that died left running, put back in the queue by this one, by kind and new state (available, discarded when out of attempts, cancelled when cancellation was asked).",
 		}, []string{"kind", "state"}),
-		depth: depth,
-		depthDesc: prometheus.NewDesc("usersd_job_queue_depth",
-			"Jobs in the database waiting or running, by kind and state (available, scheduled, retryable, running); read at scrape time.",
-			[]string{"kind", "state"}, nil),
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{o.enqueued, o.outcomes, o.wait, o.duration, o.inFlight, o.rescued, o} {
+		for _, c := range []prometheus.Collector{o.outcomes, o.wait, o.duration, o.inFlight, o.rescued} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("jobs: registering metrics: %w", err)
 			}
@@ -106,9 +112,9 @@ func newObserver(cfg Config, depth depthFunc) (*observer, error) {
 }
 
 // InsertMany implements rivertype.JobInsertMiddleware.
-func (o *observer) InsertMany(ctx context.Context, params []*rivertype.JobInsertParams, doInner func(context.Context) ([]*rivertype.JobInsertResult, error)) ([]*rivertype.JobInsertResult, error) {
+func (i *inserts) InsertMany(ctx context.Context, params []*rivertype.JobInsertParams, doInner func(context.Context) ([]*rivertype.JobInsertResult, error)) ([]*rivertype.JobInsertResult, error) {
 	carrier := propagation.MapCarrier{}
-	o.propagator.Inject(ctx, carrier)
+	i.propagator.Inject(ctx, carrier)
 	for _, p := range params {
 		if len(carrier) > 0 {
 			md, err := withTrace(p.Metadata, carrier)
@@ -121,7 +127,7 @@ func (o *observer) InsertMany(ctx context.Context, params []*rivertype.JobInsert
 	res, err := doInner(ctx)
 	if err == nil {
 		for _, p := range params {
-			o.enqueued.WithLabelValues(p.Kind).Inc()
+			i.enqueued.WithLabelValues(p.Kind).Inc()
 		}
 	}
 	return res, err
@@ -226,6 +232,18 @@ func outcomeOf(job *rivertype.JobRow, err error) string {
 	}
 }
 
+// depthCollector reports the depth of the queue, read at scrape time.
+type depthCollector struct {
+	depth depthFunc
+	desc  *prometheus.Desc
+}
+
+func newDepthCollector(depth depthFunc) *depthCollector {
+	return &depthCollector{depth: depth, desc: prometheus.NewDesc("usersd_job_queue_depth",
+		"Jobs in the database waiting or running, by kind and state (available, scheduled, retryable, running); read at scrape time.",
+		[]string{"kind", "state"}, nil)}
+}
+
 // depthFunc counts the jobs that are waiting or running, by kind and state.
 type depthFunc func(ctx context.Context) (map[[2]string]int, error)
 
@@ -276,19 +294,19 @@ func scanDepth(rows interface {
 	return out, rows.Err()
 }
 
-// Describe implements prometheus.Collector for the queue depth.
-func (o *observer) Describe(ch chan<- *prometheus.Desc) { ch <- o.depthDesc }
+// Describe implements prometheus.Collector.
+func (d *depthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- d.desc }
 
 // Collect implements prometheus.Collector: it reads the queue depth.
-func (o *observer) Collect(ch chan<- prometheus.Metric) {
+func (d *depthCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), depthTimeout)
 	defer cancel()
-	counts, err := o.depth(ctx)
+	counts, err := d.depth(ctx)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(o.depthDesc, fmt.Errorf("reading the job queue depth: %w", err))
+		ch <- prometheus.NewInvalidMetric(d.desc, fmt.Errorf("reading the job queue depth: %w", err))
 		return
 	}
 	for k, n := range counts {
-		ch <- prometheus.MustNewConstMetric(o.depthDesc, prometheus.GaugeValue, float64(n), k[0], k[1])
+		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.GaugeValue, float64(n), k[0], k[1])
 	}
 }

@@ -21,17 +21,17 @@ import (
 // Store keeps users in PostgreSQL. It is safe for concurrent use.
 type Store struct {
 	pool           *pgxpool.Pool
-	jobs           Jobs
+	jobs           Enqueuer
 	acquireTimeout time.Duration
 }
 
 var _ users.Store = (*Store)(nil)
 
-// Jobs enqueues the jobs of bulk imports and webhook deliveries. The Store
-// calls it within the transaction that records why the jobs exist (the
-// operation, the dispatcher's advanced position), so the jobs exist if and
-// only if that commits.
-type Jobs interface {
+// Enqueuer enqueues the jobs of bulk imports and webhook deliveries
+// (jobs.Queue). The Store calls it within the transaction that records why
+// the jobs exist (the operation, the dispatcher's advanced position), so the
+// jobs exist if and only if that commits.
+type Enqueuer interface {
 	// EnqueueImportTx enqueues one job per chunk within tx. An error rolls
 	// the whole import back.
 	EnqueueImportTx(ctx context.Context, tx pgx.Tx, chunks []users.ImportChunk) error
@@ -45,7 +45,7 @@ type Option func(*Store)
 
 // WithJobs makes CreateImport and DispatchEvents enqueue their jobs on j.
 // Without it, they fail.
-func WithJobs(j Jobs) Option {
+func WithJobs(j Enqueuer) Option {
 	return func(s *Store) { s.jobs = j }
 }
 

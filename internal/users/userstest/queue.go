@@ -7,8 +7,8 @@ import (
 	"github.com/usersd/usersd/internal/users"
 )
 
-// Queue is the fake job queue of the tests: it implements a store's Jobs
-// interface (sqlite.Jobs with Tx *sql.Tx, postgres.Jobs with Tx pgx.Tx)
+// Queue is the fake job queue of the tests: it implements a store's
+// Enqueuer (sqlite.Enqueuer with Tx *sql.Tx, postgres.Enqueuer with Tx pgx.Tx)
 // and records in its Jobs what it is given, in order, as River would
 // enqueue it: pass &q.Jobs to Run. Nothing runs the jobs; a test that wants
 // imports done takes the chunks (TakeChunks) and runs them. The zero value
