@@ -26,22 +26,53 @@ func TestRulesCoverEveryRPC(t *testing.T) {
 			}
 		}
 	}
-	if len(methods) < 18 {
-		t.Fatalf("found %d methods in users.v1 and users.v2, want at least 18", len(methods))
+	if len(methods) < 34 {
+		t.Fatalf("found %d methods in users.v1 and users.v2, want at least 34", len(methods))
 	}
+	keys := map[string]bool{}
 	for m := range methods {
-		r, ok := rules[m]
+		pkg, key, ok := splitMethod(m)
 		if !ok {
-			t.Errorf("no rule for %s: add it to rules (and docs/security.md)", m)
+			t.Errorf("splitMethod(%s) failed", m)
+			continue
+		}
+		if versions[pkg] == nil {
+			t.Errorf("%s: no requests accessor for %s in versions", m, pkg)
+		}
+		keys[key] = true
+		r, ok := rules[key]
+		if !ok {
+			t.Errorf("no rule for %s: add %s to rules (and docs/security.md)", m, key)
 			continue
 		}
 		if !slices.Contains([]string{ScopeRead, ScopeWrite, ScopeAdmin}, r.scope) {
 			t.Errorf("rule for %s: scope %q is not one of the API's", m, r.scope)
 		}
 	}
-	for m := range rules {
-		if !methods[m] {
-			t.Errorf("rule for %s, which is no method of users.v1 or users.v2", m)
+	for k := range rules {
+		if !keys[k] {
+			t.Errorf("rule for %s, which is no method of users.v1 or users.v2", k)
+		}
+	}
+}
+
+func TestSplitMethod(t *testing.T) {
+	tests := []struct {
+		method, pkg, key string
+		ok               bool
+	}{
+		{"/users.v1.UserService/GetUser", "users.v1", "UserService/GetUser", true},
+		{"/users.v2.UserService/ListWebhookDeliveries", "users.v2", "UserService/ListWebhookDeliveries", true},
+		{"users.v2.UserService/GetUser", "", "", false},
+		{"/UserService/GetUser", "", "", false},
+		{"/users.v2.UserService/", "", "", false},
+		{"/users.v2.UserService", "", "", false},
+		{"", "", "", false},
+	}
+	for _, tt := range tests {
+		pkg, key, ok := splitMethod(tt.method)
+		if pkg != tt.pkg || key != tt.key || ok != tt.ok {
+			t.Errorf("splitMethod(%q) = %q, %q, %v; want %q, %q, %v", tt.method, pkg, key, ok, tt.pkg, tt.key, tt.ok)
 		}
 	}
 }
@@ -149,6 +180,18 @@ func TestAuthorize(t *testing.T) {
 		{"v2 import", usersv2.UserService_ImportUsers_FullMethodName, &usersv2.ImportUsersRequest{}, admins},
 		{"v2 get operation", usersv2.UserService_GetOperation_FullMethodName, &usersv2.GetOperationRequest{Name: "operations/" + me}, admins},
 
+		{"v2 list events", usersv2.UserService_ListUserEvents_FullMethodName, &usersv2.ListUserEventsRequest{}, read},
+		{"v2 watch events", usersv2.UserService_WatchUserEvents_FullMethodName, nil, read},
+		{"v2 create webhook", usersv2.UserService_CreateWebhook_FullMethodName, &usersv2.CreateWebhookRequest{}, admins},
+		{"v2 get webhook", usersv2.UserService_GetWebhook_FullMethodName, &usersv2.GetWebhookRequest{Name: "webhooks/" + me}, admins},
+		{"v2 list webhooks", usersv2.UserService_ListWebhooks_FullMethodName, &usersv2.ListWebhooksRequest{}, admins},
+		{"v2 update webhook", usersv2.UserService_UpdateWebhook_FullMethodName, &usersv2.UpdateWebhookRequest{Webhook: &usersv2.Webhook{Name: "webhooks/" + me}}, admins},
+		{"v2 delete webhook", usersv2.UserService_DeleteWebhook_FullMethodName, &usersv2.DeleteWebhookRequest{Name: "webhooks/" + me}, admins},
+		{"v2 list webhook deliveries", usersv2.UserService_ListWebhookDeliveries_FullMethodName, &usersv2.ListWebhookDeliveriesRequest{Parent: "webhooks/" + me}, admins},
+		{"v2 get self, a webhook name", usersv2.UserService_GetUser_FullMethodName, &usersv2.GetUserRequest{Name: "webhooks/" + me}, read},
+
+		{"a v2 request to the v1 method", usersv1.UserService_GetUser_FullMethodName, &usersv2.GetUserRequest{Name: "users/" + me}, read},
+		{"unknown version of a known method", "/users.v9.UserService/GetUser", &usersv2.GetUserRequest{Name: "users/" + me}, nil},
 		{"a v1 request to the v2 method", usersv2.UserService_GetUser_FullMethodName, &usersv1.GetUserRequest{Id: me}, read},
 		{"unknown method", "/users.v3.UserService/GetUser", &usersv1.GetUserRequest{Id: me}, nil},
 		{"unknown method of a known service", "/users.v1.UserService/PurgeUsers", &usersv1.GetUserRequest{Id: me}, nil},
