@@ -123,7 +123,8 @@ func serve(ctx, hard context.Context, cfg config, getenv func(string) string, lo
 		NewWebhookSecret:    webhooks.NewSecret,
 		DisableWebhookAfter: cfg.WebhookDisableAfter,
 	})
-	api, apiV2 := grpcserver.New(svc), grpcserver.NewV2(svc)
+	api := grpcserver.New(svc)
+	apiV2 := api.V2() // one Drain (api.Drain) ends the streams of both versions
 
 	// The workers stop in the shutdown sequence, not when ctx ends (River
 	// would cancel running jobs at once); the deferred Stop only matters
