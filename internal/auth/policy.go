@@ -85,21 +85,25 @@ var versions = map[string]requests{
 	"users.v2": v2Requests{},
 }
 
-// splitMethod returns the proto package of a full method name and the rest,
-// the key of rules: "/users.v2.UserService/GetUser" is "users.v2" and
-// "UserService/GetUser".
-func splitMethod(method string) (pkg, key string, ok bool) {
-	rest, ok := strings.CutPrefix(method, "/")
-	if !ok {
-		return "", "", false
-	}
-	svc, name, ok := strings.Cut(rest, "/")
-	dot := strings.LastIndexByte(svc, '.')
-	if !ok || dot < 0 || name == "" {
-		return "", "", false
-	}
-	return svc[:dot], rest[dot+1:], true
+// methodRule is the rule of one full method name, with the requests of
+// its version.
+type methodRule struct {
+	rule
+	requests requests
 }
+
+// byMethod is rules for every version, by full method name
+// ("/users.v2.UserService/GetUser"): an index made once from rules and
+// versions, so that a call costs one lookup.
+var byMethod = func() map[string]methodRule {
+	m := make(map[string]methodRule, len(rules)*len(versions))
+	for pkg, reqs := range versions {
+		for key, r := range rules {
+			m["/"+pkg+"."+key] = methodRule{rule: r, requests: reqs}
+		}
+	}
+	return m
+}()
 
 type v1Requests struct{}
 
@@ -195,22 +199,14 @@ func (d *denial) Error() string {
 // is nil for streams, whose requests are not known when they start: then
 // only a scope allows the call.
 func authorize(p Principal, method string, req any) *denial {
-	pkg, key, ok := splitMethod(method)
-	if !ok {
-		return &denial{}
-	}
-	v, ok := versions[pkg]
-	if !ok {
-		return &denial{}
-	}
-	r, ok := rules[key]
+	r, ok := byMethod[method]
 	if !ok {
 		return &denial{}
 	}
 	if p.Has(r.scope) {
 		return nil
 	}
-	if r.self != nil && req != nil && r.self(p.Subject, v, req) {
+	if r.self != nil && req != nil && r.self(p.Subject, r.requests, req) {
 		return nil
 	}
 	return &denial{scope: r.scope}
