@@ -105,6 +105,7 @@ var byMethod = func() map[string]methodRule {
 	return m
 }()
 
+// v1Requests reads users.v1 requests, which name users by id.
 type v1Requests struct{}
 
 func (v1Requests) user(req any) (string, bool) {
@@ -127,6 +128,7 @@ func (v1Requests) profile(req any) (profileUpdate, bool) {
 	}, ok
 }
 
+// v2Requests reads users.v2 requests, which name users "users/{id}".
 type v2Requests struct{}
 
 func (v2Requests) user(req any) (string, bool) {
