@@ -170,7 +170,8 @@ func newService(store users.Store, cfg config) *users.Service {
 // endpoints, until ctx ends; then it runs the shutdown sequence, whose last
 // step is stopJobs.
 func serveAPIs(ctx, hard context.Context, cfg config, log zerolog.Logger, tp trace.TracerProvider, metrics *telemetry.Metrics, checker *health.Checker, svc *users.Service, stopJobs func(context.Context) error) error {
-	api, apiV2 := grpcserver.New(svc), grpcserver.NewV2(svc)
+	api := grpcserver.New(svc)
+	apiV2 := api.V2() // one Drain (api.Drain) ends the streams of both versions
 	limiter := overload.New(cfg.MaxInFlight, metrics.RejectedInc)
 	authn, err := newAuthenticator(ctx, cfg, log)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	usersv1 "github.com/usersd/usersd/api/users/v1"
 	usersv2 "github.com/usersd/usersd/api/users/v2"
+	"github.com/usersd/usersd/internal/names"
 )
 
 // The scopes of the users API.
@@ -29,76 +30,138 @@ var implies = map[string][]string{
 	ScopeWrite: {ScopeRead},
 }
 
-// rule says who may call one RPC.
+// rule says who may call one RPC, in every version of the API.
 type rule struct {
 	// scope lets any caller make the call.
 	scope string
-	// self, when not nil, reports whether a request acts only on the user
-	// whose id is sub, in a way that user may act on itself: then no scope
-	// is needed.
-	self func(sub string, req any) bool
+	// self, when not nil, reports whether a request, read through the
+	// requests of its API version, acts only on the user whose id is sub,
+	// in a way that user may act on itself: then no scope is needed.
+	self func(sub string, r requests, req any) bool
 }
 
-// rules is the one table of who may call what, by full method name. An RPC
-// it does not list is denied to everyone (TestRulesCoverEveryRPC fails
-// when a method of users.v1 or users.v2 is missing). docs/security.md
-// shows the same table.
+// rules is the one table of who may call what, by method name without the
+// API version: "UserService/GetUser" stands for /users.v1.UserService/GetUser
+// and /users.v2.UserService/GetUser. An RPC it does not list is denied to
+// everyone (TestRulesCoverEveryRPC fails when a method of users.v1 or
+// users.v2 is missing). docs/security.md shows the same table.
 var rules = map[string]rule{
-	usersv1.UserService_CreateUser_FullMethodName: {scope: ScopeWrite},
-	usersv1.UserService_GetUser_FullMethodName: {scope: ScopeRead, self: ownUser(func(r *usersv1.GetUserRequest) string {
-		return r.GetId()
-	})},
-	usersv1.UserService_ListUsers_FullMethodName: {scope: ScopeRead},
-	usersv1.UserService_UpdateUser_FullMethodName: {scope: ScopeWrite, self: ownProfile(func(r *usersv1.UpdateUserRequest) profileUpdate {
-		u := r.GetUser()
-		return profileUpdate{
-			id:    u.GetId(),
-			paths: r.GetUpdateMask().GetPaths(),
-			more:  u.GetEmail() != "" || u.GetState() != usersv1.User_STATE_UNSPECIFIED,
-		}
-	})},
-	usersv1.UserService_DeleteUser_FullMethodName:   {scope: ScopeWrite},
-	usersv1.UserService_UndeleteUser_FullMethodName: {scope: ScopeAdmin},
-	usersv1.UserService_BatchGetUsers_FullMethodName: {scope: ScopeRead, self: ownUsers(func(r *usersv1.BatchGetUsersRequest) []string {
-		return r.GetIds()
-	})},
-	usersv1.UserService_ImportUsers_FullMethodName:  {scope: ScopeAdmin},
-	usersv1.UserService_GetOperation_FullMethodName: {scope: ScopeAdmin},
+	"UserService/CreateUser":    {scope: ScopeWrite},
+	"UserService/GetUser":       {scope: ScopeRead, self: ownUser},
+	"UserService/ListUsers":     {scope: ScopeRead},
+	"UserService/UpdateUser":    {scope: ScopeWrite, self: ownProfile},
+	"UserService/DeleteUser":    {scope: ScopeWrite},
+	"UserService/UndeleteUser":  {scope: ScopeAdmin},
+	"UserService/BatchGetUsers": {scope: ScopeRead, self: ownUsers},
+	"UserService/ImportUsers":   {scope: ScopeAdmin},
+	"UserService/GetOperation":  {scope: ScopeAdmin},
 	// The feed shows every user: no self rule.
-	usersv1.UserService_ListUserEvents_FullMethodName:  {scope: ScopeRead},
-	usersv1.UserService_WatchUserEvents_FullMethodName: {scope: ScopeRead},
+	"UserService/ListUserEvents":  {scope: ScopeRead},
+	"UserService/WatchUserEvents": {scope: ScopeRead},
 	// A subscription receives every user event.
-	usersv1.UserService_CreateWebhook_FullMethodName:         {scope: ScopeAdmin},
-	usersv1.UserService_GetWebhook_FullMethodName:            {scope: ScopeAdmin},
-	usersv1.UserService_ListWebhooks_FullMethodName:          {scope: ScopeAdmin},
-	usersv1.UserService_UpdateWebhook_FullMethodName:         {scope: ScopeAdmin},
-	usersv1.UserService_DeleteWebhook_FullMethodName:         {scope: ScopeAdmin},
-	usersv1.UserService_ListWebhookDeliveries_FullMethodName: {scope: ScopeAdmin},
+	"UserService/CreateWebhook":         {scope: ScopeAdmin},
+	"UserService/GetWebhook":            {scope: ScopeAdmin},
+	"UserService/ListWebhooks":          {scope: ScopeAdmin},
+	"UserService/UpdateWebhook":         {scope: ScopeAdmin},
+	"UserService/DeleteWebhook":         {scope: ScopeAdmin},
+	"UserService/ListWebhookDeliveries": {scope: ScopeAdmin},
+}
 
-	usersv2.UserService_CreateUser_FullMethodName: {scope: ScopeWrite},
-	usersv2.UserService_GetUser_FullMethodName: {scope: ScopeRead, self: ownUser(func(r *usersv2.GetUserRequest) string {
-		return idOfName(r.GetName())
-	})},
-	usersv2.UserService_ListUsers_FullMethodName: {scope: ScopeRead},
-	usersv2.UserService_UpdateUser_FullMethodName: {scope: ScopeWrite, self: ownProfile(func(r *usersv2.UpdateUserRequest) profileUpdate {
-		u := r.GetUser()
-		return profileUpdate{
-			id:    idOfName(u.GetName()),
-			paths: r.GetUpdateMask().GetPaths(),
-			more:  u.GetEmail() != "" || u.GetState() != usersv2.User_STATE_UNSPECIFIED,
+// requests reads what the self rules need from the requests of one API
+// version. Each method reports false for a request of another type, which
+// then gets no self access.
+type requests interface {
+	// user returns the id of the user a GetUserRequest is about.
+	user(req any) (id string, ok bool)
+	// users returns the ids of the users a BatchGetUsersRequest is about.
+	users(req any) (ids []string, ok bool)
+	// profile returns what an UpdateUserRequest changes.
+	profile(req any) (profileUpdate, bool)
+}
+
+// versions are the requests of each API version, by proto package.
+var versions = map[string]requests{
+	"users.v1": v1Requests{},
+	"users.v2": v2Requests{},
+}
+
+// methodRule is the rule of one full method name, with the requests of
+// its version.
+type methodRule struct {
+	rule
+	requests requests
+}
+
+// byMethod is rules for every version, by full method name
+// ("/users.v2.UserService/GetUser"): an index made once from rules and
+// versions, so that a call costs one lookup.
+var byMethod = func() map[string]methodRule {
+	m := make(map[string]methodRule, len(rules)*len(versions))
+	for pkg, reqs := range versions {
+		for key, r := range rules {
+			m["/"+pkg+"."+key] = methodRule{rule: r, requests: reqs}
 		}
-	})},
-	usersv2.UserService_DeleteUser_FullMethodName:   {scope: ScopeWrite},
-	usersv2.UserService_UndeleteUser_FullMethodName: {scope: ScopeAdmin},
-	usersv2.UserService_BatchGetUsers_FullMethodName: {scope: ScopeRead, self: ownUsers(func(r *usersv2.BatchGetUsersRequest) []string {
-		ids := make([]string, len(r.GetNames()))
-		for i, n := range r.GetNames() {
-			ids[i] = idOfName(n)
-		}
-		return ids
-	})},
-	usersv2.UserService_ImportUsers_FullMethodName:  {scope: ScopeAdmin},
-	usersv2.UserService_GetOperation_FullMethodName: {scope: ScopeAdmin},
+	}
+	return m
+}()
+
+// v1Requests reads users.v1 requests, which name users by id.
+type v1Requests struct{}
+
+func (v1Requests) user(req any) (string, bool) {
+	r, ok := req.(*usersv1.GetUserRequest)
+	return r.GetId(), ok
+}
+
+func (v1Requests) users(req any) ([]string, bool) {
+	r, ok := req.(*usersv1.BatchGetUsersRequest)
+	return r.GetIds(), ok
+}
+
+func (v1Requests) profile(req any) (profileUpdate, bool) {
+	r, ok := req.(*usersv1.UpdateUserRequest)
+	u := r.GetUser()
+	return profileUpdate{
+		id:    u.GetId(),
+		paths: r.GetUpdateMask().GetPaths(),
+		more:  u.GetEmail() != "" || u.GetState() != usersv1.User_STATE_UNSPECIFIED,
+	}, ok
+}
+
+// v2Requests reads users.v2 requests, which name users "users/{id}".
+type v2Requests struct{}
+
+func (v2Requests) user(req any) (string, bool) {
+	r, ok := req.(*usersv2.GetUserRequest)
+	return userID(r.GetName()), ok
+}
+
+func (v2Requests) users(req any) ([]string, bool) {
+	r, ok := req.(*usersv2.BatchGetUsersRequest)
+	if !ok {
+		return nil, false
+	}
+	ids := make([]string, len(r.GetNames()))
+	for i, n := range r.GetNames() {
+		ids[i] = userID(n)
+	}
+	return ids, true
+}
+
+func (v2Requests) profile(req any) (profileUpdate, bool) {
+	r, ok := req.(*usersv2.UpdateUserRequest)
+	u := r.GetUser()
+	return profileUpdate{
+		id:    userID(u.GetName()),
+		paths: r.GetUpdateMask().GetPaths(),
+		more:  u.GetEmail() != "" || u.GetState() != usersv2.User_STATE_UNSPECIFIED,
+	}, ok
+}
+
+// userID returns the id of a user name, "users/{id}", or "".
+func userID(name string) string {
+	id, _ := names.Users.ID(name)
+	return id
 }
 
 // public are the services outside authentication: health checking, which
@@ -138,14 +201,14 @@ func (d *denial) Error() string {
 // is nil for streams, whose requests are not known when they start: then
 // only a scope allows the call.
 func authorize(p Principal, method string, req any) *denial {
-	r, ok := rules[method]
+	r, ok := byMethod[method]
 	if !ok {
 		return &denial{}
 	}
 	if p.Has(r.scope) {
 		return nil
 	}
-	if r.self != nil && req != nil && r.self(p.Subject, req) {
+	if r.self != nil && req != nil && r.self(p.Subject, r.requests, req) {
 		return nil
 	}
 	return &denial{scope: r.scope}
@@ -180,40 +243,25 @@ func sameUser(sub, id string) bool {
 	return errA == nil && errB == nil && a == b
 }
 
-// idOfName returns the id of a v2 user name, "users/{id}", or "".
-func idOfName(name string) string {
-	id, ok := strings.CutPrefix(name, "users/")
+// ownUser is the self rule of a GetUserRequest: it is about the caller.
+func ownUser(sub string, r requests, req any) bool {
+	id, ok := r.user(req)
+	return ok && sameUser(sub, id)
+}
+
+// ownUsers is the self rule of a BatchGetUsersRequest: all of its users
+// must be the caller (a BatchGetUsers of oneself).
+func ownUsers(sub string, r requests, req any) bool {
+	list, ok := r.users(req)
 	if !ok {
-		return ""
+		return false
 	}
-	return id
-}
-
-// ownUser is the self rule of a request of type R about the one user
-// whose id returns.
-func ownUser[R any](id func(R) string) func(string, any) bool {
-	return func(sub string, req any) bool {
-		r, ok := req.(R)
-		return ok && sameUser(sub, id(r))
-	}
-}
-
-// ownUsers is the self rule of a request of type R about the users whose
-// ids returns: all of them must be the caller (a BatchGetUsers of oneself).
-func ownUsers[R any](ids func(R) []string) func(string, any) bool {
-	return func(sub string, req any) bool {
-		r, ok := req.(R)
-		if !ok {
+	for _, id := range list {
+		if !sameUser(sub, id) {
 			return false
 		}
-		list := ids(r)
-		for _, id := range list {
-			if !sameUser(sub, id) {
-				return false
-			}
-		}
-		return len(list) > 0
 	}
+	return len(list) > 0
 }
 
 // profileUpdate is what ownProfile needs of an UpdateUserRequest.
@@ -233,27 +281,21 @@ var selfPaths = map[string]bool{
 	"delete_time": true, "deleteTime": true,
 }
 
-// ownProfile is the self rule of an UpdateUserRequest of type R: a user
-// may change its own display name and labels, and nothing else. "*", or an
-// empty mask when the request sets email or state, changes more.
-func ownProfile[R any](update func(R) profileUpdate) func(string, any) bool {
-	return func(sub string, req any) bool {
-		r, ok := req.(R)
-		if !ok {
-			return false
-		}
-		u := update(r)
-		if !sameUser(sub, u.id) {
-			return false
-		}
-		if len(u.paths) == 0 {
-			return !u.more
-		}
-		for _, p := range u.paths {
-			if !selfPaths[p] {
-				return false
-			}
-		}
-		return true
+// ownProfile is the self rule of an UpdateUserRequest: a user may change
+// its own display name and labels, and nothing else. "*", or an empty mask
+// when the request sets email or state, changes more.
+func ownProfile(sub string, r requests, req any) bool {
+	u, ok := r.profile(req)
+	if !ok || !sameUser(sub, u.id) {
+		return false
 	}
+	if len(u.paths) == 0 {
+		return !u.more
+	}
+	for _, p := range u.paths {
+		if !selfPaths[p] {
+			return false
+		}
+	}
+	return true
 }

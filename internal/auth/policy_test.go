@@ -16,32 +16,40 @@ import (
 // TestRulesCoverEveryRPC fails when a method of users.v1 or users.v2 has no
 // rule, or a rule names a method that does not exist.
 func TestRulesCoverEveryRPC(t *testing.T) {
-	methods := map[string]bool{}
+	methods := map[string]string{} // full method name: the key of rules
 	for _, file := range []protoreflect.FileDescriptor{usersv1.File_users_v1_users_proto, usersv2.File_users_v2_users_proto} {
 		services := file.Services()
 		for i := range services.Len() {
 			svc := services.Get(i)
 			for j := range svc.Methods().Len() {
-				methods["/"+string(svc.FullName())+"/"+string(svc.Methods().Get(j).Name())] = true
+				name := string(svc.Methods().Get(j).Name())
+				methods["/"+string(svc.FullName())+"/"+name] = string(svc.Name()) + "/" + name
 			}
 		}
 	}
-	if len(methods) < 18 {
-		t.Fatalf("found %d methods in users.v1 and users.v2, want at least 18", len(methods))
+	if len(methods) < 34 {
+		t.Fatalf("found %d methods in users.v1 and users.v2, want at least 34", len(methods))
 	}
-	for m := range methods {
-		r, ok := rules[m]
+	keys := map[string]bool{}
+	for m, key := range methods {
+		keys[key] = true
+		r, ok := byMethod[m]
 		if !ok {
-			t.Errorf("no rule for %s: add it to rules (and docs/security.md)", m)
+			t.Errorf("no rule for %s: add %s to rules (and docs/security.md)", m, key)
 			continue
 		}
 		if !slices.Contains([]string{ScopeRead, ScopeWrite, ScopeAdmin}, r.scope) {
 			t.Errorf("rule for %s: scope %q is not one of the API's", m, r.scope)
 		}
 	}
-	for m := range rules {
-		if !methods[m] {
-			t.Errorf("rule for %s, which is no method of users.v1 or users.v2", m)
+	for k := range rules {
+		if !keys[k] {
+			t.Errorf("rule for %s, which is no method of users.v1 or users.v2", k)
+		}
+	}
+	for _, file := range []protoreflect.FileDescriptor{usersv1.File_users_v1_users_proto, usersv2.File_users_v2_users_proto} {
+		if versions[string(file.Package())] == nil {
+			t.Errorf("no requests accessor for %s in versions", file.Package())
 		}
 	}
 }
@@ -149,6 +157,18 @@ func TestAuthorize(t *testing.T) {
 		{"v2 import", usersv2.UserService_ImportUsers_FullMethodName, &usersv2.ImportUsersRequest{}, admins},
 		{"v2 get operation", usersv2.UserService_GetOperation_FullMethodName, &usersv2.GetOperationRequest{Name: "operations/" + me}, admins},
 
+		{"v2 list events", usersv2.UserService_ListUserEvents_FullMethodName, &usersv2.ListUserEventsRequest{}, read},
+		{"v2 watch events", usersv2.UserService_WatchUserEvents_FullMethodName, nil, read},
+		{"v2 create webhook", usersv2.UserService_CreateWebhook_FullMethodName, &usersv2.CreateWebhookRequest{}, admins},
+		{"v2 get webhook", usersv2.UserService_GetWebhook_FullMethodName, &usersv2.GetWebhookRequest{Name: "webhooks/" + me}, admins},
+		{"v2 list webhooks", usersv2.UserService_ListWebhooks_FullMethodName, &usersv2.ListWebhooksRequest{}, admins},
+		{"v2 update webhook", usersv2.UserService_UpdateWebhook_FullMethodName, &usersv2.UpdateWebhookRequest{Webhook: &usersv2.Webhook{Name: "webhooks/" + me}}, admins},
+		{"v2 delete webhook", usersv2.UserService_DeleteWebhook_FullMethodName, &usersv2.DeleteWebhookRequest{Name: "webhooks/" + me}, admins},
+		{"v2 list webhook deliveries", usersv2.UserService_ListWebhookDeliveries_FullMethodName, &usersv2.ListWebhookDeliveriesRequest{Parent: "webhooks/" + me}, admins},
+		{"v2 get self, a webhook name", usersv2.UserService_GetUser_FullMethodName, &usersv2.GetUserRequest{Name: "webhooks/" + me}, read},
+
+		{"a v2 request to the v1 method", usersv1.UserService_GetUser_FullMethodName, &usersv2.GetUserRequest{Name: "users/" + me}, read},
+		{"unknown version of a known method", "/users.v9.UserService/GetUser", &usersv2.GetUserRequest{Name: "users/" + me}, nil},
 		{"a v1 request to the v2 method", usersv2.UserService_GetUser_FullMethodName, &usersv1.GetUserRequest{Id: me}, read},
 		{"unknown method", "/users.v3.UserService/GetUser", &usersv1.GetUserRequest{Id: me}, nil},
 		{"unknown method of a known service", "/users.v1.UserService/PurgeUsers", &usersv1.GetUserRequest{Id: me}, nil},

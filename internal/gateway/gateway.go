@@ -141,15 +141,23 @@ func forwardResponse(ctx context.Context, w http.ResponseWriter, m proto.Message
 	case *usersv2.Operation:
 		operationResponse(w, method, "/v2/"+m.GetName())
 	case *usersv1.Webhook:
-		if m.GetSecret() != "" {
-			w.Header().Set("Cache-Control", "no-store")
-		}
-		if method == usersv1.UserService_CreateWebhook_FullMethodName {
-			w.Header().Set("Location", "/v1/webhooks/"+m.GetId())
-			w.WriteHeader(http.StatusCreated)
-		}
+		webhookResponse(w, method == usersv1.UserService_CreateWebhook_FullMethodName, m.GetSecret(), "/v1/webhooks/"+m.GetId())
+	case *usersv2.Webhook:
+		webhookResponse(w, method == usersv2.UserService_CreateWebhook_FullMethodName, m.GetSecret(), "/v2/"+m.GetName())
 	}
 	return nil
+}
+
+// webhookResponse keeps an answer that carries a secret out of caches, and
+// answers a create with 201 Created and the subscription's path.
+func webhookResponse(w http.ResponseWriter, created bool, secret, location string) {
+	if secret != "" {
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	if created {
+		w.Header().Set("Location", location)
+		w.WriteHeader(http.StatusCreated)
+	}
 }
 
 func userResponse(w http.ResponseWriter, method, etag, location string) {

@@ -40,7 +40,7 @@ func routeTable(t *testing.T) map[string][]string {
 	}
 	// The walk is only as good as the list: both versions, and at least as
 	// many routes as the protos had when this test was written.
-	if versions["v1"] < 15 || versions["v2"] < 9 {
+	if versions["v1"] < 15 || versions["v2"] < 16 {
 		t.Fatalf("gateway.Routes() has %v routes per prefix, want both versions with all their routes", versions)
 	}
 	for p := range table {

@@ -145,3 +145,127 @@ func TestWebhookRoutes(t *testing.T) {
 		t.Errorf("GET after DELETE status = %d, want 404; body %s", w.Code, w.Body)
 	}
 }
+
+// TestV2UserEventsRoute checks GET /v2/userEvents: events named
+// userEvents/{id}, their user by name, its snapshot, and the cursor.
+func TestV2UserEventsRoute(t *testing.T) {
+	h := newAPIGateway(t, gateway.Options{}, grpcserver.ChainConfig{})
+	w := call(t, h, "POST", "/v2/users", `{"email":"ada@example.com","displayName":"Ada"}`)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("POST /v2/users status = %d, want 201; body %s", w.Code, w.Body)
+	}
+	name := decode(t, w)["name"].(string)
+	if w := call(t, h, "PATCH", "/v2/"+name, `{"displayName":"Ada L."}`); w.Code != http.StatusOK {
+		t.Fatalf("PATCH /v2/%s status = %d, want 200; body %s", name, w.Code, w.Body)
+	}
+
+	w = call(t, h, "GET", "/v2/userEvents?pageSize=1", "")
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET /v2/userEvents status = %d, want 200; body %s", w.Code, w.Body)
+	}
+	page := decode(t, w)
+	evs, _ := page["events"].([]any)
+	if len(evs) != 1 || evs[0].(map[string]any)["type"] != "user.created" {
+		t.Fatalf("first page = %s, want Ada's user.created", w.Body)
+	}
+	next, _ := page["nextCursor"].(string)
+	if next == "" || next != evs[0].(map[string]any)["cursor"] {
+		t.Errorf("nextCursor = %q, want the cursor of the page's event", next)
+	}
+
+	w = call(t, h, "GET", "/v2/userEvents?after="+url.QueryEscape(next), "")
+	evs, _ = decode(t, w)["events"].([]any)
+	if w.Code != http.StatusOK || len(evs) != 1 {
+		t.Fatalf("second page = %d %s, want one event", w.Code, w.Body)
+	}
+	ev := evs[0].(map[string]any)
+	if ev["type"] != "user.updated" || ev["user"] != name || !slices.Equal(toStrings(ev["changedPaths"]), []string{"displayName"}) {
+		t.Errorf("second page's event = %v, want user.updated of %s changing [displayName]", ev, name)
+	}
+	if evName, _ := ev["name"].(string); !strings.HasPrefix(evName, "userEvents/") {
+		t.Errorf("event name = %q, want userEvents/{id}", evName)
+	}
+	if u, _ := ev["snapshot"].(map[string]any); u["displayName"] != "Ada L." || u["name"] != name {
+		t.Errorf("event snapshot = %v, want %s with displayName Ada L.", ev["snapshot"], name)
+	}
+	if _, ok := ev["createTime"]; !ok {
+		t.Errorf("event = %v, want a createTime", ev)
+	}
+
+	w = call(t, h, "GET", "/v2/userEvents?after=bogus", "")
+	if w.Code != http.StatusBadRequest || !slices.Contains(badRequestFields(t, w), "after") {
+		t.Errorf("GET /v2/userEvents?after=bogus = %d %s, want 400 naming after", w.Code, w.Body)
+	}
+}
+
+// TestV2WebhookRoutes checks webhook administration through users.v2:
+// names, 201 and Location on create, the secret only on create and
+// rotation, PATCH by name, deliveries under the parent, delete, and the
+// fields errors name.
+func TestV2WebhookRoutes(t *testing.T) {
+	h := newAPIGateway(t, gateway.Options{}, grpcserver.ChainConfig{})
+	w := call(t, h, "POST", "/v2/webhooks", `{"url":"https://example.com/hooks","eventTypes":["user.created"],"enabled":true}`)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("POST /v2/webhooks status = %d, want 201; body %s", w.Code, w.Body)
+	}
+	created := decode(t, w)
+	name, _ := created["name"].(string)
+	if !strings.HasPrefix(name, "webhooks/") {
+		t.Fatalf("created name = %q, want webhooks/{id}", name)
+	}
+	if got, want := w.Header().Get("Location"), "/v2/"+name; got != want {
+		t.Errorf("Location = %q, want %q", got, want)
+	}
+	secret, _ := created["secret"].(string)
+	if !strings.HasPrefix(secret, "whsec_") || w.Header().Get("Cache-Control") != "no-store" {
+		t.Errorf("create: secret %q, Cache-Control %q; want whsec_… and no-store", secret, w.Header().Get("Cache-Control"))
+	}
+
+	w = call(t, h, "GET", "/v2/"+name, "")
+	if got := decode(t, w); w.Code != http.StatusOK || got["secret"] != "" || got["name"] != name || w.Header().Get("Cache-Control") != "" {
+		t.Errorf("GET /v2/%s = %d %s, want the webhook without its secret", name, w.Code, w.Body)
+	}
+
+	w = call(t, h, "PATCH", "/v2/"+name, `{"enabled":false}`)
+	if got := decode(t, w); w.Code != http.StatusOK || got["enabled"] != false || got["url"] != "https://example.com/hooks" || got["secret"] != "" {
+		t.Errorf("PATCH enabled = %d %s, want disabled, the url kept, no secret", w.Code, w.Body)
+	}
+	w = call(t, h, "PATCH", "/v2/"+name, `{"secret":""}`)
+	if got, _ := decode(t, w)["secret"].(string); w.Code != http.StatusOK || !strings.HasPrefix(got, "whsec_") || got == secret {
+		t.Errorf("PATCH secret = %d %s, want a new whsec_ secret", w.Code, w.Body)
+	}
+
+	w = call(t, h, "GET", "/v2/webhooks", "")
+	if hooks, _ := decode(t, w)["webhooks"].([]any); w.Code != http.StatusOK || len(hooks) != 1 {
+		t.Errorf("GET /v2/webhooks = %d %s, want one webhook", w.Code, w.Body)
+	}
+	w = call(t, h, "GET", "/v2/"+name+"/deliveries?pageSize=10", "")
+	if ds, ok := decode(t, w)["deliveries"].([]any); w.Code != http.StatusOK || !ok || len(ds) != 0 {
+		t.Errorf("GET deliveries = %d %s, want 200 and no deliveries", w.Code, w.Body)
+	}
+
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+		field              string
+	}{
+		{"POST", "/v2/webhooks", `{"url":"https://example.com/hooks","eventTypes":["user.renamed"]}`, http.StatusBadRequest, "webhook.event_types[0]"},
+		{"GET", "/v2/webhooks/nope", "", http.StatusBadRequest, "name"},
+		{"PATCH", "/v2/webhooks/nope", `{"enabled":true}`, http.StatusBadRequest, "webhook.name"},
+		{"GET", "/v2/webhooks/nope/deliveries", "", http.StatusBadRequest, "parent"},
+		{"GET", "/v2/" + name + "/deliveries?pageSize=-1", "", http.StatusBadRequest, "page_size"},
+		{"GET", "/v2/webhooks/" + exampleID, "", http.StatusNotFound, ""},
+	} {
+		w := call(t, h, tc.method, tc.path, tc.body)
+		if w.Code != tc.code || (tc.field != "" && !slices.Contains(badRequestFields(t, w), tc.field)) {
+			t.Errorf("%s %s = %d %s, want %d naming %q", tc.method, tc.path, w.Code, w.Body, tc.code, tc.field)
+		}
+	}
+
+	if w := call(t, h, "DELETE", "/v2/"+name, ""); w.Code != http.StatusOK {
+		t.Errorf("DELETE status = %d, want 200; body %s", w.Code, w.Body)
+	}
+	if w := call(t, h, "GET", "/v2/"+name, ""); w.Code != http.StatusNotFound {
+		t.Errorf("GET after DELETE status = %d, want 404; body %s", w.Code, w.Body)
+	}
+}

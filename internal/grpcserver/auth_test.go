@@ -406,6 +406,42 @@ func v2Cases() []roleCase {
 			_, err := e.v2.GetOperation(ctx, &usersv2.GetOperationRequest{Name: "operations/" + f.operation}, o...)
 			return err
 		}, allowAdmin},
+		{"list events", usersv2.UserService_ListUserEvents_FullMethodName, fixtureOpts{}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
+			_, err := e.v2.ListUserEvents(ctx, &usersv2.ListUserEventsRequest{}, o...)
+			return err
+		}, allowRead},
+		{"watch events", usersv2.UserService_WatchUserEvents_FullMethodName, fixtureOpts{}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
+			stream, err := e.v2.WatchUserEvents(ctx, &usersv2.WatchUserEventsRequest{}, o...)
+			if err != nil {
+				return err
+			}
+			_, err = stream.Recv()
+			return err
+		}, allowRead},
+		{"create webhook", usersv2.UserService_CreateWebhook_FullMethodName, fixtureOpts{}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
+			_, err := e.v2.CreateWebhook(ctx, &usersv2.CreateWebhookRequest{Webhook: &usersv2.Webhook{Url: "https://example.com/hooks"}}, o...)
+			return err
+		}, allowAdmin},
+		{"get webhook", usersv2.UserService_GetWebhook_FullMethodName, fixtureOpts{webhook: true}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
+			_, err := e.v2.GetWebhook(ctx, &usersv2.GetWebhookRequest{Name: "webhooks/" + f.webhook}, o...)
+			return err
+		}, allowAdmin},
+		{"list webhooks", usersv2.UserService_ListWebhooks_FullMethodName, fixtureOpts{}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
+			_, err := e.v2.ListWebhooks(ctx, &usersv2.ListWebhooksRequest{}, o...)
+			return err
+		}, allowAdmin},
+		{"rotate webhook secret", usersv2.UserService_UpdateWebhook_FullMethodName, fixtureOpts{webhook: true}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
+			_, err := e.v2.UpdateWebhook(ctx, &usersv2.UpdateWebhookRequest{Webhook: &usersv2.Webhook{Name: "webhooks/" + f.webhook}, UpdateMask: maskOf("secret")}, o...)
+			return err
+		}, allowAdmin},
+		{"delete webhook", usersv2.UserService_DeleteWebhook_FullMethodName, fixtureOpts{webhook: true}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
+			_, err := e.v2.DeleteWebhook(ctx, &usersv2.DeleteWebhookRequest{Name: "webhooks/" + f.webhook}, o...)
+			return err
+		}, allowAdmin},
+		{"list webhook deliveries", usersv2.UserService_ListWebhookDeliveries_FullMethodName, fixtureOpts{webhook: true}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
+			_, err := e.v2.ListWebhookDeliveries(ctx, &usersv2.ListWebhookDeliveriesRequest{Parent: "webhooks/" + f.webhook}, o...)
+			return err
+		}, allowAdmin},
 	}
 }
 

@@ -1,75 +1,98 @@
 package grpcserver
 
 import (
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	usersv1 "github.com/usersd/usersd/api/users/v1"
 	"github.com/usersd/usersd/internal/users"
 )
 
-// toProto returns the API form of a user.
-func toProto(u *users.User) *usersv1.User {
-	pb := &usersv1.User{
-		Id:          u.ID,
-		Email:       u.Email,
-		DisplayName: u.DisplayName,
-		State:       usersv1.User_State(u.State),
-		Labels:      u.Labels,
-		CreateTime:  timestamppb.New(u.CreateTime),
-		UpdateTime:  timestamppb.New(u.UpdateTime),
-		Etag:        u.Etag(),
+// The pieces of conversion that every API version shares. Each concept has
+// one conversion per version, in convert_v1.go and convert_v2.go.
+
+// optionalTime returns nil for the zero time, so that unset stays unset.
+func optionalTime(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
 	}
-	if !u.DeleteTime.IsZero() {
-		pb.DeleteTime = timestamppb.New(u.DeleteTime)
-	}
-	return pb
+	return timestamppb.New(t)
 }
 
-func toProtos(us []*users.User) []*usersv1.User {
-	out := make([]*usersv1.User, len(us))
-	for i, u := range us {
-		out[i] = toProto(u)
+// changedPaths returns the fields an event set by their JSON names, or nil
+// for none.
+func changedPaths(paths []string) []string {
+	if len(paths) == 0 {
+		return nil
+	}
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = jsonName(p)
 	}
 	return out
 }
 
-// fromProto returns the fields of a user that callers may set.
-func fromProto(u *usersv1.User) *users.User {
-	if u == nil {
-		return nil
-	}
-	return &users.User{
-		ID:          u.GetId(),
-		Email:       u.GetEmail(),
-		DisplayName: u.GetDisplayName(),
-		State:       users.State(u.GetState()),
-		Labels:      u.GetLabels(),
-	}
-}
-
-// operationPrefix starts the resource name of an operation,
-// "operations/{id}", in both API versions.
-const operationPrefix = "operations/"
-
-// operationToProto returns the API form of an operation: its progress, and
-// its outcome once it is done.
-func operationToProto(op *users.Operation) *usersv1.Operation {
-	pb := &usersv1.Operation{
-		Name: operationPrefix + op.ID,
-		Done: op.Done(),
-		Metadata: &usersv1.ImportUsersMetadata{
-			Total:      int32(op.Total),
-			Imported:   int32(op.Imported),
-			Failed:     int32(op.Failed),
-			CreateTime: timestamppb.New(op.CreateTime),
-			UpdateTime: timestamppb.New(op.UpdateTime),
-		},
-	}
-	if pb.Done {
-		pb.Response = &usersv1.ImportUsersResponse{Failures: make([]*usersv1.ImportFailure, len(op.Failures))}
-		for i, f := range op.Failures {
-			pb.Response.Failures[i] = &usersv1.ImportFailure{Index: int32(f.Index), Reason: f.Reason}
+// jsonName returns the lowerCamelCase JSON name of a snake_case field
+// name: "display_name" is "displayName".
+func jsonName(field string) string {
+	parts := strings.Split(field, "_")
+	for i := 1; i < len(parts); i++ {
+		if p := parts[i]; p != "" {
+			parts[i] = strings.ToUpper(p[:1]) + p[1:]
 		}
 	}
-	return pb
+	return strings.Join(parts, "")
+}
+
+// eventTypes returns the domain's form of a subscription's event types, nil
+// for none.
+func eventTypes(in []string) []users.EventType {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]users.EventType, len(in))
+	for i, t := range in {
+		out[i] = users.EventType(t)
+	}
+	return out
+}
+
+// eventTypeNames is the reverse of eventTypes.
+func eventTypeNames(in []users.EventType) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, t := range in {
+		out[i] = string(t)
+	}
+	return out
+}
+
+// secretIf returns the subscription's secret when with is true, else "".
+func secretIf(w *users.Webhook, with bool) string {
+	if with {
+		return w.Secret
+	}
+	return ""
+}
+
+// sameShape returns from as a message of type M, which has from's fields
+// by number and type (wire compatible): a message of one API version
+// turned into its twin of another, where the two match field for field.
+func sameShape[M proto.Message](from proto.Message) M {
+	var to M
+	to = to.ProtoReflect().Type().New().Interface().(M)
+	b, err := proto.Marshal(from)
+	if err == nil {
+		err = proto.Unmarshal(b, to)
+	}
+	if err != nil {
+		// Only a contract change can get here, and a test catches it.
+		panic(fmt.Sprintf("grpcserver: %T is not the shape of %T: %v", to, from, err))
+	}
+	return to
 }

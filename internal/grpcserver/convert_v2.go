@@ -1,48 +1,48 @@
 package grpcserver
 
 import (
-	"errors"
 	"fmt"
-	"strings"
-	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	usersv2 "github.com/usersd/usersd/api/users/v2"
+	"github.com/usersd/usersd/internal/names"
 	"github.com/usersd/usersd/internal/users"
 )
 
-// namePrefix starts every v2 resource name: a user's is "users/{id}"
-// (AIP-122).
-const namePrefix = "users/"
+// The conversions between the domain and users.v2, one per concept. v2
+// names resources by their AIP-122 names (internal/names); the fields of
+// the errors they return are the domain's ("id", "user.id"), which
+// fieldpaths.go turns into v2's on the way out.
 
 // userName returns the v2 resource name of the user with the id.
-func userName(id string) string { return namePrefix + id }
+func userName(id string) string { return names.Users.Name(id) }
 
-// idFromName returns the id in a resource name. An empty name is an empty
-// id, which the domain reports as required; any other name that is not
-// "users/" followed by something is invalid on field. Whether the id is a
-// UUID is the domain's to check.
-func idFromName(field, name string) (string, error) {
+// idOf returns the id in name, a resource name of collection c. An empty
+// name is an empty id, which the domain reports as required on field; any
+// other name that is not one of c's is invalid on field. Whether the id is
+// a UUID is the domain's to check.
+func idOf(c names.Collection, field, name string) (string, error) {
 	if name == "" {
 		return "", nil
 	}
-	id, ok := cutName(name)
+	id, ok := c.ID(name)
 	if !ok {
-		return "", users.Invalid(field, notAName(name))
+		return "", users.Invalid(field, c.NotOne(name))
 	}
 	return id, nil
 }
 
 // idsFromNames returns the ids in BatchGetUsers' names, or an error that
 // names every malformed one.
-func idsFromNames(names []string) ([]string, error) {
-	ids := make([]string, len(names))
+func idsFromNames(ns []string) ([]string, error) {
+	ids := make([]string, len(ns))
 	inv := &users.InvalidError{}
-	for i, name := range names {
-		id, ok := cutName(name)
+	for i, name := range ns {
+		id, ok := names.Users.ID(name)
 		if !ok {
-			inv.Violations = append(inv.Violations, users.FieldViolation{Field: fmt.Sprintf("names[%d]", i), Description: notAName(name)})
+			inv.Violations = append(inv.Violations, users.FieldViolation{Field: fmt.Sprintf("ids[%d]", i), Description: names.Users.NotOne(name)})
 		}
 		ids[i] = id
 	}
@@ -50,17 +50,6 @@ func idsFromNames(names []string) ([]string, error) {
 		return nil, inv
 	}
 	return ids, nil
-}
-
-// cutName returns what follows "users/" in name, and whether that is
-// something.
-func cutName(name string) (string, bool) {
-	id, ok := strings.CutPrefix(name, namePrefix)
-	return id, ok && id != ""
-}
-
-func notAName(name string) string {
-	return fmt.Sprintf("%q is not a user name (%s{id})", name, namePrefix)
 }
 
 // toProtoV2 returns the v2 form of a user.
@@ -78,14 +67,6 @@ func toProtoV2(u *users.User) *usersv2.User {
 	}
 }
 
-// optionalTime returns nil for the zero time, so that unset stays unset.
-func optionalTime(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
-}
-
 func toProtosV2(us []*users.User) []*usersv2.User {
 	out := make([]*usersv2.User, len(us))
 	for i, u := range us {
@@ -94,13 +75,13 @@ func toProtosV2(us []*users.User) []*usersv2.User {
 	return out
 }
 
-// fromProtoV2 returns the fields of a user that callers may set, its name
-// turned into an id.
+// fromProtoV2 returns the fields of a v2 user that callers may set, its
+// name turned into an id.
 func fromProtoV2(u *usersv2.User) (*users.User, error) {
 	if u == nil {
 		return nil, nil
 	}
-	id, err := idFromName("user.name", u.GetName())
+	id, err := idOf(names.Users, "user.id", u.GetName())
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +92,18 @@ func fromProtoV2(u *usersv2.User) (*users.User, error) {
 		State:       users.State(u.GetState()),
 		Labels:      u.GetLabels(),
 	}, nil
+}
+
+// importRowV2 is a v2 row of an import with only the fields a caller may
+// set; see importRows.
+func importRowV2(u *usersv2.User) *usersv2.User {
+	return &usersv2.User{Email: u.GetEmail(), DisplayName: u.GetDisplayName(), State: u.GetState(), Labels: u.GetLabels()}
+}
+
+// fromImportRowV2 returns the domain's form of a row that importRowV2
+// made, which has no name.
+func fromImportRowV2(u *usersv2.User) *users.User {
+	return &users.User{Email: u.GetEmail(), DisplayName: u.GetDisplayName(), State: users.State(u.GetState()), Labels: u.GetLabels()}
 }
 
 // pathsV2 returns an update mask's paths in the domain's terms: v2's name,
@@ -130,62 +123,11 @@ func pathsV2(paths []string) ([]string, error) {
 	return out, nil
 }
 
-// fieldV2 returns the v2 form of a field the domain names in v1's terms:
-// "id" is "name", "user.id" is "user.name", "ids[3]" is "names[3]".
-func fieldV2(f string) string {
-	switch {
-	case f == "id":
-		return "name"
-	case f == "user.id":
-		return "user.name"
-	case f == "ids" || strings.HasPrefix(f, "ids["):
-		return "names" + f[len("ids"):]
-	}
-	return f
-}
-
-// errorV2 returns err with the fields of its *users.InvalidError, if any,
-// renamed by fieldV2. The domain's field names are v1's; every error of the
-// domain passes through here on its way to a v2 client. Other errors are
-// returned as they are.
-func errorV2(err error) error {
-	var inv *users.InvalidError
-	if !errors.As(err, &inv) {
-		return err
-	}
-	renamed := &users.InvalidError{Violations: make([]users.FieldViolation, len(inv.Violations)), Reason: inv.Reason}
-	for i, v := range inv.Violations {
-		v.Field = fieldV2(v.Field)
-		renamed.Violations[i] = v
-	}
-	return renamed
-}
-
-// userV2 returns the v2 form of a domain call's result.
-func userV2(u *users.User, err error) (*usersv2.User, error) {
-	if err != nil {
-		return nil, errorV2(err)
-	}
-	return toProtoV2(u), nil
-}
-
-// operationID returns the id in an operation's name, "operations/{id}". An
-// empty name is an empty id, which the domain reports as required.
-func operationID(name string) (string, error) {
-	if name == "" {
-		return "", nil
-	}
-	id, ok := strings.CutPrefix(name, operationPrefix)
-	if !ok || id == "" {
-		return "", users.Invalid("name", fmt.Sprintf("%q is not an operation name (%s{id})", name, operationPrefix))
-	}
-	return id, nil
-}
-
-// operationToProtoV2 returns the v2 form of an operation.
+// operationToProtoV2 returns the v2 form of an operation: its progress,
+// and its outcome once it is done.
 func operationToProtoV2(op *users.Operation) *usersv2.Operation {
 	pb := &usersv2.Operation{
-		Name: operationPrefix + op.ID,
+		Name: names.Operations.Name(op.ID),
 		Done: op.Done(),
 		Metadata: &usersv2.ImportUsersMetadata{
 			Total:      int32(op.Total),
@@ -202,4 +144,58 @@ func operationToProtoV2(op *users.Operation) *usersv2.Operation {
 		}
 	}
 	return pb
+}
+
+// eventToProtoV2 returns the v2 form of an event.
+func eventToProtoV2(ev users.Event) *usersv2.UserEvent {
+	pb := &usersv2.UserEvent{
+		Name:         names.UserEvents.Name(ev.ID),
+		Type:         string(ev.Type),
+		User:         userName(ev.UserID),
+		ChangedPaths: changedPaths(ev.Paths),
+		CreateTime:   timestamppb.New(ev.Time),
+		Cursor:       ev.Pos.Cursor(),
+		Traceparent:  ev.TraceParent,
+	}
+	if ev.User != nil {
+		pb.Snapshot = toProtoV2(ev.User)
+	}
+	return pb
+}
+
+// webhookToProtoV2 returns the v2 form of a subscription; with its secret
+// only when withSecret is true.
+func webhookToProtoV2(w *users.Webhook, withSecret bool) *usersv2.Webhook {
+	return &usersv2.Webhook{
+		Name:                names.Webhooks.Name(w.ID),
+		Url:                 w.URL,
+		EventTypes:          eventTypeNames(w.EventTypes),
+		Secret:              secretIf(w, withSecret),
+		Enabled:             w.Enabled,
+		ConsecutiveFailures: int32(w.ConsecutiveFailures),
+		DisabledReason:      w.DisabledReason,
+		CreateTime:          timestamppb.New(w.CreateTime),
+		UpdateTime:          timestamppb.New(w.UpdateTime),
+	}
+}
+
+// webhookRequestV2 returns the domain's form of a v2 subscription and its
+// id, from its name.
+func webhookRequestV2(w *usersv2.Webhook) (id string, req users.WebhookRequest, err error) {
+	id, err = idOf(names.Webhooks, "webhook.id", w.GetName())
+	return id, users.WebhookRequest{URL: w.GetUrl(), EventTypes: eventTypes(w.GetEventTypes()), Enabled: w.GetEnabled()}, err
+}
+
+// deliveryToProtoV2 returns the v2 form of a delivery attempt.
+func deliveryToProtoV2(a users.DeliveryAttempt) *usersv2.WebhookDelivery {
+	return &usersv2.WebhookDelivery{
+		Event:      names.UserEvents.Name(a.EventID),
+		EventType:  string(a.EventType),
+		Attempt:    int32(a.Attempt),
+		Status:     int32(a.Status),
+		Latency:    durationpb.New(a.Latency),
+		Success:    a.Success,
+		Error:      a.Error,
+		CreateTime: timestamppb.New(a.Time),
+	}
 }

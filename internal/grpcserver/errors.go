@@ -105,7 +105,8 @@ func toStatus(err error) (st *status.Status, internal bool) {
 var ErrorInterceptor = Errors(nil)
 
 // Errors returns the interceptor that maps the errors handlers return to
-// gRPC statuses. The detail of an internal error, which clients never see,
+// gRPC statuses, with field paths in the terms of the call's API version
+// (apiFields). The detail of an internal error, which clients never see,
 // goes to the request's telemetry.Call for the access log; so does that of
 // a store's failure (*users.StoreError), whose answer also carries the
 // "retry-after" header, and which count, if not nil, counts by kind and
@@ -116,7 +117,7 @@ func Errors(count func(kind, cause string)) grpc.UnaryServerInterceptor {
 		if err == nil {
 			return resp, nil
 		}
-		return nil, callError(ctx, err, count)
+		return nil, callError(ctx, apiFields(info.FullMethod, err), count)
 	}
 }
 

@@ -18,19 +18,21 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	usersv1 "github.com/usersd/usersd/api/users/v1"
+	usersv2 "github.com/usersd/usersd/api/users/v2"
 	"github.com/usersd/usersd/internal/grpcserver"
 	"github.com/usersd/usersd/internal/sqlite"
 	"github.com/usersd/usersd/internal/users"
 )
 
-// eventsEnv is users.v1 served on 127.0.0.1:0 through the production unary
-// chain, on a fresh SQLite database whose deleted users may be purged at
-// once.
+// eventsEnv is users.v1 and users.v2 (api.V2(), as usersd serves it)
+// served on 127.0.0.1:0 through the production unary chain, on a fresh
+// SQLite database whose deleted users may be purged at once.
 type eventsEnv struct {
 	svc    *users.Service
 	api    *grpcserver.Server
 	srv    *grpc.Server
 	client usersv1.UserServiceClient
+	v2     usersv2.UserServiceClient
 }
 
 func newEventsEnv(t *testing.T) *eventsEnv {
@@ -49,6 +51,7 @@ func newEventsEnv(t *testing.T) *eventsEnv {
 	ics := grpcserver.Interceptors(grpcserver.ChainConfig{Log: zerolog.Nop()})
 	e.srv = grpc.NewServer(grpc.ChainUnaryInterceptor(ics...))
 	usersv1.RegisterUserServiceServer(e.srv, e.api)
+	usersv2.RegisterUserServiceServer(e.srv, e.api.V2())
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("Listen err = %v", err)
@@ -67,6 +70,7 @@ func newEventsEnv(t *testing.T) *eventsEnv {
 	}
 	t.Cleanup(func() { conn.Close() })
 	e.client = usersv1.NewUserServiceClient(conn)
+	e.v2 = usersv2.NewUserServiceClient(conn)
 	return e
 }
 

@@ -3,14 +3,12 @@ package grpcserver
 import (
 	"context"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	usersv1 "github.com/usersd/usersd/api/users/v1"
 	"github.com/usersd/usersd/internal/telemetry"
 	"github.com/usersd/usersd/internal/users"
 )
@@ -23,31 +21,6 @@ const (
 	// MDIfMatch is the expected etag when the request carries none.
 	MDIfMatch = "if-match"
 )
-
-// Server implements users.v1.UserService on a users.Service.
-type Server struct {
-	usersv1.UnimplementedUserServiceServer
-	svc *users.Service
-
-	// draining is closed by Drain; drainOnce guards it.
-	draining  chan struct{}
-	drainOnce sync.Once
-}
-
-var _ usersv1.UserServiceServer = (*Server)(nil)
-
-// New returns a Server backed by svc.
-func New(svc *users.Service) *Server {
-	return &Server{svc: svc, draining: make(chan struct{})}
-}
-
-// Drain ends the server's WatchUserEvents streams, at once and from then
-// on, with UNAVAILABLE: clients reconnect (to another replica) and resume
-// from their cursor. Call it when shutting down, before
-// grpc.Server.GracefulStop, which would otherwise wait for the streams,
-// which end only when their clients cancel. Unary calls are not affected.
-// Drain may be called more than once.
-func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
 
 // ChainConfig configures the interceptor chain.
 type ChainConfig struct {
@@ -147,124 +120,4 @@ func orMD(ctx context.Context, v, field, key string) (string, error) {
 	default:
 		return "", users.Invalid(field, "differs from the "+key+" header")
 	}
-}
-
-// CreateUser implements users.v1.UserService.
-func (s *Server) CreateUser(ctx context.Context, req *usersv1.CreateUserRequest) (*usersv1.User, error) {
-	rid, err := orMD(ctx, req.GetRequestId(), "request_id", MDIdempotencyKey)
-	if err != nil {
-		return nil, err
-	}
-	u, err := s.svc.Create(ctx, users.CreateRequest{User: fromProto(req.GetUser()), RequestID: rid})
-	if err != nil {
-		return nil, err
-	}
-	return toProto(u), nil
-}
-
-// GetUser implements users.v1.UserService.
-func (s *Server) GetUser(ctx context.Context, req *usersv1.GetUserRequest) (*usersv1.User, error) {
-	u, err := s.svc.Get(ctx, req.GetId())
-	if err != nil {
-		return nil, err
-	}
-	return toProto(u), nil
-}
-
-// ListUsers implements users.v1.UserService.
-func (s *Server) ListUsers(ctx context.Context, req *usersv1.ListUsersRequest) (*usersv1.ListUsersResponse, error) {
-	res, err := s.svc.List(ctx, users.ListRequest{
-		PageSize:    int(req.GetPageSize()),
-		PageToken:   req.GetPageToken(),
-		Filter:      req.GetFilter(),
-		OrderBy:     req.GetOrderBy(),
-		ShowDeleted: req.GetShowDeleted(),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &usersv1.ListUsersResponse{Users: toProtos(res.Users), NextPageToken: res.NextPageToken}, nil
-}
-
-// UpdateUser implements users.v1.UserService.
-func (s *Server) UpdateUser(ctx context.Context, req *usersv1.UpdateUserRequest) (*usersv1.User, error) {
-	etag, err := orMD(ctx, req.GetUser().GetEtag(), "user.etag", MDIfMatch)
-	if err != nil {
-		return nil, err
-	}
-	u, err := s.svc.Update(ctx, users.UpdateRequest{
-		User:  fromProto(req.GetUser()),
-		Paths: req.GetUpdateMask().GetPaths(),
-		Etag:  etag,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return toProto(u), nil
-}
-
-// DeleteUser implements users.v1.UserService.
-func (s *Server) DeleteUser(ctx context.Context, req *usersv1.DeleteUserRequest) (*usersv1.User, error) {
-	etag, err := orMD(ctx, req.GetEtag(), "etag", MDIfMatch)
-	if err != nil {
-		return nil, err
-	}
-	u, err := s.svc.Delete(ctx, req.GetId(), etag)
-	if err != nil {
-		return nil, err
-	}
-	return toProto(u), nil
-}
-
-// UndeleteUser implements users.v1.UserService.
-func (s *Server) UndeleteUser(ctx context.Context, req *usersv1.UndeleteUserRequest) (*usersv1.User, error) {
-	etag, err := orMD(ctx, req.GetEtag(), "etag", MDIfMatch)
-	if err != nil {
-		return nil, err
-	}
-	u, err := s.svc.Undelete(ctx, req.GetId(), etag)
-	if err != nil {
-		return nil, err
-	}
-	return toProto(u), nil
-}
-
-// BatchGetUsers implements users.v1.UserService.
-func (s *Server) BatchGetUsers(ctx context.Context, req *usersv1.BatchGetUsersRequest) (*usersv1.BatchGetUsersResponse, error) {
-	us, err := s.svc.BatchGet(ctx, req.GetIds())
-	if err != nil {
-		return nil, err
-	}
-	return &usersv1.BatchGetUsersResponse{Users: toProtos(us)}, nil
-}
-
-// ImportUsers implements users.v1.UserService. Each row is checked against
-// the rules of User on its own: a row that breaks them reaches the domain
-// rejected, so that it fails alone. The id and output-only fields of the
-// rows are ignored.
-func (s *Server) ImportUsers(ctx context.Context, req *usersv1.ImportUsersRequest) (*usersv1.Operation, error) {
-	rid, err := orMD(ctx, req.GetRequestId(), "request_id", MDIdempotencyKey)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := importRows(req.GetUsers(), func(u *usersv1.User) *usersv1.User {
-		return &usersv1.User{Email: u.GetEmail(), DisplayName: u.GetDisplayName(), State: u.GetState(), Labels: u.GetLabels()}
-	}, fromProto)
-	if err != nil {
-		return nil, err
-	}
-	op, err := s.svc.Import(ctx, users.ImportRequest{Rows: rows, RequestID: rid})
-	if err != nil {
-		return nil, err
-	}
-	return operationToProto(op), nil
-}
-
-// GetOperation implements users.v1.UserService.
-func (s *Server) GetOperation(ctx context.Context, req *usersv1.GetOperationRequest) (*usersv1.Operation, error) {
-	op, err := s.svc.GetOperation(ctx, req.GetId())
-	if err != nil {
-		return nil, err
-	}
-	return operationToProto(op), nil
 }

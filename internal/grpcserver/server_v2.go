@@ -2,25 +2,45 @@ package grpcserver
 
 import (
 	"context"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	usersv2 "github.com/usersd/usersd/api/users/v2"
+	"github.com/usersd/usersd/internal/names"
 	"github.com/usersd/usersd/internal/users"
 )
 
-// ServerV2 implements users.v2.UserService on a users.Service: the same
-// users and rules as Server's users.v1, named "users/{id}" instead of by
-// bare id. Both can serve one Service side by side; a user created through
-// one version is read, changed and replayed (same request id) through the
-// other, with the same etags.
+// ServerV2 implements users.v2.UserService on a users.Service. It is the
+// implementation of the API: Server's users.v1 is a thin adapter over the
+// same code (the unexported methods here, in domain terms), so a user
+// created through one version is read, changed and replayed (same request
+// id) through the other, with the same etags.
 type ServerV2 struct {
 	usersv2.UnimplementedUserServiceServer
 	svc *users.Service
+
+	// draining is closed by Drain; drainOnce guards it.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
 
 var _ usersv2.UserServiceServer = (*ServerV2)(nil)
 
 // NewV2 returns a ServerV2 backed by svc.
-func NewV2(svc *users.Service) *ServerV2 { return &ServerV2{svc: svc} }
+func NewV2(svc *users.Service) *ServerV2 {
+	return &ServerV2{svc: svc, draining: make(chan struct{})}
+}
+
+// Drain ends the WatchUserEvents streams of both API versions served by
+// this ServerV2 and the Server over it, at once and from then on, with
+// UNAVAILABLE: clients reconnect (to another replica) and resume from
+// their cursor. Call it when shutting down, before
+// grpc.Server.GracefulStop, which would otherwise wait for the streams,
+// which end only when their clients cancel. Unary calls are not affected.
+// Drain may be called more than once.
+func (s *ServerV2) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
 
 // CreateUser implements users.v2.UserService.
 func (s *ServerV2) CreateUser(ctx context.Context, req *usersv2.CreateUserRequest) (*usersv2.User, error) {
@@ -28,16 +48,22 @@ func (s *ServerV2) CreateUser(ctx context.Context, req *usersv2.CreateUserReques
 	if err != nil {
 		return nil, err
 	}
-	rid, err := orMD(ctx, req.GetRequestId(), "request_id", MDIdempotencyKey)
+	return userV2(s.createUser(ctx, in, req.GetRequestId()))
+}
+
+// createUser creates a user under the request id of the request or of the
+// Idempotency-Key metadata.
+func (s *ServerV2) createUser(ctx context.Context, in *users.User, requestID string) (*users.User, error) {
+	rid, err := orMD(ctx, requestID, "request_id", MDIdempotencyKey)
 	if err != nil {
 		return nil, err
 	}
-	return userV2(s.svc.Create(ctx, users.CreateRequest{User: in, RequestID: rid}))
+	return s.svc.Create(ctx, users.CreateRequest{User: in, RequestID: rid})
 }
 
 // GetUser implements users.v2.UserService.
 func (s *ServerV2) GetUser(ctx context.Context, req *usersv2.GetUserRequest) (*usersv2.User, error) {
-	id, err := idFromName("name", req.GetName())
+	id, err := idOf(names.Users, "id", req.GetName())
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +74,7 @@ func (s *ServerV2) GetUser(ctx context.Context, req *usersv2.GetUserRequest) (*u
 func (s *ServerV2) ListUsers(ctx context.Context, req *usersv2.ListUsersRequest) (*usersv2.ListUsersResponse, error) {
 	res, err := s.svc.List(ctx, listRequest(req))
 	if err != nil {
-		return nil, errorV2(err)
+		return nil, err
 	}
 	return &usersv2.ListUsersResponse{Users: toProtosV2(res.Users), NextPageToken: res.NextPageToken}, nil
 }
@@ -62,7 +88,8 @@ type listParams interface {
 	GetShowDeleted() bool
 }
 
-// listRequest returns the domain's form of a ListUsersRequest.
+// listRequest returns the domain's form of a ListUsersRequest of any
+// version.
 func listRequest(req listParams) users.ListRequest {
 	return users.ListRequest{
 		PageSize:    int(req.GetPageSize()),
@@ -83,35 +110,45 @@ func (s *ServerV2) UpdateUser(ctx context.Context, req *usersv2.UpdateUserReques
 	if err != nil {
 		return nil, err
 	}
-	etag, err := orMD(ctx, req.GetUser().GetEtag(), "user.etag", MDIfMatch)
+	return userV2(s.updateUser(ctx, in, paths, req.GetUser().GetEtag()))
+}
+
+// updateUser changes the fields of in named by paths, under the etag of
+// the request or of the If-Match metadata.
+func (s *ServerV2) updateUser(ctx context.Context, in *users.User, paths []string, etag string) (*users.User, error) {
+	etag, err := orMD(ctx, etag, "user.etag", MDIfMatch)
 	if err != nil {
 		return nil, err
 	}
-	return userV2(s.svc.Update(ctx, users.UpdateRequest{User: in, Paths: paths, Etag: etag}))
+	return s.svc.Update(ctx, users.UpdateRequest{User: in, Paths: paths, Etag: etag})
 }
 
 // DeleteUser implements users.v2.UserService.
 func (s *ServerV2) DeleteUser(ctx context.Context, req *usersv2.DeleteUserRequest) (*usersv2.User, error) {
-	return s.lifecycle(ctx, s.svc.Delete, req.GetName(), req.GetEtag())
+	id, err := idOf(names.Users, "id", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return userV2(s.lifecycle(ctx, s.svc.Delete, id, req.GetEtag()))
 }
 
 // UndeleteUser implements users.v2.UserService.
 func (s *ServerV2) UndeleteUser(ctx context.Context, req *usersv2.UndeleteUserRequest) (*usersv2.User, error) {
-	return s.lifecycle(ctx, s.svc.Undelete, req.GetName(), req.GetEtag())
+	id, err := idOf(names.Users, "id", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return userV2(s.lifecycle(ctx, s.svc.Undelete, id, req.GetEtag()))
 }
 
-// lifecycle moves the named user with change (Delete or Undelete), under
-// the etag of the request or of the If-Match metadata.
-func (s *ServerV2) lifecycle(ctx context.Context, change func(ctx context.Context, id, etag string) (*users.User, error), name, etag string) (*usersv2.User, error) {
-	id, err := idFromName("name", name)
+// lifecycle moves the user with the id with change (Delete or Undelete),
+// under the etag of the request or of the If-Match metadata.
+func (s *ServerV2) lifecycle(ctx context.Context, change func(ctx context.Context, id, etag string) (*users.User, error), id, etag string) (*users.User, error) {
+	etag, err := orMD(ctx, etag, "etag", MDIfMatch)
 	if err != nil {
 		return nil, err
 	}
-	etag, err = orMD(ctx, etag, "etag", MDIfMatch)
-	if err != nil {
-		return nil, err
-	}
-	return userV2(change(ctx, id, etag))
+	return change(ctx, id, etag)
 }
 
 // BatchGetUsers implements users.v2.UserService.
@@ -122,42 +159,161 @@ func (s *ServerV2) BatchGetUsers(ctx context.Context, req *usersv2.BatchGetUsers
 	}
 	us, err := s.svc.BatchGet(ctx, ids)
 	if err != nil {
-		return nil, errorV2(err)
+		return nil, err
 	}
 	return &usersv2.BatchGetUsersResponse{Users: toProtosV2(us)}, nil
 }
 
-// ImportUsers implements users.v2.UserService, as Server.ImportUsers does
-// users.v1's; the name of a row is ignored like its output-only fields.
+// ImportUsers implements users.v2.UserService. Each row is checked against
+// the rules of User on its own (importRows): a row that breaks them
+// reaches the domain rejected, so that it fails alone. The name and
+// output-only fields of the rows are ignored.
 func (s *ServerV2) ImportUsers(ctx context.Context, req *usersv2.ImportUsersRequest) (*usersv2.Operation, error) {
-	rid, err := orMD(ctx, req.GetRequestId(), "request_id", MDIdempotencyKey)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := importRows(req.GetUsers(), func(u *usersv2.User) *usersv2.User {
-		return &usersv2.User{Email: u.GetEmail(), DisplayName: u.GetDisplayName(), State: u.GetState(), Labels: u.GetLabels()}
-	}, func(u *usersv2.User) *users.User {
-		return &users.User{Email: u.GetEmail(), DisplayName: u.GetDisplayName(), State: users.State(u.GetState()), Labels: u.GetLabels()}
+	op, err := s.importUsers(ctx, req.GetRequestId(), func() ([]users.ImportRow, error) {
+		return importRows(req.GetUsers(), importRowV2, fromImportRowV2)
 	})
 	if err != nil {
 		return nil, err
 	}
-	op, err := s.svc.Import(ctx, users.ImportRequest{Rows: rows, RequestID: rid})
-	if err != nil {
-		return nil, errorV2(err)
-	}
 	return operationToProtoV2(op), nil
+}
+
+// importUsers starts the import of the rows that rows returns, under the
+// request id of the request or of the Idempotency-Key metadata, which is
+// checked first.
+func (s *ServerV2) importUsers(ctx context.Context, requestID string, rows func() ([]users.ImportRow, error)) (*users.Operation, error) {
+	rid, err := orMD(ctx, requestID, "request_id", MDIdempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := rows()
+	if err != nil {
+		return nil, err
+	}
+	return s.svc.Import(ctx, users.ImportRequest{Rows: rs, RequestID: rid})
 }
 
 // GetOperation implements users.v2.UserService.
 func (s *ServerV2) GetOperation(ctx context.Context, req *usersv2.GetOperationRequest) (*usersv2.Operation, error) {
-	id, err := operationID(req.GetName())
+	id, err := idOf(names.Operations, "id", req.GetName())
 	if err != nil {
 		return nil, err
 	}
 	op, err := s.svc.GetOperation(ctx, id)
 	if err != nil {
-		return nil, errorV2(err)
+		return nil, err
 	}
 	return operationToProtoV2(op), nil
+}
+
+// ListUserEvents implements users.v2.UserService.
+func (s *ServerV2) ListUserEvents(ctx context.Context, req *usersv2.ListUserEventsRequest) (*usersv2.ListUserEventsResponse, error) {
+	page, err := s.svc.ListEvents(ctx, req.GetAfter(), int(req.GetPageSize()))
+	if err != nil {
+		return nil, err
+	}
+	res := &usersv2.ListUserEventsResponse{Events: make([]*usersv2.UserEvent, len(page.Events)), NextCursor: page.Next}
+	for i, ev := range page.Events {
+		res.Events[i] = eventToProtoV2(ev)
+	}
+	return res, nil
+}
+
+// WatchUserEvents implements users.v2.UserService; see watch.
+func (s *ServerV2) WatchUserEvents(req *usersv2.WatchUserEventsRequest, stream grpc.ServerStreamingServer[usersv2.UserEvent]) error {
+	return s.watch(stream.Context(), usersv2.UserService_WatchUserEvents_FullMethodName, req, req.GetAfter(), func(ev users.Event) error {
+		return stream.Send(eventToProtoV2(ev))
+	})
+}
+
+// CreateWebhook implements users.v2.UserService. Its answer is the only
+// one, with that of a rotation, that carries the secret.
+func (s *ServerV2) CreateWebhook(ctx context.Context, req *usersv2.CreateWebhookRequest) (*usersv2.Webhook, error) {
+	_, in, _ := webhookRequestV2(req.GetWebhook()) // the name is ignored
+	created, err := s.svc.CreateWebhook(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return webhookToProtoV2(created, true), nil
+}
+
+// GetWebhook implements users.v2.UserService.
+func (s *ServerV2) GetWebhook(ctx context.Context, req *usersv2.GetWebhookRequest) (*usersv2.Webhook, error) {
+	id, err := idOf(names.Webhooks, "id", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.svc.GetWebhook(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return webhookToProtoV2(w, false), nil
+}
+
+// ListWebhooks implements users.v2.UserService.
+func (s *ServerV2) ListWebhooks(ctx context.Context, _ *usersv2.ListWebhooksRequest) (*usersv2.ListWebhooksResponse, error) {
+	ws, err := s.svc.ListWebhooks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := &usersv2.ListWebhooksResponse{Webhooks: make([]*usersv2.Webhook, len(ws))}
+	for i, w := range ws {
+		res.Webhooks[i] = webhookToProtoV2(w, false)
+	}
+	return res, nil
+}
+
+// UpdateWebhook implements users.v2.UserService; see updateWebhook.
+func (s *ServerV2) UpdateWebhook(ctx context.Context, req *usersv2.UpdateWebhookRequest) (*usersv2.Webhook, error) {
+	id, in, err := webhookRequestV2(req.GetWebhook())
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		// As the domain says it, before a mask of ignored fields only
+		// looks the subscription up by its empty id.
+		return nil, users.Invalid("webhook.id", "required")
+	}
+	w, rotated, err := s.updateWebhook(ctx, id, in, req.GetUpdateMask().GetPaths(), "name")
+	if err != nil {
+		return nil, err
+	}
+	return webhookToProtoV2(w, rotated), nil
+}
+
+// DeleteWebhook implements users.v2.UserService.
+func (s *ServerV2) DeleteWebhook(ctx context.Context, req *usersv2.DeleteWebhookRequest) (*emptypb.Empty, error) {
+	id, err := idOf(names.Webhooks, "id", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.svc.DeleteWebhook(ctx, id); err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// ListWebhookDeliveries implements users.v2.UserService.
+func (s *ServerV2) ListWebhookDeliveries(ctx context.Context, req *usersv2.ListWebhookDeliveriesRequest) (*usersv2.ListWebhookDeliveriesResponse, error) {
+	id, err := idOf(names.Webhooks, "webhook_id", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	as, err := s.svc.ListDeliveryAttempts(ctx, id, int(req.GetPageSize()))
+	if err != nil {
+		return nil, err
+	}
+	res := &usersv2.ListWebhookDeliveriesResponse{Deliveries: make([]*usersv2.WebhookDelivery, len(as))}
+	for i, a := range as {
+		res.Deliveries[i] = deliveryToProtoV2(a)
+	}
+	return res, nil
+}
+
+// userV2 returns the v2 form of a domain call's result.
+func userV2(u *users.User, err error) (*usersv2.User, error) {
+	if err != nil {
+		return nil, err
+	}
+	return toProtoV2(u), nil
 }

@@ -131,6 +131,16 @@ func callV2(ctx context.Context, c usersv2.UserServiceClient, req proto.Message)
 		_, err = c.UndeleteUser(ctx, req)
 	case *usersv2.BatchGetUsersRequest:
 		_, err = c.BatchGetUsers(ctx, req)
+	case *usersv2.CreateWebhookRequest:
+		_, err = c.CreateWebhook(ctx, req)
+	case *usersv2.GetWebhookRequest:
+		_, err = c.GetWebhook(ctx, req)
+	case *usersv2.UpdateWebhookRequest:
+		_, err = c.UpdateWebhook(ctx, req)
+	case *usersv2.DeleteWebhookRequest:
+		_, err = c.DeleteWebhook(ctx, req)
+	case *usersv2.ListWebhookDeliveriesRequest:
+		_, err = c.ListWebhookDeliveries(ctx, req)
 	default:
 		panic(fmt.Sprintf("callV2: no users.v2 RPC takes %T", req))
 	}

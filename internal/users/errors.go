@@ -113,7 +113,10 @@ const (
 )
 
 // FieldViolation names one field of a request and what is wrong with it.
-// Field is the path in the API's snake_case form, e.g. "user.email".
+// Field is the domain's path of the field, in snake_case, e.g.
+// "user.email"; a resource is named by its "id" ("id", "user.id",
+// "ids[3]", "webhook.id", "webhook_id"). The API maps it to each version's
+// terms at its edge (internal/grpcserver).
 type FieldViolation struct {
 	Field       string
 	Description string

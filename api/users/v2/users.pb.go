@@ -11,6 +11,8 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	emptypb "google.golang.org/protobuf/types/known/emptypb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -718,7 +720,7 @@ type ImportUsersRequest struct {
 	// output-only fields are ignored.
 	Users []*User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
 	// Idempotency key (AIP-155), required. Any string of 1 to 128 visible
-	// ASCII characters; a [0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12} is a good choice. Replaying it with the same
+	// ASCII characters; a UUID is a good choice. Replaying it with the same
 	// users returns the same operation.
 	RequestId     string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1077,11 +1079,905 @@ func (x *ImportFailure) GetReason() string {
 	return ""
 }
 
+// ListUserEventsRequest is the input of ListUserEvents.
+type ListUserEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cursor to resume after: "" for the beginning of the feed, or a
+	// next_cursor or UserEvent.cursor of an earlier call.
+	After string `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
+	// Maximum events to return: 0 means 100, values above 1000 are treated as
+	// 1000, negative values are rejected.
+	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserEventsRequest) Reset() {
+	*x = ListUserEventsRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserEventsRequest) ProtoMessage() {}
+
+func (x *ListUserEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListUserEventsRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListUserEventsRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *ListUserEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// ListUserEventsResponse is the output of ListUserEvents.
+type ListUserEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The page of events, in feed order.
+	Events []*UserEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// The cursor to pass as after for the events that follow: the cursor of
+	// the last event of the page, or, when the page is empty, the request's
+	// after. It is never empty once the feed has been read past an event.
+	NextCursor    string `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserEventsResponse) Reset() {
+	*x = ListUserEventsResponse{}
+	mi := &file_users_v2_users_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserEventsResponse) ProtoMessage() {}
+
+func (x *ListUserEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListUserEventsResponse) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListUserEventsResponse) GetEvents() []*UserEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListUserEventsResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+// WatchUserEventsRequest is the input of WatchUserEvents.
+type WatchUserEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cursor to resume after, as in ListUserEventsRequest.
+	After         string `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchUserEventsRequest) Reset() {
+	*x = WatchUserEventsRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchUserEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchUserEventsRequest) ProtoMessage() {}
+
+func (x *WatchUserEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchUserEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchUserEventsRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *WatchUserEventsRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+// UserEvent is one change to one user, recorded in the transaction that
+// made it: it exists if and only if the change committed.
+type UserEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's resource name, "userEvents/{id}"; {id} is a UUIDv7. The
+	// feed never repeats an event; consumers that may process one twice
+	// through their own retries deduplicate on it.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// What happened: "user.created", "user.updated", "user.deleted",
+	// "user.undeleted" or "user.purged". More types may be added.
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// The name of the user concerned, "users/{id}".
+	User string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// The user as the change left it; absent for "user.purged".
+	Snapshot *User `protobuf:"bytes,4,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// The fields the change set, by their JSON names, in the order email,
+	// displayName, state, labels, deleteTime; empty for "user.created" and
+	// "user.purged".
+	ChangedPaths []string `protobuf:"bytes,5,rep,name=changed_paths,json=changedPaths,proto3" json:"changed_paths,omitempty"`
+	// When the event was recorded.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The cursor that resumes the feed after this event.
+	Cursor string `protobuf:"bytes,7,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// The W3C traceparent of the request that made the change; empty when it
+	// was made outside any trace.
+	Traceparent   string `protobuf:"bytes,8,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserEvent) Reset() {
+	*x = UserEvent{}
+	mi := &file_users_v2_users_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserEvent) ProtoMessage() {}
+
+func (x *UserEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserEvent.ProtoReflect.Descriptor instead.
+func (*UserEvent) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *UserEvent) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UserEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *UserEvent) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UserEvent) GetSnapshot() *User {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+func (x *UserEvent) GetChangedPaths() []string {
+	if x != nil {
+		return x.ChangedPaths
+	}
+	return nil
+}
+
+func (x *UserEvent) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *UserEvent) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *UserEvent) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
+}
+
+// Webhook is a subscription: the user events of the listed types are
+// POSTed to url, signed with secret (Standard Webhooks).
+type Webhook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The resource name, "webhooks/{id}" (AIP-122); {id} is a
+	// server-assigned UUIDv7. Output only on create; identifies the
+	// subscription on update.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Where the events are POSTed: an absolute URL of at most 2048
+	// characters. The server may refuse schemes and addresses it must not
+	// reach (see docs/api.md). Required on create.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// The event types delivered, from UserEvent.type; empty means every type.
+	EventTypes []string `protobuf:"bytes,3,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	// Output only. The secret that signs the deliveries ("whsec_…"). Set only
+	// in the answer of CreateWebhook and of an UpdateWebhook that rotates it;
+	// empty otherwise.
+	Secret string `protobuf:"bytes,4,opt,name=secret,proto3" json:"secret,omitempty"`
+	// Whether events are delivered. A subscription is disabled after too
+	// many failed deliveries in a row; enable it again with UpdateWebhook.
+	Enabled bool `protobuf:"varint,5,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Output only. Failed delivery attempts since the last success.
+	ConsecutiveFailures int32 `protobuf:"varint,6,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	// Output only. Why the server disabled the subscription; empty unless it
+	// did.
+	DisabledReason string `protobuf:"bytes,7,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
+	// Output only. When the subscription was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Output only. When the subscription was last changed.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Webhook) Reset() {
+	*x = Webhook{}
+	mi := &file_users_v2_users_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Webhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Webhook) ProtoMessage() {}
+
+func (x *Webhook) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Webhook.ProtoReflect.Descriptor instead.
+func (*Webhook) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Webhook) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Webhook) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Webhook) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *Webhook) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *Webhook) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *Webhook) GetConsecutiveFailures() int32 {
+	if x != nil {
+		return x.ConsecutiveFailures
+	}
+	return 0
+}
+
+func (x *Webhook) GetDisabledReason() string {
+	if x != nil {
+		return x.DisabledReason
+	}
+	return ""
+}
+
+func (x *Webhook) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Webhook) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// CreateWebhookRequest is the input of CreateWebhook.
+type CreateWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription; name, secret and output-only fields are ignored.
+	Webhook       *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookRequest) Reset() {
+	*x = CreateWebhookRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookRequest) ProtoMessage() {}
+
+func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookRequest.ProtoReflect.Descriptor instead.
+func (*CreateWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CreateWebhookRequest) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+// GetWebhookRequest is the input of GetWebhook.
+type GetWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription's name, "webhooks/{id}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWebhookRequest) Reset() {
+	*x = GetWebhookRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWebhookRequest) ProtoMessage() {}
+
+func (x *GetWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWebhookRequest.ProtoReflect.Descriptor instead.
+func (*GetWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetWebhookRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ListWebhooksRequest is the input of ListWebhooks.
+type ListWebhooksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksRequest) Reset() {
+	*x = ListWebhooksRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksRequest) ProtoMessage() {}
+
+func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{23}
+}
+
+// ListWebhooksResponse is the output of ListWebhooks.
+type ListWebhooksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every subscription, oldest first; at most 100 exist.
+	Webhooks      []*Webhook `protobuf:"bytes,1,rep,name=webhooks,proto3" json:"webhooks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksResponse) Reset() {
+	*x = ListWebhooksResponse{}
+	mi := &file_users_v2_users_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksResponse) ProtoMessage() {}
+
+func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListWebhooksResponse) GetWebhooks() []*Webhook {
+	if x != nil {
+		return x.Webhooks
+	}
+	return nil
+}
+
+// UpdateWebhookRequest is the input of UpdateWebhook.
+type UpdateWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription with its name and the new values of the fields to
+	// change.
+	Webhook *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// Fields to change: url, event_types, enabled, and secret, which makes a
+	// new secret (its value in webhook is ignored). When empty: url,
+	// event_types and enabled. Over HTTP the gateway fills it from the fields
+	// in the body. The name and output-only fields are ignored.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWebhookRequest) Reset() {
+	*x = UpdateWebhookRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWebhookRequest) ProtoMessage() {}
+
+func (x *UpdateWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWebhookRequest.ProtoReflect.Descriptor instead.
+func (*UpdateWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *UpdateWebhookRequest) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+func (x *UpdateWebhookRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// DeleteWebhookRequest is the input of DeleteWebhook.
+type DeleteWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription's name, "webhooks/{id}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookRequest) Reset() {
+	*x = DeleteWebhookRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookRequest) ProtoMessage() {}
+
+func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookRequest.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DeleteWebhookRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ListWebhookDeliveriesRequest is the input of ListWebhookDeliveries.
+type ListWebhookDeliveriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription's name, "webhooks/{id}".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// Maximum attempts to return: 0 means 50, values above 500 are treated as
+	// 500, negative values are rejected.
+	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesRequest) Reset() {
+	*x = ListWebhookDeliveriesRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListWebhookDeliveriesRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListWebhookDeliveriesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// ListWebhookDeliveriesResponse is the output of ListWebhookDeliveries.
+type ListWebhookDeliveriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The latest attempts, newest first.
+	Deliveries    []*WebhookDelivery `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesResponse) Reset() {
+	*x = ListWebhookDeliveriesResponse{}
+	mi := &file_users_v2_users_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesResponse) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListWebhookDeliveriesResponse) GetDeliveries() []*WebhookDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+// WebhookDelivery is the record of one POST of an event to a subscription.
+type WebhookDelivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event delivered, "userEvents/{id}" (UserEvent.name).
+	Event string `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// The event's type.
+	EventType string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// Which attempt of this event this was, from 1.
+	Attempt int32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The HTTP status of the response; 0 when no response came.
+	Status int32 `protobuf:"varint,4,opt,name=status,proto3" json:"status,omitempty"`
+	// How long the attempt took.
+	Latency *durationpb.Duration `protobuf:"bytes,5,opt,name=latency,proto3" json:"latency,omitempty"`
+	// Whether the receiver accepted the event (a 2xx status).
+	Success bool `protobuf:"varint,6,opt,name=success,proto3" json:"success,omitempty"`
+	// Why the attempt failed; empty on success.
+	Error string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	// When the attempt was made.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookDelivery) Reset() {
+	*x = WebhookDelivery{}
+	mi := &file_users_v2_users_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookDelivery) ProtoMessage() {}
+
+func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
+func (*WebhookDelivery) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *WebhookDelivery) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetLatency() *durationpb.Duration {
+	if x != nil {
+		return x.Latency
+	}
+	return nil
+}
+
+func (x *WebhookDelivery) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *WebhookDelivery) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
 var File_users_v2_users_proto protoreflect.FileDescriptor
 
 const file_users_v2_users_proto_rawDesc = "" +
 	"\n" +
-	"\x14users/v2/users.proto\x12\busers.v2\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x05\n" +
+	"\x14users/v2/users.proto\x12\busers.v2\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x05\n" +
 	"\x04User\x12q\n" +
 	"\x04name\x18\x01 \x01(\tB]\xbaHZ\xd8\x01\x01rU2S^users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12#\n" +
 	"\x05email\x18\x02 \x01(\tB\r\xbaH\n" +
@@ -1158,7 +2054,70 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\bfailures\x18\x01 \x03(\v2\x17.users.v2.ImportFailureR\bfailures\"=\n" +
 	"\rImportFailure\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason2\xdd\x06\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\\\n" +
+	"\x15ListUserEventsRequest\x12\x1d\n" +
+	"\x05after\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05after\x12$\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\"f\n" +
+	"\x16ListUserEventsResponse\x12+\n" +
+	"\x06events\x18\x01 \x03(\v2\x13.users.v2.UserEventR\x06events\x12\x1f\n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\n" +
+	"nextCursor\"7\n" +
+	"\x16WatchUserEventsRequest\x12\x1d\n" +
+	"\x05after\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05after\"\x8f\x02\n" +
+	"\tUserEvent\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12*\n" +
+	"\bsnapshot\x18\x04 \x01(\v2\x0e.users.v2.UserR\bsnapshot\x12#\n" +
+	"\rchanged_paths\x18\x05 \x03(\tR\fchangedPaths\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12\x16\n" +
+	"\x06cursor\x18\a \x01(\tR\x06cursor\x12 \n" +
+	"\vtraceparent\x18\b \x01(\tR\vtraceparent\"\xda\x03\n" +
+	"\aWebhook\x12t\n" +
+	"\x04name\x18\x01 \x01(\tB`\xbaH]\xd8\x01\x01rX2V^webhooks/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12 \n" +
+	"\x03url\x18\x02 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\x10\x88\x01\x01R\x03url\x12/\n" +
+	"\vevent_types\x18\x03 \x03(\tB\x0e\xbaH\v\x92\x01\b\x10\x10\"\x04r\x02\x18@R\n" +
+	"eventTypes\x12\x16\n" +
+	"\x06secret\x18\x04 \x01(\tR\x06secret\x12\x18\n" +
+	"\aenabled\x18\x05 \x01(\bR\aenabled\x121\n" +
+	"\x14consecutive_failures\x18\x06 \x01(\x05R\x13consecutiveFailures\x12'\n" +
+	"\x0fdisabled_reason\x18\a \x01(\tR\x0edisabledReason\x12;\n" +
+	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"K\n" +
+	"\x14CreateWebhookRequest\x123\n" +
+	"\awebhook\x18\x01 \x01(\v2\x11.users.v2.WebhookB\x06\xbaH\x03\xc8\x01\x01R\awebhook\"\x86\x01\n" +
+	"\x11GetWebhookRequest\x12q\n" +
+	"\x04name\x18\x01 \x01(\tB]\xbaHZrX2V^webhooks/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\x15\n" +
+	"\x13ListWebhooksRequest\"E\n" +
+	"\x14ListWebhooksResponse\x12-\n" +
+	"\bwebhooks\x18\x01 \x03(\v2\x11.users.v2.WebhookR\bwebhooks\"\x88\x01\n" +
+	"\x14UpdateWebhookRequest\x123\n" +
+	"\awebhook\x18\x01 \x01(\v2\x11.users.v2.WebhookB\x06\xbaH\x03\xc8\x01\x01R\awebhook\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"\x89\x01\n" +
+	"\x14DeleteWebhookRequest\x12q\n" +
+	"\x04name\x18\x01 \x01(\tB]\xbaHZrX2V^webhooks/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\xbb\x01\n" +
+	"\x1cListWebhookDeliveriesRequest\x12u\n" +
+	"\x06parent\x18\x01 \x01(\tB]\xbaHZrX2V^webhooks/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x06parent\x12$\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\"Z\n" +
+	"\x1dListWebhookDeliveriesResponse\x129\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2\x19.users.v2.WebhookDeliveryR\n" +
+	"deliveries\"\x9a\x02\n" +
+	"\x0fWebhookDelivery\x12\x14\n" +
+	"\x05event\x18\x01 \x01(\tR\x05event\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tR\teventType\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\x05R\x06status\x123\n" +
+	"\alatency\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12\x18\n" +
+	"\asuccess\x18\x06 \x01(\bR\asuccess\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\x12;\n" +
+	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime2\xae\r\n" +
 	"\vUserService\x12R\n" +
 	"\n" +
 	"CreateUser\x12\x1b.users.v2.CreateUserRequest\x1a\x0e.users.v2.User\"\x17\x82\xd3\xe4\x93\x02\x11:\x04user\"\t/v2/users\x12O\n" +
@@ -1171,7 +2130,16 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\fUndeleteUser\x12\x1d.users.v2.UndeleteUserRequest\x1a\x0e.users.v2.User\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v2/{name=users/*}:undelete\x12l\n" +
 	"\rBatchGetUsers\x12\x1e.users.v2.BatchGetUsersRequest\x1a\x1f.users.v2.BatchGetUsersResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v2/users:batchGet\x12]\n" +
 	"\vImportUsers\x12\x1c.users.v2.ImportUsersRequest\x1a\x13.users.v2.Operation\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v2/users:import\x12c\n" +
-	"\fGetOperation\x12\x1d.users.v2.GetOperationRequest\x1a\x13.users.v2.Operation\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v2/{name=operations/*}B/Z-github.com/usersd/usersd/api/users/v2;usersv2b\x06proto3"
+	"\fGetOperation\x12\x1d.users.v2.GetOperationRequest\x1a\x13.users.v2.Operation\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v2/{name=operations/*}\x12k\n" +
+	"\x0eListUserEvents\x12\x1f.users.v2.ListUserEventsRequest\x1a .users.v2.ListUserEventsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v2/userEvents\x12J\n" +
+	"\x0fWatchUserEvents\x12 .users.v2.WatchUserEventsRequest\x1a\x13.users.v2.UserEvent0\x01\x12a\n" +
+	"\rCreateWebhook\x12\x1e.users.v2.CreateWebhookRequest\x1a\x11.users.v2.Webhook\"\x1d\x82\xd3\xe4\x93\x02\x17:\awebhook\"\f/v2/webhooks\x12[\n" +
+	"\n" +
+	"GetWebhook\x12\x1b.users.v2.GetWebhookRequest\x1a\x11.users.v2.Webhook\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v2/{name=webhooks/*}\x12c\n" +
+	"\fListWebhooks\x12\x1d.users.v2.ListWebhooksRequest\x1a\x1e.users.v2.ListWebhooksResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v2/webhooks\x12r\n" +
+	"\rUpdateWebhook\x12\x1e.users.v2.UpdateWebhookRequest\x1a\x11.users.v2.Webhook\".\x82\xd3\xe4\x93\x02(:\awebhook2\x1d/v2/{webhook.name=webhooks/*}\x12f\n" +
+	"\rDeleteWebhook\x12\x1e.users.v2.DeleteWebhookRequest\x1a\x16.google.protobuf.Empty\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v2/{name=webhooks/*}\x12\x94\x01\n" +
+	"\x15ListWebhookDeliveries\x12&.users.v2.ListWebhookDeliveriesRequest\x1a'.users.v2.ListWebhookDeliveriesResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v2/{parent=webhooks/*}/deliveriesB/Z-github.com/usersd/usersd/api/users/v2;usersv2b\x06proto3"
 
 var (
 	file_users_v2_users_proto_rawDescOnce sync.Once
@@ -1186,69 +2154,113 @@ func file_users_v2_users_proto_rawDescGZIP() []byte {
 }
 
 var file_users_v2_users_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_users_v2_users_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_users_v2_users_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_users_v2_users_proto_goTypes = []any{
-	(User_State)(0),               // 0: users.v2.User.State
-	(*User)(nil),                  // 1: users.v2.User
-	(*CreateUserRequest)(nil),     // 2: users.v2.CreateUserRequest
-	(*GetUserRequest)(nil),        // 3: users.v2.GetUserRequest
-	(*ListUsersRequest)(nil),      // 4: users.v2.ListUsersRequest
-	(*ListUsersResponse)(nil),     // 5: users.v2.ListUsersResponse
-	(*UpdateUserRequest)(nil),     // 6: users.v2.UpdateUserRequest
-	(*DeleteUserRequest)(nil),     // 7: users.v2.DeleteUserRequest
-	(*UndeleteUserRequest)(nil),   // 8: users.v2.UndeleteUserRequest
-	(*BatchGetUsersRequest)(nil),  // 9: users.v2.BatchGetUsersRequest
-	(*BatchGetUsersResponse)(nil), // 10: users.v2.BatchGetUsersResponse
-	(*ImportUsersRequest)(nil),    // 11: users.v2.ImportUsersRequest
-	(*GetOperationRequest)(nil),   // 12: users.v2.GetOperationRequest
-	(*Operation)(nil),             // 13: users.v2.Operation
-	(*ImportUsersMetadata)(nil),   // 14: users.v2.ImportUsersMetadata
-	(*ImportUsersResponse)(nil),   // 15: users.v2.ImportUsersResponse
-	(*ImportFailure)(nil),         // 16: users.v2.ImportFailure
-	nil,                           // 17: users.v2.User.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 19: google.protobuf.FieldMask
+	(User_State)(0),                       // 0: users.v2.User.State
+	(*User)(nil),                          // 1: users.v2.User
+	(*CreateUserRequest)(nil),             // 2: users.v2.CreateUserRequest
+	(*GetUserRequest)(nil),                // 3: users.v2.GetUserRequest
+	(*ListUsersRequest)(nil),              // 4: users.v2.ListUsersRequest
+	(*ListUsersResponse)(nil),             // 5: users.v2.ListUsersResponse
+	(*UpdateUserRequest)(nil),             // 6: users.v2.UpdateUserRequest
+	(*DeleteUserRequest)(nil),             // 7: users.v2.DeleteUserRequest
+	(*UndeleteUserRequest)(nil),           // 8: users.v2.UndeleteUserRequest
+	(*BatchGetUsersRequest)(nil),          // 9: users.v2.BatchGetUsersRequest
+	(*BatchGetUsersResponse)(nil),         // 10: users.v2.BatchGetUsersResponse
+	(*ImportUsersRequest)(nil),            // 11: users.v2.ImportUsersRequest
+	(*GetOperationRequest)(nil),           // 12: users.v2.GetOperationRequest
+	(*Operation)(nil),                     // 13: users.v2.Operation
+	(*ImportUsersMetadata)(nil),           // 14: users.v2.ImportUsersMetadata
+	(*ImportUsersResponse)(nil),           // 15: users.v2.ImportUsersResponse
+	(*ImportFailure)(nil),                 // 16: users.v2.ImportFailure
+	(*ListUserEventsRequest)(nil),         // 17: users.v2.ListUserEventsRequest
+	(*ListUserEventsResponse)(nil),        // 18: users.v2.ListUserEventsResponse
+	(*WatchUserEventsRequest)(nil),        // 19: users.v2.WatchUserEventsRequest
+	(*UserEvent)(nil),                     // 20: users.v2.UserEvent
+	(*Webhook)(nil),                       // 21: users.v2.Webhook
+	(*CreateWebhookRequest)(nil),          // 22: users.v2.CreateWebhookRequest
+	(*GetWebhookRequest)(nil),             // 23: users.v2.GetWebhookRequest
+	(*ListWebhooksRequest)(nil),           // 24: users.v2.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),          // 25: users.v2.ListWebhooksResponse
+	(*UpdateWebhookRequest)(nil),          // 26: users.v2.UpdateWebhookRequest
+	(*DeleteWebhookRequest)(nil),          // 27: users.v2.DeleteWebhookRequest
+	(*ListWebhookDeliveriesRequest)(nil),  // 28: users.v2.ListWebhookDeliveriesRequest
+	(*ListWebhookDeliveriesResponse)(nil), // 29: users.v2.ListWebhookDeliveriesResponse
+	(*WebhookDelivery)(nil),               // 30: users.v2.WebhookDelivery
+	nil,                                   // 31: users.v2.User.LabelsEntry
+	(*timestamppb.Timestamp)(nil),         // 32: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),         // 33: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),           // 34: google.protobuf.Duration
+	(*emptypb.Empty)(nil),                 // 35: google.protobuf.Empty
 }
 var file_users_v2_users_proto_depIdxs = []int32{
 	0,  // 0: users.v2.User.state:type_name -> users.v2.User.State
-	17, // 1: users.v2.User.labels:type_name -> users.v2.User.LabelsEntry
-	18, // 2: users.v2.User.create_time:type_name -> google.protobuf.Timestamp
-	18, // 3: users.v2.User.update_time:type_name -> google.protobuf.Timestamp
-	18, // 4: users.v2.User.delete_time:type_name -> google.protobuf.Timestamp
+	31, // 1: users.v2.User.labels:type_name -> users.v2.User.LabelsEntry
+	32, // 2: users.v2.User.create_time:type_name -> google.protobuf.Timestamp
+	32, // 3: users.v2.User.update_time:type_name -> google.protobuf.Timestamp
+	32, // 4: users.v2.User.delete_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: users.v2.CreateUserRequest.user:type_name -> users.v2.User
 	1,  // 6: users.v2.ListUsersResponse.users:type_name -> users.v2.User
 	1,  // 7: users.v2.UpdateUserRequest.user:type_name -> users.v2.User
-	19, // 8: users.v2.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	33, // 8: users.v2.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
 	1,  // 9: users.v2.BatchGetUsersResponse.users:type_name -> users.v2.User
 	1,  // 10: users.v2.ImportUsersRequest.users:type_name -> users.v2.User
 	14, // 11: users.v2.Operation.metadata:type_name -> users.v2.ImportUsersMetadata
 	15, // 12: users.v2.Operation.response:type_name -> users.v2.ImportUsersResponse
-	18, // 13: users.v2.ImportUsersMetadata.create_time:type_name -> google.protobuf.Timestamp
-	18, // 14: users.v2.ImportUsersMetadata.update_time:type_name -> google.protobuf.Timestamp
+	32, // 13: users.v2.ImportUsersMetadata.create_time:type_name -> google.protobuf.Timestamp
+	32, // 14: users.v2.ImportUsersMetadata.update_time:type_name -> google.protobuf.Timestamp
 	16, // 15: users.v2.ImportUsersResponse.failures:type_name -> users.v2.ImportFailure
-	2,  // 16: users.v2.UserService.CreateUser:input_type -> users.v2.CreateUserRequest
-	3,  // 17: users.v2.UserService.GetUser:input_type -> users.v2.GetUserRequest
-	4,  // 18: users.v2.UserService.ListUsers:input_type -> users.v2.ListUsersRequest
-	6,  // 19: users.v2.UserService.UpdateUser:input_type -> users.v2.UpdateUserRequest
-	7,  // 20: users.v2.UserService.DeleteUser:input_type -> users.v2.DeleteUserRequest
-	8,  // 21: users.v2.UserService.UndeleteUser:input_type -> users.v2.UndeleteUserRequest
-	9,  // 22: users.v2.UserService.BatchGetUsers:input_type -> users.v2.BatchGetUsersRequest
-	11, // 23: users.v2.UserService.ImportUsers:input_type -> users.v2.ImportUsersRequest
-	12, // 24: users.v2.UserService.GetOperation:input_type -> users.v2.GetOperationRequest
-	1,  // 25: users.v2.UserService.CreateUser:output_type -> users.v2.User
-	1,  // 26: users.v2.UserService.GetUser:output_type -> users.v2.User
-	5,  // 27: users.v2.UserService.ListUsers:output_type -> users.v2.ListUsersResponse
-	1,  // 28: users.v2.UserService.UpdateUser:output_type -> users.v2.User
-	1,  // 29: users.v2.UserService.DeleteUser:output_type -> users.v2.User
-	1,  // 30: users.v2.UserService.UndeleteUser:output_type -> users.v2.User
-	10, // 31: users.v2.UserService.BatchGetUsers:output_type -> users.v2.BatchGetUsersResponse
-	13, // 32: users.v2.UserService.ImportUsers:output_type -> users.v2.Operation
-	13, // 33: users.v2.UserService.GetOperation:output_type -> users.v2.Operation
-	25, // [25:34] is the sub-list for method output_type
-	16, // [16:25] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	20, // 16: users.v2.ListUserEventsResponse.events:type_name -> users.v2.UserEvent
+	1,  // 17: users.v2.UserEvent.snapshot:type_name -> users.v2.User
+	32, // 18: users.v2.UserEvent.create_time:type_name -> google.protobuf.Timestamp
+	32, // 19: users.v2.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	32, // 20: users.v2.Webhook.update_time:type_name -> google.protobuf.Timestamp
+	21, // 21: users.v2.CreateWebhookRequest.webhook:type_name -> users.v2.Webhook
+	21, // 22: users.v2.ListWebhooksResponse.webhooks:type_name -> users.v2.Webhook
+	21, // 23: users.v2.UpdateWebhookRequest.webhook:type_name -> users.v2.Webhook
+	33, // 24: users.v2.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
+	30, // 25: users.v2.ListWebhookDeliveriesResponse.deliveries:type_name -> users.v2.WebhookDelivery
+	34, // 26: users.v2.WebhookDelivery.latency:type_name -> google.protobuf.Duration
+	32, // 27: users.v2.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 28: users.v2.UserService.CreateUser:input_type -> users.v2.CreateUserRequest
+	3,  // 29: users.v2.UserService.GetUser:input_type -> users.v2.GetUserRequest
+	4,  // 30: users.v2.UserService.ListUsers:input_type -> users.v2.ListUsersRequest
+	6,  // 31: users.v2.UserService.UpdateUser:input_type -> users.v2.UpdateUserRequest
+	7,  // 32: users.v2.UserService.DeleteUser:input_type -> users.v2.DeleteUserRequest
+	8,  // 33: users.v2.UserService.UndeleteUser:input_type -> users.v2.UndeleteUserRequest
+	9,  // 34: users.v2.UserService.BatchGetUsers:input_type -> users.v2.BatchGetUsersRequest
+	11, // 35: users.v2.UserService.ImportUsers:input_type -> users.v2.ImportUsersRequest
+	12, // 36: users.v2.UserService.GetOperation:input_type -> users.v2.GetOperationRequest
+	17, // 37: users.v2.UserService.ListUserEvents:input_type -> users.v2.ListUserEventsRequest
+	19, // 38: users.v2.UserService.WatchUserEvents:input_type -> users.v2.WatchUserEventsRequest
+	22, // 39: users.v2.UserService.CreateWebhook:input_type -> users.v2.CreateWebhookRequest
+	23, // 40: users.v2.UserService.GetWebhook:input_type -> users.v2.GetWebhookRequest
+	24, // 41: users.v2.UserService.ListWebhooks:input_type -> users.v2.ListWebhooksRequest
+	26, // 42: users.v2.UserService.UpdateWebhook:input_type -> users.v2.UpdateWebhookRequest
+	27, // 43: users.v2.UserService.DeleteWebhook:input_type -> users.v2.DeleteWebhookRequest
+	28, // 44: users.v2.UserService.ListWebhookDeliveries:input_type -> users.v2.ListWebhookDeliveriesRequest
+	1,  // 45: users.v2.UserService.CreateUser:output_type -> users.v2.User
+	1,  // 46: users.v2.UserService.GetUser:output_type -> users.v2.User
+	5,  // 47: users.v2.UserService.ListUsers:output_type -> users.v2.ListUsersResponse
+	1,  // 48: users.v2.UserService.UpdateUser:output_type -> users.v2.User
+	1,  // 49: users.v2.UserService.DeleteUser:output_type -> users.v2.User
+	1,  // 50: users.v2.UserService.UndeleteUser:output_type -> users.v2.User
+	10, // 51: users.v2.UserService.BatchGetUsers:output_type -> users.v2.BatchGetUsersResponse
+	13, // 52: users.v2.UserService.ImportUsers:output_type -> users.v2.Operation
+	13, // 53: users.v2.UserService.GetOperation:output_type -> users.v2.Operation
+	18, // 54: users.v2.UserService.ListUserEvents:output_type -> users.v2.ListUserEventsResponse
+	20, // 55: users.v2.UserService.WatchUserEvents:output_type -> users.v2.UserEvent
+	21, // 56: users.v2.UserService.CreateWebhook:output_type -> users.v2.Webhook
+	21, // 57: users.v2.UserService.GetWebhook:output_type -> users.v2.Webhook
+	25, // 58: users.v2.UserService.ListWebhooks:output_type -> users.v2.ListWebhooksResponse
+	21, // 59: users.v2.UserService.UpdateWebhook:output_type -> users.v2.Webhook
+	35, // 60: users.v2.UserService.DeleteWebhook:output_type -> google.protobuf.Empty
+	29, // 61: users.v2.UserService.ListWebhookDeliveries:output_type -> users.v2.ListWebhookDeliveriesResponse
+	45, // [45:62] is the sub-list for method output_type
+	28, // [28:45] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_users_v2_users_proto_init() }
@@ -1262,7 +2274,7 @@ func file_users_v2_users_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_users_v2_users_proto_rawDesc), len(file_users_v2_users_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -11,6 +11,7 @@ import (
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
+	emptypb "google.golang.org/protobuf/types/known/emptypb"
 )
 
 // This is a compile-time assertion to ensure that this generated file
@@ -19,15 +20,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	UserService_CreateUser_FullMethodName    = "/users.v2.UserService/CreateUser"
-	UserService_GetUser_FullMethodName       = "/users.v2.UserService/GetUser"
-	UserService_ListUsers_FullMethodName     = "/users.v2.UserService/ListUsers"
-	UserService_UpdateUser_FullMethodName    = "/users.v2.UserService/UpdateUser"
-	UserService_DeleteUser_FullMethodName    = "/users.v2.UserService/DeleteUser"
-	UserService_UndeleteUser_FullMethodName  = "/users.v2.UserService/UndeleteUser"
-	UserService_BatchGetUsers_FullMethodName = "/users.v2.UserService/BatchGetUsers"
-	UserService_ImportUsers_FullMethodName   = "/users.v2.UserService/ImportUsers"
-	UserService_GetOperation_FullMethodName  = "/users.v2.UserService/GetOperation"
+	UserService_CreateUser_FullMethodName            = "/users.v2.UserService/CreateUser"
+	UserService_GetUser_FullMethodName               = "/users.v2.UserService/GetUser"
+	UserService_ListUsers_FullMethodName             = "/users.v2.UserService/ListUsers"
+	UserService_UpdateUser_FullMethodName            = "/users.v2.UserService/UpdateUser"
+	UserService_DeleteUser_FullMethodName            = "/users.v2.UserService/DeleteUser"
+	UserService_UndeleteUser_FullMethodName          = "/users.v2.UserService/UndeleteUser"
+	UserService_BatchGetUsers_FullMethodName         = "/users.v2.UserService/BatchGetUsers"
+	UserService_ImportUsers_FullMethodName           = "/users.v2.UserService/ImportUsers"
+	UserService_GetOperation_FullMethodName          = "/users.v2.UserService/GetOperation"
+	UserService_ListUserEvents_FullMethodName        = "/users.v2.UserService/ListUserEvents"
+	UserService_WatchUserEvents_FullMethodName       = "/users.v2.UserService/WatchUserEvents"
+	UserService_CreateWebhook_FullMethodName         = "/users.v2.UserService/CreateWebhook"
+	UserService_GetWebhook_FullMethodName            = "/users.v2.UserService/GetWebhook"
+	UserService_ListWebhooks_FullMethodName          = "/users.v2.UserService/ListWebhooks"
+	UserService_UpdateWebhook_FullMethodName         = "/users.v2.UserService/UpdateWebhook"
+	UserService_DeleteWebhook_FullMethodName         = "/users.v2.UserService/DeleteWebhook"
+	UserService_ListWebhookDeliveries_FullMethodName = "/users.v2.UserService/ListWebhookDeliveries"
 )
 
 // UserServiceClient is the client API for UserService service.
@@ -36,10 +45,16 @@ const (
 //
 // UserService manages the users of an organisation.
 //
-// v2 names users by AIP-122 resource names, "users/{id}", in a field called
-// name, where v1 used a bare id: every request and response that carried an
-// id carries a name instead. Everything else behaves as in v1, on the same
+// v2 names every resource by its AIP-122 resource name in a field called
+// name: users are "users/{id}", operations "operations/{id}", user events
+// "userEvents/{id}" and webhook subscriptions "webhooks/{id}". Where v1
+// carried a bare id, v2 carries a name; a field that refers to another
+// resource is named after it and holds its name (UserEvent.user,
+// WebhookDelivery.event). Everything else behaves as in v1, on the same
 // data: a user created through v1 is read through v2 and the reverse.
+//
+// v2 is the complete API; v1 is frozen, and new capabilities land in v2
+// only.
 //
 // Errors follow google.rpc.Status. Field problems are INVALID_ARGUMENT with a
 // google.rpc.BadRequest detail that names every offending field.
@@ -93,6 +108,43 @@ type UserServiceClient interface {
 	// GetOperation returns an operation with its progress. Poll it until done
 	// is true; then response holds the outcome.
 	GetOperation(ctx context.Context, in *GetOperationRequest, opts ...grpc.CallOption) (*Operation, error)
+	// ListUserEvents returns a page of the feed of user lifecycle events: the
+	// events that follow the cursor after ("" for the beginning of the feed),
+	// in feed order. Resuming from next_cursor, or from the cursor of the
+	// last event processed, never misses an event and never repeats one (see
+	// docs/events.md). Events older than the retention (7 days by default)
+	// may be gone. The feed has no end, so it is read by cursor rather than
+	// by page token (AIP-132): next_cursor is never empty once the feed has
+	// been read past an event.
+	ListUserEvents(ctx context.Context, in *ListUserEventsRequest, opts ...grpc.CallOption) (*ListUserEventsResponse, error)
+	// WatchUserEvents streams the feed of user lifecycle events: the events
+	// that follow the cursor after, then new events as they commit, until the
+	// client cancels. gRPC only: it has no HTTP route. When the server shuts
+	// down it ends the stream with UNAVAILABLE; reconnect and resume from the
+	// cursor of the last event received.
+	WatchUserEvents(ctx context.Context, in *WatchUserEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[UserEvent], error)
+	// CreateWebhook subscribes a URL to user events. The server assigns the
+	// name, "webhooks/{id}" with a UUIDv7 id. The answer is the only one that
+	// carries the subscription's signing secret: keep it. Over HTTP it is
+	// answered with 201 Created and a Location header.
+	CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*Webhook, error)
+	// GetWebhook returns a subscription, without its secret.
+	GetWebhook(ctx context.Context, in *GetWebhookRequest, opts ...grpc.CallOption) (*Webhook, error)
+	// ListWebhooks returns every subscription, oldest first, without their
+	// secrets. At most 100 subscriptions exist, so they come in one answer,
+	// without pagination.
+	ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error)
+	// UpdateWebhook changes the fields of a subscription named in
+	// update_mask (AIP-134): url, event_types, enabled, and secret, which
+	// rotates the secret (the answer then carries the new one). Enabling a
+	// subscription resets its failure count.
+	UpdateWebhook(ctx context.Context, in *UpdateWebhookRequest, opts ...grpc.CallOption) (*Webhook, error)
+	// DeleteWebhook deletes a subscription and its delivery records.
+	DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// ListWebhookDeliveries returns the latest delivery attempts of a
+	// subscription, newest first: the page_size latest, without a page token
+	// to older ones (the server keeps only the latest).
+	ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error)
 }
 
 type userServiceClient struct {
@@ -193,16 +245,111 @@ func (c *userServiceClient) GetOperation(ctx context.Context, in *GetOperationRe
 	return out, nil
 }
 
+func (c *userServiceClient) ListUserEvents(ctx context.Context, in *ListUserEventsRequest, opts ...grpc.CallOption) (*ListUserEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUserEventsResponse)
+	err := c.cc.Invoke(ctx, UserService_ListUserEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) WatchUserEvents(ctx context.Context, in *WatchUserEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[UserEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &UserService_ServiceDesc.Streams[0], UserService_WatchUserEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchUserEventsRequest, UserEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type UserService_WatchUserEventsClient = grpc.ServerStreamingClient[UserEvent]
+
+func (c *userServiceClient) CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*Webhook, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Webhook)
+	err := c.cc.Invoke(ctx, UserService_CreateWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) GetWebhook(ctx context.Context, in *GetWebhookRequest, opts ...grpc.CallOption) (*Webhook, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Webhook)
+	err := c.cc.Invoke(ctx, UserService_GetWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhooksResponse)
+	err := c.cc.Invoke(ctx, UserService_ListWebhooks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) UpdateWebhook(ctx context.Context, in *UpdateWebhookRequest, opts ...grpc.CallOption) (*Webhook, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Webhook)
+	err := c.cc.Invoke(ctx, UserService_UpdateWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, UserService_DeleteWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhookDeliveriesResponse)
+	err := c.cc.Invoke(ctx, UserService_ListWebhookDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UserServiceServer is the server API for UserService service.
 // All implementations must embed UnimplementedUserServiceServer
 // for forward compatibility.
 //
 // UserService manages the users of an organisation.
 //
-// v2 names users by AIP-122 resource names, "users/{id}", in a field called
-// name, where v1 used a bare id: every request and response that carried an
-// id carries a name instead. Everything else behaves as in v1, on the same
+// v2 names every resource by its AIP-122 resource name in a field called
+// name: users are "users/{id}", operations "operations/{id}", user events
+// "userEvents/{id}" and webhook subscriptions "webhooks/{id}". Where v1
+// carried a bare id, v2 carries a name; a field that refers to another
+// resource is named after it and holds its name (UserEvent.user,
+// WebhookDelivery.event). Everything else behaves as in v1, on the same
 // data: a user created through v1 is read through v2 and the reverse.
+//
+// v2 is the complete API; v1 is frozen, and new capabilities land in v2
+// only.
 //
 // Errors follow google.rpc.Status. Field problems are INVALID_ARGUMENT with a
 // google.rpc.BadRequest detail that names every offending field.
@@ -256,6 +403,43 @@ type UserServiceServer interface {
 	// GetOperation returns an operation with its progress. Poll it until done
 	// is true; then response holds the outcome.
 	GetOperation(context.Context, *GetOperationRequest) (*Operation, error)
+	// ListUserEvents returns a page of the feed of user lifecycle events: the
+	// events that follow the cursor after ("" for the beginning of the feed),
+	// in feed order. Resuming from next_cursor, or from the cursor of the
+	// last event processed, never misses an event and never repeats one (see
+	// docs/events.md). Events older than the retention (7 days by default)
+	// may be gone. The feed has no end, so it is read by cursor rather than
+	// by page token (AIP-132): next_cursor is never empty once the feed has
+	// been read past an event.
+	ListUserEvents(context.Context, *ListUserEventsRequest) (*ListUserEventsResponse, error)
+	// WatchUserEvents streams the feed of user lifecycle events: the events
+	// that follow the cursor after, then new events as they commit, until the
+	// client cancels. gRPC only: it has no HTTP route. When the server shuts
+	// down it ends the stream with UNAVAILABLE; reconnect and resume from the
+	// cursor of the last event received.
+	WatchUserEvents(*WatchUserEventsRequest, grpc.ServerStreamingServer[UserEvent]) error
+	// CreateWebhook subscribes a URL to user events. The server assigns the
+	// name, "webhooks/{id}" with a UUIDv7 id. The answer is the only one that
+	// carries the subscription's signing secret: keep it. Over HTTP it is
+	// answered with 201 Created and a Location header.
+	CreateWebhook(context.Context, *CreateWebhookRequest) (*Webhook, error)
+	// GetWebhook returns a subscription, without its secret.
+	GetWebhook(context.Context, *GetWebhookRequest) (*Webhook, error)
+	// ListWebhooks returns every subscription, oldest first, without their
+	// secrets. At most 100 subscriptions exist, so they come in one answer,
+	// without pagination.
+	ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error)
+	// UpdateWebhook changes the fields of a subscription named in
+	// update_mask (AIP-134): url, event_types, enabled, and secret, which
+	// rotates the secret (the answer then carries the new one). Enabling a
+	// subscription resets its failure count.
+	UpdateWebhook(context.Context, *UpdateWebhookRequest) (*Webhook, error)
+	// DeleteWebhook deletes a subscription and its delivery records.
+	DeleteWebhook(context.Context, *DeleteWebhookRequest) (*emptypb.Empty, error)
+	// ListWebhookDeliveries returns the latest delivery attempts of a
+	// subscription, newest first: the page_size latest, without a page token
+	// to older ones (the server keeps only the latest).
+	ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error)
 	mustEmbedUnimplementedUserServiceServer()
 }
 
@@ -292,6 +476,30 @@ func (UnimplementedUserServiceServer) ImportUsers(context.Context, *ImportUsersR
 }
 func (UnimplementedUserServiceServer) GetOperation(context.Context, *GetOperationRequest) (*Operation, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetOperation not implemented")
+}
+func (UnimplementedUserServiceServer) ListUserEvents(context.Context, *ListUserEventsRequest) (*ListUserEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUserEvents not implemented")
+}
+func (UnimplementedUserServiceServer) WatchUserEvents(*WatchUserEventsRequest, grpc.ServerStreamingServer[UserEvent]) error {
+	return status.Error(codes.Unimplemented, "method WatchUserEvents not implemented")
+}
+func (UnimplementedUserServiceServer) CreateWebhook(context.Context, *CreateWebhookRequest) (*Webhook, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateWebhook not implemented")
+}
+func (UnimplementedUserServiceServer) GetWebhook(context.Context, *GetWebhookRequest) (*Webhook, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetWebhook not implemented")
+}
+func (UnimplementedUserServiceServer) ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhooks not implemented")
+}
+func (UnimplementedUserServiceServer) UpdateWebhook(context.Context, *UpdateWebhookRequest) (*Webhook, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateWebhook not implemented")
+}
+func (UnimplementedUserServiceServer) DeleteWebhook(context.Context, *DeleteWebhookRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteWebhook not implemented")
+}
+func (UnimplementedUserServiceServer) ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhookDeliveries not implemented")
 }
 func (UnimplementedUserServiceServer) mustEmbedUnimplementedUserServiceServer() {}
 func (UnimplementedUserServiceServer) testEmbeddedByValue()                     {}
@@ -476,6 +684,143 @@ func _UserService_GetOperation_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UserService_ListUserEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUserEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).ListUserEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_ListUserEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).ListUserEvents(ctx, req.(*ListUserEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserService_WatchUserEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchUserEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(UserServiceServer).WatchUserEvents(m, &grpc.GenericServerStream[WatchUserEventsRequest, UserEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type UserService_WatchUserEventsServer = grpc.ServerStreamingServer[UserEvent]
+
+func _UserService_CreateWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).CreateWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_CreateWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).CreateWebhook(ctx, req.(*CreateWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserService_GetWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).GetWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_GetWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).GetWebhook(ctx, req.(*GetWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserService_ListWebhooks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhooksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).ListWebhooks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_ListWebhooks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).ListWebhooks(ctx, req.(*ListWebhooksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserService_UpdateWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).UpdateWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_UpdateWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).UpdateWebhook(ctx, req.(*UpdateWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserService_DeleteWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).DeleteWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_DeleteWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).DeleteWebhook(ctx, req.(*DeleteWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserService_ListWebhookDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhookDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).ListWebhookDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_ListWebhookDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).ListWebhookDeliveries(ctx, req.(*ListWebhookDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UserService_ServiceDesc is the grpc.ServiceDesc for UserService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -519,7 +864,41 @@ var UserService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetOperation",
 			Handler:    _UserService_GetOperation_Handler,
 		},
+		{
+			MethodName: "ListUserEvents",
+			Handler:    _UserService_ListUserEvents_Handler,
+		},
+		{
+			MethodName: "CreateWebhook",
+			Handler:    _UserService_CreateWebhook_Handler,
+		},
+		{
+			MethodName: "GetWebhook",
+			Handler:    _UserService_GetWebhook_Handler,
+		},
+		{
+			MethodName: "ListWebhooks",
+			Handler:    _UserService_ListWebhooks_Handler,
+		},
+		{
+			MethodName: "UpdateWebhook",
+			Handler:    _UserService_UpdateWebhook_Handler,
+		},
+		{
+			MethodName: "DeleteWebhook",
+			Handler:    _UserService_DeleteWebhook_Handler,
+		},
+		{
+			MethodName: "ListWebhookDeliveries",
+			Handler:    _UserService_ListWebhookDeliveries_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchUserEvents",
+			Handler:       _UserService_WatchUserEvents_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "users/v2/users.proto",
 }

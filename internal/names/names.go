@@ -1,0 +1,45 @@
+// Package names reads and writes the AIP-122 resource names of the users
+// API: "users/{id}", "operations/{id}", "userEvents/{id}" and
+// "webhooks/{id}". It is the one parser of those names; the API server and
+// the authorization rules both use it. Whether an {id} is a UUID is not its
+// concern: the domain checks ids.
+package names
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Collection is one kind of resource, named "{collection}/{id}".
+type Collection struct {
+	prefix string // the collection id and "/"
+	noun   string // what a name of the collection is called, with its article
+}
+
+// The collections of the users API.
+var (
+	Users      = Collection{prefix: "users/", noun: "a user name"}
+	Operations = Collection{prefix: "operations/", noun: "an operation name"}
+	UserEvents = Collection{prefix: "userEvents/", noun: "a user event name"}
+	Webhooks   = Collection{prefix: "webhooks/", noun: "a webhook name"}
+)
+
+// Name returns the resource name of the resource with the id.
+func (c Collection) Name(id string) string { return c.prefix + id }
+
+// ID returns the id in name, what follows the collection's prefix, and
+// true; or "" and false when name is not one of the collection's: the
+// prefix followed by something.
+func (c Collection) ID(name string) (string, bool) {
+	id, ok := strings.CutPrefix(name, c.prefix)
+	if !ok || id == "" {
+		return "", false
+	}
+	return id, true
+}
+
+// NotOne says that name is not one of the collection's, for an error
+// message: `"x" is not a user name (users/{id})`.
+func (c Collection) NotOne(name string) string {
+	return fmt.Sprintf("%q is not %s (%s{id})", name, c.noun, c.prefix)
+}
