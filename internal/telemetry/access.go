@@ -93,6 +93,9 @@ func withError(e *zerolog.Event, log *zerolog.Logger, err, cause error) *zerolog
 	return e
 }
 
+// internalErrorBody is the body of the 500 that answers a panic.
+const internalErrorBody = `{"code":13,"message":"internal error","details":[]}`
+
 // HTTPAccessLog logs one line per HTTP request and turns a panic in next into
 // a 500 with a logged stack. It creates the request's Call unless an outer
 // layer did; the gateway and the gRPC interceptors fill it in.
@@ -114,7 +117,7 @@ func HTTPAccessLog(log zerolog.Logger, next http.Handler) http.Handler {
 					stack = debug.Stack()
 					call.SetCause(fmt.Errorf("panic: %v", p))
 					if sw.status == 0 {
-						http.Error(sw, `{"code":13,"message":"internal error","details":[]}`, http.StatusInternalServerError)
+						http.Error(sw, internalErrorBody, http.StatusInternalServerError)
 					}
 				}
 			}()
@@ -123,35 +126,40 @@ func HTTPAccessLog(log zerolog.Logger, next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-
-		rpc, code, cause, ranRPC := call.RPC()
-		if !ranRPC {
-			code = codes.OK
-			if sw.status >= 500 {
-				code = codes.Internal
-			}
-		}
-		e := level(&log, code, cause)
-		route := call.Route()
-		if route == "" {
-			route = "unmatched"
-		}
-		e = traceFields(e, ctx).
-			Str("method", r.Method).
-			Str("route", route).
-			Int("status", sw.status).
-			Float64("duration_ms", ms(time.Since(start))).
-			Str("peer", r.RemoteAddr).
-			Int64("bytes", sw.bytes)
-		if ranRPC {
-			e = e.Str("rpc", rpc).Str("grpc_code", code.String())
-		}
-		if cause != nil {
-			e = e.AnErr("error", cause)
-		}
-		if stack != nil {
-			e = e.Bytes("stack", stack)
-		}
-		e.Msg("http request")
+		logHTTP(&log, ctx, r, call, sw.status, sw.bytes, start, stack)
 	})
+}
+
+// logHTTP writes the access line of an HTTP request that started at start
+// and was answered with status and bytes of body; ctx carries its span.
+func logHTTP(log *zerolog.Logger, ctx context.Context, r *http.Request, call *Call, status int, bytes int64, start time.Time, stack []byte) {
+	rpc, code, cause, ranRPC := call.RPC()
+	if !ranRPC {
+		code = codes.OK
+		if status >= 500 {
+			code = codes.Internal
+		}
+	}
+	e := level(log, code, cause)
+	route := call.Route()
+	if route == "" {
+		route = "unmatched"
+	}
+	e = traceFields(e, ctx).
+		Str("method", r.Method).
+		Str("route", route).
+		Int("status", status).
+		Float64("duration_ms", ms(time.Since(start))).
+		Str("peer", r.RemoteAddr).
+		Int64("bytes", bytes)
+	if ranRPC {
+		e = e.Str("rpc", rpc).Str("grpc_code", code.String())
+	}
+	if cause != nil {
+		e = e.AnErr("error", cause)
+	}
+	if stack != nil {
+		e = e.Bytes("stack", stack)
+	}
+	e.Msg("http request")
 }
