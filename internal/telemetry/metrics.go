@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -62,10 +61,6 @@ func NewMetrics(reg *prometheus.Registry, build BuildInfo) *Metrics {
 	})
 	buildInfo.Set(1)
 
-	grpcMetrics := grpcprom.NewServerMetrics(
-		grpcprom.WithServerHandlingTimeHistogram(grpcprom.WithHistogramBuckets(prometheus.DefBuckets)),
-	)
-
 	m := &Metrics{
 		reg:           reg,
 		grpcExemplars: exemplarGate{interval: exemplarInterval},
@@ -96,13 +91,14 @@ func NewMetrics(reg *prometheus.Registry, build BuildInfo) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo,
-		grpcMetrics,
 		m.httpDuration,
 		m.httpInFlight,
 		m.rejected,
 		m.storeErrors,
 	)
-	m.grpcUnary = grpcMetrics.UnaryServerInterceptor(grpcprom.WithExemplarFromContext(m.grpcExemplars.exemplar))
+	grpcMetrics := newGRPCMetrics(m.grpcExemplars.exemplar)
+	reg.MustRegister(grpcMetrics.collectors()...)
+	m.grpcUnary = grpcMetrics.unaryServerInterceptor()
 	m.handler = promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		EnableOpenMetrics: true,
 		Registry:          reg,
