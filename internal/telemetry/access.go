@@ -21,11 +21,13 @@ import (
 // bodies, and client errors' messages (which may quote input) are logged only
 // at debug level.
 
-// traceFields adds the trace and span ids of ctx's span.
+// traceFields adds the trace and span ids of ctx's span, in lower-case hex
+// as their String methods spell them, without making those strings.
 func traceFields(e *zerolog.Event, ctx context.Context) *zerolog.Event {
 	sc := trace.SpanContextFromContext(ctx)
 	if sc.IsValid() {
-		e = e.Str("trace_id", sc.TraceID().String()).Str("span_id", sc.SpanID().String())
+		tid, sid := sc.TraceID(), sc.SpanID()
+		e = e.Hex("trace_id", tid[:]).Hex("span_id", sid[:])
 	}
 	return e
 }
@@ -54,8 +56,8 @@ func AccessLogInterceptor(log zerolog.Logger) grpc.UnaryServerInterceptor {
 		edge := false
 		if call == nil {
 			call, edge = &Call{}, true
+			ctx = ContextWithCall(ctx, call)
 		}
-		ctx = ContextWithCall(ctx, call)
 
 		resp, err := handler(ctx, req)
 		code := status.Code(err)

@@ -214,3 +214,30 @@ type discardWriter struct{ header http.Header }
 func (w *discardWriter) Header() http.Header         { return w.header }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(int)             {}
+
+// TestAccessLineTraceIDs checks the ids in an access line against the
+// span's own spelling of them.
+func TestAccessLineTraceIDs(t *testing.T) {
+	var buf bytes.Buffer
+	m := telemetry.NewMetrics(prometheus.NewRegistry(), telemetry.BuildInfo{})
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	h := otelhttp.NewHandler(telemetry.HTTPTelemetry(zerolog.New(&buf), m, http.NotFoundHandler()), "http.server",
+		otelhttp.WithTracerProvider(tp))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	var line struct{ TraceID, SpanID string }
+	if err := json.Unmarshal(buf.Bytes(), &struct {
+		TraceID *string `json:"trace_id"`
+		SpanID  *string `json:"span_id"`
+	}{&line.TraceID, &line.SpanID}); err != nil {
+		t.Fatal(err)
+	}
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans, want 1", len(spans))
+	}
+	sc := spans[0].SpanContext()
+	if line.TraceID != sc.TraceID().String() || line.SpanID != sc.SpanID().String() {
+		t.Errorf("access line ids %s/%s, want the span's %s/%s", line.TraceID, line.SpanID, sc.TraceID(), sc.SpanID())
+	}
+}
