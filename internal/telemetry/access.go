@@ -16,10 +16,10 @@ import (
 )
 
 // Access logs: exactly one line per request, written by the edge the request
-// arrived at. A JSON call is logged by HTTPAccessLog with the outcome of the
-// RPC it became; a gRPC call by AccessLogInterceptor. Neither logs request
-// bodies, and client errors' messages (which may quote input) are logged only
-// at debug level.
+// arrived at. A JSON call is logged by HTTPTelemetry (or HTTPAccessLog) with
+// the outcome of the RPC it became; a gRPC call by AccessLogInterceptor.
+// Neither logs request bodies, and client errors' messages (which may quote
+// input) are logged only at debug level.
 
 // traceFields adds the trace and span ids of ctx's span, in lower-case hex
 // as their String methods spell them, without making those strings.
