@@ -77,7 +77,7 @@ func observe(t *testing.T, sample bool, method string, handler http.Handler,
 	for _, s := range rec.Ended() {
 		var attrs []string
 		for _, a := range s.Attributes() {
-			attrs = append(attrs, string(a.Key)+"="+a.Value.Emit())
+			attrs = append(attrs, string(a.Key)+"="+a.Value.String())
 		}
 		o.Spans = append(o.Spans, s.Name()+" "+s.Status().Code.String()+" "+strings.Join(attrs, " "))
 		spanIDs = append(spanIDs, s.SpanContext().TraceID().String())
