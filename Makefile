@@ -163,10 +163,10 @@ fuzz:
 
 .PHONY: bench
 
-## bench: the release binary against its ceilings (bare net/http, grpc-go, pgbench) on SQLite and Postgres, one table and the targets (BENCH_QUICK=1: a short run); not part of test, see docs/performance.md
+## bench: the release binary against its ceilings (bare net/http, grpc-go, pgbench) on SQLite and Postgres, one table and the targets (BENCH_QUICK=1: a short run; BENCH_FLAGS: more flags of usersbench); not part of test, see docs/performance.md
 bench:
 	cd bench && $(GO) build -o $(BIN)/usersbench ./cmd/usersbench
-	$(BIN)/usersbench -repo $(CURDIR) -ldflags '$(LDFLAGS)'
+	$(BIN)/usersbench -repo $(CURDIR) -ldflags '$(LDFLAGS)' $(BENCH_FLAGS)
 
 .PHONY: soak
 

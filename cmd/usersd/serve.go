@@ -325,7 +325,7 @@ func httpServers(cfg config, log zerolog.Logger, tp trace.TracerProvider, metric
 	// Outermost the HTTP span, so the access line carries its trace id; the
 	// span is renamed after the route once the gateway has matched it.
 	h := otelhttp.NewHandler(
-		checker.CloseConnections(telemetry.HTTPAccessLog(log, telemetry.RouteSpan(metrics.HTTPMiddleware(limiter.Middleware(gw))))),
+		checker.CloseConnections(telemetry.HTTPTelemetry(log, metrics, limiter.Middleware(gw))),
 		"http.server",
 		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(telemetry.Propagator()),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -75,12 +76,20 @@ func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options
 }
 
 // recordRoute names the matched route template on the request's
-// telemetry.Call, for access logs, metrics and span names.
+// telemetry.Call, for access logs, metrics and span names. The mux wraps
+// each route's handler in its own recordRoute as the route is registered,
+// so each wrapper only ever sees its route's pattern: it spells the
+// template once and keeps it.
 func recordRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
+	var template atomic.Pointer[string]
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
-		if p, ok := runtime.HTTPPattern(r.Context()); ok {
+		if t := template.Load(); t != nil {
+			telemetry.CallFrom(r.Context()).SetRoute(*t)
+		} else if p, ok := runtime.HTTPPattern(r.Context()); ok {
 			// "/v1/users/{id=*}" → "/v1/users/{id}", as in the annotations.
-			telemetry.CallFrom(r.Context()).SetRoute(strings.ReplaceAll(p.String(), "=*}", "}"))
+			t := strings.ReplaceAll(p.String(), "=*}", "}")
+			template.Store(&t)
+			telemetry.CallFrom(r.Context()).SetRoute(t)
 		}
 		next(w, r, params)
 	}
@@ -92,10 +101,10 @@ func recordRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
 // would forward under the same key, is dropped, so that the credentials
 // of a call are in its Authorization header alone.
 func headerMatcher(key string) (string, bool) {
-	switch strings.ToLower(key) {
-	case grpcserver.MDIdempotencyKey:
+	switch {
+	case strings.EqualFold(key, grpcserver.MDIdempotencyKey):
 		return grpcserver.MDIdempotencyKey, true
-	case grpcserver.MDIfMatch:
+	case strings.EqualFold(key, grpcserver.MDIfMatch):
 		return grpcserver.MDIfMatch, true
 	}
 	md, ok := runtime.DefaultHeaderMatcher(key)

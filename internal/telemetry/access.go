@@ -16,16 +16,18 @@ import (
 )
 
 // Access logs: exactly one line per request, written by the edge the request
-// arrived at. A JSON call is logged by HTTPAccessLog with the outcome of the
-// RPC it became; a gRPC call by AccessLogInterceptor. Neither logs request
-// bodies, and client errors' messages (which may quote input) are logged only
-// at debug level.
+// arrived at. A JSON call is logged by HTTPTelemetry (or HTTPAccessLog) with
+// the outcome of the RPC it became; a gRPC call by AccessLogInterceptor.
+// Neither logs request bodies, and client errors' messages (which may quote
+// input) are logged only at debug level.
 
-// traceFields adds the trace and span ids of ctx's span.
+// traceFields adds the trace and span ids of ctx's span, in lower-case hex
+// as their String methods spell them, without making those strings.
 func traceFields(e *zerolog.Event, ctx context.Context) *zerolog.Event {
 	sc := trace.SpanContextFromContext(ctx)
 	if sc.IsValid() {
-		e = e.Str("trace_id", sc.TraceID().String()).Str("span_id", sc.SpanID().String())
+		tid, sid := sc.TraceID(), sc.SpanID()
+		e = e.Hex("trace_id", tid[:]).Hex("span_id", sid[:])
 	}
 	return e
 }
@@ -54,8 +56,8 @@ func AccessLogInterceptor(log zerolog.Logger) grpc.UnaryServerInterceptor {
 		edge := false
 		if call == nil {
 			call, edge = &Call{}, true
+			ctx = ContextWithCall(ctx, call)
 		}
-		ctx = ContextWithCall(ctx, call)
 
 		resp, err := handler(ctx, req)
 		code := status.Code(err)
@@ -93,6 +95,9 @@ func withError(e *zerolog.Event, log *zerolog.Logger, err, cause error) *zerolog
 	return e
 }
 
+// internalErrorBody is the body of the 500 that answers a panic.
+const internalErrorBody = `{"code":13,"message":"internal error","details":[]}`
+
 // HTTPAccessLog logs one line per HTTP request and turns a panic in next into
 // a 500 with a logged stack. It creates the request's Call unless an outer
 // layer did; the gateway and the gRPC interceptors fill it in.
@@ -114,7 +119,7 @@ func HTTPAccessLog(log zerolog.Logger, next http.Handler) http.Handler {
 					stack = debug.Stack()
 					call.SetCause(fmt.Errorf("panic: %v", p))
 					if sw.status == 0 {
-						http.Error(sw, `{"code":13,"message":"internal error","details":[]}`, http.StatusInternalServerError)
+						http.Error(sw, internalErrorBody, http.StatusInternalServerError)
 					}
 				}
 			}()
@@ -123,35 +128,40 @@ func HTTPAccessLog(log zerolog.Logger, next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-
-		rpc, code, cause, ranRPC := call.RPC()
-		if !ranRPC {
-			code = codes.OK
-			if sw.status >= 500 {
-				code = codes.Internal
-			}
-		}
-		e := level(&log, code, cause)
-		route := call.Route()
-		if route == "" {
-			route = "unmatched"
-		}
-		e = traceFields(e, ctx).
-			Str("method", r.Method).
-			Str("route", route).
-			Int("status", sw.status).
-			Float64("duration_ms", ms(time.Since(start))).
-			Str("peer", r.RemoteAddr).
-			Int64("bytes", sw.bytes)
-		if ranRPC {
-			e = e.Str("rpc", rpc).Str("grpc_code", code.String())
-		}
-		if cause != nil {
-			e = e.AnErr("error", cause)
-		}
-		if stack != nil {
-			e = e.Bytes("stack", stack)
-		}
-		e.Msg("http request")
+		logHTTP(&log, ctx, r, call, sw.status, sw.bytes, start, stack)
 	})
+}
+
+// logHTTP writes the access line of an HTTP request that started at start
+// and was answered with status and bytes of body; ctx carries its span.
+func logHTTP(log *zerolog.Logger, ctx context.Context, r *http.Request, call *Call, status int, bytes int64, start time.Time, stack []byte) {
+	rpc, code, cause, ranRPC := call.RPC()
+	if !ranRPC {
+		code = codes.OK
+		if status >= 500 {
+			code = codes.Internal
+		}
+	}
+	e := level(log, code, cause)
+	route := call.Route()
+	if route == "" {
+		route = "unmatched"
+	}
+	e = traceFields(e, ctx).
+		Str("method", r.Method).
+		Str("route", route).
+		Int("status", status).
+		Float64("duration_ms", ms(time.Since(start))).
+		Str("peer", r.RemoteAddr).
+		Int64("bytes", bytes)
+	if ranRPC {
+		e = e.Str("rpc", rpc).Str("grpc_code", code.String())
+	}
+	if cause != nil {
+		e = e.AnErr("error", cause)
+	}
+	if stack != nil {
+		e = e.Bytes("stack", stack)
+	}
+	e.Msg("http request")
 }

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -62,10 +61,6 @@ func NewMetrics(reg *prometheus.Registry, build BuildInfo) *Metrics {
 	})
 	buildInfo.Set(1)
 
-	grpcMetrics := grpcprom.NewServerMetrics(
-		grpcprom.WithServerHandlingTimeHistogram(grpcprom.WithHistogramBuckets(prometheus.DefBuckets)),
-	)
-
 	m := &Metrics{
 		reg:           reg,
 		grpcExemplars: exemplarGate{interval: exemplarInterval},
@@ -96,13 +91,14 @@ func NewMetrics(reg *prometheus.Registry, build BuildInfo) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo,
-		grpcMetrics,
 		m.httpDuration,
 		m.httpInFlight,
 		m.rejected,
 		m.storeErrors,
 	)
-	m.grpcUnary = grpcMetrics.UnaryServerInterceptor(grpcprom.WithExemplarFromContext(m.grpcExemplars.exemplar))
+	grpcMetrics := newGRPCMetrics(m.grpcExemplars.exemplar)
+	reg.MustRegister(grpcMetrics.collectors()...)
+	m.grpcUnary = grpcMetrics.unaryServerInterceptor()
 	m.handler = promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		EnableOpenMetrics: true,
 		Registry:          reg,
@@ -193,16 +189,38 @@ func (m *Metrics) HTTPMiddleware(next http.Handler) http.Handler {
 					status = http.StatusInternalServerError
 				}
 			}
-			route := call.Route()
-			if route == "" {
-				route = "unmatched"
-			}
-			obs := m.httpDuration.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status))
-			obs.(prometheus.ExemplarObserver).ObserveWithExemplar(elapsed.Seconds(), m.httpExemplars.exemplar(r.Context()))
+			m.observeHTTP(r.Context(), call.Route(), r.Method, status, elapsed)
 		}()
 		next.ServeHTTP(sw, r)
 		returned = true
 	})
+}
+
+// observeHTTP records one HTTP request in the duration histogram, with the
+// exemplar of ctx's span when one is due.
+func (m *Metrics) observeHTTP(ctx context.Context, route, method string, status int, elapsed time.Duration) {
+	if route == "" {
+		route = "unmatched"
+	}
+	obs := m.httpDuration.WithLabelValues(route, methodLabel(method), statusLabel(status))
+	obs.(prometheus.ExemplarObserver).ObserveWithExemplar(elapsed.Seconds(), m.httpExemplars.exemplar(ctx))
+}
+
+// statusLabels are the status labels of the codes from 100 to 599, made
+// once: strconv.Itoa allocates for numbers of three digits.
+var statusLabels = func() (l [600]string) {
+	for code := 100; code < len(l); code++ {
+		l[code] = strconv.Itoa(code)
+	}
+	return l
+}()
+
+// statusLabel is the status label: the code in decimal.
+func statusLabel(code int) string {
+	if code >= 100 && code < len(statusLabels) {
+		return statusLabels[code]
+	}
+	return strconv.Itoa(code)
 }
 
 // methodLabel bounds the method label to the standard methods.

@@ -109,20 +109,29 @@ func Propagator() propagation.TextMapPropagator {
 func RouteSpan(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(w, r)
-		call := CallFrom(r.Context())
-		route := call.Route()
-		if route == "" {
-			return
-		}
-		span := trace.SpanFromContext(r.Context())
-		span.SetName(r.Method + " " + route)
-		if rpc, code, _, ok := call.RPC(); ok {
-			span.SetAttributes(semconv.HTTPRoute(route), semconv.RPCSystemNameGRPC,
-				semconv.RPCMethod(strings.TrimPrefix(rpc, "/")), semconv.RPCResponseStatusCode(code.String()))
-			return
-		}
-		span.SetAttributes(semconv.HTTPRoute(route))
+		nameSpan(r.Context(), r.Method, CallFrom(r.Context()))
 	})
+}
+
+// nameSpan names the span of ctx after call's route, as RouteSpan
+// describes. A span that is not recording (not sampled) is left alone:
+// its name and attributes go nowhere.
+func nameSpan(ctx context.Context, method string, call *Call) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	route := call.Route()
+	if route == "" {
+		return
+	}
+	span.SetName(method + " " + route)
+	if rpc, code, _, ok := call.RPC(); ok {
+		span.SetAttributes(semconv.HTTPRoute(route), semconv.RPCSystemNameGRPC,
+			semconv.RPCMethod(strings.TrimPrefix(rpc, "/")), semconv.RPCResponseStatusCode(code.String()))
+		return
+	}
+	span.SetAttributes(semconv.HTTPRoute(route))
 }
 
 // newSampler returns the sampler named by OTEL_TRACES_SAMPLER and its

@@ -66,6 +66,7 @@ func runBench(ctx context.Context, opt options, stdout, stderr io.Writer) (err e
 			Config: report.Config{
 				Rounds: opt.Rounds, Duration: opt.Duration, Warmup: opt.Warmup, Concurrency: opt.Concurrency,
 				Users: opt.Users, ScaleUsers: opt.ScaleUsers, Starts: opt.Starts, Stores: opt.Stores,
+				Sampler: opt.Sampler, SamplerArg: opt.SamplerArg,
 			},
 		},
 	}

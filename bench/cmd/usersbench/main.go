@@ -94,6 +94,8 @@ type options struct {
 	MinIdle     float64       // idle fraction to wait for before a round
 	IdleWait    time.Duration // longest wait for it
 	Deadline    time.Duration // the whole run is cut off after this
+	Sampler     string        // OTEL_TRACES_SAMPLER of usersd (not of its logging+tracing-off twin); empty: usersd's default
+	SamplerArg  string        // OTEL_TRACES_SAMPLER_ARG with it
 	ServerLogs  bool          // keep the servers' output in the work directory
 	Keep        bool          // keep the work directory
 }
@@ -128,6 +130,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Float64Var(&o.MinIdle, "min-idle", 0.85, "idle CPU fraction to wait for before each round")
 	idleWait := fs.Duration("idle-wait", 0, "longest wait for an idle machine before a round (default 30s; quick 5s)")
 	deadline := fs.Duration("deadline", 0, "bound on the run after the build (default 15m; quick 3m)")
+	fs.StringVar(&o.Sampler, "sampler", "", "OTEL_TRACES_SAMPLER of usersd, e.g. parentbased_traceidratio (default: usersd's, parentbased_always_on); the logging+tracing-off server keeps always_off")
+	fs.StringVar(&o.SamplerArg, "sampler-arg", "", "OTEL_TRACES_SAMPLER_ARG with -sampler, e.g. 0.01")
 	fs.BoolVar(&o.ServerLogs, "server-logs", false, "write the servers' output to files in the work directory (and keep it)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the work directory")
 	fs.Usage = func() {
@@ -199,6 +203,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		default:
 			return o, fmt.Errorf("-stores: unknown store %q", s)
 		}
+	}
+	if o.SamplerArg != "" && o.Sampler == "" {
+		return o, errors.New("-sampler-arg without -sampler")
 	}
 	if len(o.Stores) == 0 {
 		return o, errors.New("-stores: none")

@@ -34,6 +34,10 @@ func (h *harness) print(path string) {
 	fmt.Fprintf(w, "%d users per store; %s per measurement after %s of warm-up; %d requests in flight; medians of %d round(s).\n\n",
 		r.Config.Users, r.Config.Duration, r.Config.Warmup, r.Config.Concurrency, r.Config.Rounds)
 
+	if r.Config.Sampler != "" {
+		fmt.Fprintf(w, "usersd ran with OTEL_TRACES_SAMPLER=%s OTEL_TRACES_SAMPLER_ARG=%s (-sampler); the logging+tracing-off server with always_off.\n\n",
+			r.Config.Sampler, r.Config.SamplerArg)
+	}
 	report.PrintTable(w, r.Table)
 	fmt.Fprintln(w)
 

@@ -82,6 +82,12 @@ func (h *harness) startServer(ctx context.Context, st *store, kind string) (*ser
 			env = append(env, "OTEL_TRACES_SAMPLER=always_off")
 		} else {
 			args = append(args, "--log-level=info")
+			if h.opt.Sampler != "" {
+				env = append(env, "OTEL_TRACES_SAMPLER="+h.opt.Sampler)
+				if h.opt.SamplerArg != "" {
+					env = append(env, "OTEL_TRACES_SAMPLER_ARG="+h.opt.SamplerArg)
+				}
+			}
 		}
 		readyURL = "http://" + s.adminAddr + "/readyz"
 	case report.ServerBare:

@@ -9,8 +9,8 @@ import (
 // (throughput, p99, CPU per request, ratio), the start-up and footprint
 // figures, and the targets. Rows only one run has are listed as such.
 func Compare(w io.Writer, a, b *Run) {
-	fmt.Fprintf(w, "A: %s (quick=%v, %d rounds, %d CPUs, load %.1f at start)\n", a.Started.Format("2006-01-02 15:04:05"), a.Quick, a.Config.Rounds, a.Host.CPUs, a.Host.LoadAvg)
-	fmt.Fprintf(w, "B: %s (quick=%v, %d rounds, %d CPUs, load %.1f at start)\n\n", b.Started.Format("2006-01-02 15:04:05"), b.Quick, b.Config.Rounds, b.Host.CPUs, b.Host.LoadAvg)
+	fmt.Fprintf(w, "A: %s (quick=%v, %d rounds, %d CPUs, load %.1f at start%s)\n", a.Started.Format("2006-01-02 15:04:05"), a.Quick, a.Config.Rounds, a.Host.CPUs, a.Host.LoadAvg, samplerNote(a))
+	fmt.Fprintf(w, "B: %s (quick=%v, %d rounds, %d CPUs, load %.1f at start%s)\n\n", b.Started.Format("2006-01-02 15:04:05"), b.Quick, b.Config.Rounds, b.Host.CPUs, b.Host.LoadAvg, samplerNote(b))
 	if a.Quick != b.Quick || a.Host.CPUs != b.Host.CPUs {
 		fmt.Fprintln(w, "Warning: the runs differ in mode or machine; differences may not be the code's.")
 		fmt.Fprintln(w)
@@ -97,4 +97,12 @@ func delta(a, b float64) string {
 		return ""
 	}
 	return fmt.Sprintf("%+.1f%%", (b/a-1)*100)
+}
+
+// samplerNote names the sampler usersd ran with, when the run set one.
+func samplerNote(r *Run) string {
+	if r.Config.Sampler == "" {
+		return ""
+	}
+	return ", sampler " + r.Config.Sampler + " " + r.Config.SamplerArg
 }

@@ -67,6 +67,10 @@ type Config struct {
 	ScaleUsers  int           `json:"scale_users"`
 	Starts      int           `json:"starts"`
 	Stores      []string      `json:"stores"`
+	// Sampler and SamplerArg are usersd's OTEL_TRACES_SAMPLER and its
+	// argument when the run set them (-sampler); empty: usersd's default.
+	Sampler    string `json:"sampler,omitempty"`
+	SamplerArg string `json:"sampler_arg,omitempty"`
 }
 
 // Round records how idle the machine was before a round.
