@@ -137,8 +137,8 @@ func appendEvents(ctx context.Context, tx pgx.Tx, evs []users.Event) error {
 }
 
 // ListEvents returns the events after the position that no transaction can
-// precede any more, in (txid, seq) order, in one statement; see users.Store
-// and the comment at the top of this file.
+// precede any more, in (txid, seq) order, in one statement; see
+// users.EventStore and the comment at the top of this file.
 func (s *Store) ListEvents(ctx context.Context, after users.EventPos, limit int) (_ []users.Event, err error) {
 	defer wrap(ctx, &err, "list events")
 	if limit <= 0 {
@@ -184,7 +184,7 @@ func listEventsAfter(ctx context.Context, q querier, after users.EventPos, limit
 }
 
 // GetEvent returns the event with the id, in one statement; see
-// users.Store.
+// users.EventStore.
 func (s *Store) GetEvent(ctx context.Context, id string) (_ *users.Event, err error) {
 	defer wrap(ctx, &err, "event %s", id)
 	uid, ok := parseID(id)
@@ -247,7 +247,7 @@ func (r *eventRow) event() (users.Event, error) {
 }
 
 // PurgeEvents deletes up to limit events appended before the time, oldest
-// first, in one statement; see users.Store.
+// first, in one statement; see users.EventStore.
 func (s *Store) PurgeEvents(ctx context.Context, before time.Time, limit int) (_ int, err error) {
 	defer wrap(ctx, &err, "purge events")
 	if limit <= 0 {

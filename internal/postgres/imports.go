@@ -61,8 +61,8 @@ RETURNING id`
 )
 
 // CreateImport stores op and enqueues its chunks on the Store's Jobs, in
-// one transaction; see users.Store. It inserts first and reads the stored
-// operation only when the request id is taken.
+// one transaction; see users.ImportStore. It inserts first and reads the
+// stored operation only when the request id is taken.
 func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users.IdempotencyKey, chunks []users.ImportChunk) (_ *users.Operation, err error) {
 	defer wrap(ctx, &err, "create import %s", op.ID)
 	if s.jobs == nil {
@@ -128,7 +128,7 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 }
 
 // GetOperation reads the operation and its finished chunks in one
-// statement; see users.Store.
+// statement; see users.ImportStore.
 func (s *Store) GetOperation(ctx context.Context, id string) (_ *users.Operation, err error) {
 	defer wrap(ctx, &err, "operation %s", id)
 	uid, ok := parseID(id)
@@ -200,7 +200,7 @@ func readOperation(ctx context.Context, q querier, where string, arg any) (*user
 }
 
 // ImportChunk claims the chunk, inserts its valid users in one statement
-// and records the outcome, in one transaction; see users.Store.
+// and records the outcome, in one transaction; see users.ImportStore.
 func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid []users.ImportedUser, failed []users.RowFailure) (err error) {
 	defer wrap(ctx, &err, "operation %s chunk %s", opID, strconv.Itoa(chunk))
 	uid, ok := parseID(opID)

@@ -14,7 +14,7 @@ import (
 const upsertSink = `INSERT INTO event_sinks (name, tx, seq) VALUES ($1, $2, $3)
 ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, seq = excluded.seq`
 
-// SinkPosition reads the position saved under name; see users.Store.
+// SinkPosition reads the position saved under name; see users.SinkStore.
 func (s *Store) SinkPosition(ctx context.Context, name string) (_ users.EventPos, err error) {
 	defer wrap(ctx, &err, "sink %s", name)
 	var pos users.EventPos
@@ -29,7 +29,7 @@ func (s *Store) SinkPosition(ctx context.Context, name string) (_ users.EventPos
 }
 
 // SetSinkPosition saves the position under name in one statement; see
-// users.Store.
+// users.SinkStore.
 func (s *Store) SetSinkPosition(ctx context.Context, name string, pos users.EventPos) (err error) {
 	defer wrap(ctx, &err, "sink %s", name)
 	if pos.Seq < 0 {

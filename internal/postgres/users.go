@@ -92,7 +92,7 @@ RETURNING id`
 )
 
 // CreateUser inserts u and its user.created event in one statement; see
-// users.Store. With a key, the statement inserts the key, the user and the
+// users.UserStore. With a key, the statement inserts the key, the user and the
 // event, or, when the request id is taken, nothing; a second statement then
 // reads the user the key points to.
 func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.IdempotencyKey) (_ *users.User, err error) {
@@ -166,7 +166,7 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 	return nil, fmt.Errorf("request %s: idempotency key keeps disappearing", key.RequestID)
 }
 
-// GetUser returns the user with the id; see users.Store.
+// GetUser returns the user with the id; see users.UserStore.
 func (s *Store) GetUser(ctx context.Context, id string) (_ *users.User, err error) {
 	defer wrap(ctx, &err, "user %s", id)
 	uid, ok := parseID(id)
@@ -184,8 +184,8 @@ func (s *Store) GetUser(ctx context.Context, id string) (_ *users.User, err erro
 	return u, err
 }
 
-// BatchGetUsers returns the users with the ids that exist; see users.Store.
-// Ids that are not UUIDs match no user.
+// BatchGetUsers returns the users with the ids that exist; see
+// users.UserStore. Ids that are not UUIDs match no user.
 func (s *Store) BatchGetUsers(ctx context.Context, ids []string) (_ []*users.User, err error) {
 	defer wrap(ctx, &err, "batch get users")
 	uids := make([]pgtype.UUID, 0, len(ids))
@@ -200,7 +200,7 @@ func (s *Store) BatchGetUsers(ctx context.Context, ids []string) (_ []*users.Use
 	return s.queryUsers(ctx, len(uids), selectUsers, uids)
 }
 
-// ListUsers returns a page of users; see users.Store. The statement comes
+// ListUsers returns a page of users; see users.UserStore. The statement comes
 // from usersql.ListClause.
 func (s *Store) ListUsers(ctx context.Context, q users.ListQuery) (_ []*users.User, err error) {
 	defer wrap(ctx, &err, "list users")
@@ -211,8 +211,9 @@ func (s *Store) ListUsers(ctx context.Context, q users.ListQuery) (_ []*users.Us
 	return s.queryUsers(ctx, min(max(q.Limit, 0), 1000), "SELECT "+userColumns+" FROM users "+clause, args...)
 }
 
-// UpdateUser changes a user under a row lock; see users.Store. It takes two
-// round trips: BEGIN with SELECT … FOR UPDATE, then UPDATE with COMMIT.
+// UpdateUser changes a user under a row lock; see users.UserStore. It
+// takes two round trips: BEGIN with SELECT … FOR UPDATE, then UPDATE with
+// COMMIT.
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*users.User) error) (_ *users.User, err error) {
 	defer wrap(ctx, &err, "user %s", id)
 	uid, ok := parseID(id)
@@ -302,7 +303,7 @@ func (s *Store) updateUser(ctx context.Context, conn *pgxpool.Conn, uid pgtype.U
 
 // PurgeDeleted deletes up to limit users deleted before the time, those
 // deleted longest ago first, and appends their user.purged events, in one
-// transaction; see users.Store.
+// transaction; see users.UserStore.
 func (s *Store) PurgeDeleted(ctx context.Context, before time.Time, limit int) (_ int, err error) {
 	defer wrap(ctx, &err, "purge deleted users")
 	if limit <= 0 {

@@ -54,7 +54,7 @@ FROM webhook_attempts WHERE webhook_id = $1 ORDER BY time DESC, id DESC LIMIT $2
 
 // CreateWebhook counts the subscriptions and inserts w in one transaction
 // that holds a lock on the table no other CreateWebhook can share, so that
-// concurrent creates cannot pass MaxWebhooks; see users.Store.
+// concurrent creates cannot pass MaxWebhooks; see users.WebhookStore.
 func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.Webhook, err error) {
 	defer wrap(ctx, &err, "webhook %s", w.ID)
 	args, err := webhookArgs(w)
@@ -89,7 +89,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.W
 	return storedWebhook(w.Clone()), nil
 }
 
-// GetWebhook reads the subscription in one statement; see users.Store.
+// GetWebhook reads the subscription in one statement; see users.WebhookStore.
 func (s *Store) GetWebhook(ctx context.Context, id string) (_ *users.Webhook, err error) {
 	defer wrap(ctx, &err, "webhook %s", id)
 	uid, ok := parseID(id)
@@ -107,7 +107,8 @@ func (s *Store) GetWebhook(ctx context.Context, id string) (_ *users.Webhook, er
 	return w, err
 }
 
-// ListWebhooks reads every subscription in one statement; see users.Store.
+// ListWebhooks reads every subscription in one statement; see
+// users.WebhookStore.
 func (s *Store) ListWebhooks(ctx context.Context) (_ []*users.Webhook, err error) {
 	defer wrap(ctx, &err, "list webhooks")
 	var ws []*users.Webhook
@@ -118,7 +119,8 @@ func (s *Store) ListWebhooks(ctx context.Context) (_ []*users.Webhook, err error
 	return ws, err
 }
 
-// UpdateWebhook changes a subscription under a row lock; see users.Store.
+// UpdateWebhook changes a subscription under a row lock; see
+// users.WebhookStore.
 func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Webhook) error) (_ *users.Webhook, err error) {
 	defer wrap(ctx, &err, "webhook %s", id)
 	uid, ok := parseID(id)
@@ -171,7 +173,7 @@ func writeWebhook(ctx context.Context, tx pgx.Tx, w *users.Webhook) error {
 }
 
 // DeleteWebhook deletes the subscription, and by cascade its attempts, in
-// one statement; see users.Store.
+// one statement; see users.WebhookStore.
 func (s *Store) DeleteWebhook(ctx context.Context, id string) (err error) {
 	defer wrap(ctx, &err, "webhook %s", id)
 	uid, ok := parseID(id)
@@ -189,7 +191,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) (err error) {
 }
 
 // RecordDeliveryAttempt locks the subscription, stores the attempt and the
-// subscription's new failure count, in one transaction; see users.Store
+// subscription's new failure count, in one transaction; see users.WebhookStore
 // and users.Webhook.Record.
 func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttempt, disableAfter int) (_ *users.Webhook, err error) {
 	defer wrap(ctx, &err, "webhook %s", a.WebhookID)
@@ -226,7 +228,7 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttem
 }
 
 // ListDeliveryAttempts reads the newest attempts in one statement; see
-// users.Store.
+// users.WebhookStore.
 func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limit int) (_ []users.DeliveryAttempt, err error) {
 	defer wrap(ctx, &err, "list deliveries of webhook %s", webhookID)
 	uid, ok := parseID(webhookID)
@@ -258,7 +260,7 @@ func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limi
 }
 
 // PurgeDeliveryAttempts deletes the delivery attempts made before the time;
-// see users.Store.
+// see users.WebhookStore.
 func (s *Store) PurgeDeliveryAttempts(ctx context.Context, before time.Time) (_ int, err error) {
 	defer wrap(ctx, &err, "purge delivery attempts")
 	tag, err := s.pool.Exec(ctx, "DELETE FROM webhook_attempts WHERE time < $1", before)
@@ -271,7 +273,7 @@ func (s *Store) PurgeDeliveryAttempts(ctx context.Context, before time.Time) (_ 
 // DispatchEvents locks the dispatcher's sink row, reads the events after
 // its position by ListEvents' rule and the enabled subscriptions, enqueues
 // the deliveries and saves the new position, in one READ COMMITTED
-// transaction; see users.Store and the comment at the top of this file.
+// transaction; see users.WebhookStore and the comment at the top of this file.
 func (s *Store) DispatchEvents(ctx context.Context, limit int) (_ int, err error) {
 	defer wrap(ctx, &err, "dispatch events")
 	if s.jobs == nil {

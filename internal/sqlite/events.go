@@ -59,7 +59,7 @@ func appendEvents(ctx context.Context, ins *sql.Stmt, evs ...users.Event) error 
 }
 
 // ListEvents reads the events after the position from the readers, in seq
-// order; see users.Store. Events from this store have Tx 0, so a position
+// order; see users.EventStore. Events from this store have Tx 0, so a position
 // with another Tx is not one of its cursors.
 func (s *Store) ListEvents(ctx context.Context, after users.EventPos, limit int) (_ []users.Event, err error) {
 	defer wrap(ctx, &err, "list events")
@@ -99,7 +99,7 @@ func listEvents(ctx context.Context, list *sql.Stmt, after users.EventPos, limit
 	return evs, rows.Close()
 }
 
-// GetEvent reads the event with the id from the readers; see users.Store.
+// GetEvent reads the event with the id from the readers; see users.EventStore.
 func (s *Store) GetEvent(ctx context.Context, id string) (_ *users.Event, err error) {
 	defer wrap(ctx, &err, "event %s", id)
 	get, err := s.stmt(ctx, stmtGetEvent)
@@ -155,7 +155,7 @@ func scanEvent(rows *sql.Rows) (users.Event, error) {
 }
 
 // PurgeEvents deletes up to limit events appended before the time, oldest
-// first, in one writer transaction; see users.Store.
+// first, in one writer transaction; see users.EventStore.
 func (s *Store) PurgeEvents(ctx context.Context, before time.Time, limit int) (_ int, err error) {
 	defer wrap(ctx, &err, "purge events")
 	if limit <= 0 {

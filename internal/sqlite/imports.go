@@ -23,7 +23,7 @@ const selectOperation = "SELECT o.id, o.request_id, o.fingerprint, o.total, o.ch
 	"FROM operations o LEFT JOIN operation_chunks c ON c.operation_id = o.id "
 
 // CreateImport stores op and enqueues its chunks on the Store's Jobs, in
-// one writer transaction; see users.Store.
+// one writer transaction; see users.ImportStore.
 func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users.IdempotencyKey, chunks []users.ImportChunk) (_ *users.Operation, err error) {
 	defer wrap(ctx, &err, "create import %s", op.ID)
 	if s.jobs == nil {
@@ -89,7 +89,7 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 }
 
 // GetOperation reads the operation and its finished chunks in one
-// statement on the readers; see users.Store.
+// statement on the readers; see users.ImportStore.
 func (s *Store) GetOperation(ctx context.Context, id string) (_ *users.Operation, err error) {
 	defer wrap(ctx, &err, "operation %s", id)
 	get, err := s.stmt(ctx, stmtGetOperation)
@@ -151,7 +151,7 @@ func readOperation(ctx context.Context, get *sql.Stmt, arg any) (*users.Operatio
 }
 
 // ImportChunk inserts the valid users of a chunk and records the chunk, in
-// one writer transaction; see users.Store. The single writer makes the
+// one writer transaction; see users.ImportStore. The single writer makes the
 // check that the chunk is new and its recording atomic.
 func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid []users.ImportedUser, failed []users.RowFailure) (err error) {
 	defer wrap(ctx, &err, "operation %s chunk %s", opID, strconv.Itoa(chunk))

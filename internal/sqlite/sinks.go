@@ -18,14 +18,14 @@ const (
 )
 
 // SinkPosition reads the position saved under name from the readers; see
-// users.Store.
+// users.SinkStore.
 func (s *Store) SinkPosition(ctx context.Context, name string) (_ users.EventPos, err error) {
 	defer wrap(ctx, &err, "sink %s", name)
 	return sinkPosition(ctx, s.db.reader, name)
 }
 
 // SetSinkPosition saves the position under name in a writer transaction;
-// see users.Store.
+// see users.SinkStore.
 func (s *Store) SetSinkPosition(ctx context.Context, name string, pos users.EventPos) (err error) {
 	defer wrap(ctx, &err, "sink %s", name)
 	tx, err := s.db.writer.BeginTx(ctx, nil)

@@ -29,7 +29,7 @@ const selectUsers = "SELECT " + userColumns + " FROM users "
 var errEmailInUse = fmt.Errorf("email address already in use: %w", users.ErrEmailTaken)
 
 // CreateUser inserts u, and the idempotency key if there is one, in one
-// writer transaction; see users.Store.
+// writer transaction; see users.UserStore.
 func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.IdempotencyKey) (_ *users.User, err error) {
 	defer wrap(ctx, &err, "user %s", u.ID)
 	labels, err := encodeLabels(u.Labels)
@@ -121,7 +121,7 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 	return created, nil
 }
 
-// GetUser returns the user with the id from the readers; see users.Store.
+// GetUser returns the user with the id from the readers; see users.UserStore.
 func (s *Store) GetUser(ctx context.Context, id string) (_ *users.User, err error) {
 	defer wrap(ctx, &err, "user %s", id)
 	get, err := s.stmt(ctx, stmtGetUser)
@@ -136,7 +136,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (_ *users.User, err erro
 }
 
 // BatchGetUsers returns the users with the ids, in one statement on the
-// readers; see users.Store.
+// readers; see users.UserStore.
 func (s *Store) BatchGetUsers(ctx context.Context, ids []string) (_ []*users.User, err error) {
 	defer wrap(ctx, &err, "batch get users")
 	if len(ids) == 0 {
@@ -158,7 +158,7 @@ func (s *Store) BatchGetUsers(ctx context.Context, ids []string) (_ []*users.Use
 }
 
 // ListUsers returns a page of users from the readers, with the SQL of
-// usersql.ListClause; see users.Store.
+// usersql.ListClause; see users.UserStore.
 func (s *Store) ListUsers(ctx context.Context, q users.ListQuery) (_ []*users.User, err error) {
 	defer wrap(ctx, &err, "list users")
 	clause, args, err := usersql.ListClause(usersql.SQLite, q)
@@ -194,7 +194,7 @@ func (s *Store) query(ctx context.Context, query string, args []any, sizeHint in
 
 // UpdateUser reads the user in a writer transaction, which holds the
 // database's write lock from its start, lets fn change a copy and writes it
-// back; see users.Store.
+// back; see users.UserStore.
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*users.User) error) (_ *users.User, err error) {
 	defer wrap(ctx, &err, "user %s", id)
 	getUser, err := s.stmt(ctx, stmtGetUserTx)
@@ -254,7 +254,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*users.User) 
 
 // PurgeDeleted deletes up to limit users deleted before the time, those
 // deleted longest ago first, and appends their user.purged events, in one
-// writer transaction; see users.Store.
+// writer transaction; see users.UserStore.
 func (s *Store) PurgeDeleted(ctx context.Context, before time.Time, limit int) (_ int, err error) {
 	defer wrap(ctx, &err, "purge deleted users")
 	if limit <= 0 {

@@ -40,7 +40,7 @@ const (
 )
 
 // CreateWebhook inserts w in a writer transaction that first counts the
-// subscriptions; see users.Store.
+// subscriptions; see users.WebhookStore.
 func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.Webhook, err error) {
 	defer wrap(ctx, &err, "webhook %s", w.ID)
 	args, err := webhookArgs(w)
@@ -73,7 +73,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.W
 	return storedWebhook(w.Clone()), nil
 }
 
-// GetWebhook reads the subscription from the readers; see users.Store.
+// GetWebhook reads the subscription from the readers; see users.WebhookStore.
 func (s *Store) GetWebhook(ctx context.Context, id string) (_ *users.Webhook, err error) {
 	defer wrap(ctx, &err, "webhook %s", id)
 	w, err := scanWebhook(s.db.reader.QueryRowContext(ctx, selectWebhooks+"WHERE id = ?1", id))
@@ -83,14 +83,15 @@ func (s *Store) GetWebhook(ctx context.Context, id string) (_ *users.Webhook, er
 	return w, err
 }
 
-// ListWebhooks reads every subscription from the readers; see users.Store.
+// ListWebhooks reads every subscription from the readers; see
+// users.WebhookStore.
 func (s *Store) ListWebhooks(ctx context.Context) (_ []*users.Webhook, err error) {
 	defer wrap(ctx, &err, "list webhooks")
 	return queryWebhooks(ctx, s.db.reader, selectWebhooks+"ORDER BY create_time, id")
 }
 
 // UpdateWebhook reads the subscription in a writer transaction, lets fn
-// change a copy and writes it back; see users.Store.
+// change a copy and writes it back; see users.WebhookStore.
 func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Webhook) error) (_ *users.Webhook, err error) {
 	defer wrap(ctx, &err, "webhook %s", id)
 	tx, err := s.db.writer.BeginTx(ctx, nil)
@@ -134,7 +135,7 @@ func writeWebhook(ctx context.Context, tx *sql.Tx, w *users.Webhook) error {
 }
 
 // DeleteWebhook deletes the subscription, and by cascade its attempts, in
-// a writer transaction; see users.Store.
+// a writer transaction; see users.WebhookStore.
 func (s *Store) DeleteWebhook(ctx context.Context, id string) (err error) {
 	defer wrap(ctx, &err, "webhook %s", id)
 	tx, err := s.db.writer.BeginTx(ctx, nil)
@@ -161,7 +162,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) (err error) {
 }
 
 // RecordDeliveryAttempt stores the attempt and the subscription's new
-// failure count in one writer transaction; see users.Store and
+// failure count in one writer transaction; see users.WebhookStore and
 // users.Webhook.Record.
 func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttempt, disableAfter int) (_ *users.Webhook, err error) {
 	defer wrap(ctx, &err, "webhook %s", a.WebhookID)
@@ -194,7 +195,7 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttem
 }
 
 // ListDeliveryAttempts reads the newest attempts from the readers; see
-// users.Store.
+// users.WebhookStore.
 func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limit int) (_ []users.DeliveryAttempt, err error) {
 	defer wrap(ctx, &err, "list deliveries of webhook %s", webhookID)
 	if limit <= 0 {
@@ -226,7 +227,7 @@ func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limi
 }
 
 // PurgeDeliveryAttempts deletes the delivery attempts made before the time;
-// see users.Store.
+// see users.WebhookStore.
 func (s *Store) PurgeDeliveryAttempts(ctx context.Context, before time.Time) (_ int, err error) {
 	defer wrap(ctx, &err, "purge delivery attempts")
 	res, err := s.db.writer.ExecContext(ctx, "DELETE FROM webhook_attempts WHERE time < ?", before.UnixMicro())
@@ -243,9 +244,9 @@ func (s *Store) PurgeDeliveryAttempts(ctx context.Context, before time.Time) (_ 
 
 // DispatchEvents reads the dispatcher's position, the events after it and
 // the enabled subscriptions, enqueues the deliveries and saves the new
-// position, in one writer transaction; see users.Store. The single writer
-// makes concurrent calls take turns, and what the transaction reads is
-// every event committed before it, as the readers of ListEvents see them.
+// position, in one writer transaction; see users.WebhookStore. The single
+// writer makes concurrent calls take turns, and what the transaction reads
+// is every event committed before it, as the readers of ListEvents see them.
 func (s *Store) DispatchEvents(ctx context.Context, limit int) (_ int, err error) {
 	defer wrap(ctx, &err, "dispatch events")
 	if s.jobs == nil {
