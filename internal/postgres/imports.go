@@ -146,11 +146,6 @@ func (s *Store) GetOperation(ctx context.Context, id string) (_ *users.Operation
 	return op, err
 }
 
-// querier is a pool or a transaction.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
 // readOperation reads the operation that matches where (a condition on o
 // with one parameter) and sums its finished chunks. It returns the
 // operation and its fingerprint, or pgx.ErrNoRows.

@@ -298,12 +298,6 @@ func (s *Store) DispatchEvents(ctx context.Context, limit int) (_ int, err error
 	return len(evs), nil
 }
 
-// queryer is the reader pool or a writer transaction.
-type queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // queryWebhooks runs a select of webhookColumns and reads every row.
 func queryWebhooks(ctx context.Context, q queryer, query string) ([]*users.Webhook, error) {
 	rows, err := q.QueryContext(ctx, query)
