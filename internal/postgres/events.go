@@ -17,7 +17,7 @@ import (
 	"github.com/usersd/usersd/internal/users/usersql"
 )
 
-// The outbox. Each event row records, besides its seq, the id of the
+// Events: users.EventStore, the outbox. Each event row records, besides its seq, the id of the
 // transaction that appended it (txid, pg_current_xact_id()), and the feed is
 // in (txid, seq) order.
 //
@@ -137,21 +137,19 @@ func appendEvents(ctx context.Context, tx pgx.Tx, evs []users.Event) error {
 }
 
 // ListEvents returns the events after the position that no transaction can
-// precede any more, in (txid, seq) order, in one statement; see users.Store
-// and the comment at the top of this file.
-func (s *Store) ListEvents(ctx context.Context, after users.EventPos, limit int) ([]users.Event, error) {
+// precede any more, in (txid, seq) order, in one statement; see
+// users.EventStore and the comment at the top of this file.
+func (s *Store) ListEvents(ctx context.Context, after users.EventPos, limit int) (_ []users.Event, err error) {
+	defer wrap(ctx, &err, "list events")
 	if limit <= 0 {
 		return nil, nil
 	}
 	var evs []users.Event
-	err := s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
+	err = s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
 		evs, err = listEventsAfter(ctx, c, after, limit)
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list events: %w", err)
-	}
-	return evs, nil
+	return evs, err
 }
 
 // listEventsAfter runs listEvents on q, the pool or a transaction: the
@@ -162,7 +160,7 @@ func listEventsAfter(ctx context.Context, q querier, after users.EventPos, limit
 	}
 	rows, err := q.Query(ctx, listEvents, after.Tx, after.Seq, limit)
 	if err != nil {
-		return nil, classify(ctx, err)
+		return nil, err
 	}
 	defer rows.Close()
 	evs := make([]users.Event, 0, min(limit, 1000))
@@ -180,27 +178,28 @@ func listEventsAfter(ctx context.Context, q querier, after users.EventPos, limit
 		evs = append(evs, ev)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, classify(ctx, err)
+		return nil, err
 	}
 	return evs, nil
 }
 
 // GetEvent returns the event with the id, in one statement; see
-// users.Store.
-func (s *Store) GetEvent(ctx context.Context, id string) (*users.Event, error) {
+// users.EventStore.
+func (s *Store) GetEvent(ctx context.Context, id string) (_ *users.Event, err error) {
+	defer wrap(ctx, &err, "event %s", id)
 	uid, ok := parseID(id)
 	if !ok {
-		return nil, eventNotFound(id)
+		return nil, users.ErrNotFound
 	}
 	var r eventRow
-	err := s.do(ctx, read, func(c *pgxpool.Conn) error {
+	err = s.do(ctx, read, func(c *pgxpool.Conn) error {
 		return c.QueryRow(ctx, "SELECT "+eventColumns+" FROM events WHERE id = $1", uid).Scan(r.dest()...)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, eventNotFound(id)
+		return nil, users.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("event %s: %w", id, classify(ctx, err))
+		return nil, err
 	}
 	ev, err := r.event()
 	if err != nil {
@@ -208,8 +207,6 @@ func (s *Store) GetEvent(ctx context.Context, id string) (*users.Event, error) {
 	}
 	return &ev, nil
 }
-
-func eventNotFound(id string) error { return fmt.Errorf("event %s: %w", id, users.ErrNotFound) }
 
 // eventRow holds the eventColumns of one row as pgx scans them.
 type eventRow struct {
@@ -250,24 +247,15 @@ func (r *eventRow) event() (users.Event, error) {
 }
 
 // PurgeEvents deletes up to limit events appended before the time, oldest
-// first, in one statement; see users.Store.
-func (s *Store) PurgeEvents(ctx context.Context, before time.Time, limit int) (int, error) {
+// first, in one statement; see users.EventStore.
+func (s *Store) PurgeEvents(ctx context.Context, before time.Time, limit int) (_ int, err error) {
+	defer wrap(ctx, &err, "purge events")
 	if limit <= 0 {
 		return 0, nil
 	}
 	tag, err := s.pool.Exec(ctx, purgeEvents, before, limit)
 	if err != nil {
-		return 0, fmt.Errorf("purge events: %w", classify(ctx, err))
-	}
-	return int(tag.RowsAffected()), nil
-}
-
-// PurgeDeliveryAttempts deletes the delivery attempts made before the time;
-// see users.Store.
-func (s *Store) PurgeDeliveryAttempts(ctx context.Context, before time.Time) (int, error) {
-	tag, err := s.pool.Exec(ctx, "DELETE FROM webhook_attempts WHERE time < $1", before)
-	if err != nil {
-		return 0, fmt.Errorf("purge delivery attempts: %w", classify(ctx, err))
+		return 0, err
 	}
 	return int(tag.RowsAffected()), nil
 }

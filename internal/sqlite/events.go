@@ -11,7 +11,7 @@ import (
 	"github.com/usersd/usersd/internal/users/usersql"
 )
 
-// The outbox. Events are appended on the writer, within the transaction of
+// Events: users.EventStore, the outbox. Events are appended on the writer, within the transaction of
 // their change, and read on the readers.
 //
 // The feed is in seq order, and sound: the single writer connection runs
@@ -59,10 +59,10 @@ func appendEvents(ctx context.Context, ins *sql.Stmt, evs ...users.Event) error 
 }
 
 // ListEvents reads the events after the position from the readers, in seq
-// order; see users.Store. Events from this store have Tx 0, so a position
+// order; see users.EventStore. Events from this store have Tx 0, so a position
 // with another Tx is not one of its cursors.
 func (s *Store) ListEvents(ctx context.Context, after users.EventPos, limit int) (_ []users.Event, err error) {
-	defer classifyErr(ctx, &err)
+	defer wrap(ctx, &err, "list events")
 	if after.Tx != 0 {
 		return nil, users.Invalid("after", "not a cursor of this database's event feed")
 	}
@@ -73,11 +73,7 @@ func (s *Store) ListEvents(ctx context.Context, after users.EventPos, limit int)
 	if err != nil {
 		return nil, err
 	}
-	evs, err := listEvents(ctx, list, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list events: %w", err)
-	}
-	return evs, nil
+	return listEvents(ctx, list, after, limit)
 }
 
 // listEvents runs list, a stmtListEvents on the readers or a
@@ -103,27 +99,27 @@ func listEvents(ctx context.Context, list *sql.Stmt, after users.EventPos, limit
 	return evs, rows.Close()
 }
 
-// GetEvent reads the event with the id from the readers; see users.Store.
+// GetEvent reads the event with the id from the readers; see users.EventStore.
 func (s *Store) GetEvent(ctx context.Context, id string) (_ *users.Event, err error) {
-	defer classifyErr(ctx, &err)
+	defer wrap(ctx, &err, "event %s", id)
 	get, err := s.stmt(ctx, stmtGetEvent)
 	if err != nil {
 		return nil, err
 	}
 	rows, err := get.QueryContext(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("event %s: %w", id, err)
+		return nil, err
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("event %s: %w", id, err)
+			return nil, err
 		}
-		return nil, fmt.Errorf("event %s: %w", id, users.ErrNotFound)
+		return nil, users.ErrNotFound
 	}
 	ev, err := scanEvent(rows)
 	if err != nil {
-		return nil, fmt.Errorf("event %s: %w", id, err)
+		return nil, err
 	}
 	return &ev, rows.Close()
 }
@@ -159,9 +155,9 @@ func scanEvent(rows *sql.Rows) (users.Event, error) {
 }
 
 // PurgeEvents deletes up to limit events appended before the time, oldest
-// first, in one writer transaction; see users.Store.
+// first, in one writer transaction; see users.EventStore.
 func (s *Store) PurgeEvents(ctx context.Context, before time.Time, limit int) (_ int, err error) {
-	defer classifyErr(ctx, &err)
+	defer wrap(ctx, &err, "purge events")
 	if limit <= 0 {
 		return 0, nil
 	}
@@ -171,35 +167,19 @@ func (s *Store) PurgeEvents(ctx context.Context, before time.Time, limit int) (_
 	}
 	tx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("purge events: %w", err)
+		return 0, err
 	}
 	defer tx.Rollback()
 	res, err := tx.StmtContext(ctx, purge).ExecContext(ctx, before.UnixMicro(), limit)
 	if err != nil {
-		return 0, fmt.Errorf("purge events: %w", err)
+		return 0, err
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("purge events: %w", err)
+		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("purge events: %w", err)
-	}
-	s.db.afterCommit(ctx)
-	return int(n), nil
-}
-
-// PurgeDeliveryAttempts deletes the delivery attempts made before the time;
-// see users.Store.
-func (s *Store) PurgeDeliveryAttempts(ctx context.Context, before time.Time) (_ int, err error) {
-	defer classifyErr(ctx, &err)
-	res, err := s.db.writer.ExecContext(ctx, "DELETE FROM webhook_attempts WHERE time < ?", before.UnixMicro())
-	if err != nil {
-		return 0, fmt.Errorf("purge delivery attempts: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("purge delivery attempts: %w", err)
+		return 0, err
 	}
 	s.db.afterCommit(ctx)
 	return int(n), nil

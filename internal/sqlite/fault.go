@@ -11,16 +11,13 @@ import (
 	"github.com/usersd/usersd/internal/users"
 )
 
-// classify is users.Classify with SQLite's table of failures: a write
+// classify is users.Classify with SQLite's table of failures (wrap calls
+// it for every exported method of Store): a write
 // that waited for the lock past busy_timeout, a full disk, an I/O error, a
 // file that cannot be opened or written, no memory.
 func classify(ctx context.Context, err error) error {
 	return users.Classify(ctx, err, faultOf)
 }
-
-// classifyErr is classify for a deferred call on a named result: every
-// exported method of Store defers it, so no error leaves unclassified.
-func classifyErr(ctx context.Context, err *error) { *err = classify(ctx, *err) }
 
 // faultOf names the infrastructure failure err is and its kind, or
 // returns a nil kind.

@@ -5,15 +5,29 @@ import (
 	"time"
 )
 
-// Store keeps users. Every method runs in one transaction and honours ctx:
-// a cancelled context cancels the statement in flight.
+// Store is every store a Service needs: one interface per concept, each
+// declared here by the Service that consumes it. One value may implement
+// them all, as the SQL stores do.
+//
+// Every method of every store runs in one transaction and honours ctx: a
+// cancelled context cancels the statement in flight.
 //
 // Every method that changes users appends their events (see Event) to the
 // store's outbox in the same transaction, so an event exists if and only if
 // its change committed. Events carry the trace parent of ctx (TraceParent).
 //
-// Implementations are tested by the conformance suite in package userstest.
+// Implementations are tested by the conformance suite in package userstest,
+// which has one part per interface.
 type Store interface {
+	UserStore
+	ImportStore
+	EventStore
+	WebhookStore
+	SinkStore
+}
+
+// UserStore keeps users.
+type UserStore interface {
 	// CreateUser inserts u. If key is not nil, the insert is idempotent:
 	// when a user was already created with key.RequestID and the same
 	// key.Fingerprint, CreateUser returns that user (as it is now) and
@@ -43,6 +57,15 @@ type Store interface {
 	// when there is one.
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (*User, error)
 
+	// PurgeDeleted hard-deletes up to limit users that have been DELETED
+	// since before the given time, with their idempotency keys, and returns
+	// how many it removed. Each user removed gets a PurgedEvent.
+	PurgeDeleted(ctx context.Context, before time.Time, limit int) (int, error)
+}
+
+// ImportStore keeps bulk imports: their operations and the users they
+// insert.
+type ImportStore interface {
 	// CreateImport stores op and, in the same transaction, enqueues one job
 	// per chunk, so that the import runs if and only if op is stored. If an
 	// operation was already created with key.RequestID and the same
@@ -64,12 +87,11 @@ type Store interface {
 	// twice imports its rows once. It returns ErrNotFound for an unknown
 	// operation. Each user inserted gets a CreatedEvent, in row order.
 	ImportChunk(ctx context.Context, opID string, chunk int, valid []ImportedUser, failed []RowFailure) error
+}
 
-	// PurgeDeleted hard-deletes up to limit users that have been DELETED
-	// since before the given time, with their idempotency keys, and returns
-	// how many it removed. Each user removed gets a PurgedEvent.
-	PurgeDeleted(ctx context.Context, before time.Time, limit int) (int, error)
-
+// EventStore reads and trims the event feed: the outbox that the other
+// stores' changes append to.
+type EventStore interface {
 	// ListEvents returns up to limit events that come after the position
 	// after, in feed order (EventPos.Less), with their Pos set. It returns
 	// an event only once no event can ever appear before it: a reader that
@@ -86,7 +108,11 @@ type Store interface {
 
 	// GetEvent returns the event with the id, or ErrNotFound.
 	GetEvent(ctx context.Context, id string) (*Event, error)
+}
 
+// WebhookStore keeps webhook subscriptions and their delivery attempts,
+// and dispatches the event feed to them.
+type WebhookStore interface {
 	// CreateWebhook stores w. It returns an *InvalidError on field
 	// "webhook" when MaxWebhooks subscriptions exist, and ErrIDTaken when
 	// a subscription with w.ID is stored.
@@ -122,9 +148,13 @@ type Store interface {
 	// commits. It returns how many events it read. Concurrent calls take
 	// turns, so no event is dispatched twice.
 	DispatchEvents(ctx context.Context, limit int) (int, error)
+}
+
+// SinkStore keeps the feed positions of the relays that publish the event
+// feed elsewhere, so that they resume where they stopped.
+type SinkStore interface {
 	// SinkPosition returns the feed position saved under name (the zero
-	// EventPos when none is); SetSinkPosition saves it. Relays that
-	// publish the feed elsewhere resume from it.
+	// EventPos when none is); SetSinkPosition saves it.
 	SinkPosition(ctx context.Context, name string) (EventPos, error)
 	SetSinkPosition(ctx context.Context, name string, pos EventPos) error
 }

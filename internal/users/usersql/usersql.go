@@ -1,5 +1,7 @@
-// Package usersql builds the SQL that the SQL stores share: the WHERE,
-// ORDER BY and LIMIT of a users.ListQuery. Every value travels as a bind
+// Package usersql is what the SQL stores share: the WHERE, ORDER BY and
+// LIMIT of a users.ListQuery, the stored forms of events and import
+// failures, the deliveries of a dispatch, and Wrap, the one deferred wrap
+// of a store method's error. Every value of a list query travels as a bind
 // argument; no caller input is ever spliced into the statement text.
 //
 // Both stores use the same column names: id, email_key, display_name, state,

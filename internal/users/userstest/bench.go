@@ -14,7 +14,7 @@ const benchUsers = 2000
 
 // seedImported stores n users through imports of 500-row chunks, as usersd's bulk
 // import does, and returns them in import order.
-func seedImported(b *testing.B, s users.Store, n int) []*users.User {
+func seedImported(b *testing.B, s ImportStore, n int) []*users.User {
 	b.Helper()
 	ctx := context.Background()
 	var out []*users.User
@@ -39,7 +39,7 @@ func seedImported(b *testing.B, s users.Store, n int) []*users.User {
 // first and deep in the list (keyset pagination: the deep page should cost
 // the same). s must be empty, with a job queue (imports seed it). Each
 // store's BenchmarkReads calls it.
-func BenchmarkReads(b *testing.B, s users.Store) {
+func BenchmarkReads(b *testing.B, s ImportStore) {
 	ctx := context.Background()
 	us := seedImported(b, s, benchUsers)
 

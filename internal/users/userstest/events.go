@@ -22,10 +22,34 @@ import (
 // transactions among them.
 const feedWait = 15 * time.Second
 
+// EventStore is what the feed tests use: the feed, and the stores whose
+// changes append to it.
+type EventStore interface {
+	users.EventStore
+	users.UserStore
+	users.ImportStore
+}
+
+// TestEventStore is the part of the suite for users.EventStore. newStore
+// must return an empty, migrated store that lives until the test ends.
+func TestEventStore(t *testing.T, newStore func(t *testing.T) EventStore) {
+	run(t, withoutJobs(newStore), []test[EventStore]{
+		{"EventCreate", storeOnly(testEventCreate)},
+		{"EventCreateNone", storeOnly(testEventCreateNone)},
+		{"EventUpdate", storeOnly(testEventUpdate)},
+		{"EventImport", storeOnly(testEventImport)},
+		{"EventPurge", storeOnly(testEventPurge)},
+		{"EventFeedPaging", storeOnly(testEventFeedPaging)},
+		{"PurgeEvents", storeOnly(testPurgeEvents)},
+		{"GetEvent", storeOnly(testGetEvent)},
+		{"Cancelled", storeOnly(testCancelled)},
+	})
+}
+
 // readUntil reads the feed after the position until it has read an event
 // for which stop returns true, and returns the events read, that one
 // included. It fails the test if no such event comes within feedWait.
-func readUntil(t *testing.T, s users.Store, after users.EventPos, stop func(users.Event) bool) []users.Event {
+func readUntil(t *testing.T, s users.EventStore, after users.EventPos, stop func(users.Event) bool) []users.Event {
 	t.Helper()
 	var out []users.Event
 	deadline := time.Now().Add(feedWait)
@@ -54,7 +78,7 @@ func readUntil(t *testing.T, s users.Store, after users.EventPos, stop func(user
 }
 
 // readN reads the first n events after the position.
-func readN(t *testing.T, s users.Store, after users.EventPos, n int) []users.Event {
+func readN(t *testing.T, s users.EventStore, after users.EventPos, n int) []users.Event {
 	t.Helper()
 	if n == 0 {
 		return nil
@@ -66,7 +90,7 @@ func readN(t *testing.T, s users.Store, after users.EventPos, n int) []users.Eve
 // user's event, which it leaves out. Since the marker commits after every
 // change made before it, what mark returns is every event of those changes
 // still unread: a change that should append nothing shows up here if it did.
-func mark(t *testing.T, s users.Store, after users.EventPos) []users.Event {
+func mark(t *testing.T, s feed, after users.EventPos) []users.Event {
 	t.Helper()
 	m := NewUser(999)
 	m.Email = "marker-" + m.ID + "@example.com"
@@ -127,7 +151,7 @@ func checkEvents(t *testing.T, what string, evs []users.Event, want []wantEvent,
 	}
 }
 
-func testEventCreate(t *testing.T, s users.Store) {
+func testEventCreate(t *testing.T, s EventStore) {
 	ctx, traceParent := tracedContext()
 	from := users.Now()
 	u := NewUser(1)
@@ -154,7 +178,7 @@ func testEventCreate(t *testing.T, s users.Store) {
 
 // testEventCreateNone checks that creates that insert nothing append
 // nothing: a replay, a reused request id, a taken address.
-func testEventCreateNone(t *testing.T, s users.Store) {
+func testEventCreateNone(t *testing.T, s EventStore) {
 	ctx := context.Background()
 	from := users.Now()
 	key := &users.IdempotencyKey{RequestID: "req-1", Fingerprint: []byte("fp")}
@@ -186,7 +210,7 @@ func testEventCreateNone(t *testing.T, s users.Store) {
 	}
 }
 
-func testEventUpdate(t *testing.T, s users.Store) {
+func testEventUpdate(t *testing.T, s EventStore) {
 	ctx, traceParent := tracedContext()
 	bg := context.Background()
 	u := create(t, s, NewUser(1))
@@ -261,7 +285,7 @@ func testEventUpdate(t *testing.T, s users.Store) {
 	checkEvents(t, "UpdateUser", mark(t, s, start), want, from, users.Now())
 }
 
-func testEventImport(t *testing.T, s users.Store) {
+func testEventImport(t *testing.T, s EventStore) {
 	ctx, traceParent := tracedContext()
 	live := create(t, s, NewUser(1))
 	start := readN(t, s, users.EventPos{}, 1)[0].Pos
@@ -288,7 +312,7 @@ func testEventImport(t *testing.T, s users.Store) {
 	checkEvents(t, "ImportChunk", mark(t, s, start), want, from, users.Now())
 }
 
-func testEventPurge(t *testing.T, s users.Store) {
+func testEventPurge(t *testing.T, s EventStore) {
 	ctx, traceParent := tracedContext()
 	bg := context.Background()
 	cutoff := base.Add(24 * time.Hour)
@@ -334,7 +358,7 @@ func testEventPurge(t *testing.T, s users.Store) {
 
 // testEventFeedPaging reads the same feed in pages of several sizes, from
 // cursors.
-func testEventFeedPaging(t *testing.T, s users.Store) {
+func testEventFeedPaging(t *testing.T, s EventStore) {
 	ctx := context.Background()
 	const n = 30
 	for i := range n / 2 {
@@ -393,7 +417,7 @@ func testEventFeedPaging(t *testing.T, s users.Store) {
 	}
 }
 
-func testPurgeEvents(t *testing.T, s users.Store) {
+func testPurgeEvents(t *testing.T, s EventStore) {
 	ctx := context.Background()
 	for i := range 3 {
 		create(t, s, NewUser(i))
@@ -429,5 +453,81 @@ func testPurgeEvents(t *testing.T, s users.Store) {
 	got := readN(t, s, recent[1].Pos, 1)
 	if got[0].UserID != next.ID || !recent[1].Pos.Less(got[0].Pos) {
 		t.Errorf("event after purging everything = %+v, want user %s's after %+v", got[0], next.ID, recent[1].Pos)
+	}
+}
+
+func testGetEvent(t *testing.T, s EventStore) {
+	ctx := context.Background()
+	u := create(t, s, NewUser(1))
+	create(t, s, NewUser(2))
+	evs := readN(t, s, users.EventPos{}, 2)
+	got, err := s.GetEvent(ctx, evs[0].ID)
+	if err != nil {
+		t.Fatalf("GetEvent err = %v", err)
+	}
+	if diff := cmp.Diff(&evs[0], got); diff != "" {
+		t.Errorf("GetEvent (-ListEvents +GetEvent):\n%s", diff)
+	}
+	if got.UserID != u.ID {
+		t.Errorf("GetEvent user = %s, want %s", got.UserID, u.ID)
+	}
+	for _, id := range []string{uuid.Must(uuid.NewV7()).String(), "not-a-uuid", u.ID} {
+		if _, err := s.GetEvent(ctx, id); !errors.Is(err, users.ErrNotFound) {
+			t.Errorf("GetEvent(%q) err = %v, want ErrNotFound", id, err)
+		}
+	}
+	if n, err := s.PurgeEvents(ctx, users.Now().Add(time.Hour), 10); err != nil || n != 2 {
+		t.Fatalf("PurgeEvents = %d, %v; want 2", n, err)
+	}
+	if _, err := s.GetEvent(ctx, evs[0].ID); !errors.Is(err, users.ErrNotFound) {
+		t.Errorf("GetEvent after PurgeEvents err = %v, want ErrNotFound", err)
+	}
+}
+
+func testCancelled(t *testing.T, s EventStore) {
+	u := create(t, s, NewUser(1))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.GetUser(ctx, u.ID); err == nil {
+		t.Error("GetUser with a cancelled context succeeded")
+	}
+	if _, err := s.UpdateUser(ctx, u.ID, func(*users.User) error { return nil }); err == nil {
+		t.Error("UpdateUser with a cancelled context succeeded")
+	}
+	if _, err := s.CreateUser(ctx, NewUser(2), nil); err == nil {
+		t.Error("CreateUser with a cancelled context succeeded")
+	}
+
+	op, chunks := NewImport("req-cancelled", 2)
+	if _, err := s.CreateImport(ctx, op, importKey(op, "fp"), chunks); err == nil {
+		t.Error("CreateImport with a cancelled context succeeded")
+	}
+	if _, err := s.GetOperation(context.Background(), op.ID); !errors.Is(err, users.ErrNotFound) {
+		t.Errorf("GetOperation after a cancelled CreateImport err = %v, want ErrNotFound", err)
+	}
+	op, chunks = createImport(t, s, "req-live", 2)
+	if _, err := s.GetOperation(ctx, op.ID); err == nil {
+		t.Error("GetOperation with a cancelled context succeeded")
+	}
+	if err := s.ImportChunk(ctx, op.ID, 0, ImportedUsers(chunks[0]), nil); err == nil {
+		t.Error("ImportChunk with a cancelled context succeeded")
+	}
+	if got := getOperation(t, s, op.ID); got.ChunksDone != 0 {
+		t.Errorf("after a cancelled ImportChunk, ChunksDone = %d, want 0", got.ChunksDone)
+	}
+	if _, err := s.PurgeDeleted(ctx, time.Now(), 10); err == nil {
+		t.Error("PurgeDeleted with a cancelled context succeeded")
+	}
+	if _, err := s.ListEvents(ctx, users.EventPos{}, 10); err == nil {
+		t.Error("ListEvents with a cancelled context succeeded")
+	}
+	if _, err := s.PurgeEvents(ctx, time.Now(), 10); err == nil {
+		t.Error("PurgeEvents with a cancelled context succeeded")
+	}
+	// The cancelled changes appended nothing: the feed holds the creation
+	// of the user above, and nothing else.
+	evs := mark(t, s, users.EventPos{})
+	if len(evs) != 1 || evs[0].UserID != u.ID {
+		t.Errorf("events after cancelled calls = %v, want only user %s's creation", summarizeEvents(evs), u.ID)
 	}
 }

@@ -15,6 +15,13 @@ import (
 	"github.com/usersd/usersd/internal/users"
 )
 
+// feed is what ProveFeed uses: the feed, and users whose changes append to
+// it.
+type feed interface {
+	users.EventStore
+	users.UserStore
+}
+
 // FeedProof configures ProveFeed.
 type FeedProof struct {
 	// Writers is how many goroutines change users at once; Duration how
@@ -67,7 +74,7 @@ var errSkip = errors.New("skip")
 // and the outbox must hold one event per committed change.
 //
 // s must be empty and used by nothing else while ProveFeed runs.
-func ProveFeed(t *testing.T, s users.Store, cfg FeedProof) FeedResult {
+func ProveFeed(t *testing.T, s feed, cfg FeedProof) FeedResult {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -156,7 +163,7 @@ func ProveFeed(t *testing.T, s users.Store, cfg FeedProof) FeedResult {
 // consume follows the feed until the writers are done and it has read
 // every event in the outbox, or a deadline passes after the writers are
 // done. It counts the events it reads in seen.
-func consume(ctx context.Context, s users.Store, cfg FeedProof, writersDone <-chan struct{}, seen map[string]int, res *FeedResult) error {
+func consume(ctx context.Context, s feed, cfg FeedProof, writersDone <-chan struct{}, seen map[string]int, res *FeedResult) error {
 	var (
 		cursor string // what a real consumer would persist
 		last   users.EventPos
@@ -241,7 +248,7 @@ func consume(ctx context.Context, s users.Store, cfg FeedProof, writersDone <-ch
 // of its own, and counts those that commit and those that fail. Writer 0
 // also purges deleted users, anyone's, so others' changes may find their
 // user gone.
-func writeChanges(ctx context.Context, s users.Store, w int, stop time.Time, changes, failed *atomic.Int64) error {
+func writeChanges(ctx context.Context, s feed, w int, stop time.Time, changes, failed *atomic.Int64) error {
 	const maxUsers = 40
 	var (
 		mine []string // ids of this writer's users

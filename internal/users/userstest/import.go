@@ -17,6 +17,34 @@ import (
 	"github.com/usersd/usersd/internal/users"
 )
 
+// ImportStore is what the import tests use: the imports, and the users
+// they insert.
+type ImportStore interface {
+	users.ImportStore
+	users.UserStore
+}
+
+// TestImportStore is the part of the suite for users.ImportStore.
+// newStore must return an empty, migrated store that lives until the test
+// ends, made with a fake job queue that forwards what CreateImport
+// enqueues to the returned Jobs.
+func TestImportStore(t *testing.T, newStore func(t *testing.T) (ImportStore, *Jobs)) {
+	run(t, newStore, []test[ImportStore]{
+		{"ImportCreate", testImportCreate},
+		{"ImportReplay", testImportReplay},
+		{"ImportEnqueueFails", testImportEnqueueFails},
+		{"ImportConcurrent", testImportConcurrent},
+		{"OperationProgress", storeOnly(testOperationProgress)},
+		{"OperationNotFound", storeOnly(testOperationNotFound)},
+		{"ImportChunkUsers", storeOnly(testImportChunkUsers)},
+		{"ImportChunkEmailTaken", storeOnly(testImportChunkEmailTaken)},
+		{"ImportChunkTwice", storeOnly(testImportChunkTwice)},
+		{"ImportFailuresSorted", storeOnly(testImportFailuresSorted)},
+		{"ImportChunkFull", storeOnly(testImportChunkFull)},
+		{"ImportChunkConcurrent", storeOnly(testImportChunkConcurrent)},
+	})
+}
+
 // Jobs records what a store under test enqueued: the chunks and
 // deliveries its Queue (the fake job queue, which takes the store's own
 // transaction type) was given, or it makes the Queue fail with the error
@@ -138,7 +166,7 @@ func importKey(op *users.Operation, fingerprint string) users.IdempotencyKey {
 
 // createImport stores a new operation with fingerprint "fp" and returns it
 // with its chunks.
-func createImport(t *testing.T, s users.Store, requestID string, sizes ...int) (*users.Operation, []users.ImportChunk) {
+func createImport(t *testing.T, s users.ImportStore, requestID string, sizes ...int) (*users.Operation, []users.ImportChunk) {
 	t.Helper()
 	op, chunks := NewImport(requestID, sizes...)
 	got, err := s.CreateImport(context.Background(), op, importKey(op, "fp"), chunks)
@@ -148,7 +176,7 @@ func createImport(t *testing.T, s users.Store, requestID string, sizes ...int) (
 	return got, chunks
 }
 
-func getOperation(t *testing.T, s users.Store, id string) *users.Operation {
+func getOperation(t *testing.T, s users.ImportStore, id string) *users.Operation {
 	t.Helper()
 	op, err := s.GetOperation(context.Background(), id)
 	if err != nil {
@@ -157,7 +185,7 @@ func getOperation(t *testing.T, s users.Store, id string) *users.Operation {
 	return op
 }
 
-func importChunk(t *testing.T, s users.Store, opID string, chunk int, valid []users.ImportedUser, failed []users.RowFailure) {
+func importChunk(t *testing.T, s users.ImportStore, opID string, chunk int, valid []users.ImportedUser, failed []users.RowFailure) {
 	t.Helper()
 	if err := s.ImportChunk(context.Background(), opID, chunk, valid, failed); err != nil {
 		t.Fatalf("ImportChunk(%s, %d) err = %v", opID, chunk, err)
@@ -169,7 +197,7 @@ func opDiff(want, got *users.Operation) string {
 	return cmp.Diff(want, got, cmpopts.EquateEmpty())
 }
 
-func testImportCreate(t *testing.T, s users.Store, jobs *Jobs) {
+func testImportCreate(t *testing.T, s ImportStore, jobs *Jobs) {
 	ctx := context.Background()
 	op, chunks := NewImport("req-create", 3, 3, 1)
 	got, err := s.CreateImport(ctx, op, importKey(op, "fp"), chunks)
@@ -201,7 +229,7 @@ func testImportCreate(t *testing.T, s users.Store, jobs *Jobs) {
 	}
 }
 
-func testImportReplay(t *testing.T, s users.Store, jobs *Jobs) {
+func testImportReplay(t *testing.T, s ImportStore, jobs *Jobs) {
 	ctx := context.Background()
 	op, chunks := createImport(t, s, "req-replay", 2, 2)
 	importChunk(t, s, op.ID, 0, ImportedUsers(chunks[0]), nil)
@@ -243,7 +271,7 @@ func testImportReplay(t *testing.T, s users.Store, jobs *Jobs) {
 	}
 }
 
-func testImportEnqueueFails(t *testing.T, s users.Store, jobs *Jobs) {
+func testImportEnqueueFails(t *testing.T, s ImportStore, jobs *Jobs) {
 	ctx := context.Background()
 	boom := errors.New("queue unavailable")
 	jobs.Fail(boom)
@@ -268,7 +296,7 @@ func testImportEnqueueFails(t *testing.T, s users.Store, jobs *Jobs) {
 	}
 }
 
-func testImportConcurrent(t *testing.T, s users.Store, jobs *Jobs) {
+func testImportConcurrent(t *testing.T, s ImportStore, jobs *Jobs) {
 	const n = 8
 	ids := make([]string, n)
 	errs := make([]error, n)
@@ -304,7 +332,7 @@ func testImportConcurrent(t *testing.T, s users.Store, jobs *Jobs) {
 	getOperation(t, s, ids[0])
 }
 
-func testOperationProgress(t *testing.T, s users.Store) {
+func testOperationProgress(t *testing.T, s ImportStore) {
 	op, chunks := createImport(t, s, "req-progress", 2, 2, 1)
 	want := &users.Operation{
 		ID:         op.ID,
@@ -355,7 +383,7 @@ func testOperationProgress(t *testing.T, s users.Store) {
 	}
 }
 
-func testOperationNotFound(t *testing.T, s users.Store) {
+func testOperationNotFound(t *testing.T, s ImportStore) {
 	ctx := context.Background()
 	// An operation that was never stored, and one that exists, so that
 	// the store is not simply empty.
@@ -375,7 +403,7 @@ func testOperationNotFound(t *testing.T, s users.Store) {
 	}
 }
 
-func testImportChunkUsers(t *testing.T, s users.Store) {
+func testImportChunkUsers(t *testing.T, s ImportStore) {
 	ctx := context.Background()
 	op, chunks := createImport(t, s, "req-users", 3)
 	valid := ImportedUsers(chunks[0])
@@ -406,7 +434,7 @@ func testImportChunkUsers(t *testing.T, s users.Store) {
 	}
 }
 
-func testImportChunkEmailTaken(t *testing.T, s users.Store) {
+func testImportChunkEmailTaken(t *testing.T, s ImportStore) {
 	ctx := context.Background()
 	live := create(t, s, NewUser(1))
 	gone := create(t, s, NewUser(2))
@@ -461,7 +489,7 @@ func testImportChunkEmailTaken(t *testing.T, s users.Store) {
 	}
 }
 
-func testImportChunkTwice(t *testing.T, s users.Store) {
+func testImportChunkTwice(t *testing.T, s ImportStore) {
 	ctx := context.Background()
 	op, chunks := createImport(t, s, "req-twice", 3, 1)
 	first := ImportedUsers(chunks[0])
@@ -492,7 +520,7 @@ func testImportChunkTwice(t *testing.T, s users.Store) {
 	}
 }
 
-func testImportFailuresSorted(t *testing.T, s users.Store) {
+func testImportFailuresSorted(t *testing.T, s ImportStore) {
 	taken := create(t, s, NewUser(1))
 	op, chunks := createImport(t, s, "req-sorted", 3, 3)
 	// Chunk 1 finishes first: row 3 has a stored user's address, the
@@ -514,71 +542,9 @@ func testImportFailuresSorted(t *testing.T, s users.Store) {
 	}
 }
 
-func testPurgeDeleted(t *testing.T, s users.Store) {
-	ctx := context.Background()
-	cutoff := base.Add(24 * time.Hour)
-	deleteAt := func(u *users.User, at time.Time) {
-		t.Helper()
-		_, err := s.UpdateUser(ctx, u.ID, func(x *users.User) error {
-			x.State, x.DeleteTime, x.UpdateTime = users.StateDeleted, at, at
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("UpdateUser(delete) err = %v", err)
-		}
-	}
-	purgedKey := &users.IdempotencyKey{RequestID: "req-purged", Fingerprint: []byte("fp")}
-	liveKey := &users.IdempotencyKey{RequestID: "req-live", Fingerprint: []byte("fp")}
-	live, err := s.CreateUser(ctx, NewUser(1), liveKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := s.CreateUser(ctx, NewUser(2), purgedKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deleteAt(old, cutoff.Add(-3*time.Hour))
-	older := create(t, s, NewUser(3))
-	deleteAt(older, cutoff.Add(-30*24*time.Hour))
-	justBefore := create(t, s, NewUser(4))
-	deleteAt(justBefore, cutoff.Add(-time.Microsecond))
-	atCutoff := create(t, s, NewUser(5))
-	deleteAt(atCutoff, cutoff)
-	recent := create(t, s, NewUser(6))
-	deleteAt(recent, cutoff.Add(time.Hour))
-
-	for _, step := range []struct{ limit, want int }{{0, 0}, {2, 2}, {2, 1}, {2, 0}} {
-		n, err := s.PurgeDeleted(ctx, cutoff, step.limit)
-		if err != nil || n != step.want {
-			t.Errorf("PurgeDeleted(limit %d) = %d, %v; want %d", step.limit, n, err, step.want)
-		}
-	}
-	for _, u := range []*users.User{old, older, justBefore} {
-		if _, err := s.GetUser(ctx, u.ID); !errors.Is(err, users.ErrNotFound) {
-			t.Errorf("user %s deleted before the cutoff: GetUser err = %v, want ErrNotFound", u.Email, err)
-		}
-	}
-	for _, u := range []*users.User{live, atCutoff, recent} {
-		if _, err := s.GetUser(ctx, u.ID); err != nil {
-			t.Errorf("user %s: GetUser err = %v, want it kept", u.Email, err)
-		}
-	}
-
-	// The purged user's idempotency key went with it: its request creates
-	// a new user. The live user's key still replays.
-	again, err := s.CreateUser(ctx, NewUser(2), purgedKey)
-	if err != nil || again.ID == old.ID {
-		t.Errorf("CreateUser with a purged user's request id = %+v, %v; want a new user", again, err)
-	}
-	replay, err := s.CreateUser(ctx, NewUser(1), liveKey)
-	if err != nil || replay.ID != live.ID {
-		t.Errorf("CreateUser with a live user's request id = %+v, %v; want user %s", replay, err, live.ID)
-	}
-}
-
 // testImportChunkFull imports a chunk of the default size in which every
 // seventh row repeats the address of the row before it.
-func testImportChunkFull(t *testing.T, s users.Store) {
+func testImportChunkFull(t *testing.T, s ImportStore) {
 	ctx := context.Background()
 	op, chunks := createImport(t, s, "req-full", users.DefaultImportChunkSize)
 	valid := ImportedUsers(chunks[0])
@@ -609,7 +575,7 @@ func testImportChunkFull(t *testing.T, s users.Store) {
 
 // testImportChunkConcurrent runs one chunk on several workers at once, as
 // an at-least-once queue may: its rows are imported once, and no run fails.
-func testImportChunkConcurrent(t *testing.T, s users.Store) {
+func testImportChunkConcurrent(t *testing.T, s ImportStore) {
 	const n = 6
 	op, chunks := createImport(t, s, "req-chunk-concurrent", 20)
 	errs := make([]error, n)

@@ -1,5 +1,9 @@
-// Package userstest is the conformance suite for users.Store: every store
-// runs the same tests, so the SQLite and Postgres stores behave alike.
+// Package userstest is the conformance suite of the users stores: every
+// store runs the same tests, so the SQLite and Postgres stores behave
+// alike. It has one part per store interface (TestUserStore,
+// TestImportStore, TestEventStore, TestWebhookStore, TestSinkStore), each
+// of which takes a constructor of just what its tests use; Run runs them
+// all on one store.
 package userstest
 
 import (
@@ -18,14 +22,45 @@ import (
 	"github.com/usersd/usersd/internal/users"
 )
 
-// Run runs the suite. newStore must return an empty, migrated store that
-// lives until the test ends, made with a fake job queue that forwards what
-// CreateImport and DispatchEvents enqueue to the returned Jobs (see Jobs).
+// Run runs every part of the suite on stores that newStore returns, and
+// the tests that drive a users.Service over a whole store. newStore must
+// return an empty, migrated store that lives until the test ends, made
+// with a fake job queue that forwards what CreateImport and DispatchEvents
+// enqueue to the returned Jobs (see Queue).
 func Run(t *testing.T, newStore func(t *testing.T) (users.Store, *Jobs)) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s users.Store, jobs *Jobs)
-	}{
+	store := func(t *testing.T) users.Store {
+		s, _ := newStore(t)
+		return s
+	}
+	t.Run("UserStore", func(t *testing.T) {
+		t.Parallel()
+		TestUserStore(t, func(t *testing.T) users.UserStore { return store(t) })
+	})
+	t.Run("ImportStore", func(t *testing.T) {
+		t.Parallel()
+		TestImportStore(t, func(t *testing.T) (ImportStore, *Jobs) { return newStore(t) })
+	})
+	t.Run("EventStore", func(t *testing.T) {
+		t.Parallel()
+		TestEventStore(t, func(t *testing.T) EventStore { return store(t) })
+	})
+	t.Run("WebhookStore", func(t *testing.T) {
+		t.Parallel()
+		TestWebhookStore(t, func(t *testing.T) (WebhookStore, *Jobs) { return newStore(t) })
+	})
+	t.Run("SinkStore", func(t *testing.T) {
+		t.Parallel()
+		TestSinkStore(t, func(t *testing.T) users.SinkStore { return store(t) })
+	})
+	run(t, newStore, []test[users.Store]{
+		{"ControlCharacters", testControlCharacters},
+	})
+}
+
+// TestUserStore is the part of the suite for users.UserStore. newStore
+// must return an empty, migrated store that lives until the test ends.
+func TestUserStore(t *testing.T, newStore func(t *testing.T) users.UserStore) {
+	run(t, withoutJobs(newStore), []test[users.UserStore]{
 		{"CreateGet", storeOnly(testCreateGet)},
 		{"GetNotFound", storeOnly(testGetNotFound)},
 		{"DuplicateEmail", storeOnly(testDuplicateEmail)},
@@ -39,41 +74,18 @@ func Run(t *testing.T, newStore func(t *testing.T) (users.Store, *Jobs)) {
 		{"BatchGet", storeOnly(testBatchGet)},
 		{"ListOrders", storeOnly(testListOrders)},
 		{"ListFilters", storeOnly(testListFilters)},
-		{"Cancelled", storeOnly(testCancelled)},
-		{"ControlCharacters", testControlCharacters},
-		{"ImportCreate", testImportCreate},
-		{"ImportReplay", testImportReplay},
-		{"ImportEnqueueFails", testImportEnqueueFails},
-		{"ImportConcurrent", testImportConcurrent},
-		{"OperationProgress", storeOnly(testOperationProgress)},
-		{"OperationNotFound", storeOnly(testOperationNotFound)},
-		{"ImportChunkUsers", storeOnly(testImportChunkUsers)},
-		{"ImportChunkEmailTaken", storeOnly(testImportChunkEmailTaken)},
-		{"ImportChunkTwice", storeOnly(testImportChunkTwice)},
-		{"ImportFailuresSorted", storeOnly(testImportFailuresSorted)},
-		{"ImportChunkFull", storeOnly(testImportChunkFull)},
-		{"ImportChunkConcurrent", storeOnly(testImportChunkConcurrent)},
 		{"PurgeDeleted", storeOnly(testPurgeDeleted)},
-		{"EventCreate", storeOnly(testEventCreate)},
-		{"EventCreateNone", storeOnly(testEventCreateNone)},
-		{"EventUpdate", storeOnly(testEventUpdate)},
-		{"EventImport", storeOnly(testEventImport)},
-		{"EventPurge", storeOnly(testEventPurge)},
-		{"EventFeedPaging", storeOnly(testEventFeedPaging)},
-		{"PurgeEvents", storeOnly(testPurgeEvents)},
-		{"GetEvent", storeOnly(testGetEvent)},
-		{"WebhookCreateGetList", storeOnly(testWebhookCreateGetList)},
-		{"WebhookNotFound", storeOnly(testWebhookNotFound)},
-		{"WebhookUpdate", storeOnly(testWebhookUpdate)},
-		{"WebhookDelete", storeOnly(testWebhookDelete)},
-		{"WebhookLimit", storeOnly(testWebhookLimit)},
-		{"DeliveryAttempts", storeOnly(testDeliveryAttempts)},
-		{"DeliveryDisable", storeOnly(testDeliveryDisable)},
-		{"SinkPosition", storeOnly(testSinkPosition)},
-		{"Dispatch", testDispatch},
-		{"DispatchNoSubscribers", testDispatchNoSubscribers},
-		{"DispatchEnqueueFails", testDispatchEnqueueFails},
-	}
+	})
+}
+
+// test is one test of a part of the suite, on a store of type S.
+type test[S any] struct {
+	name string
+	fn   func(t *testing.T, s S, jobs *Jobs)
+}
+
+// run runs tests in parallel, each on a store of its own.
+func run[S any](t *testing.T, newStore func(t *testing.T) (S, *Jobs), tests []test[S]) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -83,9 +95,14 @@ func Run(t *testing.T, newStore func(t *testing.T) (users.Store, *Jobs)) {
 	}
 }
 
+// withoutJobs adapts the constructor of a part whose stores enqueue no jobs.
+func withoutJobs[S any](newStore func(t *testing.T) S) func(t *testing.T) (S, *Jobs) {
+	return func(t *testing.T) (S, *Jobs) { return newStore(t), nil }
+}
+
 // storeOnly adapts a test that needs no job queue.
-func storeOnly(fn func(t *testing.T, s users.Store)) func(t *testing.T, s users.Store, jobs *Jobs) {
-	return func(t *testing.T, s users.Store, _ *Jobs) { fn(t, s) }
+func storeOnly[S any](fn func(t *testing.T, s S)) func(t *testing.T, s S, jobs *Jobs) {
+	return func(t *testing.T, s S, _ *Jobs) { fn(t, s) }
 }
 
 var base = time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
@@ -105,7 +122,7 @@ func NewUser(n int) *users.User {
 	}
 }
 
-func create(t *testing.T, s users.Store, u *users.User) *users.User {
+func create(t *testing.T, s users.UserStore, u *users.User) *users.User {
 	t.Helper()
 	got, err := s.CreateUser(context.Background(), u, nil)
 	if err != nil {
@@ -114,7 +131,7 @@ func create(t *testing.T, s users.Store, u *users.User) *users.User {
 	return got
 }
 
-func testCreateGet(t *testing.T, s users.Store) {
+func testCreateGet(t *testing.T, s users.UserStore) {
 	ctx := context.Background()
 	u := NewUser(1)
 	u.Labels = map[string]string{"team": "core", "tier": "gold"}
@@ -145,7 +162,7 @@ func testCreateGet(t *testing.T, s users.Store) {
 	}
 }
 
-func testGetNotFound(t *testing.T, s users.Store) {
+func testGetNotFound(t *testing.T, s users.UserStore) {
 	for _, id := range []string{uuid.Must(uuid.NewV7()).String(), "not-a-uuid"} {
 		if _, err := s.GetUser(context.Background(), id); !errors.Is(err, users.ErrNotFound) {
 			t.Errorf("GetUser(%q) err = %v, want ErrNotFound", id, err)
@@ -153,7 +170,7 @@ func testGetNotFound(t *testing.T, s users.Store) {
 	}
 }
 
-func testDuplicateEmail(t *testing.T, s users.Store) {
+func testDuplicateEmail(t *testing.T, s users.UserStore) {
 	a := create(t, s, NewUser(1))
 	b := NewUser(2)
 	b.Email = strings.ToUpper(a.Email)
@@ -172,7 +189,7 @@ func softDelete(u *users.User) error {
 	return nil
 }
 
-func testEmailFreedByDelete(t *testing.T, s users.Store) {
+func testEmailFreedByDelete(t *testing.T, s users.UserStore) {
 	ctx := context.Background()
 	a := create(t, s, NewUser(1))
 	deleted, err := s.UpdateUser(ctx, a.ID, softDelete)
@@ -198,7 +215,7 @@ func testEmailFreedByDelete(t *testing.T, s users.Store) {
 	}
 }
 
-func countAll(t *testing.T, s users.Store) int {
+func countAll(t *testing.T, s users.UserStore) int {
 	t.Helper()
 	all, err := s.ListUsers(context.Background(), users.ListQuery{ShowDeleted: true, Limit: 10000})
 	if err != nil {
@@ -207,7 +224,7 @@ func countAll(t *testing.T, s users.Store) int {
 	return len(all)
 }
 
-func testIdempotency(t *testing.T, s users.Store) {
+func testIdempotency(t *testing.T, s users.UserStore) {
 	ctx := context.Background()
 	key := &users.IdempotencyKey{RequestID: "req-1", Fingerprint: []byte("fp-a")}
 	first, err := s.CreateUser(ctx, NewUser(1), key)
@@ -242,7 +259,7 @@ func testIdempotency(t *testing.T, s users.Store) {
 	}
 }
 
-func testIdempotencyConcurrent(t *testing.T, s users.Store) {
+func testIdempotencyConcurrent(t *testing.T, s users.UserStore) {
 	const n = 8
 	key := &users.IdempotencyKey{RequestID: "req-concurrent", Fingerprint: []byte("fp")}
 	ids := make([]string, n)
@@ -271,7 +288,7 @@ func testIdempotencyConcurrent(t *testing.T, s users.Store) {
 	}
 }
 
-func testUpdate(t *testing.T, s users.Store) {
+func testUpdate(t *testing.T, s users.UserStore) {
 	ctx := context.Background()
 	u := create(t, s, NewUser(1))
 	later := u.UpdateTime.Add(time.Hour)
@@ -307,7 +324,7 @@ func testUpdate(t *testing.T, s users.Store) {
 	create(t, s, old)
 }
 
-func testUpdateFnError(t *testing.T, s users.Store) {
+func testUpdateFnError(t *testing.T, s users.UserStore) {
 	u := create(t, s, NewUser(1))
 	boom := fmt.Errorf("rule broken: %w", users.ErrWrongState)
 	_, err := s.UpdateUser(context.Background(), u.ID, func(x *users.User) error {
@@ -323,7 +340,7 @@ func testUpdateFnError(t *testing.T, s users.Store) {
 	}
 }
 
-func testUpdateNotFound(t *testing.T, s users.Store) {
+func testUpdateNotFound(t *testing.T, s users.UserStore) {
 	called := false
 	_, err := s.UpdateUser(context.Background(), uuid.Must(uuid.NewV7()).String(), func(*users.User) error {
 		called = true
@@ -334,7 +351,7 @@ func testUpdateNotFound(t *testing.T, s users.Store) {
 	}
 }
 
-func testUpdateEmailConflict(t *testing.T, s users.Store) {
+func testUpdateEmailConflict(t *testing.T, s users.UserStore) {
 	a := create(t, s, NewUser(1))
 	b := create(t, s, NewUser(2))
 	_, err := s.UpdateUser(context.Background(), b.ID, func(u *users.User) error {
@@ -346,7 +363,7 @@ func testUpdateEmailConflict(t *testing.T, s users.Store) {
 	}
 }
 
-func testBatchGet(t *testing.T, s users.Store) {
+func testBatchGet(t *testing.T, s users.UserStore) {
 	var ids []string
 	for i := range 5 {
 		ids = append(ids, create(t, s, NewUser(i)).ID)
@@ -371,7 +388,7 @@ func testBatchGet(t *testing.T, s users.Store) {
 // seed stores 23 users: every fourth is suspended, every fifth deleted, and
 // emails run in the opposite order of creation, with duplicates of deleted
 // users' addresses so email order needs the id tie-break.
-func seed(t *testing.T, s users.Store) []*users.User {
+func seed(t *testing.T, s users.UserStore) []*users.User {
 	var all []*users.User
 	for i := range 23 {
 		u := NewUser(i)
@@ -424,7 +441,7 @@ func ids(us []*users.User) []string {
 }
 
 // page reads every page of q, pageSize at a time, the way the service does.
-func page(t *testing.T, s users.Store, q users.ListQuery, pageSize int) []*users.User {
+func page(t *testing.T, s users.UserStore, q users.ListQuery, pageSize int) []*users.User {
 	t.Helper()
 	var out []*users.User
 	q.Limit = pageSize
@@ -444,7 +461,7 @@ func page(t *testing.T, s users.Store, q users.ListQuery, pageSize int) []*users
 	return nil
 }
 
-func testListOrders(t *testing.T, s users.Store) {
+func testListOrders(t *testing.T, s users.UserStore) {
 	all := seed(t, s)
 	var live []*users.User
 	for _, u := range all {
@@ -474,7 +491,7 @@ func testListOrders(t *testing.T, s users.Store) {
 	}
 }
 
-func testListFilters(t *testing.T, s users.Store) {
+func testListFilters(t *testing.T, s users.UserStore) {
 	all := seed(t, s)
 	cut := all[10].CreateTime
 	tests := []struct {
@@ -524,50 +541,64 @@ func testListFilters(t *testing.T, s users.Store) {
 	}
 }
 
-func testCancelled(t *testing.T, s users.Store) {
-	u := create(t, s, NewUser(1))
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := s.GetUser(ctx, u.ID); err == nil {
-		t.Error("GetUser with a cancelled context succeeded")
+func testPurgeDeleted(t *testing.T, s users.UserStore) {
+	ctx := context.Background()
+	cutoff := base.Add(24 * time.Hour)
+	deleteAt := func(u *users.User, at time.Time) {
+		t.Helper()
+		_, err := s.UpdateUser(ctx, u.ID, func(x *users.User) error {
+			x.State, x.DeleteTime, x.UpdateTime = users.StateDeleted, at, at
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("UpdateUser(delete) err = %v", err)
+		}
 	}
-	if _, err := s.UpdateUser(ctx, u.ID, func(*users.User) error { return nil }); err == nil {
-		t.Error("UpdateUser with a cancelled context succeeded")
+	purgedKey := &users.IdempotencyKey{RequestID: "req-purged", Fingerprint: []byte("fp")}
+	liveKey := &users.IdempotencyKey{RequestID: "req-live", Fingerprint: []byte("fp")}
+	live, err := s.CreateUser(ctx, NewUser(1), liveKey)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := s.CreateUser(ctx, NewUser(2), nil); err == nil {
-		t.Error("CreateUser with a cancelled context succeeded")
+	old, err := s.CreateUser(ctx, NewUser(2), purgedKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleteAt(old, cutoff.Add(-3*time.Hour))
+	older := create(t, s, NewUser(3))
+	deleteAt(older, cutoff.Add(-30*24*time.Hour))
+	justBefore := create(t, s, NewUser(4))
+	deleteAt(justBefore, cutoff.Add(-time.Microsecond))
+	atCutoff := create(t, s, NewUser(5))
+	deleteAt(atCutoff, cutoff)
+	recent := create(t, s, NewUser(6))
+	deleteAt(recent, cutoff.Add(time.Hour))
+
+	for _, step := range []struct{ limit, want int }{{0, 0}, {2, 2}, {2, 1}, {2, 0}} {
+		n, err := s.PurgeDeleted(ctx, cutoff, step.limit)
+		if err != nil || n != step.want {
+			t.Errorf("PurgeDeleted(limit %d) = %d, %v; want %d", step.limit, n, err, step.want)
+		}
+	}
+	for _, u := range []*users.User{old, older, justBefore} {
+		if _, err := s.GetUser(ctx, u.ID); !errors.Is(err, users.ErrNotFound) {
+			t.Errorf("user %s deleted before the cutoff: GetUser err = %v, want ErrNotFound", u.Email, err)
+		}
+	}
+	for _, u := range []*users.User{live, atCutoff, recent} {
+		if _, err := s.GetUser(ctx, u.ID); err != nil {
+			t.Errorf("user %s: GetUser err = %v, want it kept", u.Email, err)
+		}
 	}
 
-	op, chunks := NewImport("req-cancelled", 2)
-	if _, err := s.CreateImport(ctx, op, importKey(op, "fp"), chunks); err == nil {
-		t.Error("CreateImport with a cancelled context succeeded")
+	// The purged user's idempotency key went with it: its request creates
+	// a new user. The live user's key still replays.
+	again, err := s.CreateUser(ctx, NewUser(2), purgedKey)
+	if err != nil || again.ID == old.ID {
+		t.Errorf("CreateUser with a purged user's request id = %+v, %v; want a new user", again, err)
 	}
-	if _, err := s.GetOperation(context.Background(), op.ID); !errors.Is(err, users.ErrNotFound) {
-		t.Errorf("GetOperation after a cancelled CreateImport err = %v, want ErrNotFound", err)
-	}
-	op, chunks = createImport(t, s, "req-live", 2)
-	if _, err := s.GetOperation(ctx, op.ID); err == nil {
-		t.Error("GetOperation with a cancelled context succeeded")
-	}
-	if err := s.ImportChunk(ctx, op.ID, 0, ImportedUsers(chunks[0]), nil); err == nil {
-		t.Error("ImportChunk with a cancelled context succeeded")
-	}
-	if got := getOperation(t, s, op.ID); got.ChunksDone != 0 {
-		t.Errorf("after a cancelled ImportChunk, ChunksDone = %d, want 0", got.ChunksDone)
-	}
-	if _, err := s.PurgeDeleted(ctx, time.Now(), 10); err == nil {
-		t.Error("PurgeDeleted with a cancelled context succeeded")
-	}
-	if _, err := s.ListEvents(ctx, users.EventPos{}, 10); err == nil {
-		t.Error("ListEvents with a cancelled context succeeded")
-	}
-	if _, err := s.PurgeEvents(ctx, time.Now(), 10); err == nil {
-		t.Error("PurgeEvents with a cancelled context succeeded")
-	}
-	// The cancelled changes appended nothing: the feed holds the creation
-	// of the user above, and nothing else.
-	evs := mark(t, s, users.EventPos{})
-	if len(evs) != 1 || evs[0].UserID != u.ID {
-		t.Errorf("events after cancelled calls = %v, want only user %s's creation", summarizeEvents(evs), u.ID)
+	replay, err := s.CreateUser(ctx, NewUser(1), liveKey)
+	if err != nil || replay.ID != live.ID {
+		t.Errorf("CreateUser with a live user's request id = %+v, %v; want user %s", replay, err, live.ID)
 	}
 }

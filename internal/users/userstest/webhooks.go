@@ -11,10 +11,38 @@ import (
 	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
-	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/internal/users"
 )
+
+// WebhookStore is what the webhook tests use: the subscriptions, users
+// whose changes make the events to dispatch, the feed they are read from,
+// and the dispatcher's position.
+type WebhookStore interface {
+	users.WebhookStore
+	users.UserStore
+	users.EventStore
+	users.SinkStore
+}
+
+// TestWebhookStore is the part of the suite for users.WebhookStore.
+// newStore must return an empty, migrated store that lives until the test
+// ends, made with a fake job queue that forwards what DispatchEvents
+// enqueues to the returned Jobs.
+func TestWebhookStore(t *testing.T, newStore func(t *testing.T) (WebhookStore, *Jobs)) {
+	run(t, newStore, []test[WebhookStore]{
+		{"WebhookCreateGetList", storeOnly(testWebhookCreateGetList)},
+		{"WebhookNotFound", storeOnly(testWebhookNotFound)},
+		{"WebhookUpdate", storeOnly(testWebhookUpdate)},
+		{"WebhookDelete", storeOnly(testWebhookDelete)},
+		{"WebhookLimit", storeOnly(testWebhookLimit)},
+		{"DeliveryAttempts", storeOnly(testDeliveryAttempts)},
+		{"DeliveryDisable", storeOnly(testDeliveryDisable)},
+		{"Dispatch", testDispatch},
+		{"DispatchNoSubscribers", testDispatchNoSubscribers},
+		{"DispatchEnqueueFails", testDispatchEnqueueFails},
+	})
+}
 
 // NewWebhook returns an enabled subscription that is not stored yet, to
 // events of the given types (none: every type); n makes its URL and times
@@ -32,7 +60,7 @@ func NewWebhook(n int, types ...users.EventType) *users.Webhook {
 	}
 }
 
-func createWebhook(t *testing.T, s users.Store, w *users.Webhook) *users.Webhook {
+func createWebhook(t *testing.T, s users.WebhookStore, w *users.Webhook) *users.Webhook {
 	t.Helper()
 	got, err := s.CreateWebhook(context.Background(), w)
 	if err != nil {
@@ -41,7 +69,7 @@ func createWebhook(t *testing.T, s users.Store, w *users.Webhook) *users.Webhook
 	return got
 }
 
-func getWebhook(t *testing.T, s users.Store, id string) *users.Webhook {
+func getWebhook(t *testing.T, s users.WebhookStore, id string) *users.Webhook {
 	t.Helper()
 	got, err := s.GetWebhook(context.Background(), id)
 	if err != nil {
@@ -58,7 +86,7 @@ func webhookIDs(ws []*users.Webhook) []string {
 	return out
 }
 
-func testWebhookCreateGetList(t *testing.T, s users.Store) {
+func testWebhookCreateGetList(t *testing.T, s WebhookStore) {
 	ctx := context.Background()
 	if ws, err := s.ListWebhooks(ctx); err != nil || len(ws) != 0 {
 		t.Fatalf("ListWebhooks(empty store) = %v, %v; want none", ws, err)
@@ -114,7 +142,7 @@ func testWebhookCreateGetList(t *testing.T, s users.Store) {
 	}
 }
 
-func testWebhookNotFound(t *testing.T, s users.Store) {
+func testWebhookNotFound(t *testing.T, s WebhookStore) {
 	ctx := context.Background()
 	createWebhook(t, s, NewWebhook(1))
 	for _, id := range []string{users.NewID(), "not-a-uuid"} {
@@ -139,7 +167,7 @@ func testWebhookNotFound(t *testing.T, s users.Store) {
 	}
 }
 
-func testWebhookUpdate(t *testing.T, s users.Store) {
+func testWebhookUpdate(t *testing.T, s WebhookStore) {
 	ctx := context.Background()
 	w := createWebhook(t, s, NewWebhook(1, users.EventCreated))
 	other := createWebhook(t, s, NewWebhook(2))
@@ -194,7 +222,7 @@ func testWebhookUpdate(t *testing.T, s users.Store) {
 	}
 }
 
-func testWebhookDelete(t *testing.T, s users.Store) {
+func testWebhookDelete(t *testing.T, s WebhookStore) {
 	ctx := context.Background()
 	w := createWebhook(t, s, NewWebhook(1))
 	keep := createWebhook(t, s, NewWebhook(2))
@@ -224,7 +252,7 @@ func testWebhookDelete(t *testing.T, s users.Store) {
 	}
 }
 
-func testWebhookLimit(t *testing.T, s users.Store) {
+func testWebhookLimit(t *testing.T, s WebhookStore) {
 	ctx := context.Background()
 	const racers = 10
 	for i := range users.MaxWebhooks - racers/2 {
@@ -267,7 +295,7 @@ func testWebhookLimit(t *testing.T, s users.Store) {
 	createWebhook(t, s, NewWebhook(2001))
 }
 
-func testDeliveryAttempts(t *testing.T, s users.Store) {
+func testDeliveryAttempts(t *testing.T, s WebhookStore) {
 	ctx := context.Background()
 	w := createWebhook(t, s, NewWebhook(1))
 	other := createWebhook(t, s, NewWebhook(2))
@@ -324,7 +352,7 @@ func testDeliveryAttempts(t *testing.T, s users.Store) {
 	}
 }
 
-func testDeliveryDisable(t *testing.T, s users.Store) {
+func testDeliveryDisable(t *testing.T, s WebhookStore) {
 	ctx := context.Background()
 	w := createWebhook(t, s, NewWebhook(1))
 	never := createWebhook(t, s, NewWebhook(2))
@@ -370,64 +398,10 @@ func testDeliveryDisable(t *testing.T, s users.Store) {
 	check("threshold 0", got, 5, true, "")
 }
 
-func testSinkPosition(t *testing.T, s users.Store) {
-	ctx := context.Background()
-	if pos, err := s.SinkPosition(ctx, "relay"); err != nil || pos != (users.EventPos{}) {
-		t.Errorf("SinkPosition(unset) = %+v, %v; want the zero position", pos, err)
-	}
-	for _, tt := range []struct {
-		name string
-		pos  users.EventPos
-	}{
-		{"relay", users.EventPos{Seq: 5}},
-		{"other", users.EventPos{Tx: 7, Seq: 42}},
-		{"relay", users.EventPos{Seq: 9}},
-		{"big", users.EventPos{Tx: 1<<63 + 5, Seq: 1<<63 - 1}},
-	} {
-		if err := s.SetSinkPosition(ctx, tt.name, tt.pos); err != nil {
-			t.Fatalf("SetSinkPosition(%q, %+v) err = %v", tt.name, tt.pos, err)
-		}
-		if got, err := s.SinkPosition(ctx, tt.name); err != nil || got != tt.pos {
-			t.Errorf("SinkPosition(%q) = %+v, %v; want %+v", tt.name, got, err, tt.pos)
-		}
-	}
-	if got, err := s.SinkPosition(ctx, "other"); err != nil || got != (users.EventPos{Tx: 7, Seq: 42}) {
-		t.Errorf("SinkPosition(other) after setting relay = %+v, %v; want {7 42}", got, err)
-	}
-}
-
-func testGetEvent(t *testing.T, s users.Store) {
-	ctx := context.Background()
-	u := create(t, s, NewUser(1))
-	create(t, s, NewUser(2))
-	evs := readN(t, s, users.EventPos{}, 2)
-	got, err := s.GetEvent(ctx, evs[0].ID)
-	if err != nil {
-		t.Fatalf("GetEvent err = %v", err)
-	}
-	if diff := gocmp.Diff(&evs[0], got); diff != "" {
-		t.Errorf("GetEvent (-ListEvents +GetEvent):\n%s", diff)
-	}
-	if got.UserID != u.ID {
-		t.Errorf("GetEvent user = %s, want %s", got.UserID, u.ID)
-	}
-	for _, id := range []string{uuid.Must(uuid.NewV7()).String(), "not-a-uuid", u.ID} {
-		if _, err := s.GetEvent(ctx, id); !errors.Is(err, users.ErrNotFound) {
-			t.Errorf("GetEvent(%q) err = %v, want ErrNotFound", id, err)
-		}
-	}
-	if n, err := s.PurgeEvents(ctx, users.Now().Add(time.Hour), 10); err != nil || n != 2 {
-		t.Fatalf("PurgeEvents = %d, %v; want 2", n, err)
-	}
-	if _, err := s.GetEvent(ctx, evs[0].ID); !errors.Is(err, users.ErrNotFound) {
-		t.Errorf("GetEvent after PurgeEvents err = %v, want ErrNotFound", err)
-	}
-}
-
 // dispatchAll calls DispatchEvents until it has read want events in all,
 // waiting for events to reach the feed, and fails the test if it reads
 // more.
-func dispatchAll(t *testing.T, s users.Store, limit, want int) {
+func dispatchAll(t *testing.T, s users.WebhookStore, limit, want int) {
 	t.Helper()
 	total := 0
 	deadline := time.Now().Add(feedWait)
@@ -460,14 +434,14 @@ func sortDeliveries(ds []users.Delivery) []users.Delivery {
 	return ds
 }
 
-func checkPosition(t *testing.T, s users.Store, want users.EventPos) {
+func checkPosition(t *testing.T, s users.SinkStore, want users.EventPos) {
 	t.Helper()
 	if got, err := s.SinkPosition(context.Background(), "webhooks"); err != nil || got != want {
 		t.Errorf("SinkPosition(webhooks) = %+v, %v; want %+v", got, err, want)
 	}
 }
 
-func testDispatch(t *testing.T, s users.Store, jobs *Jobs) {
+func testDispatch(t *testing.T, s WebhookStore, jobs *Jobs) {
 	ctx := context.Background()
 	if n, err := s.DispatchEvents(ctx, 100); err != nil || n != 0 {
 		t.Errorf("DispatchEvents(no events) = %d, %v; want 0", n, err)
@@ -530,7 +504,7 @@ func testDispatch(t *testing.T, s users.Store, jobs *Jobs) {
 	}
 }
 
-func testDispatchNoSubscribers(t *testing.T, s users.Store, jobs *Jobs) {
+func testDispatchNoSubscribers(t *testing.T, s WebhookStore, jobs *Jobs) {
 	create(t, s, NewUser(1))
 	evs := readN(t, s, users.EventPos{}, 1)
 	// Events no one wants are read all the same: a subscription created
@@ -550,7 +524,7 @@ func testDispatchNoSubscribers(t *testing.T, s users.Store, jobs *Jobs) {
 	}
 }
 
-func testDispatchEnqueueFails(t *testing.T, s users.Store, jobs *Jobs) {
+func testDispatchEnqueueFails(t *testing.T, s WebhookStore, jobs *Jobs) {
 	ctx := context.Background()
 	w := createWebhook(t, s, NewWebhook(1))
 	create(t, s, NewUser(1))

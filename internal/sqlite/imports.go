@@ -7,15 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/usersd/usersd/internal/users"
 	"github.com/usersd/usersd/internal/users/usersql"
 )
 
-// errNoJobs is the error of CreateImport and DispatchEvents on a Store made
-// without WithJobs.
-var errNoJobs = errors.New("no job queue configured")
+// Imports: users.ImportStore.
 
 // selectOperation reads an operation with one row per finished chunk (or
 // one row of NULL chunk columns); readOperation sums them.
@@ -24,11 +23,11 @@ const selectOperation = "SELECT o.id, o.request_id, o.fingerprint, o.total, o.ch
 	"FROM operations o LEFT JOIN operation_chunks c ON c.operation_id = o.id "
 
 // CreateImport stores op and enqueues its chunks on the Store's Jobs, in
-// one writer transaction; see users.Store.
+// one writer transaction; see users.ImportStore.
 func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users.IdempotencyKey, chunks []users.ImportChunk) (_ *users.Operation, err error) {
-	defer classifyErr(ctx, &err)
+	defer wrap(ctx, &err, "create import %s", op.ID)
 	if s.jobs == nil {
-		return nil, fmt.Errorf("sqlite: create import: %w", errNoJobs)
+		return nil, errNoJobs
 	}
 	getOp, err := s.stmt(ctx, stmtGetOperationTx)
 	if err != nil {
@@ -41,7 +40,7 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 
 	tx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("create import %s: %w", op.ID, err)
+		return nil, err
 	}
 	defer tx.Rollback()
 
@@ -69,13 +68,13 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 	_, err = tx.StmtContext(ctx, insertOp).ExecContext(ctx,
 		op.ID, key.RequestID, fingerprint, op.Total, op.Chunks, op.CreateTime.UnixMicro())
 	if err != nil {
-		return nil, fmt.Errorf("create import %s: %w", op.ID, err)
+		return nil, err
 	}
 	if err := s.jobs.EnqueueImportTx(ctx, tx, chunks); err != nil {
-		return nil, fmt.Errorf("create import %s: enqueue: %w", op.ID, err)
+		return nil, fmt.Errorf("enqueue: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("create import %s: %w", op.ID, err)
+		return nil, err
 	}
 	s.db.afterCommit(ctx)
 	created := fromMicros(op.CreateTime.UnixMicro())
@@ -90,21 +89,18 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 }
 
 // GetOperation reads the operation and its finished chunks in one
-// statement on the readers; see users.Store.
+// statement on the readers; see users.ImportStore.
 func (s *Store) GetOperation(ctx context.Context, id string) (_ *users.Operation, err error) {
-	defer classifyErr(ctx, &err)
+	defer wrap(ctx, &err, "operation %s", id)
 	get, err := s.stmt(ctx, stmtGetOperation)
 	if err != nil {
 		return nil, err
 	}
 	op, _, err := readOperation(ctx, get, id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("operation %s: %w", id, users.ErrNotFound)
+		return nil, users.ErrNotFound
 	}
-	if err != nil {
-		return nil, fmt.Errorf("operation %s: %w", id, err)
-	}
-	return op, nil
+	return op, err
 }
 
 // readOperation runs get, a selectOperation statement, with arg and sums
@@ -155,10 +151,10 @@ func readOperation(ctx context.Context, get *sql.Stmt, arg any) (*users.Operatio
 }
 
 // ImportChunk inserts the valid users of a chunk and records the chunk, in
-// one writer transaction; see users.Store. The single writer makes the
+// one writer transaction; see users.ImportStore. The single writer makes the
 // check that the chunk is new and its recording atomic.
 func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid []users.ImportedUser, failed []users.RowFailure) (err error) {
-	defer classifyErr(ctx, &err)
+	defer wrap(ctx, &err, "operation %s chunk %s", opID, strconv.Itoa(chunk))
 	state, err := s.stmt(ctx, stmtChunkState)
 	if err != nil {
 		return err
@@ -178,16 +174,16 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 
 	tx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, err)
+		return err
 	}
 	defer tx.Rollback()
 
 	var opExists, done bool
 	if err := tx.StmtContext(ctx, state).QueryRowContext(ctx, opID, chunk).Scan(&opExists, &done); err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, err)
+		return err
 	}
 	if !opExists {
-		return fmt.Errorf("operation %s: %w", opID, users.ErrNotFound)
+		return users.ErrNotFound
 	}
 	if done {
 		return nil // a job that ran again: the rollback ends a read
@@ -201,7 +197,7 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 		u := v.User
 		labels, err := encodeLabels(u.Labels)
 		if err != nil {
-			return fmt.Errorf("user %s: %w", u.ID, err)
+			return fmt.Errorf("import user %s: %w", u.ID, err)
 		}
 		res, err := ins.ExecContext(ctx,
 			u.ID, u.Email, users.EmailKey(u.Email), u.DisplayName, u.State.String(), labels,
@@ -225,83 +221,16 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 	usersql.SortFailures(failures)
 	encoded, err := usersql.EncodeFailures(failures)
 	if err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, err)
+		return err
 	}
 	_, err = tx.StmtContext(ctx, insertChunk).ExecContext(ctx,
 		opID, chunk, imported, len(failures), encoded, time.Now().UnixMicro())
 	if err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, err)
+		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, err)
+		return err
 	}
 	s.db.afterCommit(ctx)
 	return nil
-}
-
-// PurgeDeleted deletes up to limit users deleted before the time, those
-// deleted longest ago first, and appends their user.purged events, in one
-// writer transaction; see users.Store.
-func (s *Store) PurgeDeleted(ctx context.Context, before time.Time, limit int) (_ int, err error) {
-	defer classifyErr(ctx, &err)
-	if limit <= 0 {
-		return 0, nil // SQLite reads a negative LIMIT as none
-	}
-	pick, err := s.stmt(ctx, stmtPurgeSelect)
-	if err != nil {
-		return 0, err
-	}
-	deleteUser, err := s.stmt(ctx, stmtDeleteUser)
-	if err != nil {
-		return 0, err
-	}
-	insertEvent, err := s.stmt(ctx, stmtInsertEvent)
-	if err != nil {
-		return 0, err
-	}
-	tx, err := s.db.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("purge deleted users: %w", err)
-	}
-	defer tx.Rollback()
-	ids, err := queryIDs(ctx, tx.StmtContext(ctx, pick), before.UnixMicro(), limit)
-	if err != nil {
-		return 0, fmt.Errorf("purge deleted users: %w", err)
-	}
-	del, insEvent := tx.StmtContext(ctx, deleteUser), tx.StmtContext(ctx, insertEvent)
-	for _, id := range ids {
-		if _, err := del.ExecContext(ctx, id); err != nil {
-			return 0, fmt.Errorf("purge user %s: %w", id, err)
-		}
-		if err := appendEvents(ctx, insEvent, users.PurgedEvent(ctx, id)); err != nil {
-			return 0, fmt.Errorf("purge user %s: %w", id, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("purge deleted users: %w", err)
-	}
-	s.db.afterCommit(ctx)
-	return len(ids), nil
-}
-
-// queryIDs runs q, which selects one text column, and reads every row, so
-// that the statement runs to its end.
-func queryIDs(ctx context.Context, q *sql.Stmt, args ...any) ([]string, error) {
-	rows, err := q.QueryContext(ctx, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return ids, rows.Close()
 }

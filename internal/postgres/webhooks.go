@@ -16,7 +16,8 @@ import (
 	"github.com/usersd/usersd/internal/users/usersql"
 )
 
-// Webhook subscriptions, their delivery attempts and the event sinks.
+// Webhooks: users.WebhookStore, the subscriptions, their delivery attempts
+// and the dispatch of the event feed to them.
 //
 // DispatchEvents serialises on the row of its sink: it inserts the row if
 // it is missing (ON CONFLICT DO NOTHING waits for a concurrent insert), then
@@ -49,30 +50,28 @@ FROM webhook_attempts WHERE webhook_id = $1 ORDER BY time DESC, id DESC LIMIT $2
 	ensureSink = "INSERT INTO event_sinks (name) VALUES ($1) ON CONFLICT (name) DO NOTHING"
 
 	lockSink = "SELECT tx, seq FROM event_sinks WHERE name = $1 FOR UPDATE"
-
-	upsertSink = `INSERT INTO event_sinks (name, tx, seq) VALUES ($1, $2, $3)
-ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, seq = excluded.seq`
 )
 
 // CreateWebhook counts the subscriptions and inserts w in one transaction
 // that holds a lock on the table no other CreateWebhook can share, so that
-// concurrent creates cannot pass MaxWebhooks; see users.Store.
-func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (*users.Webhook, error) {
+// concurrent creates cannot pass MaxWebhooks; see users.WebhookStore.
+func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.Webhook, err error) {
+	defer wrap(ctx, &err, "webhook %s", w.ID)
 	args, err := webhookArgs(w)
 	if err != nil {
 		return nil, err
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return nil, fmt.Errorf("create webhook %s: %w", w.ID, classify(ctx, err))
+		return nil, err
 	}
 	defer tx.Rollback(ctx)
 	if _, err := tx.Exec(ctx, "LOCK TABLE webhooks IN SHARE ROW EXCLUSIVE MODE"); err != nil {
-		return nil, fmt.Errorf("create webhook %s: %w", w.ID, classify(ctx, err))
+		return nil, err
 	}
 	var n int
 	if err := tx.QueryRow(ctx, "SELECT count(*) FROM webhooks").Scan(&n); err != nil {
-		return nil, fmt.Errorf("create webhook %s: %w", w.ID, classify(ctx, err))
+		return nil, err
 	}
 	if n >= users.MaxWebhooks {
 		return nil, users.Invalid("webhook", fmt.Sprintf("at most %d webhook subscriptions may exist; delete one first", users.MaxWebhooks))
@@ -80,67 +79,66 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (*users.Web
 	if _, err := tx.Exec(ctx, insertWebhook, args...); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			return nil, fmt.Errorf("webhook %s: id in use: %w", w.ID, users.ErrIDTaken)
+			return nil, fmt.Errorf("id in use: %w", users.ErrIDTaken)
 		}
-		return nil, fmt.Errorf("create webhook %s: %w", w.ID, classify(ctx, err))
+		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("create webhook %s: %w", w.ID, classify(ctx, err))
+		return nil, err
 	}
 	return storedWebhook(w.Clone()), nil
 }
 
-// GetWebhook reads the subscription in one statement; see users.Store.
-func (s *Store) GetWebhook(ctx context.Context, id string) (*users.Webhook, error) {
+// GetWebhook reads the subscription in one statement; see users.WebhookStore.
+func (s *Store) GetWebhook(ctx context.Context, id string) (_ *users.Webhook, err error) {
+	defer wrap(ctx, &err, "webhook %s", id)
 	uid, ok := parseID(id)
 	if !ok {
-		return nil, webhookNotFound(id)
+		return nil, users.ErrNotFound
 	}
 	var w *users.Webhook
-	err := s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
+	err = s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
 		w, err = scanWebhook(c.QueryRow(ctx, selectWebhooks+"WHERE id = $1", uid))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, webhookNotFound(id)
+		return nil, users.ErrNotFound
 	}
-	if err != nil {
-		return nil, fmt.Errorf("webhook %s: %w", id, classify(ctx, err))
-	}
-	return w, nil
+	return w, err
 }
 
-// ListWebhooks reads every subscription in one statement; see users.Store.
-func (s *Store) ListWebhooks(ctx context.Context) ([]*users.Webhook, error) {
+// ListWebhooks reads every subscription in one statement; see
+// users.WebhookStore.
+func (s *Store) ListWebhooks(ctx context.Context) (_ []*users.Webhook, err error) {
+	defer wrap(ctx, &err, "list webhooks")
 	var ws []*users.Webhook
-	err := s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
+	err = s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
 		ws, err = queryWebhooks(ctx, c, selectWebhooks+"ORDER BY create_time, id")
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list webhooks: %w", err)
-	}
-	return ws, nil
+	return ws, err
 }
 
-// UpdateWebhook changes a subscription under a row lock; see users.Store.
-func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Webhook) error) (*users.Webhook, error) {
+// UpdateWebhook changes a subscription under a row lock; see
+// users.WebhookStore.
+func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Webhook) error) (_ *users.Webhook, err error) {
+	defer wrap(ctx, &err, "webhook %s", id)
 	uid, ok := parseID(id)
 	if !ok {
-		return nil, webhookNotFound(id)
+		return nil, users.ErrNotFound
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return nil, fmt.Errorf("update webhook %s: %w", id, classify(ctx, err))
+		return nil, err
 	}
 	defer tx.Rollback(ctx)
-	old, err := lockWebhook(ctx, tx, uid, id)
+	old, err := lockWebhook(ctx, tx, uid)
 	if err != nil {
 		return nil, err
 	}
 	w := old.Clone()
 	if err := fn(w); err != nil {
-		return nil, err
+		return nil, usersql.FnError(err)
 	}
 	// The columns UpdateWebhook does not write keep their stored values.
 	w.ID, w.CreateTime = old.ID, old.CreateTime
@@ -148,21 +146,18 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Web
 		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("update webhook %s: %w", id, classify(ctx, err))
+		return nil, err
 	}
 	return storedWebhook(w), nil
 }
 
 // lockWebhook reads the subscription with SELECT … FOR UPDATE within tx.
-func lockWebhook(ctx context.Context, tx pgx.Tx, uid pgtype.UUID, id string) (*users.Webhook, error) {
+func lockWebhook(ctx context.Context, tx pgx.Tx, uid pgtype.UUID) (*users.Webhook, error) {
 	w, err := scanWebhook(tx.QueryRow(ctx, selectWebhooks+"WHERE id = $1 FOR UPDATE", uid))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, webhookNotFound(id)
+		return nil, users.ErrNotFound
 	}
-	if err != nil {
-		return nil, fmt.Errorf("webhook %s: %w", id, classify(ctx, err))
-	}
-	return w, nil
+	return w, err
 }
 
 // writeWebhook stores the mutable columns of w within tx.
@@ -173,75 +168,76 @@ func writeWebhook(ctx context.Context, tx pgx.Tx, w *users.Webhook) error {
 	}
 	// webhookArgs is in webhookColumns order; updateWebhook skips
 	// create_time.
-	if _, err := tx.Exec(ctx, updateWebhook, append(args[:7], args[8])...); err != nil {
-		return fmt.Errorf("update webhook %s: %w", w.ID, classify(ctx, err))
-	}
-	return nil
+	_, err = tx.Exec(ctx, updateWebhook, append(args[:7], args[8])...)
+	return err
 }
 
 // DeleteWebhook deletes the subscription, and by cascade its attempts, in
-// one statement; see users.Store.
-func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+// one statement; see users.WebhookStore.
+func (s *Store) DeleteWebhook(ctx context.Context, id string) (err error) {
+	defer wrap(ctx, &err, "webhook %s", id)
 	uid, ok := parseID(id)
 	if !ok {
-		return webhookNotFound(id)
+		return users.ErrNotFound
 	}
 	tag, err := s.pool.Exec(ctx, "DELETE FROM webhooks WHERE id = $1", uid)
 	if err != nil {
-		return fmt.Errorf("delete webhook %s: %w", id, classify(ctx, err))
+		return err
 	}
 	if tag.RowsAffected() == 0 {
-		return webhookNotFound(id)
+		return users.ErrNotFound
 	}
 	return nil
 }
 
 // RecordDeliveryAttempt locks the subscription, stores the attempt and the
-// subscription's new failure count, in one transaction; see users.Store
+// subscription's new failure count, in one transaction; see users.WebhookStore
 // and users.Webhook.Record.
-func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttempt, disableAfter int) (*users.Webhook, error) {
+func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttempt, disableAfter int) (_ *users.Webhook, err error) {
+	defer wrap(ctx, &err, "webhook %s", a.WebhookID)
 	uid, ok := parseID(a.WebhookID)
 	if !ok {
-		return nil, webhookNotFound(a.WebhookID)
+		return nil, users.ErrNotFound
 	}
 	eventID, err := uuid.Parse(a.EventID)
 	if err != nil {
-		return nil, fmt.Errorf("record delivery to webhook %s: event id %q: %w", a.WebhookID, a.EventID, err)
+		return nil, fmt.Errorf("event id %q: %w", a.EventID, err)
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return nil, fmt.Errorf("record delivery to webhook %s: %w", a.WebhookID, classify(ctx, err))
+		return nil, err
 	}
 	defer tx.Rollback(ctx)
-	w, err := lockWebhook(ctx, tx, uid, a.WebhookID)
+	w, err := lockWebhook(ctx, tx, uid)
 	if err != nil {
 		return nil, err
 	}
 	_, err = tx.Exec(ctx, insertAttempt, uid, pgUUID(eventID), string(a.EventType), a.Attempt, a.Status,
 		a.Latency.Microseconds(), a.Success, a.Error, a.Time)
 	if err != nil {
-		return nil, fmt.Errorf("record delivery to webhook %s: %w", a.WebhookID, classify(ctx, err))
+		return nil, err
 	}
 	w.Record(a, disableAfter)
 	if err := writeWebhook(ctx, tx, w); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("record delivery to webhook %s: %w", a.WebhookID, classify(ctx, err))
+		return nil, err
 	}
 	return storedWebhook(w), nil
 }
 
 // ListDeliveryAttempts reads the newest attempts in one statement; see
-// users.Store.
-func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limit int) ([]users.DeliveryAttempt, error) {
+// users.WebhookStore.
+func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limit int) (_ []users.DeliveryAttempt, err error) {
+	defer wrap(ctx, &err, "list deliveries of webhook %s", webhookID)
 	uid, ok := parseID(webhookID)
 	if !ok || limit <= 0 {
 		return nil, nil
 	}
 	rows, err := s.pool.Query(ctx, listAttempts, uid, limit)
 	if err != nil {
-		return nil, fmt.Errorf("list deliveries of webhook %s: %w", webhookID, classify(ctx, err))
+		return nil, err
 	}
 	var (
 		out         []users.DeliveryAttempt
@@ -258,90 +254,77 @@ func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limi
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list deliveries of webhook %s: %w", webhookID, classify(ctx, err))
+		return nil, err
 	}
 	return out, nil
+}
+
+// PurgeDeliveryAttempts deletes the delivery attempts made before the time;
+// see users.WebhookStore.
+func (s *Store) PurgeDeliveryAttempts(ctx context.Context, before time.Time) (_ int, err error) {
+	defer wrap(ctx, &err, "purge delivery attempts")
+	tag, err := s.pool.Exec(ctx, "DELETE FROM webhook_attempts WHERE time < $1", before)
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // DispatchEvents locks the dispatcher's sink row, reads the events after
 // its position by ListEvents' rule and the enabled subscriptions, enqueues
 // the deliveries and saves the new position, in one READ COMMITTED
-// transaction; see users.Store and the comment at the top of this file.
-func (s *Store) DispatchEvents(ctx context.Context, limit int) (int, error) {
+// transaction; see users.WebhookStore and the comment at the top of this file.
+func (s *Store) DispatchEvents(ctx context.Context, limit int) (_ int, err error) {
+	defer wrap(ctx, &err, "dispatch events")
 	if s.jobs == nil {
-		return 0, fmt.Errorf("postgres: dispatch events: %w", errNoJobs)
+		return 0, errNoJobs
 	}
 	if limit <= 0 {
 		return 0, nil
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return 0, fmt.Errorf("dispatch events: %w", classify(ctx, err))
+		return 0, err
 	}
 	defer tx.Rollback(ctx)
 	if _, err := tx.Exec(ctx, ensureSink, usersql.DispatcherSink); err != nil {
-		return 0, fmt.Errorf("dispatch events: %w", classify(ctx, err))
+		return 0, err
 	}
 	var pos users.EventPos
 	if err := tx.QueryRow(ctx, lockSink, usersql.DispatcherSink).Scan(&pos.Tx, &pos.Seq); err != nil {
-		return 0, fmt.Errorf("dispatch events: %w", classify(ctx, err))
+		return 0, err
 	}
 	evs, err := listEventsAfter(ctx, tx, pos, limit)
 	if err != nil {
-		return 0, fmt.Errorf("dispatch events: %w", err)
+		return 0, err
 	}
 	if len(evs) == 0 {
 		return 0, nil // the rollback releases the lock
 	}
 	hooks, err := queryWebhooks(ctx, tx, selectWebhooks+"WHERE enabled ORDER BY create_time, id")
 	if err != nil {
-		return 0, fmt.Errorf("dispatch events: %w", err)
+		return 0, err
 	}
 	if ds := usersql.Deliveries(evs, hooks); len(ds) > 0 {
 		if err := s.jobs.EnqueueDeliveriesTx(ctx, tx, ds); err != nil {
-			return 0, fmt.Errorf("dispatch events: enqueue: %w", classify(ctx, err))
+			return 0, fmt.Errorf("enqueue: %w", err)
 		}
 	}
 	last := evs[len(evs)-1].Pos
 	if _, err := tx.Exec(ctx, upsertSink, usersql.DispatcherSink, last.Tx, last.Seq); err != nil {
-		return 0, fmt.Errorf("dispatch events: %w", classify(ctx, err))
+		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("dispatch events: %w", classify(ctx, err))
+		return 0, err
 	}
 	return len(evs), nil
-}
-
-// SinkPosition reads the position saved under name; see users.Store.
-func (s *Store) SinkPosition(ctx context.Context, name string) (users.EventPos, error) {
-	var pos users.EventPos
-	err := s.pool.QueryRow(ctx, "SELECT tx, seq FROM event_sinks WHERE name = $1", name).Scan(&pos.Tx, &pos.Seq)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return users.EventPos{}, nil
-	}
-	if err != nil {
-		return users.EventPos{}, fmt.Errorf("sink %s: %w", name, classify(ctx, err))
-	}
-	return pos, nil
-}
-
-// SetSinkPosition saves the position under name in one statement; see
-// users.Store.
-func (s *Store) SetSinkPosition(ctx context.Context, name string, pos users.EventPos) error {
-	if pos.Seq < 0 {
-		return fmt.Errorf("sink %s: negative seq", name)
-	}
-	if _, err := s.pool.Exec(ctx, upsertSink, name, pos.Tx, pos.Seq); err != nil {
-		return fmt.Errorf("sink %s: %w", name, classify(ctx, err))
-	}
-	return nil
 }
 
 // queryWebhooks runs a select of webhookColumns and collects the rows.
 func queryWebhooks(ctx context.Context, q querier, sql string) ([]*users.Webhook, error) {
 	rows, err := q.Query(ctx, sql)
 	if err != nil {
-		return nil, classify(ctx, err)
+		return nil, err
 	}
 	var (
 		ws []*users.Webhook
@@ -352,7 +335,7 @@ func queryWebhooks(ctx context.Context, q querier, sql string) ([]*users.Webhook
 		return nil
 	})
 	if err != nil {
-		return nil, classify(ctx, err)
+		return nil, err
 	}
 	return ws, nil
 }
@@ -420,5 +403,3 @@ func storedWebhook(w *users.Webhook) *users.Webhook {
 	w.CreateTime, w.UpdateTime = users.Truncate(w.CreateTime), users.Truncate(w.UpdateTime)
 	return w
 }
-
-func webhookNotFound(id string) error { return fmt.Errorf("webhook %s: %w", id, users.ErrNotFound) }

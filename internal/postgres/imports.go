@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,9 +19,7 @@ import (
 	"github.com/usersd/usersd/internal/users/usersql"
 )
 
-// errNoJobs is the error of CreateImport and DispatchEvents on a Store made
-// without WithJobs.
-var errNoJobs = errors.New("no job queue configured")
+// Imports: users.ImportStore.
 
 const (
 	// insertOperation inserts nothing when the request id is taken: a
@@ -59,26 +58,19 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
 ORDER BY r.n
 ON CONFLICT (email_key) WHERE state <> 'DELETED' DO NOTHING
 RETURNING id`
-
-	// purgeDeleted skips users another transaction holds: one being
-	// undeleted stays. Deleting a user cascades to its idempotency keys.
-	purgeDeleted = `DELETE FROM users WHERE id IN (
-	SELECT id FROM users WHERE state = 'DELETED' AND delete_time < $1
-	ORDER BY delete_time LIMIT $2
-	FOR UPDATE SKIP LOCKED)
-RETURNING id`
 )
 
 // CreateImport stores op and enqueues its chunks on the Store's Jobs, in
-// one transaction; see users.Store. It inserts first and reads the stored
-// operation only when the request id is taken.
-func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users.IdempotencyKey, chunks []users.ImportChunk) (*users.Operation, error) {
+// one transaction; see users.ImportStore. It inserts first and reads the
+// stored operation only when the request id is taken.
+func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users.IdempotencyKey, chunks []users.ImportChunk) (_ *users.Operation, err error) {
+	defer wrap(ctx, &err, "create import %s", op.ID)
 	if s.jobs == nil {
-		return nil, fmt.Errorf("postgres: create import: %w", errNoJobs)
+		return nil, errNoJobs
 	}
 	id, err := uuid.Parse(op.ID)
 	if err != nil {
-		return nil, fmt.Errorf("operation %s: id: %w", op.ID, err)
+		return nil, fmt.Errorf("id: %w", err)
 	}
 	fingerprint := key.Fingerprint
 	if fingerprint == nil {
@@ -89,7 +81,7 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 	// import of the same request id, the read sees that import.
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return nil, fmt.Errorf("create import %s: %w", op.ID, classify(ctx, err))
+		return nil, err
 	}
 	defer tx.Rollback(ctx)
 
@@ -98,14 +90,14 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 	for range 3 {
 		tag, err := tx.Exec(ctx, insertOperation, pgUUID(id), key.RequestID, fingerprint, op.Total, op.Chunks, op.CreateTime)
 		if err != nil {
-			return nil, fmt.Errorf("create import %s: %w", op.ID, classify(ctx, err))
+			return nil, err
 		}
 		if tag.RowsAffected() == 1 {
 			if err := s.jobs.EnqueueImportTx(ctx, tx, chunks); err != nil {
-				return nil, fmt.Errorf("create import %s: enqueue: %w", op.ID, classify(ctx, err))
+				return nil, fmt.Errorf("enqueue: %w", err)
 			}
 			if err := tx.Commit(ctx); err != nil {
-				return nil, fmt.Errorf("create import %s: %w", op.ID, classify(ctx, err))
+				return nil, err
 			}
 			created := users.Truncate(op.CreateTime)
 			return &users.Operation{
@@ -122,7 +114,7 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("import request %s: %w", key.RequestID, classify(ctx, err))
+			return nil, fmt.Errorf("import request %s: %w", key.RequestID, err)
 		}
 		if !bytes.Equal(stored, fingerprint) {
 			return nil, &users.InvalidError{
@@ -136,29 +128,22 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 }
 
 // GetOperation reads the operation and its finished chunks in one
-// statement; see users.Store.
-func (s *Store) GetOperation(ctx context.Context, id string) (*users.Operation, error) {
+// statement; see users.ImportStore.
+func (s *Store) GetOperation(ctx context.Context, id string) (_ *users.Operation, err error) {
+	defer wrap(ctx, &err, "operation %s", id)
 	uid, ok := parseID(id)
 	if !ok {
-		return nil, operationNotFound(id)
+		return nil, users.ErrNotFound
 	}
 	var op *users.Operation
-	err := s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
+	err = s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
 		op, _, err = readOperation(ctx, c, "o.id = $1", uid)
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, operationNotFound(id)
+		return nil, users.ErrNotFound
 	}
-	if err != nil {
-		return nil, fmt.Errorf("operation %s: %w", id, classify(ctx, err))
-	}
-	return op, nil
-}
-
-// querier is a pool or a transaction.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	return op, err
 }
 
 // readOperation reads the operation that matches where (a condition on o
@@ -210,11 +195,12 @@ func readOperation(ctx context.Context, q querier, where string, arg any) (*user
 }
 
 // ImportChunk claims the chunk, inserts its valid users in one statement
-// and records the outcome, in one transaction; see users.Store.
-func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid []users.ImportedUser, failed []users.RowFailure) error {
+// and records the outcome, in one transaction; see users.ImportStore.
+func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid []users.ImportedUser, failed []users.RowFailure) (err error) {
+	defer wrap(ctx, &err, "operation %s chunk %s", opID, strconv.Itoa(chunk))
 	uid, ok := parseID(opID)
 	if !ok {
-		return operationNotFound(opID)
+		return users.ErrNotFound
 	}
 	ids, args, err := importArgs(valid)
 	if err != nil {
@@ -222,17 +208,17 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, classify(ctx, err))
+		return err
 	}
 	defer tx.Rollback(ctx)
 
 	tag, err := tx.Exec(ctx, claimChunk, uid, chunk, time.Now())
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign_key_violation
-		return operationNotFound(opID)
+		return users.ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, classify(ctx, err))
+		return err
 	}
 	if tag.RowsAffected() == 0 {
 		return nil // a job that ran again
@@ -242,7 +228,7 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 	if len(valid) > 0 {
 		rows, err := tx.Query(ctx, importUsers, args...)
 		if err != nil {
-			return fmt.Errorf("operation %s chunk %d: import users: %w", opID, chunk, classify(ctx, err))
+			return fmt.Errorf("import users: %w", err)
 		}
 		var id pgtype.UUID
 		_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
@@ -250,7 +236,7 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("operation %s chunk %d: import users: %w", opID, chunk, classify(ctx, err))
+			return fmt.Errorf("import users: %w", err)
 		}
 	}
 	imported := 0
@@ -265,19 +251,19 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 		failures = append(failures, users.RowFailure{Index: v.Index, Reason: users.ReasonEmailTaken})
 	}
 	if err := appendEvents(ctx, tx, evs); err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, classify(ctx, err))
+		return err
 	}
 	usersql.SortFailures(failures)
 	encoded, err := usersql.EncodeFailures(failures)
 	if err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, err)
+		return err
 	}
 	_, err = tx.Exec(ctx, finishChunk, uid, chunk, imported, len(failures), encoded, time.Now())
 	if err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, classify(ctx, err))
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("operation %s chunk %d: %w", opID, chunk, classify(ctx, err))
+		return err
 	}
 	return nil
 }
@@ -315,44 +301,4 @@ func importArgs(valid []users.ImportedUser) ([]pgtype.UUID, []any, error) {
 		revisions[i] = u.Revision
 	}
 	return ids, []any{ids, emails, keys, names, states, labels, createTimes, updateTimes, deleteTimes, revisions}, nil
-}
-
-// PurgeDeleted deletes up to limit users deleted before the time, those
-// deleted longest ago first, and appends their user.purged events, in one
-// transaction; see users.Store.
-func (s *Store) PurgeDeleted(ctx context.Context, before time.Time, limit int) (int, error) {
-	if limit <= 0 {
-		return 0, nil
-	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("purge deleted users: %w", classify(ctx, err))
-	}
-	defer tx.Rollback(ctx)
-	rows, err := tx.Query(ctx, purgeDeleted, before, limit)
-	if err != nil {
-		return 0, fmt.Errorf("purge deleted users: %w", classify(ctx, err))
-	}
-	var (
-		id  pgtype.UUID
-		evs []users.Event
-	)
-	_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
-		evs = append(evs, users.PurgedEvent(ctx, uuid.UUID(id.Bytes).String()))
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("purge deleted users: %w", classify(ctx, err))
-	}
-	if err := appendEvents(ctx, tx, evs); err != nil {
-		return 0, fmt.Errorf("purge deleted users: %w", classify(ctx, err))
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("purge deleted users: %w", classify(ctx, err))
-	}
-	return len(evs), nil
-}
-
-func operationNotFound(id string) error {
-	return fmt.Errorf("operation %s: %w", id, users.ErrNotFound)
 }

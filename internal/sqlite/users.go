@@ -1,0 +1,388 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/usersd/usersd/internal/users"
+	"github.com/usersd/usersd/internal/users/usersql"
+)
+
+// Users: users.UserStore.
+
+// userColumns are the columns scanUser reads, in its order.
+const userColumns = "id, email, display_name, state, labels, create_time, update_time, delete_time, revision"
+
+const selectUsers = "SELECT " + userColumns + " FROM users "
+
+// errEmailInUse is the error of a write whose email address belongs to
+// another user that is not deleted.
+var errEmailInUse = fmt.Errorf("email address already in use: %w", users.ErrEmailTaken)
+
+// CreateUser inserts u, and the idempotency key if there is one, in one
+// writer transaction; see users.UserStore.
+func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.IdempotencyKey) (_ *users.User, err error) {
+	defer wrap(ctx, &err, "user %s", u.ID)
+	labels, err := encodeLabels(u.Labels)
+	if err != nil {
+		return nil, err
+	}
+	insertUser, err := s.stmt(ctx, stmtInsertUser)
+	if err != nil {
+		return nil, err
+	}
+	insertEvent, err := s.stmt(ctx, stmtInsertEvent)
+	if err != nil {
+		return nil, err
+	}
+	var getKey, getUser, insertKey *sql.Stmt
+	if key != nil {
+		if getKey, err = s.stmt(ctx, stmtGetKey); err != nil {
+			return nil, err
+		}
+		if getUser, err = s.stmt(ctx, stmtGetUserTx); err != nil {
+			return nil, err
+		}
+		if insertKey, err = s.stmt(ctx, stmtInsertKey); err != nil {
+			return nil, err
+		}
+	}
+
+	tx, err := s.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+
+	if key != nil {
+		var (
+			fingerprint []byte
+			userID      string
+		)
+		err := tx.StmtContext(ctx, getKey).QueryRowContext(ctx, key.RequestID).Scan(&fingerprint, &userID)
+		switch {
+		case err == nil:
+			if !bytes.Equal(fingerprint, key.Fingerprint) {
+				return nil, &users.InvalidError{
+					Violations: []users.FieldViolation{{
+						Field:       "request_id",
+						Description: "request_id was already used for a different request",
+					}},
+					Reason: users.ReasonRequestIDReused,
+				}
+			}
+			got, err := scanUser(tx.StmtContext(ctx, getUser).QueryRowContext(ctx, userID))
+			if err != nil {
+				return nil, fmt.Errorf("user %s of request %s: %w", userID, key.RequestID, err)
+			}
+			if err := tx.Commit(); err != nil {
+				return nil, err
+			}
+			return got, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, fmt.Errorf("request %s: %w", key.RequestID, err)
+		}
+	}
+
+	_, err = tx.StmtContext(ctx, insertUser).ExecContext(ctx,
+		u.ID, u.Email, users.EmailKey(u.Email), u.DisplayName, u.State.String(), labels,
+		u.CreateTime.UnixMicro(), u.UpdateTime.UnixMicro(), nullTime(u.DeleteTime), u.Revision)
+	if err != nil {
+		return nil, writeError(err)
+	}
+	if key != nil {
+		fingerprint := key.Fingerprint
+		if fingerprint == nil {
+			fingerprint = []byte{} // nil would bind NULL
+		}
+		_, err = tx.StmtContext(ctx, insertKey).ExecContext(ctx,
+			key.RequestID, fingerprint, u.ID, u.CreateTime.UnixMicro())
+		if err != nil {
+			return nil, fmt.Errorf("request %s: %w", key.RequestID, err)
+		}
+	}
+	created := stored(u.Clone())
+	if err := appendEvents(ctx, tx.StmtContext(ctx, insertEvent), users.CreatedEvent(ctx, created)); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	s.db.afterCommit(ctx)
+	return created, nil
+}
+
+// GetUser returns the user with the id from the readers; see users.UserStore.
+func (s *Store) GetUser(ctx context.Context, id string) (_ *users.User, err error) {
+	defer wrap(ctx, &err, "user %s", id)
+	get, err := s.stmt(ctx, stmtGetUser)
+	if err != nil {
+		return nil, err
+	}
+	u, err := scanUser(get.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, users.ErrNotFound
+	}
+	return u, err
+}
+
+// BatchGetUsers returns the users with the ids, in one statement on the
+// readers; see users.UserStore.
+func (s *Store) BatchGetUsers(ctx context.Context, ids []string) (_ []*users.User, err error) {
+	defer wrap(ctx, &err, "batch get users")
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var b strings.Builder
+	b.Grow(len(selectUsers) + len("WHERE id IN (?)") + 2*(len(ids)-1))
+	b.WriteString(selectUsers)
+	b.WriteString("WHERE id IN (?")
+	for range len(ids) - 1 {
+		b.WriteString(",?")
+	}
+	b.WriteString(")")
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return s.query(ctx, b.String(), args, len(ids))
+}
+
+// ListUsers returns a page of users from the readers, with the SQL of
+// usersql.ListClause; see users.UserStore.
+func (s *Store) ListUsers(ctx context.Context, q users.ListQuery) (_ []*users.User, err error) {
+	defer wrap(ctx, &err, "list users")
+	clause, args, err := usersql.ListClause(usersql.SQLite, q)
+	if err != nil {
+		return nil, err
+	}
+	return s.query(ctx, selectUsers+clause, args, q.Limit)
+}
+
+// query runs a select of userColumns on the readers and reads every row.
+func (s *Store) query(ctx context.Context, query string, args []any, sizeHint int) ([]*users.User, error) {
+	rows, err := s.db.reader.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var us []*users.User
+	if sizeHint > 0 {
+		us = make([]*users.User, 0, min(sizeHint, 1000))
+	}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		us = append(us, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return us, rows.Close()
+}
+
+// UpdateUser reads the user in a writer transaction, which holds the
+// database's write lock from its start, lets fn change a copy and writes it
+// back; see users.UserStore.
+func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*users.User) error) (_ *users.User, err error) {
+	defer wrap(ctx, &err, "user %s", id)
+	getUser, err := s.stmt(ctx, stmtGetUserTx)
+	if err != nil {
+		return nil, err
+	}
+	updateUser, err := s.stmt(ctx, stmtUpdateUser)
+	if err != nil {
+		return nil, err
+	}
+	insertEvent, err := s.stmt(ctx, stmtInsertEvent)
+	if err != nil {
+		return nil, err
+	}
+
+	tx, err := s.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+
+	old, err := scanUser(tx.StmtContext(ctx, getUser).QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, users.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	u := old.Clone()
+	if err := fn(u); err != nil {
+		return nil, usersql.FnError(err)
+	}
+	labels, err := encodeLabels(u.Labels)
+	if err != nil {
+		return nil, err
+	}
+	_, err = tx.StmtContext(ctx, updateUser).ExecContext(ctx,
+		id, u.Email, users.EmailKey(u.Email), u.DisplayName, u.State.String(), labels,
+		u.UpdateTime.UnixMicro(), nullTime(u.DeleteTime))
+	if err != nil {
+		return nil, writeError(err)
+	}
+	// The columns UpdateUser does not write keep their stored values.
+	u.ID, u.CreateTime, u.Revision = old.ID, old.CreateTime, old.Revision+1
+	u = stored(u)
+	if ev, ok := users.ChangeEvent(ctx, old, u); ok {
+		if err := appendEvents(ctx, tx.StmtContext(ctx, insertEvent), ev); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	s.db.afterCommit(ctx)
+	return u, nil
+}
+
+// PurgeDeleted deletes up to limit users deleted before the time, those
+// deleted longest ago first, and appends their user.purged events, in one
+// writer transaction; see users.UserStore.
+func (s *Store) PurgeDeleted(ctx context.Context, before time.Time, limit int) (_ int, err error) {
+	defer wrap(ctx, &err, "purge deleted users")
+	if limit <= 0 {
+		return 0, nil // SQLite reads a negative LIMIT as none
+	}
+	pick, err := s.stmt(ctx, stmtPurgeSelect)
+	if err != nil {
+		return 0, err
+	}
+	deleteUser, err := s.stmt(ctx, stmtDeleteUser)
+	if err != nil {
+		return 0, err
+	}
+	insertEvent, err := s.stmt(ctx, stmtInsertEvent)
+	if err != nil {
+		return 0, err
+	}
+	tx, err := s.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	ids, err := queryIDs(ctx, tx.StmtContext(ctx, pick), before.UnixMicro(), limit)
+	if err != nil {
+		return 0, err
+	}
+	del, insEvent := tx.StmtContext(ctx, deleteUser), tx.StmtContext(ctx, insertEvent)
+	for _, id := range ids {
+		if _, err := del.ExecContext(ctx, id); err != nil {
+			return 0, fmt.Errorf("purge user %s: %w", id, err)
+		}
+		if err := appendEvents(ctx, insEvent, users.PurgedEvent(ctx, id)); err != nil {
+			return 0, fmt.Errorf("purge user %s: %w", id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	s.db.afterCommit(ctx)
+	return len(ids), nil
+}
+
+// queryIDs runs q, which selects one text column, and reads every row, so
+// that the statement runs to its end.
+func queryIDs(ctx context.Context, q *sql.Stmt, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return ids, rows.Close()
+}
+
+// writeError translates an error from inserting or updating a user.
+func writeError(err error) error {
+	var serr *msqlite.Error
+	// users_email_key_live is the only UNIQUE index on users; the primary
+	// key reports SQLITE_CONSTRAINT_PRIMARYKEY.
+	if errors.As(err, &serr) && serr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+		return errEmailInUse
+	}
+	return err
+}
+
+// scanUser reads the userColumns of one row.
+func scanUser(row interface{ Scan(...any) error }) (*users.User, error) {
+	var (
+		u                      users.User
+		state, labels          string
+		createTime, updateTime int64
+		deleteTime             sql.NullInt64
+	)
+	err := row.Scan(&u.ID, &u.Email, &u.DisplayName, &state, &labels, &createTime, &updateTime, &deleteTime, &u.Revision)
+	if err != nil {
+		return nil, err
+	}
+	var ok bool
+	if u.State, ok = users.ParseState(state); !ok {
+		return nil, fmt.Errorf("user %s: stored state %q", u.ID, state)
+	}
+	if labels != "{}" {
+		if err := json.Unmarshal([]byte(labels), &u.Labels); err != nil {
+			return nil, fmt.Errorf("user %s: stored labels: %w", u.ID, err)
+		}
+		if len(u.Labels) == 0 {
+			u.Labels = nil
+		}
+	}
+	u.CreateTime = fromMicros(createTime)
+	u.UpdateTime = fromMicros(updateTime)
+	if deleteTime.Valid {
+		u.DeleteTime = fromMicros(deleteTime.Int64)
+	}
+	return &u, nil
+}
+
+// stored returns u as it reads back from the database: times in UTC at
+// microsecond precision and no empty labels map.
+func stored(u *users.User) *users.User {
+	if len(u.Labels) == 0 {
+		u.Labels = nil
+	}
+	u.CreateTime = fromMicros(u.CreateTime.UnixMicro())
+	u.UpdateTime = fromMicros(u.UpdateTime.UnixMicro())
+	if !u.DeleteTime.IsZero() {
+		u.DeleteTime = fromMicros(u.DeleteTime.UnixMicro())
+	}
+	return u
+}
+
+func encodeLabels(labels map[string]string) (string, error) {
+	if len(labels) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(labels)
+	if err != nil {
+		return "", fmt.Errorf("labels: %w", err)
+	}
+	return string(b), nil
+}
