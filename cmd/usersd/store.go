@@ -68,7 +68,7 @@ func redactURL(raw string) string {
 
 // openDatabase opens the store named by rawURL, with its job queue (not
 // started), and, if migrate is set, applies the migrations of both. With
-// tp, store calls (SQLite) or statements (Postgres) are traced.
+// tp, SQL statements are traced.
 func openDatabase(ctx context.Context, rawURL string, migrate bool, acquireTimeout time.Duration, tp trace.TracerProvider, log zerolog.Logger, jcfg jobs.Config) (*database, error) {
 	switch {
 	case strings.HasPrefix(rawURL, "sqlite:"):
@@ -76,7 +76,7 @@ func openDatabase(ctx context.Context, rawURL string, migrate bool, acquireTimeo
 		if path == "" {
 			return nil, fmt.Errorf("database URL %q: no file path", rawURL)
 		}
-		db, err := sqlite.Open(ctx, path)
+		db, err := sqlite.Open(ctx, path, sqlite.WithTracerProvider(tp))
 		if err != nil {
 			return nil, fmt.Errorf("opening SQLite database %s: %w", path, err)
 		}
@@ -96,15 +96,11 @@ func openDatabase(ctx context.Context, rawURL string, migrate bool, acquireTimeo
 			return nil, err
 		}
 		s := sqlite.NewStore(db, sqlite.WithJobs(q))
-		var store users.Store = s
-		if tp != nil {
-			store = sqlite.NewTracedStore(s, tp)
-		}
 		log.Info().Str("store", "sqlite").Str("path", path).Bool("migrated", migrate).Msg("database open")
 		migrated := migrationsCheck(func(ctx context.Context) (bool, error) {
 			return anyPending(ctx, db, sqlite.MigrationsPending, db.Writer(), jobs.PendingSQLite)
 		})
-		return &database{store: store, jobs: q, ping: s.Ping, migrated: migrated, close: func() { db.Close() }}, nil
+		return &database{store: s, jobs: q, ping: s.Ping, migrated: migrated, close: func() { db.Close() }}, nil
 
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		safe := redactURL(rawURL)

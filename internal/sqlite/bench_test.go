@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/usersd/usersd/internal/sqlite"
 	"github.com/usersd/usersd/internal/users"
 	"github.com/usersd/usersd/internal/users/userstest"
 )
@@ -103,4 +106,50 @@ func BenchmarkImport(b *testing.B) {
 func BenchmarkReads(b *testing.B) {
 	s, _ := newStoreWithJobs(b)
 	userstest.BenchmarkReads(b, s)
+}
+
+// BenchmarkTracedCreateUser is BenchmarkCreateUser with tracing on, within
+// a sampled request span: an SDK tracer provider with the default sampler
+// and no exporter, so it measures making the spans, not sending them.
+func BenchmarkTracedCreateUser(b *testing.B) {
+	tp := newBenchTracer(b)
+	s := sqlite.NewStore(openTracedDB(b, sqlite.WithTracerProvider(tp)))
+	ctx, root := tp.Tracer("bench").Start(context.Background(), "request")
+	defer root.End()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.CreateUser(ctx, userstest.NewUser(i), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTracedGetUser is BenchmarkGetUser with tracing on, as
+// BenchmarkTracedCreateUser; each goroutine has its own request span.
+func BenchmarkTracedGetUser(b *testing.B) {
+	tp := newBenchTracer(b)
+	s := sqlite.NewStore(openTracedDB(b, sqlite.WithTracerProvider(tp)))
+	u, err := s.CreateUser(context.Background(), userstest.NewUser(1), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx, root := tp.Tracer("bench").Start(context.Background(), "request")
+		defer root.End()
+		for pb.Next() {
+			if _, err := s.GetUser(ctx, u.ID); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// newBenchTracer returns an SDK tracer provider with the default sampler
+// and no span processor: spans are recorded, then dropped.
+func newBenchTracer(b *testing.B) *sdktrace.TracerProvider {
+	tp := sdktrace.NewTracerProvider()
+	b.Cleanup(func() { tp.Shutdown(context.Background()) })
+	return tp
 }
