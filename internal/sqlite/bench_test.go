@@ -108,48 +108,58 @@ func BenchmarkReads(b *testing.B) {
 	userstest.BenchmarkReads(b, s)
 }
 
-// BenchmarkTracedCreateUser is BenchmarkCreateUser with tracing on, within
-// a sampled request span: an SDK tracer provider with the default sampler
-// and no exporter, so it measures making the spans, not sending them.
-func BenchmarkTracedCreateUser(b *testing.B) {
-	tp := newBenchTracer(b)
-	s := sqlite.NewStore(openTracedDB(b, sqlite.WithTracerProvider(tp)))
-	ctx, root := tp.Tracer("bench").Start(context.Background(), "request")
-	defer root.End()
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		if _, err := s.CreateUser(ctx, userstest.NewUser(i), nil); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkTracedGetUser is BenchmarkGetUser with tracing on, as
-// BenchmarkTracedCreateUser; each goroutine has its own request span.
-func BenchmarkTracedGetUser(b *testing.B) {
-	tp := newBenchTracer(b)
-	s := sqlite.NewStore(openTracedDB(b, sqlite.WithTracerProvider(tp)))
-	u, err := s.CreateUser(context.Background(), userstest.NewUser(1), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		ctx, root := tp.Tracer("bench").Start(context.Background(), "request")
-		defer root.End()
-		for pb.Next() {
-			if _, err := s.GetUser(ctx, u.ID); err != nil {
-				b.Error(err)
-				return
+// BenchmarkTraced is BenchmarkCreateUser and BenchmarkGetUser with
+// tracing on: an SDK tracer provider with no exporter, so it measures
+// making the spans, not sending them. "sampled" runs within a request span
+// of the default sampler (every statement gets a span); "unsampled" within
+// a request span that is not recorded, as 99% of requests are with a
+// production sampler such as parentbased_traceidratio 0.01.
+func BenchmarkTraced(b *testing.B) {
+	for _, sampled := range []bool{true, false} {
+		name := map[bool]string{true: "sampled", false: "unsampled"}[sampled]
+		b.Run("CreateUser/"+name, func(b *testing.B) {
+			tp := newBenchTracer(b, sampled)
+			s := sqlite.NewStore(openTracedDB(b, sqlite.WithTracerProvider(tp)))
+			ctx, root := tp.Tracer("bench").Start(context.Background(), "request")
+			defer root.End()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := s.CreateUser(ctx, userstest.NewUser(i), nil); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+		b.Run("GetUser/"+name, func(b *testing.B) {
+			tp := newBenchTracer(b, sampled)
+			s := sqlite.NewStore(openTracedDB(b, sqlite.WithTracerProvider(tp)))
+			u, err := s.CreateUser(context.Background(), userstest.NewUser(1), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx, root := tp.Tracer("bench").Start(context.Background(), "request")
+				defer root.End()
+				for pb.Next() {
+					if _, err := s.GetUser(ctx, u.ID); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }
 
-// newBenchTracer returns an SDK tracer provider with the default sampler
-// and no span processor: spans are recorded, then dropped.
-func newBenchTracer(b *testing.B) *sdktrace.TracerProvider {
-	tp := sdktrace.NewTracerProvider()
+// newBenchTracer returns an SDK tracer provider with no span processor
+// (spans are recorded, then dropped) whose sampler is the default, or,
+// unless sampled, one that records no span.
+func newBenchTracer(b *testing.B, sampled bool) *sdktrace.TracerProvider {
+	var opts []sdktrace.TracerProviderOption
+	if !sampled {
+		opts = append(opts, sdktrace.WithSampler(sdktrace.NeverSample()))
+	}
+	tp := sdktrace.NewTracerProvider(opts...)
 	b.Cleanup(func() { tp.Shutdown(context.Background()) })
 	return tp
 }

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	msqlite "modernc.org/sqlite"
 
 	"github.com/usersd/usersd/internal/sqlite"
 	"github.com/usersd/usersd/internal/users"
@@ -289,15 +291,30 @@ func TestSpansEvents(t *testing.T) {
 }
 
 // TestNoTracerProvider checks that a DB opened without a tracer provider,
-// or with a nil one, makes no spans within a trace.
+// or with a nil one, makes no spans within a trace, and that its pools are
+// the driver's own, with nothing in between; and that with one, both pools
+// are instrumented.
 func TestNoTracerProvider(t *testing.T) {
+	tp, _ := newTracer(t)
+	traced := openTracedDB(t, sqlite.WithTracerProvider(tp))
+	for pool, db := range map[string]*sql.DB{"writer": sqlite.Writer(traced), "reader": sqlite.Reader(traced)} {
+		if _, ok := db.Driver().(*msqlite.Driver); ok {
+			t.Errorf("with a tracer provider, the %s pool's driver is %T, want an instrumented one", pool, db.Driver())
+		}
+	}
 	for name, opts := range map[string][]sqlite.OpenOption{
 		"none": nil,
 		"nil":  {sqlite.WithTracerProvider(nil)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			tp, rec := newTracer(t)
-			s := sqlite.NewStore(openTracedDB(t, opts...))
+			db := openTracedDB(t, opts...)
+			for pool, db := range map[string]*sql.DB{"writer": sqlite.Writer(db), "reader": sqlite.Reader(db)} {
+				if _, ok := db.Driver().(*msqlite.Driver); !ok {
+					t.Errorf("the %s pool's driver is %T, want *sqlite.Driver", pool, db.Driver())
+				}
+			}
+			s := sqlite.NewStore(db)
 			ctx, root := tp.Tracer("test").Start(context.Background(), "request")
 			if _, err := s.CreateUser(ctx, userstest.NewUser(1), nil); err != nil {
 				t.Fatal(err)
