@@ -77,8 +77,8 @@ func redactURL(raw string) string {
 
 // openDatabase opens the database named by rawURL and, if migrate is set,
 // applies the migrations of the store and of the job queue. The store
-// built on it by withJobs uses acquireTimeout (Postgres) and, with tp,
-// traces its calls (SQLite) or statements (Postgres).
+// built on it by withJobs uses acquireTimeout (Postgres); with tp, SQL
+// statements are traced on either store.
 func openDatabase(ctx context.Context, rawURL string, migrate bool, acquireTimeout time.Duration, tp trace.TracerProvider, log zerolog.Logger) (*database, error) {
 	switch {
 	case strings.HasPrefix(rawURL, "sqlite:"):
@@ -86,7 +86,7 @@ func openDatabase(ctx context.Context, rawURL string, migrate bool, acquireTimeo
 		if path == "" {
 			return nil, fmt.Errorf("database URL %q: no file path", rawURL)
 		}
-		db, err := sqlite.Open(ctx, path)
+		db, err := sqlite.Open(ctx, path, sqlite.WithTracerProvider(tp))
 		if err != nil {
 			return nil, fmt.Errorf("opening SQLite database %s: %w", path, err)
 		}
@@ -106,11 +106,7 @@ func openDatabase(ctx context.Context, rawURL string, migrate bool, acquireTimeo
 				return nil, err
 			}
 			s := sqlite.NewStore(db, sqlite.WithJobs(q))
-			var store users.Store = s
-			if tp != nil {
-				store = sqlite.NewTracedStore(s, tp)
-			}
-			return &storeWithJobs{store: store, ping: s.Ping, jobs: q}, nil
+			return &storeWithJobs{store: s, ping: s.Ping, jobs: q}, nil
 		}
 		log.Info().Str("store", "sqlite").Str("path", path).Bool("migrated", migrate).Msg("database open")
 		migrated := migrationsCheck(func(ctx context.Context) (bool, error) {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/usersd/usersd/internal/sqlite"
 	"github.com/usersd/usersd/internal/users"
 	"github.com/usersd/usersd/internal/users/userstest"
 )
@@ -103,4 +106,60 @@ func BenchmarkImport(b *testing.B) {
 func BenchmarkReads(b *testing.B) {
 	s, _ := newStoreWithJobs(b)
 	userstest.BenchmarkReads(b, s)
+}
+
+// BenchmarkTraced is BenchmarkCreateUser and BenchmarkGetUser with
+// tracing on: an SDK tracer provider with no exporter, so it measures
+// making the spans, not sending them. "sampled" runs within a request span
+// of the default sampler (every statement gets a span); "unsampled" within
+// a request span that is not recorded, as 99% of requests are with a
+// production sampler such as parentbased_traceidratio 0.01.
+func BenchmarkTraced(b *testing.B) {
+	for _, sampled := range []bool{true, false} {
+		name := map[bool]string{true: "sampled", false: "unsampled"}[sampled]
+		b.Run("CreateUser/"+name, func(b *testing.B) {
+			tp := newBenchTracer(b, sampled)
+			s := sqlite.NewStore(openTracedDB(b, sqlite.WithTracerProvider(tp)))
+			ctx, root := tp.Tracer("bench").Start(context.Background(), "request")
+			defer root.End()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := s.CreateUser(ctx, userstest.NewUser(i), nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("GetUser/"+name, func(b *testing.B) {
+			tp := newBenchTracer(b, sampled)
+			s := sqlite.NewStore(openTracedDB(b, sqlite.WithTracerProvider(tp)))
+			u, err := s.CreateUser(context.Background(), userstest.NewUser(1), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx, root := tp.Tracer("bench").Start(context.Background(), "request")
+				defer root.End()
+				for pb.Next() {
+					if _, err := s.GetUser(ctx, u.ID); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// newBenchTracer returns an SDK tracer provider with no span processor
+// (spans are recorded, then dropped) whose sampler is the default, or,
+// unless sampled, one that records no span.
+func newBenchTracer(b *testing.B, sampled bool) *sdktrace.TracerProvider {
+	var opts []sdktrace.TracerProviderOption
+	if !sampled {
+		opts = append(opts, sdktrace.WithSampler(sdktrace.NeverSample()))
+	}
+	tp := sdktrace.NewTracerProvider(opts...)
+	b.Cleanup(func() { tp.Shutdown(context.Background()) })
+	return tp
 }

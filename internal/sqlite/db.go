@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	msqlite "modernc.org/sqlite"
 )
 
@@ -60,15 +61,20 @@ type DB struct {
 
 // Open opens the SQLite database at path, creating the file if it does not
 // exist, and switches it to WAL. It does not migrate the schema; see
-// Migrate. The caller must Close the DB.
-func Open(ctx context.Context, path string) (*DB, error) {
+// Migrate. The caller must Close the DB. Both pools are traced when opts
+// include WithTracerProvider.
+func Open(ctx context.Context, path string, opts ...OpenOption) (*DB, error) {
+	var cfg openConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	uri := "file:" + escapePath(abs) + "?"
 
-	writer, err := openPool(uri + "_txlock=immediate&" + pragmas)
+	writer, err := openPool(uri+"_txlock=immediate&"+pragmas, cfg.tp)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +94,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: open %s: journal mode is %q, want wal", path, mode)
 	}
 
-	reader, err := openPool(uri + "mode=ro&" + pragmas)
+	reader, err := openPool(uri+"mode=ro&"+pragmas, cfg.tp)
 	if err != nil {
 		writer.Close()
 		return nil, err
@@ -135,12 +141,13 @@ func (db *DB) Close() error {
 	return errors.Join(db.reader.Close(), db.writer.Close())
 }
 
-func openPool(dsn string) (*sql.DB, error) {
+// openPool returns a pool of connections to dsn, traced when tp is not nil.
+func openPool(dsn string, tp trace.TracerProvider) (*sql.DB, error) {
 	c, err := msqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	return sql.OpenDB(c), nil
+	return openDB(c, tp), nil
 }
 
 // escapePath makes a file path safe to put in a SQLite URI, where '?' starts

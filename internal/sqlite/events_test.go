@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/usersd/usersd/internal/sqlite"
 	"github.com/usersd/usersd/internal/users"
 	"github.com/usersd/usersd/internal/users/userstest"
@@ -54,53 +51,5 @@ func TestListEventsForeignCursor(t *testing.T) {
 	var inv *users.InvalidError
 	if !errors.As(err, &inv) || inv.Violations[0].Field != "after" {
 		t.Errorf("ListEvents(Tx 7) err = %v, want an InvalidError on after", err)
-	}
-}
-
-// TestTracedStoreEvents checks the spans of the event calls, and that an
-// event made through a TracedStore carries the store call's span: the same
-// trace as the request, one level down.
-func TestTracedStoreEvents(t *testing.T) {
-	tp, exp := newTracer(t)
-	s := sqlite.NewTracedStore(newStore(t), tp)
-	ctx, root := tp.Tracer("test").Start(context.Background(), "request")
-	if _, err := s.CreateUser(ctx, userstest.NewUser(1), nil); err != nil {
-		t.Fatal(err)
-	}
-	evs, err := s.ListEvents(ctx, users.EventPos{}, 10)
-	if err != nil || len(evs) != 1 {
-		t.Fatalf("ListEvents = %d events, %v; want 1", len(evs), err)
-	}
-	if _, err := s.PurgeEvents(ctx, time.Now().Add(time.Hour), 10); err != nil {
-		t.Fatal(err)
-	}
-	root.End()
-
-	spans := exp.GetSpans()
-	var create trace.SpanContext
-	for _, sp := range spans {
-		if sp.Name == "sqlite.CreateUser" {
-			create = sp.SpanContext
-		}
-	}
-	if want := "00-" + create.TraceID().String() + "-" + create.SpanID().String() + "-01"; evs[0].TraceParent != want {
-		t.Errorf("event TraceParent = %q, want the CreateUser span's %q", evs[0].TraceParent, want)
-	}
-	db := func(op string, more ...string) map[string]string {
-		m := map[string]string{"db.system.name": "sqlite", "db.operation.name": op}
-		for i := 0; i < len(more); i += 2 {
-			m[more[i]] = more[i+1]
-		}
-		return m
-	}
-	client := trace.SpanKindClient
-	want := []spanSummary{
-		{Name: "sqlite.CreateUser", Kind: client, Parent: "request", Attrs: db("CreateUser", "users.idempotent", "false")},
-		{Name: "sqlite.ListEvents", Kind: client, Parent: "request", Attrs: db("ListEvents", "db.response.returned_rows", "1")},
-		{Name: "sqlite.PurgeEvents", Kind: client, Parent: "request", Attrs: db("PurgeEvents", "users.events_purged", "1")},
-		{Name: "request", Kind: trace.SpanKindInternal, Attrs: map[string]string{}},
-	}
-	if diff := cmp.Diff(want, summarize(spans)); diff != "" {
-		t.Errorf("spans mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -29,6 +29,7 @@ var components = []struct{ prefix, name string }{
 	{"github.com/rs/zerolog", "logging (zerolog)"},
 	{"go.opentelemetry.io/", "tracing (OpenTelemetry)"},
 	{"github.com/exaring/otelpgx", "tracing (OpenTelemetry)"},
+	{"github.com/XSAM/otelsql", "tracing (OpenTelemetry)"},
 	{"github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus", "metrics (Prometheus)"},
 	{"github.com/prometheus/", "metrics (Prometheus)"},
 	{"buf.build/go/protovalidate", "validation (protovalidate, CEL)"},
