@@ -48,7 +48,7 @@ func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	mux := newMux(
+	muxOpts := []runtime.ServeMuxOption{
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
 			// Unknown fields are an error, so a misspelt field is reported
@@ -59,20 +59,60 @@ func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options
 		runtime.WithOutgoingHeaderMatcher(outgoingHeaderMatcher),
 		runtime.WithForwardResponseOption(forwardResponse),
 		runtime.WithMiddlewares(recordRoute),
-	)
-	if err := usersv1.RegisterUserServiceHandlerClient(ctx, mux, usersv1.NewUserServiceClient(conn)); err != nil {
-		return nil, fmt.Errorf("registering users.v1 routes: %w", err)
 	}
-	if err := usersv2.RegisterUserServiceHandlerClient(ctx, mux, usersv2.NewUserServiceClient(conn)); err != nil {
-		return nil, fmt.Errorf("registering users.v2 routes: %w", err)
+	v1client, v2client := usersv1.NewUserServiceClient(conn), usersv2.NewUserServiceClient(conn)
+	register := func(mux *runtime.ServeMux, v1, v2, openAPI bool) error {
+		if v1 {
+			if err := usersv1.RegisterUserServiceHandlerClient(ctx, mux, v1client); err != nil {
+				return fmt.Errorf("registering users.v1 routes: %w", err)
+			}
+		}
+		if v2 {
+			if err := usersv2.RegisterUserServiceHandlerClient(ctx, mux, v2client); err != nil {
+				return fmt.Errorf("registering users.v2 routes: %w", err)
+			}
+		}
+		if openAPI {
+			return registerOpenAPI(mux)
+		}
+		return nil
 	}
-	// The OpenAPI documents are routes of the same mux, so that their
-	// routing errors are the API's; being public and unversioned, they are
-	// left alone by negotiation, and their GETs have no body to limit.
-	if err := registerOpenAPI(mux); err != nil {
-		return nil, err
+	mux, v1mux, v2mux := newMux(muxOpts...), newMux(muxOpts...), newMux(muxOpts...)
+	for _, err := range []error{register(mux, true, true, true), register(v1mux, true, false, false), register(v2mux, false, true, false)} {
+		if err != nil {
+			return nil, err
+		}
 	}
-	return negotiateVersion(mux, announceV1Sunset(opts.V1Sunset, limitBody(opts.MaxBodyBytes, mux))), nil
+	byVersion := byVersion{all: mux, v1: v1mux, v2: v2mux}
+	return negotiateVersion(mux, announceV1Sunset(opts.V1Sunset, limitBody(opts.MaxBodyBytes, mux, byVersion))), nil
+}
+
+// byVersion sends a request for a path under /v1/ or /v2/ to a mux of that
+// version's routes alone, and any other to the mux of all the routes. A
+// grpc-gateway mux tries its routes of the request's method one by one,
+// the last registered first, at a pattern match and an errors.As each: a
+// v1 GetUser came after the 15 other GETs of v1, the 16 of v2 and the
+// OpenAPI documents. The answer is the same: every v1 route's template
+// starts with the literal v1, every v2 route's with v2, and the OpenAPI
+// documents' with openapi (TestRoutesStartWithTheirVersion), so a route of
+// another version or a document fails at the first segment of the path,
+// with a plain no-match, and does not take the request nor make the mux
+// answer differently (its 404s and 405s look only at routes that take the
+// path). A path with escapes (RawPath set) goes to the mux of all routes,
+// which matches the raw segments.
+type byVersion struct{ all, v1, v2 http.Handler }
+
+func (b byVersion) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch p := r.URL.Path; {
+	case r.URL.RawPath != "":
+		b.all.ServeHTTP(w, r)
+	case strings.HasPrefix(p, "/v1/"):
+		b.v1.ServeHTTP(w, r)
+	case strings.HasPrefix(p, "/v2/"):
+		b.v2.ServeHTTP(w, r)
+	default:
+		b.all.ServeHTTP(w, r)
+	}
 }
 
 // recordRoute names the matched route template on the request's
@@ -218,12 +258,12 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 }
 
 // limitBody answers 413 to bodies over max bytes, whether declared by
-// Content-Length or found while reading.
-func limitBody(max int64, next *runtime.ServeMux) http.Handler {
+// Content-Length or found while reading, as mux answers errors.
+func limitBody(max int64, mux *runtime.ServeMux, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
-			_, m := runtime.MarshalerForRequest(next, r)
-			runtime.HTTPError(r.Context(), next, m, w, r, tooLarge(max))
+			_, m := runtime.MarshalerForRequest(mux, r)
+			runtime.HTTPError(r.Context(), mux, m, w, r, tooLarge(max))
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {

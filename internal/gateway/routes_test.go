@@ -205,3 +205,25 @@ func TestNoMethodOverride(t *testing.T) {
 		t.Errorf("GET after the overrides = %d %s, want the user still active", got.Code, got.Body)
 	}
 }
+
+// TestRoutesStartWithTheirVersion checks what NewHandler's dispatch by
+// version relies on: every route's template starts with the literal
+// segment of its API version (users.v1 routes with /v1/, users.v2 with
+// /v2/), so no route of one version can take a path of the other.
+func TestRoutesStartWithTheirVersion(t *testing.T) {
+	for _, r := range gateway.Routes() {
+		var want string
+		switch {
+		case strings.HasPrefix(r.RPC, "/users.v1."):
+			want = "/v1/"
+		case strings.HasPrefix(r.RPC, "/users.v2."):
+			want = "/v2/"
+		default:
+			t.Errorf("route %s %s of %s: of no known version", r.Method, r.Template, r.RPC)
+			continue
+		}
+		if !strings.HasPrefix(r.Template, want) {
+			t.Errorf("route %s %s of %s does not start with %s", r.Method, r.Template, r.RPC, want)
+		}
+	}
+}

@@ -2,9 +2,7 @@ package telemetry
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"runtime/debug"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -16,7 +14,7 @@ import (
 )
 
 // Access logs: exactly one line per request, written by the edge the request
-// arrived at. A JSON call is logged by HTTPTelemetry (or HTTPAccessLog) with
+// arrived at. A JSON call is logged by HTTPTelemetry with
 // the outcome of the RPC it became; a gRPC call by AccessLogInterceptor.
 // Neither logs request bodies, and client errors' messages (which may quote
 // input) are logged only at debug level.
@@ -48,7 +46,7 @@ func level(log *zerolog.Logger, code codes.Code, cause error) *zerolog.Event {
 
 // AccessLogInterceptor logs one line per gRPC call that arrived over the
 // network. Calls from the in-process gateway connection, which carry the
-// HTTP request's Call, are recorded on it instead, for HTTPAccessLog to log.
+// HTTP request's Call, are recorded on it instead, for HTTPTelemetry to log.
 func AccessLogInterceptor(log zerolog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
@@ -97,40 +95,6 @@ func withError(e *zerolog.Event, log *zerolog.Logger, err, cause error) *zerolog
 
 // internalErrorBody is the body of the 500 that answers a panic.
 const internalErrorBody = `{"code":13,"message":"internal error","details":[]}`
-
-// HTTPAccessLog logs one line per HTTP request and turns a panic in next into
-// a 500 with a logged stack. It creates the request's Call unless an outer
-// layer did; the gateway and the gRPC interceptors fill it in.
-func HTTPAccessLog(log zerolog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		ctx, call := r.Context(), CallFrom(r.Context())
-		if call == nil {
-			ctx, call = WithCall(ctx)
-		}
-		sw := &statusRecorder{ResponseWriter: w}
-		var stack []byte
-		func() {
-			defer func() {
-				if p := recover(); p != nil {
-					if p == http.ErrAbortHandler {
-						panic(p)
-					}
-					stack = debug.Stack()
-					call.SetCause(fmt.Errorf("panic: %v", p))
-					if sw.status == 0 {
-						http.Error(sw, internalErrorBody, http.StatusInternalServerError)
-					}
-				}
-			}()
-			next.ServeHTTP(sw, r.WithContext(ctx))
-		}()
-		if sw.status == 0 {
-			sw.status = http.StatusOK
-		}
-		logHTTP(&log, ctx, r, call, sw.status, sw.bytes, start, stack)
-	})
-}
 
 // logHTTP writes the access line of an HTTP request that started at start
 // and was answered with status and bytes of body; ctx carries its span.

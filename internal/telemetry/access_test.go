@@ -12,9 +12,9 @@ import (
 	"github.com/usersd/usersd/internal/telemetry"
 )
 
-func TestHTTPAccessLogRecoversPanics(t *testing.T) {
+func TestHTTPTelemetryRecoversPanics(t *testing.T) {
 	var buf bytes.Buffer
-	h := telemetry.HTTPAccessLog(zerolog.New(&buf), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := telemetry.HTTPTelemetry(zerolog.New(&buf), newMetrics(t), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		telemetry.CallFrom(r.Context()).SetRoute("/v1/boom")
 		panic("handler bug")
 	}))
@@ -36,9 +36,9 @@ func TestHTTPAccessLogRecoversPanics(t *testing.T) {
 	}
 }
 
-func TestHTTPAccessLogOneLinePerRequest(t *testing.T) {
+func TestHTTPTelemetryOneLinePerRequest(t *testing.T) {
 	var buf bytes.Buffer
-	h := telemetry.HTTPAccessLog(zerolog.New(&buf), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := telemetry.HTTPTelemetry(zerolog.New(&buf), newMetrics(t), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusTeapot)
 	}))
 	for range 3 {

@@ -9,16 +9,31 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// HTTPTelemetry is the telemetry of the public HTTP API in one layer: the
-// access line of HTTPAccessLog, the span naming of RouteSpan and the metrics
-// of Metrics.HTTPMiddleware, with one Call, one copy of the request and one
-// response recorder between them. It observes exactly what
+// HTTPTelemetry is the telemetry of the public HTTP API, in one layer with
+// one Call, one copy of the request and one response recorder. Install it
+// inside the tracing middleware (otelhttp), whose span it names and whose
+// trace the line and the metrics' exemplars refer to. It
 //
-//	HTTPAccessLog(log, RouteSpan(m.HTTPMiddleware(next)))
-//
-// does (the same line, span name and attributes, series and exemplars) and
-// turns a panic in next into a 500 in the same way. Install it inside the
-// tracing middleware, as that chain.
+//   - creates the request's Call unless an outer layer did (an existing one
+//     is used as it is); the gateway and the gRPC interceptors fill it in
+//     with the route's template and the RPC's outcome;
+//   - writes one access line per request: method, route, status, duration,
+//     peer, bytes, the trace, and the RPC with its code when the route ran
+//     one, at a level that follows that code; and it turns a panic
+//     in next into a 500 with a google.rpc.Status body (unless a status
+//     went out already) and a logged stack; http.ErrAbortHandler goes on
+//     to net/http, with no line;
+//   - observes the usersd_http_request_duration_seconds histogram by route,
+//     method and status, with a trace_id exemplar (at most one per
+//     exemplarInterval) when the request's span is sampled, and the
+//     usersd_http_requests_in_flight gauge. The route label is the template
+//     on the Call once next has returned, or "unmatched" when none was: the
+//     raw path is never used, so the label set stays bounded. Methods other
+//     than the standard ones count as "other"; a request that panicked
+//     before answering counts as a 500;
+//   - names the server span after the route once next has returned, not
+//     when next panicked: "GET /v1/users/{id}", with http.route, and the
+//     RPC's rpc.* attributes when the route ran one.
 func HTTPTelemetry(log zerolog.Logger, m *Metrics, next http.Handler) http.Handler {
 	return &httpEdge{log: log, m: m, next: next}
 }
@@ -39,8 +54,7 @@ func (h *httpEdge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusRecorder{ResponseWriter: w}
 	h.m.httpInFlight.Inc()
 	stack, p := h.serve(sw, r)
-	// What Metrics.HTTPMiddleware observes, panic or not: a panic before
-	// any status counts as a 500.
+	// Observed panic or not: a panic before any status counts as a 500.
 	h.m.httpInFlight.Dec()
 	status := sw.status
 	if status == 0 {
@@ -51,7 +65,7 @@ func (h *httpEdge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.m.observeHTTP(ctx, call.Route(), r.Method, status, time.Since(start))
 	if p == http.ErrAbortHandler {
-		// As HTTPAccessLog: no line, and net/http's own handling.
+		// No line, and net/http's own handling.
 		panic(p)
 	}
 	if p != nil {
@@ -60,7 +74,7 @@ func (h *httpEdge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(sw, internalErrorBody, http.StatusInternalServerError)
 		}
 	} else {
-		// RouteSpan names the span only when next returned.
+		// The span is named only when next returned.
 		nameSpan(ctx, r.Method, call)
 	}
 	if sw.status == 0 {

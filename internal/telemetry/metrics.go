@@ -154,48 +154,6 @@ func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return m.grpcUnary
 }
 
-// HTTPMiddleware measures the public HTTP API: the
-// usersd_http_request_duration_seconds histogram by route, method and
-// status, and the usersd_http_requests_in_flight gauge. The route label is
-// the template recorded in the request's Call (see CallFrom) once next has
-// returned, or "unmatched" when none was; the raw path is never used, so
-// the label set stays bounded. Methods other than the standard ones are
-// counted as "other". If the request carries no Call, HTTPMiddleware adds
-// one; an existing Call is used as it is. The observation carries a
-// trace_id exemplar (at most one per exemplarInterval) when the request's
-// context holds a sampled span, so install the middleware inside the
-// tracing middleware.
-func (m *Metrics) HTTPMiddleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		call := CallFrom(r.Context())
-		if call == nil {
-			var ctx context.Context
-			ctx, call = WithCall(r.Context())
-			r = r.WithContext(ctx)
-		}
-		m.httpInFlight.Inc()
-		sw := &statusRecorder{ResponseWriter: w}
-		start := time.Now()
-		returned := false
-		defer func() {
-			// Also runs when next panics: count the request as a 500
-			// unless a status already went out, and let the panic go on.
-			elapsed := time.Since(start)
-			m.httpInFlight.Dec()
-			status := sw.status
-			if status == 0 {
-				status = http.StatusOK
-				if !returned {
-					status = http.StatusInternalServerError
-				}
-			}
-			m.observeHTTP(r.Context(), call.Route(), r.Method, status, elapsed)
-		}()
-		next.ServeHTTP(sw, r)
-		returned = true
-	})
-}
-
 // observeHTTP records one HTTP request in the duration histogram, with the
 // exemplar of ctx's span when one is due.
 func (m *Metrics) observeHTTP(ctx context.Context, route, method string, status int, elapsed time.Duration) {

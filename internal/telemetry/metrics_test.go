@@ -21,6 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/rs/zerolog"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
@@ -309,7 +310,7 @@ func TestGRPCExemplarInProcess(t *testing.T) {
 	}
 }
 
-func TestHTTPMiddleware(t *testing.T) {
+func TestHTTPTelemetryMetrics(t *testing.T) {
 	tp, _ := tracerProvider(t, true)
 	routed := func(route string, code int) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -317,8 +318,8 @@ func TestHTTPMiddleware(t *testing.T) {
 			w.WriteHeader(code)
 		})
 	}
-	// outerCall stands in for a logging middleware outside ours that
-	// creates the Call; innerCall for one inside ours that reuses it.
+	// outerCall stands in for a middleware outside ours that creates the
+	// Call.
 	outerCall := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx, _ := telemetry.WithCall(r.Context())
@@ -370,7 +371,7 @@ func TestHTTPMiddleware(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMetrics(t)
-			h := m.HTTPMiddleware(tc.handler)
+			h := telemetry.HTTPTelemetry(zerolog.Nop(), m, tc.handler)
 			if tc.outer != nil {
 				h = tc.outer(h)
 			}
@@ -400,10 +401,10 @@ func TestHTTPMiddleware(t *testing.T) {
 	}
 }
 
-func TestHTTPMiddlewareReusesCall(t *testing.T) {
+func TestHTTPTelemetryReusesCall(t *testing.T) {
 	m := newMetrics(t)
 	var seen *telemetry.Call
-	h := m.HTTPMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := telemetry.HTTPTelemetry(zerolog.Nop(), m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = telemetry.CallFrom(r.Context())
 		// A route named after next returns, as by a middleware outside
 		// this handler, is still read: the label is taken at the end.
@@ -414,7 +415,7 @@ func TestHTTPMiddlewareReusesCall(t *testing.T) {
 		t.Errorf("handler saw Call %p, want the request's %p: the middleware replaced it", seen, call)
 	}
 
-	h = m.HTTPMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h = telemetry.HTTPTelemetry(zerolog.Nop(), m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = telemetry.CallFrom(r.Context())
 	}))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
@@ -423,10 +424,10 @@ func TestHTTPMiddlewareReusesCall(t *testing.T) {
 	}
 }
 
-func TestHTTPMiddlewareInFlight(t *testing.T) {
+func TestHTTPTelemetryInFlight(t *testing.T) {
 	m := newMetrics(t)
 	inside := make(chan float64, 1)
-	h := m.HTTPMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := telemetry.HTTPTelemetry(zerolog.Nop(), m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inside <- value(families(t, m), "usersd_http_requests_in_flight", nil)
 	}))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
@@ -434,27 +435,36 @@ func TestHTTPMiddlewareInFlight(t *testing.T) {
 		t.Errorf("usersd_http_requests_in_flight = %v during the request, want 1", got)
 	}
 
-	// A panicking handler is counted as a 500 and leaves the gauge at 0;
-	// the panic goes on to whoever recovers it.
-	h = m.HTTPMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		telemetry.CallFrom(r.Context()).SetRoute("/v1/users")
-		panic("boom")
-	}))
-	func() {
-		defer func() {
-			if p := recover(); p != "boom" {
-				t.Errorf("recovered %v, want the handler's panic", p)
+	// A panicking handler is counted as a 500 and leaves the gauge at 0,
+	// whether HTTPTelemetry answers the panic or, for an abort, lets it go
+	// on to net/http.
+	for _, p := range []any{"boom", http.ErrAbortHandler} {
+		h = telemetry.HTTPTelemetry(zerolog.Nop(), m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			telemetry.CallFrom(r.Context()).SetRoute("/v1/users")
+			panic(p)
+		}))
+		func() {
+			defer func() {
+				if got := recover(); p == http.ErrAbortHandler && got != p {
+					t.Errorf("recovered %v, want the handler's abort", got)
+				} else if p != http.ErrAbortHandler && got != nil {
+					t.Errorf("recovered %v, want the panic answered", got)
+				}
+			}()
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/users", nil))
+			if w.Code != http.StatusInternalServerError {
+				t.Errorf("panic %v answered %d, want 500", p, w.Code)
 			}
 		}()
-		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/users", nil))
-	}()
+	}
 	mfs := families(t, m)
 	if got := value(mfs, "usersd_http_requests_in_flight", nil); got != 0 {
 		t.Errorf("usersd_http_requests_in_flight = %v after the requests, want 0", got)
 	}
 	want := map[string]string{"route": "/v1/users", "method": "POST", "status": "500"}
-	if got := sampleCount(mfs, "usersd_http_request_duration_seconds", want); got != 1 {
-		t.Errorf("usersd_http_request_duration_seconds%v count = %d, want 1", want, got)
+	if got := sampleCount(mfs, "usersd_http_request_duration_seconds", want); got != 2 {
+		t.Errorf("usersd_http_request_duration_seconds%v count = %d, want 2", want, got)
 	}
 }
 
@@ -567,7 +577,7 @@ func populated(t *testing.T) string {
 	m := newMetrics(t)
 	m.InstrumentPool(lazyPool(t))
 	m.RejectedInc("grpc")
-	m.HTTPMiddleware(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x", nil))
+	telemetry.HTTPTelemetry(zerolog.Nop(), m, http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x", nil))
 	ch := inproc.New(m.UnaryServerInterceptor())
 	healthpb.RegisterHealthServer(ch, health.NewServer())
 	if _, err := healthpb.NewHealthClient(ch).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {

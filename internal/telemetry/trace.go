@@ -3,7 +3,6 @@ package telemetry
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -98,24 +97,12 @@ func Propagator() propagation.TextMapPropagator {
 	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 }
 
-// RouteSpan names the HTTP server span of the request after its route, once
-// next has run: "GET /v1/users/{id}", with http.route set, and when the
-// route ran an RPC, rpc.system.name, rpc.method and rpc.response.status_code
-// (the span stands for the call, which the gateway makes in-process). The
-// route is the template the gateway records on the request's Call, so
-// RouteSpan goes inside the middleware that creates the Call and inside the
-// one that starts the span. A request that matched no route keeps its name
-// ("GET").
-func RouteSpan(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r)
-		nameSpan(r.Context(), r.Method, CallFrom(r.Context()))
-	})
-}
-
-// nameSpan names the span of ctx after call's route, as RouteSpan
-// describes. A span that is not recording (not sampled) is left alone:
-// its name and attributes go nowhere.
+// nameSpan names the HTTP server span of ctx after call's route: "GET
+// /v1/users/{id}", with http.route set, and when the route ran an RPC,
+// rpc.system.name, rpc.method and rpc.response.status_code (the span stands
+// for the call, which the gateway makes in-process). A request that matched
+// no route keeps its name ("GET"). A span that is not recording (not
+// sampled) is left alone: its name and attributes go nowhere.
 func nameSpan(ctx context.Context, method string, call *Call) {
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {

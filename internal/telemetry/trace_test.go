@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
@@ -442,8 +444,8 @@ func TestNoExporter(t *testing.T) {
 	}
 }
 
-// TestRouteSpan checks the HTTP server span's name and http.route, set from
-// the route the gateway records on the Call.
+// TestRouteSpan checks the HTTP server span's name and http.route, which
+// HTTPTelemetry sets from the route the gateway records on the Call.
 func TestRouteSpan(t *testing.T) {
 	tp, exp := newProvider(t, telemetry.TraceConfig{})
 	gateway := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -455,13 +457,8 @@ func TestRouteSpan(t *testing.T) {
 			telemetry.CallFrom(r.Context()).SetRoute("/openapi/v1.json")
 		}
 	})
-	withCall := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ctx, _ := telemetry.WithCall(r.Context())
-			next.ServeHTTP(w, r.WithContext(ctx))
-		})
-	}
-	h := otelhttp.NewHandler(withCall(telemetry.RouteSpan(gateway)), "http.server",
+	m := telemetry.NewMetrics(prometheus.NewRegistry(), telemetry.BuildInfo{})
+	h := otelhttp.NewHandler(telemetry.HTTPTelemetry(zerolog.Nop(), m, gateway), "http.server",
 		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(telemetry.Propagator()))
 	for _, path := range []string{"/v1/users/123", "/openapi/v1.json", "/nowhere"} {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", path, nil))
