@@ -83,9 +83,13 @@ func (s *keySet) run(ctx context.Context) {
 				continue
 			}
 		}
+		// The read starts now, in the same critical section that takes the
+		// pending request: a verify that comes between the two would find
+		// neither a pending request nor a recent start, and ask again.
 		s.mu.Lock()
 		waiting := s.pending
 		s.pending = nil
+		s.last = time.Now()
 		s.mu.Unlock()
 		fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		if err := s.load(fctx); err != nil && ctx.Err() == nil {
