@@ -174,15 +174,15 @@ func TestListUserEventsErrors(t *testing.T) {
 	}
 }
 
-// recvEvents receives n events from stream, failing the test after a few
-// seconds.
-func recvEvents(t *testing.T, stream grpc.ServerStreamingClient[usersv1.UserEvent], n int) []*usersv1.UserEvent {
+// recvEvents receives n events from stream, of either API version,
+// failing the test after a few seconds.
+func recvEvents[E any](t *testing.T, stream grpc.ServerStreamingClient[E], n int) []*E {
 	t.Helper()
 	type result struct {
-		ev  *usersv1.UserEvent
+		ev  *E
 		err error
 	}
-	var out []*usersv1.UserEvent
+	var out []*E
 	for len(out) < n {
 		ch := make(chan result, 1)
 		go func() {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -122,34 +121,6 @@ func TestV2ListUserEventsErrors(t *testing.T) {
 	}
 }
 
-// recvEventsV2 receives n events from a v2 stream, failing the test after
-// a few seconds.
-func recvEventsV2(t *testing.T, stream grpc.ServerStreamingClient[usersv2.UserEvent], n int) []*usersv2.UserEvent {
-	t.Helper()
-	type result struct {
-		ev  *usersv2.UserEvent
-		err error
-	}
-	var out []*usersv2.UserEvent
-	for len(out) < n {
-		ch := make(chan result, 1)
-		go func() {
-			ev, err := stream.Recv()
-			ch <- result{ev, err}
-		}()
-		select {
-		case r := <-ch:
-			if r.err != nil {
-				t.Fatalf("Recv after %d of %d events err = %v", len(out), n, r.err)
-			}
-			out = append(out, r.ev)
-		case <-time.After(5 * time.Second):
-			t.Fatalf("Recv: no event %d of %d within 5s", len(out)+1, n)
-		}
-	}
-	return out
-}
-
 // TestV2WatchUserEvents checks the v2 stream: the backlog after its
 // cursor, then events committed later, until the client cancels.
 func TestV2WatchUserEvents(t *testing.T) {
@@ -167,7 +138,7 @@ func TestV2WatchUserEvents(t *testing.T) {
 	if err != nil {
 		t.Fatalf("WatchUserEvents err = %v", err)
 	}
-	backlog := recvEventsV2(t, stream, 1)
+	backlog := recvEvents(t, stream, 1)
 	if got := summarizeV2(backlog); got[0].UserID != "users/"+bob.GetId() || got[0].Type != "user.created" || !got[0].HasUser {
 		t.Errorf("backlog after Ada's event = %+v, want Bob's user.created", got)
 	}
@@ -175,7 +146,7 @@ func TestV2WatchUserEvents(t *testing.T) {
 		t.Errorf("event name = %q, want userEvents/{id}", backlog[0].GetName())
 	}
 	mustDelete(t, e.client, ada.GetId())
-	live := recvEventsV2(t, stream, 1)
+	live := recvEvents(t, stream, 1)
 	if got := summarizeV2(live); got[0].UserID != "users/"+ada.GetId() || got[0].Type != "user.deleted" {
 		t.Errorf("live event = %+v, want Ada's user.deleted", got)
 	}
@@ -217,7 +188,7 @@ func TestDrainEndsBothVersions(t *testing.T) {
 		t.Fatalf("v2 WatchUserEvents err = %v", err)
 	}
 	recvEvents(t, v1, 1) // both are caught up and polling
-	recvEventsV2(t, v2, 1)
+	recvEvents(t, v2, 1)
 
 	e.api.Drain()
 	stopped := make(chan struct{})

@@ -199,15 +199,7 @@ func TestListWebhookDeliveries(t *testing.T) {
 		t.Fatalf("ListUserEvents = %v, %v; want Ada's user.created", evs, err)
 	}
 	ev := evs.GetEvents()[0]
-	for _, a := range []users.DeliveryAttempt{
-		{WebhookID: w.GetId(), EventID: ev.GetId(), EventType: users.EventCreated, Attempt: 1, Status: 503, Latency: 120 * time.Millisecond, Error: "HTTP 503"},
-		{WebhookID: w.GetId(), EventID: ev.GetId(), EventType: users.EventCreated, Attempt: 2, Status: 204, Latency: 15 * time.Millisecond, Success: true},
-	} {
-		if _, err := e.svc.RecordDeliveryAttempt(ctx, a); err != nil {
-			t.Fatalf("RecordDeliveryAttempt err = %v", err)
-		}
-		time.Sleep(time.Millisecond) // distinct times, for the order
-	}
+	recordTwoAttempts(t, e.svc, w.GetId(), ev.GetId())
 	res, err := e.client.ListWebhookDeliveries(ctx, &usersv1.ListWebhookDeliveriesRequest{WebhookId: w.GetId()})
 	if err != nil {
 		t.Fatalf("ListWebhookDeliveries err = %v", err)
@@ -227,5 +219,21 @@ func TestListWebhookDeliveries(t *testing.T) {
 	one, err := e.client.ListWebhookDeliveries(ctx, &usersv1.ListWebhookDeliveriesRequest{WebhookId: w.GetId(), PageSize: 1})
 	if err != nil || len(one.GetDeliveries()) != 1 {
 		t.Errorf("ListWebhookDeliveries(page_size 1) = %v, %v; want one delivery", one.GetDeliveries(), err)
+	}
+}
+
+// recordTwoAttempts records two delivery attempts of the event to the
+// subscription: a 503 after 120 ms, then a 204 after 15 ms, a millisecond
+// apart so that their order is known.
+func recordTwoAttempts(t *testing.T, svc *users.Service, webhookID, eventID string) {
+	t.Helper()
+	for _, a := range []users.DeliveryAttempt{
+		{WebhookID: webhookID, EventID: eventID, EventType: users.EventCreated, Attempt: 1, Status: 503, Latency: 120 * time.Millisecond, Error: "HTTP 503"},
+		{WebhookID: webhookID, EventID: eventID, EventType: users.EventCreated, Attempt: 2, Status: 204, Latency: 15 * time.Millisecond, Success: true},
+	} {
+		if _, err := svc.RecordDeliveryAttempt(context.Background(), a); err != nil {
+			t.Fatalf("RecordDeliveryAttempt err = %v", err)
+		}
+		time.Sleep(time.Millisecond) // distinct times, for the order
 	}
 }

@@ -18,7 +18,6 @@ import (
 	usersv2 "github.com/usersd/usersd/api/users/v2"
 	"github.com/usersd/usersd/internal/grpcserver"
 	"github.com/usersd/usersd/internal/inproc"
-	"github.com/usersd/usersd/internal/users"
 )
 
 // TestV2Webhooks walks a subscription through its life through users.v2,
@@ -236,15 +235,7 @@ func TestV2ListWebhookDeliveries(t *testing.T) {
 	}
 	ev := evs.GetEvents()[0]
 	eventID := strings.TrimPrefix(ev.GetName(), "userEvents/")
-	for _, a := range []users.DeliveryAttempt{
-		{WebhookID: id, EventID: eventID, EventType: users.EventCreated, Attempt: 1, Status: 503, Latency: 120 * time.Millisecond, Error: "HTTP 503"},
-		{WebhookID: id, EventID: eventID, EventType: users.EventCreated, Attempt: 2, Status: 204, Latency: 15 * time.Millisecond, Success: true},
-	} {
-		if _, err := e.svc.RecordDeliveryAttempt(ctx, a); err != nil {
-			t.Fatalf("RecordDeliveryAttempt err = %v", err)
-		}
-		time.Sleep(time.Millisecond) // distinct times, for the order
-	}
+	recordTwoAttempts(t, e.svc, id, eventID)
 	res, err := e.v2.ListWebhookDeliveries(ctx, &usersv2.ListWebhookDeliveriesRequest{Parent: w.GetName()})
 	if err != nil {
 		t.Fatalf("ListWebhookDeliveries err = %v", err)
