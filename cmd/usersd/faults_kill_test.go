@@ -60,13 +60,32 @@ func TestFaultsKill9ImportReplicas(t *testing.T) {
 	name := startImport(t, c, survivor, ic)
 	atKill := waitImported(t, c, survivor, name, 1000)
 	// Kill the victim while it runs import chunks: they are what must be
-	// recovered.
+	// recovered. A chunk seen running can finish between the look and the
+	// kill, so the victim is frozen (SIGSTOP) first and looked at again:
+	// while frozen it can finish nothing, so what it holds then is what the
+	// kill leaves. Once its last in-flight statements settled (50 ms), no
+	// chunk held means it is thawed and watched again.
 	ofVictim := "state = 'running' AND attempted_by[cardinality(attempted_by)] = '" + victimID + "'"
-	for deadline := time.Now().Add(20 * time.Second); countJobs(t, dbURL, "kind = 'import_users_chunk' AND "+ofVictim) == 0; {
+	chunksOfVictim := "SELECT id FROM river_job WHERE kind = 'import_users_chunk' AND " + ofVictim
+	var chunksAtKill []int64
+	for deadline := time.Now().Add(20 * time.Second); ; {
 		if time.Now().After(deadline) {
-			t.Fatalf("the replica to kill ran no import chunk for 20s\n%s", victim.output())
+			t.Fatalf("the replica to kill held no import chunk while frozen for 20s\n%s", victim.output())
 		}
-		time.Sleep(2 * time.Millisecond)
+		if countJobs(t, dbURL, "kind = 'import_users_chunk' AND "+ofVictim) == 0 {
+			time.Sleep(2 * time.Millisecond)
+			continue
+		}
+		if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if chunksAtKill = queryInts(t, dbURL, chunksOfVictim); len(chunksAtKill) > 0 {
+			break
+		}
+		if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -74,9 +93,8 @@ func TestFaultsKill9ImportReplicas(t *testing.T) {
 	<-victim.exited
 	killedAt := time.Now()
 	left := countJobs(t, dbURL, ofVictim)
-	chunksAtKill := queryInts(t, dbURL, "SELECT id FROM river_job WHERE kind = 'import_users_chunk' AND "+ofVictim)
-	if len(chunksAtKill) == 0 {
-		t.Fatal("the killed replica left no import chunk running (it finished the one it ran as it died): nothing to recover; run again")
+	if got := queryInts(t, dbURL, chunksOfVictim); len(got) != len(chunksAtKill) {
+		t.Fatalf("the frozen replica held import chunks %v, after the kill %v are left running", chunksAtKill, got)
 	}
 
 	back := recovered(t, dbURL, chunksAtKill, recoveryLimit)
