@@ -135,11 +135,13 @@ func recordRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
 	}
 }
 
-// headerMatcher forwards the HTTP headers the API defines as gRPC metadata.
-// The Authorization header needs no rule: grpc-gateway always forwards it
-// as "authorization". Grpc-Metadata-Authorization, which the default rule
-// would forward under the same key, is dropped, so that the credentials
-// of a call are in its Authorization header alone.
+// headerMatcher forwards the HTTP headers the API defines as gRPC metadata,
+// and no other. The Authorization header needs no rule: grpc-gateway always
+// forwards it as "authorization", and nothing else may set that key, so the
+// credentials of a call are in its Authorization header alone. The
+// permanent HTTP headers (Accept, User-Agent, …) that grpc-gateway's default
+// rule forwards as grpcgateway-* are read by no interceptor or handler, and
+// each would cost a lower-cased key and a metadata entry on every call.
 func headerMatcher(key string) (string, bool) {
 	switch {
 	case strings.EqualFold(key, grpcserver.MDIdempotencyKey):
@@ -147,11 +149,7 @@ func headerMatcher(key string) (string, bool) {
 	case strings.EqualFold(key, grpcserver.MDIfMatch):
 		return grpcserver.MDIfMatch, true
 	}
-	md, ok := runtime.DefaultHeaderMatcher(key)
-	if strings.EqualFold(md, auth.MDAuthorization) {
-		return "", false
-	}
-	return md, ok
+	return "", false
 }
 
 // outgoingHeaderMatcher turns response metadata into HTTP headers; it is

@@ -197,8 +197,11 @@ const readOnlyKey = "usersd.postgres.readOnly"
 type readOnlyTracer struct{}
 
 func markReadOnly(conn *pgx.Conn, err error) {
+	if err == nil {
+		return // before the declaration below, which escapes: no allocation per statement
+	}
 	var pgErr *pgconn.PgError
-	if err != nil && errors.As(err, &pgErr) && pgErr.Code == "25006" {
+	if errors.As(err, &pgErr) && pgErr.Code == "25006" {
 		conn.PgConn().CustomData()[readOnlyKey] = true
 	}
 }
