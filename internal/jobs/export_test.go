@@ -36,3 +36,7 @@ const DeadAfter = deadAfter
 func RelayTimeout[TTx any](q *Queue[TTx]) time.Duration {
 	return (&dispatchWorker{w: &workers{relayTimeout: q.cfg.relayTimeout()}}).Timeout(nil)
 }
+
+// LostAfter is how long a job running under a live process's ID, which the
+// process does not run, waits before it is put back in the queue.
+const LostAfter = lostAfter

@@ -41,6 +41,12 @@ const (
 	// server ends a session that has not pinged for this long, so the lock
 	// of a process whose node vanished (no FIN, no RST) lapses too.
 	lockSessionIdle = 10 * time.Second
+	// lostAfter: a job the database says this process runs, which it has
+	// not run, nor started or finished, for this long at looks that found
+	// it so, was lost between the process and the database (see reclaim).
+	// It is far longer than a fetched job takes to start, or a finished
+	// one's outcome to be written while the database answers.
+	lostAfter = 10 * time.Second
 )
 
 // errLockLost is why a job's context is cancelled when its process can no
@@ -78,6 +84,10 @@ type lifeline struct {
 	wake chan struct{} // closed when the lock is held again
 	runs map[uint64]context.CancelCauseFunc
 	next uint64
+	// running counts the runs of each job ID in this process; touched is
+	// when each last started or ended (kept for 2×lostAfter).
+	running map[int64]int
+	touched map[int64]time.Time
 
 	conn   *pgx.Conn // the lock's; only hold touches it between start and stop
 	cancel context.CancelFunc
@@ -93,6 +103,7 @@ func newLifeline(pool *pgxpool.Pool, driver *riverpgxv5.Driver, log zerolog.Logg
 		pool: pool, driver: driver, key: key, id: clientID(key, host),
 		log:  log.With().Str("component", "jobs").Logger(),
 		wake: make(chan struct{}), runs: map[uint64]context.CancelCauseFunc{},
+		running: map[int64]int{}, touched: map[int64]time.Time{},
 	}
 }
 
@@ -275,21 +286,30 @@ func (l *lifeline) Work(ctx context.Context, job *rivertype.JobRow, doInner func
 	l.next++
 	n := l.next
 	l.runs[n] = cancel
+	l.running[job.ID]++
+	l.touched[job.ID] = time.Now()
 	l.mu.Unlock()
 	defer func() {
 		l.mu.Lock()
 		delete(l.runs, n)
+		if l.running[job.ID]--; l.running[job.ID] <= 0 {
+			delete(l.running, job.ID)
+		}
+		l.touched[job.ID] = time.Now()
 		l.mu.Unlock()
 	}()
 	return doInner(ctx)
 }
 
-// watch looks for the jobs of dead processes until ctx ends.
+// watch looks for the jobs of dead processes, and for the jobs this
+// process lost, until ctx ends.
 func (l *lifeline) watch(ctx context.Context) {
 	suspects := map[string]time.Time{}
+	lost := map[int64]time.Time{}
 	failing := false
 	for {
 		due, err := l.look(ctx, suspects)
+		err = errors.Join(err, l.reclaim(ctx, lost))
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -373,6 +393,95 @@ func (l *lifeline) look(ctx context.Context, suspects map[string]time.Time) (tim
 	return due, errors.Join(errs...)
 }
 
+// reclaim puts back in the queue the jobs this process lost: running in
+// the database under its client ID, but not running here. A fetch marks
+// jobs running and attempted by this process in one statement; when its
+// answer never arrives (the connection broke after the commit, as in a
+// failover) no worker runs them, and an outcome whose write failed for
+// good leaves its job running too. The process is alive, so no other one
+// rescues them; without this they would wait for the lease. lost holds
+// when each such job was first seen so; one still so after lostAfter, not
+// started or ended here meanwhile, is rescued as a dead process's job is
+// (available at once, or discarded, or cancelled). Only while the lock is
+// held: without it this process runs nothing, and the jobs whose runs it
+// cancelled have their outcome still to be written.
+func (l *lifeline) reclaim(ctx context.Context, lost map[int64]time.Time) error {
+	l.mu.Lock()
+	held := l.held
+	l.mu.Unlock()
+	if !held {
+		clear(lost)
+		return nil
+	}
+	rows, err := l.pool.Query(ctx, `SELECT id FROM river_job
+		WHERE state = 'running' AND attempted_by[cardinality(attempted_by)] = $1`, l.id)
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	seen := map[int64]bool{}
+	l.mu.Lock()
+	for _, id := range ids {
+		if t, ok := l.touched[id]; l.running[id] == 0 && (!ok || now.Sub(t) >= lostAfter) {
+			seen[id] = true
+		}
+	}
+	for id, t := range l.touched {
+		if l.running[id] == 0 && now.Sub(t) > 2*lostAfter {
+			delete(l.touched, id)
+		}
+	}
+	l.mu.Unlock()
+	var due []int64
+	for id := range lost {
+		if !seen[id] {
+			delete(lost, id)
+		}
+	}
+	var lostFor time.Duration
+	for id := range seen {
+		since, ok := lost[id]
+		if !ok {
+			lost[id] = now
+			continue
+		}
+		if d := now.Sub(since); d >= lostAfter {
+			due = append(due, id)
+			lostFor = max(lostFor, d)
+		}
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	if err := l.putBack(ctx, due, lostFor); err != nil {
+		return err
+	}
+	for _, id := range due {
+		delete(lost, id)
+	}
+	return nil
+}
+
+// putBack rescues the jobs with the ids that are still running under this
+// process's client ID, in one transaction.
+func (l *lifeline) putBack(ctx context.Context, ids []int64, lostFor time.Duration) error {
+	tx, err := l.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	jobs, states, err := l.rescueRunning(ctx, tx, l.id, ids)
+	if err != nil || len(jobs) == 0 {
+		return err
+	}
+	l.obs.logReclaimed(l.id, jobs, states, lostFor)
+	return nil
+}
+
 // heldLocks returns the keys of the session advisory locks held in the
 // database (a bigint key is classid, objid with objsubid 1).
 func heldLocks(ctx context.Context, pool *pgxpool.Pool) (map[int64]bool, error) {
@@ -409,32 +518,45 @@ func (l *lifeline) rescue(ctx context.Context, id string, key int64, deadFor tim
 	if !free {
 		return nil
 	}
-	rows, err := tx.Query(ctx, `SELECT id, kind, attempt, max_attempts, scheduled_at, metadata ? 'cancel_attempted_at'
-		FROM river_job WHERE state = 'running' AND attempted_by[cardinality(attempted_by)] = $1
-		ORDER BY id LIMIT $2 FOR UPDATE`, id, rescueBatch)
-	if err != nil {
-		return err
-	}
-	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stuckJob, error) {
-		j := stuckJob{runner: id}
-		err := r.Scan(&j.id, &j.kind, &j.attempt, &j.maxAttempts, &j.scheduledAt, &j.cancelled)
-		return j, err
-	})
+	jobs, states, err := l.rescueRunning(ctx, tx, id, nil)
 	if err != nil || len(jobs) == 0 {
-		return err
-	}
-	params, states, err := rescueParams(jobs, time.Now())
-	if err != nil {
-		return err
-	}
-	if _, err := l.driver.UnwrapExecutor(tx).JobRescueMany(ctx, params); err != nil {
-		return fmt.Errorf("rescuing %d jobs of %s: %w", len(jobs), id, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
 		return err
 	}
 	l.obs.logRescued(l.id, jobs, states, deadFor)
 	return nil
+}
+
+// rescueRunning rescues, in tx, which it commits, the jobs still running
+// whose last runner is runner (of ids only, unless nil), as River's rescuer
+// would but without the retry backoff (rescueParams), at most rescueBatch
+// of them, under row locks. It returns them and their new states.
+func (l *lifeline) rescueRunning(ctx context.Context, tx pgx.Tx, runner string, ids []int64) ([]stuckJob, []rivertype.JobState, error) {
+	rows, err := tx.Query(ctx, `SELECT id, kind, attempt, max_attempts, scheduled_at, metadata ? 'cancel_attempted_at'
+		FROM river_job WHERE state = 'running' AND attempted_by[cardinality(attempted_by)] = $1
+		AND ($2::bigint[] IS NULL OR id = ANY($2))
+		ORDER BY id LIMIT $3 FOR UPDATE`, runner, ids, rescueBatch)
+	if err != nil {
+		return nil, nil, err
+	}
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stuckJob, error) {
+		j := stuckJob{runner: runner, lost: runner == l.id}
+		err := r.Scan(&j.id, &j.kind, &j.attempt, &j.maxAttempts, &j.scheduledAt, &j.cancelled)
+		return j, err
+	})
+	if err != nil || len(jobs) == 0 {
+		return nil, nil, err
+	}
+	params, states, err := rescueParams(jobs, time.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := l.driver.UnwrapExecutor(tx).JobRescueMany(ctx, params); err != nil {
+		return nil, nil, fmt.Errorf("rescuing %d jobs of %s: %w", len(jobs), runner, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, nil, err
+	}
+	return jobs, states, nil
 }
 
 // sleep waits for d or until ctx ends, and reports whether d passed.

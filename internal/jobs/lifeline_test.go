@@ -263,6 +263,53 @@ func TestLockLostPostgres(t *testing.T) {
 	}
 }
 
+// TestLostJobPostgres shows a job the database says a live process runs,
+// which the process does not run (a fetch whose answer never came back, as
+// in a failover): the process puts it back in the queue after LostAfter and
+// runs it; the job it does run, for longer than that, is left alone.
+func TestLostJobPostgres(t *testing.T) {
+	t.Parallel() // mostly waiting: LostAfter and the looks every 2 s
+	h := pgHarness(t)
+	reg, logs := prometheus.NewRegistry(), &syncBuffer{}
+	cfg := fast(reg)
+	cfg.Log = zerolog.New(logs)
+	a := h.newQueue(t, cfg)
+	rows := chunkJobs(t, h, a, 2)
+	// rows[1] is not fetched: running, for someone, before the workers start.
+	runningAs(t, h, rows[1].ID, "someone", 1)
+	store := &failingStore{block: true, started: make(chan struct{})}
+	aw := start(t, a, users.NewService(store, users.Config{}), jobs.Deps{})
+	select {
+	case <-store.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job never started")
+	}
+	// Now the database says the process runs it too.
+	lostAt := time.Now()
+	runningAs(t, h, rows[1].ID, jobs.ClientID(aw), 1)
+
+	testkit.Eventually(t, jobs.LostAfter+20*time.Second, "the lost job never completed", func() bool {
+		return job(t, a, rows[1].ID).State == rivertype.JobStateCompleted
+	})
+	took := time.Since(lostAt)
+	t.Logf("lost job put back and completed %v after it was lost", took.Round(10*time.Millisecond))
+	if took < jobs.LostAfter {
+		t.Errorf("the lost job was put back after %v, before LostAfter (%v)", took, jobs.LostAfter)
+	}
+	if j := job(t, a, rows[1].ID); rescueErrors(j) != 1 || !strings.Contains(j.Errors[0].Error, jobs.ClientID(aw)) || j.Attempt != 2 {
+		t.Errorf("lost job's attempt %d, errors %+v; want attempt 2 after one rescue naming %s", j.Attempt, j.Errors, jobs.ClientID(aw))
+	}
+	if j := job(t, a, rows[0].ID); j.State != rivertype.JobStateRunning || rescueErrors(j) != 0 {
+		t.Errorf("the job the process runs is %s with errors %+v, want running, untouched", j.State, j.Errors)
+	}
+	if got := metric(t, reg, "usersd_jobs_rescued_total", map[string]string{"kind": "import_users_chunk", "state": "available"}); got != 1 {
+		t.Errorf("usersd_jobs_rescued_total{state=available} = %v, want 1", got)
+	}
+	if l := logs.line("jobs this process lost put back in the queue"); !strings.Contains(l, fmt.Sprintf(`"job_ids":[%d]`, rows[1].ID)) {
+		t.Errorf("log line %q, want job %d", l, rows[1].ID)
+	}
+}
+
 func mustConnect(t *testing.T, dsn string) *pgx.Conn {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), dsn)

@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
+	"github.com/rs/zerolog"
 )
 
 // Crash recovery. A job a process was running when it died stays "running"
@@ -41,6 +42,9 @@ type stuckJob struct {
 	cancelled bool
 	// runner is the River client ID of the process that ran it.
 	runner string
+	// lost: the runner is this process, alive, which does not run the job
+	// (see lifeline.reclaim), rather than a process that died.
+	lost bool
 }
 
 // rescueParams says what becomes of each job, as River's rescuer would,
@@ -67,11 +71,11 @@ func rescueParams(jobs []stuckJob, now time.Time) (*riverdriver.JobRescueManyPar
 		case j.attempt >= j.maxAttempts:
 			state, finalized = rivertype.JobStateDiscarded, &now
 		}
-		e, err := json.Marshal(rivertype.AttemptError{
-			At:      now,
-			Attempt: max(j.attempt, 0),
-			Error:   fmt.Sprintf("rescued: the process that ran it (%s) died", j.runner),
-		})
+		why := fmt.Sprintf("rescued: the process that ran it (%s) died", j.runner)
+		if j.lost {
+			why = fmt.Sprintf("rescued: the process it was fetched for (%s) neither ran it nor recorded its outcome", j.runner)
+		}
+		e, err := json.Marshal(rivertype.AttemptError{At: now, Attempt: max(j.attempt, 0), Error: why})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -87,6 +91,27 @@ func rescueParams(jobs []stuckJob, now time.Time) (*riverdriver.JobRescueManyPar
 
 // logRescued counts the rescued jobs and logs the batch, one line.
 func (o *observer) logRescued(by string, jobs []stuckJob, states []rivertype.JobState, deadFor time.Duration) {
+	ev, dead := o.countRescued(jobs, states)
+	ev = ev.Strs("dead_clients", dead)
+	if by != "" {
+		ev = ev.Str("client_id", by)
+	}
+	if deadFor > 0 {
+		ev = ev.Dur("dead_for", deadFor)
+	}
+	ev.Msg("jobs rescued from a dead process")
+}
+
+// logReclaimed counts the jobs this process (by) lost and put back in the
+// queue, and logs the batch, one line; see lifeline.reclaim.
+func (o *observer) logReclaimed(by string, jobs []stuckJob, states []rivertype.JobState, lostFor time.Duration) {
+	ev, _ := o.countRescued(jobs, states)
+	ev.Str("client_id", by).Dur("lost_for", lostFor).Msg("jobs this process lost put back in the queue")
+}
+
+// countRescued counts the rescued jobs by kind and new state, and returns
+// the start of their log line and their runners, sorted.
+func (o *observer) countRescued(jobs []stuckJob, states []rivertype.JobState) (*zerolog.Event, []string) {
 	byState := map[rivertype.JobState]int{}
 	runners := map[string]bool{}
 	ids := make([]int64, len(jobs))
@@ -96,21 +121,15 @@ func (o *observer) logRescued(by string, jobs []stuckJob, states []rivertype.Job
 		runners[j.runner] = true
 		ids[i] = j.id
 	}
-	dead := make([]string, 0, len(runners))
+	names := make([]string, 0, len(runners))
 	for r := range runners {
-		dead = append(dead, r)
+		names = append(names, r)
 	}
-	sort.Strings(dead)
-	ev := o.log.Warn().Str("component", "jobs").Strs("dead_clients", dead).Int("jobs", len(jobs)).
+	sort.Strings(names)
+	ev := o.log.Warn().Str("component", "jobs").Int("jobs", len(jobs)).
 		Ints64("job_ids", ids).Int("available", byState[rivertype.JobStateAvailable]).
 		Int("discarded", byState[rivertype.JobStateDiscarded]).Int("cancelled", byState[rivertype.JobStateCancelled])
-	if by != "" {
-		ev = ev.Str("client_id", by)
-	}
-	if deadFor > 0 {
-		ev = ev.Dur("dead_for", deadFor)
-	}
-	ev.Msg("jobs rescued from a dead process")
+	return ev, names
 }
 
 // atStart is SQLite's recovery. Only one process serves a SQLite file, so a
