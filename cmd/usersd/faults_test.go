@@ -913,6 +913,7 @@ func testFailover(t *testing.T, bin, mode string) {
 	if m := recv.missing(all); len(m) > 0 {
 		t.Errorf("webhook: %d of %d acknowledged creates (%d of the %d after the promotion) have no user.created delivered within 60s; first: %v",
 			len(m), len(all), len(recv.missing(afterPromotion)), len(afterPromotion), m[:min(len(m), 5)])
+		logUnfinishedDeliveries(t, fmt.Sprintf("postgres://postgres@%s/usersd?sslmode=disable", standby.hostPort()))
 	} else {
 		t.Logf("webhook: the user.created of all %d acknowledged creates delivered (%d after the promotion)", len(all), len(afterPromotion))
 	}
@@ -1089,4 +1090,26 @@ func (r *clientReads) report(t *testing.T, faultAt time.Time) {
 	}
 	t.Logf("Go client GetUser (retries UNAVAILABLE up to 4 attempts): before the fault %v; after it %v; %s; slowest %v",
 		before, after, window, slowest.Round(time.Millisecond))
+}
+
+// logUnfinishedDeliveries logs the webhook delivery jobs of the database at
+// dbURL that are not completed, to say where missing deliveries stopped.
+func logUnfinishedDeliveries(t *testing.T, dbURL string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Logf("reading the delivery jobs: %v", err)
+		return
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT format('%s %s attempt %s by %s at %s: %s', id, state, attempt, attempted_by, attempted_at, errors)
+		FROM river_job WHERE kind = 'deliver_webhook' AND state <> 'completed' ORDER BY id LIMIT 50`)
+	if err != nil {
+		t.Logf("reading the delivery jobs: %v", err)
+		return
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	t.Logf("delivery jobs not completed (%v):\n%s", err, strings.Join(lines, "\n"))
 }
