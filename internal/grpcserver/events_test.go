@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	usersv1 "github.com/usersd/usersd/api/users/v1"
 	usersv2 "github.com/usersd/usersd/api/users/v2"
@@ -81,10 +80,10 @@ type eventSummary struct {
 	HasUser      bool
 }
 
-func summarize(evs []*usersv1.UserEvent) []eventSummary {
+func summarize(evs []*userEvent) []eventSummary {
 	out := make([]eventSummary, len(evs))
 	for i, ev := range evs {
-		out[i] = eventSummary{Type: ev.GetType(), UserID: ev.GetUserId(), Paths: ev.GetChangedPaths(), HasUser: ev.GetUser() != nil}
+		out[i] = eventSummary{Type: ev.Type, UserID: ev.User, Paths: ev.ChangedPaths, HasUser: ev.Snapshot != nil}
 	}
 	return out
 }
@@ -92,86 +91,107 @@ func summarize(evs []*usersv1.UserEvent) []eventSummary {
 // TestListUserEvents walks the feed of a create, an update, a delete and
 // a purge a page at a time, and checks the cursors: each page's
 // next_cursor is its last event's, and an empty page gives back after.
+// Each version names the events and their user its way (userEvents/{id}
+// and users/{id} in v2), and both versions list the same events.
 func TestListUserEvents(t *testing.T) {
-	e := newEventsEnv(t)
-	ctx := context.Background()
-	u := mustCreate(t, e.client, user("ada@example.com", "Ada"))
-	if _, err := e.client.UpdateUser(ctx, &usersv1.UpdateUserRequest{
-		User:       &usersv1.User{Id: u.GetId(), DisplayName: "Ada L.", Labels: map[string]string{"team": "math"}},
-		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"display_name", "labels"}},
-	}); err != nil {
-		t.Fatalf("UpdateUser err = %v", err)
-	}
-	mustDelete(t, e.client, u.GetId())
-	time.Sleep(2 * time.Millisecond) // past the retention of deleted users
-	if n, err := e.svc.PurgeDeleted(ctx); err != nil || n != 1 {
-		t.Fatalf("PurgeDeleted = %d, %v; want 1, nil", n, err)
-	}
+	forEachVersion(t, func(t *testing.T, e *eventsEnv, v apiVersion) {
+		ctx := context.Background()
+		u := mustCreate(t, e.client, user("ada@example.com", "Ada"))
+		ref := v.userRef(u.GetId())
+		if err := v.updateUser(ctx, u.GetId(), "Ada L.", map[string]string{"team": "math"}, "display_name", "labels"); err != nil {
+			t.Fatalf("UpdateUser err = %v", err)
+		}
+		mustDelete(t, e.client, u.GetId())
+		time.Sleep(2 * time.Millisecond) // past the retention of deleted users
+		if n, err := e.svc.PurgeDeleted(ctx); err != nil || n != 1 {
+			t.Fatalf("PurgeDeleted = %d, %v; want 1, nil", n, err)
+		}
 
-	var got []*usersv1.UserEvent
-	after := ""
-	for page := 0; ; page++ {
-		res, err := e.client.ListUserEvents(ctx, &usersv1.ListUserEventsRequest{After: after, PageSize: 3})
-		if err != nil {
-			t.Fatalf("ListUserEvents(after %q) err = %v", after, err)
-		}
-		evs := res.GetEvents()
-		if len(evs) == 0 {
-			if res.GetNextCursor() != after {
-				t.Errorf("empty page next_cursor = %q, want after %q", res.GetNextCursor(), after)
+		var got []*userEvent
+		after := ""
+		for page := 0; ; page++ {
+			evs, next, err := v.listUserEvents(ctx, after, 3)
+			if err != nil {
+				t.Fatalf("ListUserEvents(after %q) err = %v", after, err)
 			}
-			break
+			if len(evs) == 0 {
+				if next != after {
+					t.Errorf("empty page next_cursor = %q, want after %q", next, after)
+				}
+				break
+			}
+			if last := evs[len(evs)-1].Cursor; next != last {
+				t.Errorf("page %d next_cursor = %q, want its last event's cursor %q", page, next, last)
+			}
+			got = append(got, evs...)
+			after = next
+			if page > 3 {
+				t.Fatalf("the feed of 4 events did not end after %d pages", page)
+			}
 		}
-		if last := evs[len(evs)-1].GetCursor(); res.GetNextCursor() != last {
-			t.Errorf("page %d next_cursor = %q, want its last event's cursor %q", page, res.GetNextCursor(), last)
+		want := []eventSummary{
+			{Type: "user.created", UserID: ref, HasUser: true},
+			{Type: "user.updated", UserID: ref, Paths: []string{"displayName", "labels"}, HasUser: true},
+			{Type: "user.deleted", UserID: ref, Paths: []string{"state", "deleteTime"}, HasUser: true},
+			{Type: "user.purged", UserID: ref},
 		}
-		got = append(got, evs...)
-		after = res.GetNextCursor()
-		if page > 3 {
-			t.Fatalf("the feed of 4 events did not end after %d pages", page)
+		if diff := cmp.Diff(want, summarize(got)); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
 		}
-	}
-	want := []eventSummary{
-		{Type: "user.created", UserID: u.GetId(), HasUser: true},
-		{Type: "user.updated", UserID: u.GetId(), Paths: []string{"displayName", "labels"}, HasUser: true},
-		{Type: "user.deleted", UserID: u.GetId(), Paths: []string{"state", "deleteTime"}, HasUser: true},
-		{Type: "user.purged", UserID: u.GetId()},
-	}
-	if diff := cmp.Diff(want, summarize(got)); diff != "" {
-		t.Errorf("events (-want +got):\n%s", diff)
-	}
-	if len(got) == len(want) {
-		if got[1].GetUser().GetDisplayName() != "Ada L." {
-			t.Errorf("user.updated user = %v, want the user as the change left it", got[1].GetUser())
+		if len(got) == len(want) {
+			if s := got[1].Snapshot; s == nil || s.DisplayName != "Ada L." || s.Ref != ref {
+				t.Errorf("user.updated user = %+v, want %s as the change left it", s, ref)
+			}
+			if s := got[2].Snapshot; s == nil || !s.Deleted || s.DeleteTime == nil {
+				t.Errorf("user.deleted user = %+v, want it DELETED with a delete_time", s)
+			}
 		}
-		if got[2].GetUser().GetState() != usersv1.User_STATE_DELETED || got[2].GetUser().GetDeleteTime() == nil {
-			t.Errorf("user.deleted user = %v, want it DELETED with a delete_time", got[2].GetUser())
+		for i, ev := range got {
+			if _, ok := refID(ev.Ref, v.eventRef); !ok || ev.Time == nil || ev.Cursor == "" {
+				t.Errorf("event %d = %+v, want a %s, a time and a cursor", i, ev, v.eventRef("{id}"))
+			}
 		}
-	}
-	for i, ev := range got {
-		if ev.GetId() == "" || ev.GetTime() == nil || ev.GetCursor() == "" {
-			t.Errorf("event %d = %v, want an id, a time and a cursor", i, ev)
+
+		// The same feed through each version: the same events, ids,
+		// cursors and times.
+		for name, other := range e.versions() {
+			evs, _, err := other.listUserEvents(ctx, "", 0)
+			if err != nil {
+				t.Fatalf("%s ListUserEvents err = %v", name, err)
+			}
+			if len(evs) != len(got) {
+				t.Fatalf("%s has %d events, %s %d", name, len(evs), v.name(), len(got))
+			}
+			for i, ev := range got {
+				id, _ := refID(ev.Ref, v.eventRef)
+				one := evs[i]
+				if one.Ref != other.eventRef(id) || one.Cursor != ev.Cursor || !one.Time.AsTime().Equal(ev.Time.AsTime()) {
+					t.Errorf("event %d: %s %+v, %s %+v; want the same event", i, v.name(), ev, name, one)
+				}
+			}
 		}
-	}
+	})
 }
 
 func TestListUserEventsErrors(t *testing.T) {
-	e := newEventsEnv(t)
-	tests := []struct {
-		name  string
-		req   *usersv1.ListUserEventsRequest
-		field string
-	}{
-		{"malformed cursor", &usersv1.ListUserEventsRequest{After: "not a cursor"}, "after"},
-		{"cursor too long", &usersv1.ListUserEventsRequest{After: string(make([]byte, 65))}, "after"},
-		{"negative page size", &usersv1.ListUserEventsRequest{PageSize: -1}, "page_size"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.client.ListUserEvents(context.Background(), tc.req)
-			checkErr(t, "ListUserEvents", err, codes.InvalidArgument, tc.field)
-		})
-	}
+	forEachVersion(t, func(t *testing.T, e *eventsEnv, v apiVersion) {
+		tests := []struct {
+			name     string
+			after    string
+			pageSize int32
+			field    string
+		}{
+			{"malformed cursor", "not a cursor", 0, "after"},
+			{"cursor too long", string(make([]byte, 65)), 0, "after"},
+			{"negative page size", "", -1, "page_size"},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				_, _, err := v.listUserEvents(context.Background(), tc.after, tc.pageSize)
+				checkErr(t, "ListUserEvents", err, codes.InvalidArgument, tc.field)
+			})
+		}
+	})
 }
 
 // recvEvents receives n events from stream, of either API version,
@@ -205,42 +225,46 @@ func recvEvents[E any](t *testing.T, stream grpc.ServerStreamingClient[E], n int
 // TestWatchUserEvents checks that a stream sends the backlog after its
 // cursor, then events committed later, and ends when the client cancels.
 func TestWatchUserEvents(t *testing.T) {
-	e := newEventsEnv(t)
-	ada := mustCreate(t, e.client, user("ada@example.com", "Ada"))
-	bob := mustCreate(t, e.client, user("bob@example.com", "Bob"))
-	first, err := e.client.ListUserEvents(context.Background(), &usersv1.ListUserEventsRequest{PageSize: 1})
-	if err != nil {
-		t.Fatalf("ListUserEvents err = %v", err)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stream, err := e.client.WatchUserEvents(ctx, &usersv1.WatchUserEventsRequest{After: first.GetNextCursor()})
-	if err != nil {
-		t.Fatalf("WatchUserEvents err = %v", err)
-	}
-	backlog := recvEvents(t, stream, 1)
-	if got := summarize(backlog); got[0].UserID != bob.GetId() || got[0].Type != "user.created" {
-		t.Errorf("backlog after Ada's event = %+v, want Bob's user.created", got)
-	}
-	mustDelete(t, e.client, ada.GetId())
-	live := recvEvents(t, stream, 1)
-	if got := summarize(live); got[0].UserID != ada.GetId() || got[0].Type != "user.deleted" {
-		t.Errorf("live event = %+v, want Ada's user.deleted", got)
-	}
-	if live[0].GetCursor() == backlog[0].GetCursor() {
-		t.Errorf("live and backlog events share cursor %q", live[0].GetCursor())
-	}
-
-	cancel()
-	for {
-		if _, err := stream.Recv(); err != nil {
-			if status.Code(err) != codes.Canceled {
-				t.Errorf("Recv after cancel err = %v, want Canceled", err)
-			}
-			break
+	forEachVersion(t, func(t *testing.T, e *eventsEnv, v apiVersion) {
+		ada := mustCreate(t, e.client, user("ada@example.com", "Ada"))
+		bob := mustCreate(t, e.client, user("bob@example.com", "Bob"))
+		_, next, err := v.listUserEvents(context.Background(), "", 1)
+		if err != nil {
+			t.Fatalf("ListUserEvents err = %v", err)
 		}
-	}
+
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stream, err := v.watchUserEvents(ctx, next)
+		if err != nil {
+			t.Fatalf("WatchUserEvents err = %v", err)
+		}
+		backlog := recvEvents(t, stream, 1)
+		if got := summarize(backlog); got[0].UserID != v.userRef(bob.GetId()) || got[0].Type != "user.created" || !got[0].HasUser {
+			t.Errorf("backlog after Ada's event = %+v, want Bob's user.created", got)
+		}
+		if _, ok := refID(backlog[0].Ref, v.eventRef); !ok {
+			t.Errorf("event name = %q, want %s", backlog[0].Ref, v.eventRef("{id}"))
+		}
+		mustDelete(t, e.client, ada.GetId())
+		live := recvEvents(t, stream, 1)
+		if got := summarize(live); got[0].UserID != v.userRef(ada.GetId()) || got[0].Type != "user.deleted" {
+			t.Errorf("live event = %+v, want Ada's user.deleted", got)
+		}
+		if live[0].Cursor == backlog[0].Cursor {
+			t.Errorf("live and backlog events share cursor %q", live[0].Cursor)
+		}
+
+		cancel()
+		for {
+			if _, err := stream.Recv(); err != nil {
+				if status.Code(err) != codes.Canceled {
+					t.Errorf("Recv after cancel err = %v, want Canceled", err)
+				}
+				break
+			}
+		}
+	})
 }
 
 // TestWatchUserEventsBacklogPages checks a backlog longer than a page of
@@ -274,14 +298,15 @@ func TestWatchUserEventsBacklogPages(t *testing.T) {
 }
 
 func TestWatchUserEventsInvalid(t *testing.T) {
-	e := newEventsEnv(t)
-	for _, after := range []string{"not a cursor", string(make([]byte, 65))} {
-		stream, err := e.client.WatchUserEvents(context.Background(), &usersv1.WatchUserEventsRequest{After: after})
-		if err == nil {
-			_, err = stream.Recv()
+	forEachVersion(t, func(t *testing.T, e *eventsEnv, v apiVersion) {
+		for _, after := range []string{"not a cursor", string(make([]byte, 65))} {
+			stream, err := v.watchUserEvents(context.Background(), after)
+			if err == nil {
+				_, err = stream.Recv()
+			}
+			checkErr(t, "WatchUserEvents", err, codes.InvalidArgument, "after")
 		}
-		checkErr(t, "WatchUserEvents", err, codes.InvalidArgument, "after")
-	}
+	})
 }
 
 // TestWatchUserEventsDrain checks the shutdown of streams: Drain ends the
