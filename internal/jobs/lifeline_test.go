@@ -224,13 +224,7 @@ func TestLockLostPostgres(t *testing.T) {
 	cfg.Log = zerolog.New(logs)
 	a := h.newQueue(t, cfg)
 	rows := chunkJobs(t, h, a, 1)
-	store := &failingStore{block: true, started: make(chan struct{})}
-	aw := start(t, a, users.NewService(store, users.Config{}), jobs.Deps{})
-	select {
-	case <-store.started:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the job never started")
-	}
+	aw := startBlocked(t, a)
 	b := startWatcher(t, h, &failingStore{})
 
 	key, ok := jobs.LockKey(jobs.ClientID(aw))
@@ -277,13 +271,7 @@ func TestLostJobPostgres(t *testing.T) {
 	rows := chunkJobs(t, h, a, 2)
 	// rows[1] is not fetched: running, for someone, before the workers start.
 	runningAs(t, h, rows[1].ID, "someone", 1)
-	store := &failingStore{block: true, started: make(chan struct{})}
-	aw := start(t, a, users.NewService(store, users.Config{}), jobs.Deps{})
-	select {
-	case <-store.started:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the job never started")
-	}
+	aw := startBlocked(t, a)
 	// Now the database says the process runs it too.
 	lostAt := time.Now()
 	runningAs(t, h, rows[1].ID, jobs.ClientID(aw), 1)
@@ -308,6 +296,20 @@ func TestLostJobPostgres(t *testing.T) {
 	if l := logs.line("jobs this process lost put back in the queue"); !strings.Contains(l, fmt.Sprintf(`"job_ids":[%d]`, rows[1].ID)) {
 		t.Errorf("log line %q, want job %d", l, rows[1].ID)
 	}
+}
+
+// startBlocked starts q's workers on a store whose first import chunk runs
+// until the workers stop, and returns once that chunk runs.
+func startBlocked(t *testing.T, q *jobs.Queue[pgx.Tx]) *jobs.Workers {
+	t.Helper()
+	store := &failingStore{block: true, started: make(chan struct{})}
+	w := start(t, q, users.NewService(store, users.Config{}), jobs.Deps{})
+	select {
+	case <-store.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job never started")
+	}
+	return w
 }
 
 func mustConnect(t *testing.T, dsn string) *pgx.Conn {
