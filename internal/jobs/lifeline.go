@@ -81,13 +81,11 @@ type lifeline struct {
 
 	mu   sync.Mutex
 	held bool
-	wake chan struct{} // closed when the lock is held again
-	runs map[uint64]context.CancelCauseFunc
-	next uint64
-	// running counts the runs of each job ID in this process; touched is
-	// when each last started or ended (kept for 2×lostAfter).
-	running map[int64]int
-	touched map[int64]time.Time
+	wake chan struct{}     // closed when the lock is held again
+	runs map[*run]struct{} // the jobs running in this process
+	// ended is when the last run here of each job ended, kept for
+	// 2×lostAfter (see reclaim).
+	ended map[int64]time.Time
 
 	conn   *pgx.Conn // the lock's; only hold touches it between start and stop
 	cancel context.CancelFunc
@@ -96,14 +94,19 @@ type lifeline struct {
 
 var _ rivertype.WorkerMiddleware = (*lifeline)(nil)
 
+// run is one run of a job in this process.
+type run struct {
+	job    int64
+	cancel context.CancelCauseFunc
+}
+
 func newLifeline(pool *pgxpool.Pool, driver *riverpgxv5.Driver, log zerolog.Logger) *lifeline {
 	key := int64(rand.Uint64())
 	host, _ := os.Hostname()
 	return &lifeline{
 		pool: pool, driver: driver, key: key, id: clientID(key, host),
 		log:  log.With().Str("component", "jobs").Logger(),
-		wake: make(chan struct{}), runs: map[uint64]context.CancelCauseFunc{},
-		running: map[int64]int{}, touched: map[int64]time.Time{},
+		wake: make(chan struct{}), runs: map[*run]struct{}{}, ended: map[int64]time.Time{},
 	}
 }
 
@@ -262,8 +265,8 @@ func (l *lifeline) setHeld(held bool, cause error) {
 	}
 	l.wake = make(chan struct{})
 	l.log.Warn().Err(cause).Int("cancelled", len(l.runs)).Msg("liveness lock lost: running jobs cancelled, no new ones until it is held again")
-	for _, cancel := range l.runs {
-		cancel(errLockLost)
+	for r := range l.runs {
+		r.cancel(errLockLost)
 	}
 }
 
@@ -283,19 +286,13 @@ func (l *lifeline) Work(ctx context.Context, job *rivertype.JobRow, doInner func
 		}
 		l.mu.Lock()
 	}
-	l.next++
-	n := l.next
-	l.runs[n] = cancel
-	l.running[job.ID]++
-	l.touched[job.ID] = time.Now()
+	r := &run{job: job.ID, cancel: cancel}
+	l.runs[r] = struct{}{}
 	l.mu.Unlock()
 	defer func() {
 		l.mu.Lock()
-		delete(l.runs, n)
-		if l.running[job.ID]--; l.running[job.ID] <= 0 {
-			delete(l.running, job.ID)
-		}
-		l.touched[job.ID] = time.Now()
+		delete(l.runs, r)
+		l.ended[job.ID] = time.Now()
 		l.mu.Unlock()
 	}()
 	return doInner(ctx)
@@ -425,23 +422,27 @@ func (l *lifeline) reclaim(ctx context.Context, lost map[int64]time.Time) error 
 	now := time.Now()
 	seen := map[int64]bool{}
 	l.mu.Lock()
+	running := make(map[int64]bool, len(l.runs))
+	for r := range l.runs {
+		running[r.job] = true
+	}
 	for _, id := range ids {
-		if t, ok := l.touched[id]; l.running[id] == 0 && (!ok || now.Sub(t) >= lostAfter) {
+		if t, ok := l.ended[id]; !running[id] && (!ok || now.Sub(t) >= lostAfter) {
 			seen[id] = true
 		}
 	}
-	for id, t := range l.touched {
-		if l.running[id] == 0 && now.Sub(t) > 2*lostAfter {
-			delete(l.touched, id)
+	for id, t := range l.ended {
+		if now.Sub(t) > 2*lostAfter {
+			delete(l.ended, id)
 		}
 	}
 	l.mu.Unlock()
-	var due []int64
 	for id := range lost {
 		if !seen[id] {
 			delete(lost, id)
 		}
 	}
+	var due []int64
 	var lostFor time.Duration
 	for id := range seen {
 		since, ok := lost[id]
