@@ -179,12 +179,8 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, depth depthFu
 	}
 	ins := newInserts()
 	d := newDepthCollector(depth)
-	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{ins.enqueued, d} {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("jobs: registering metrics: %w", err)
-			}
-		}
+	if err := cfg.register(ins.enqueued, d); err != nil {
+		return nil, err
 	}
 	client, err := river.NewClient(driver, clientConfig(cfg, ins))
 	if err != nil {
@@ -244,6 +240,19 @@ func (q *Queue[TTx]) insertTx(ctx context.Context, tx TTx, what string, args []r
 	return nil
 }
 
+// register registers the collectors with the Registerer, if any.
+func (c *Config) register(cs ...prometheus.Collector) error {
+	if c.Registerer == nil {
+		return nil
+	}
+	for _, col := range cs {
+		if err := c.Registerer.Register(col); err != nil {
+			return fmt.Errorf("jobs: registering metrics: %w", err)
+		}
+	}
+	return nil
+}
+
 // relayTimeout bounds one run of a relay job: relayTimeout, or half the
 // lease if that is shorter.
 func (c *Config) relayTimeout() time.Duration { return min(relayTimeout, c.Lease/2) }
@@ -293,10 +302,8 @@ func (q *Queue[TTx]) Start(ctx context.Context, svc *users.Service, deps Deps) (
 		sinks = append(sinks, sinkNATS)
 	}
 	w.events = newEventMetrics(svc, sinks)
-	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(w.events); err != nil {
-			return nil, fmt.Errorf("jobs: registering metrics: %w", err)
-		}
+	if err := cfg.register(w.events); err != nil {
+		return nil, err
 	}
 	rec, id, mw := q.newRecovery(cfg.Log)
 	rc := clientConfig(cfg, q.inserts)

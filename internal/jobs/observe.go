@@ -101,12 +101,8 @@ func newObserver(cfg Config, tp trace.TracerProvider) (*observer, error) {
 			Help: "Jobs a process that died left running, put back in the queue by this one, by kind and new state (available, discarded when out of attempts, cancelled when cancellation was asked).",
 		}, []string{"kind", "state"}),
 	}
-	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{o.outcomes, o.wait, o.duration, o.inFlight, o.rescued} {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("jobs: registering metrics: %w", err)
-			}
-		}
+	if err := cfg.register(o.outcomes, o.wait, o.duration, o.inFlight, o.rescued); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
