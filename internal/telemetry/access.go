@@ -96,9 +96,10 @@ func withError(e *zerolog.Event, log *zerolog.Logger, err, cause error) *zerolog
 // internalErrorBody is the body of the 500 that answers a panic.
 const internalErrorBody = `{"code":13,"message":"internal error","details":[]}`
 
-// logHTTP writes the access line of an HTTP request that started at start
-// and was answered with status and bytes of body; ctx carries its span.
-func logHTTP(log *zerolog.Logger, ctx context.Context, r *http.Request, call *Call, status int, bytes int64, start time.Time, stack []byte) {
+// logHTTP writes the access line of an HTTP request on route (its label:
+// the template, or "unmatched"), answered with status and bytes of body
+// after elapsed; ctx carries its span.
+func logHTTP(log *zerolog.Logger, ctx context.Context, r *http.Request, call *Call, route string, status int, bytes int64, elapsed time.Duration, stack []byte) {
 	rpc, code, cause, ranRPC := call.RPC()
 	if !ranRPC {
 		code = codes.OK
@@ -107,15 +108,11 @@ func logHTTP(log *zerolog.Logger, ctx context.Context, r *http.Request, call *Ca
 		}
 	}
 	e := level(log, code, cause)
-	route := call.Route()
-	if route == "" {
-		route = "unmatched"
-	}
 	e = traceFields(e, ctx).
 		Str("method", r.Method).
 		Str("route", route).
 		Int("status", status).
-		Float64("duration_ms", ms(time.Since(start))).
+		Float64("duration_ms", ms(elapsed)).
 		Str("peer", r.RemoteAddr).
 		Int64("bytes", bytes)
 	if ranRPC {

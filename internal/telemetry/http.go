@@ -54,8 +54,10 @@ func (h *httpEdge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusRecorder{ResponseWriter: w}
 	h.m.httpInFlight.Inc()
 	stack, p := h.serve(sw, r)
-	// Observed panic or not: a panic before any status counts as a 500.
+	// Observed panic or not: a panic before any status counts as a 500,
+	// which is then what goes out.
 	h.m.httpInFlight.Dec()
+	elapsed := time.Since(start)
 	status := sw.status
 	if status == 0 {
 		status = http.StatusOK
@@ -63,7 +65,12 @@ func (h *httpEdge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusInternalServerError
 		}
 	}
-	h.m.observeHTTP(ctx, call.Route(), r.Method, status, time.Since(start))
+	route := call.Route()
+	label := route
+	if label == "" {
+		label = "unmatched"
+	}
+	h.m.observeHTTP(ctx, label, r.Method, status, elapsed)
 	if p == http.ErrAbortHandler {
 		// No line, and net/http's own handling.
 		panic(p)
@@ -75,12 +82,9 @@ func (h *httpEdge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		// The span is named only when next returned.
-		nameSpan(ctx, r.Method, call)
+		nameSpan(ctx, r.Method, route, call)
 	}
-	if sw.status == 0 {
-		sw.status = http.StatusOK
-	}
-	logHTTP(&h.log, ctx, r, call, sw.status, sw.bytes, start, stack)
+	logHTTP(&h.log, ctx, r, call, label, status, sw.bytes, elapsed, stack)
 }
 
 // serve runs next and returns what it panicked with, if it did, and the

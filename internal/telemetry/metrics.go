@@ -154,12 +154,10 @@ func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return m.grpcUnary
 }
 
-// observeHTTP records one HTTP request in the duration histogram, with the
-// exemplar of ctx's span when one is due.
+// observeHTTP records one HTTP request on route (its label: the template,
+// or "unmatched") in the duration histogram, with the exemplar of ctx's
+// span when one is due.
 func (m *Metrics) observeHTTP(ctx context.Context, route, method string, status int, elapsed time.Duration) {
-	if route == "" {
-		route = "unmatched"
-	}
 	obs := m.httpDuration.WithLabelValues(route, methodLabel(method), statusLabel(status))
 	obs.(prometheus.ExemplarObserver).ObserveWithExemplar(elapsed.Seconds(), m.httpExemplars.exemplar(ctx))
 }

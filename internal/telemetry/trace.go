@@ -97,19 +97,15 @@ func Propagator() propagation.TextMapPropagator {
 	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 }
 
-// nameSpan names the HTTP server span of ctx after call's route: "GET
+// nameSpan names the HTTP server span of ctx after route, call's: "GET
 // /v1/users/{id}", with http.route set, and when the route ran an RPC,
 // rpc.system.name, rpc.method and rpc.response.status_code (the span stands
 // for the call, which the gateway makes in-process). A request that matched
 // no route keeps its name ("GET"). A span that is not recording (not
 // sampled) is left alone: its name and attributes go nowhere.
-func nameSpan(ctx context.Context, method string, call *Call) {
+func nameSpan(ctx context.Context, method, route string, call *Call) {
 	span := trace.SpanFromContext(ctx)
-	if !span.IsRecording() {
-		return
-	}
-	route := call.Route()
-	if route == "" {
+	if route == "" || !span.IsRecording() {
 		return
 	}
 	span.SetName(method + " " + route)
