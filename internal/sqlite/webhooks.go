@@ -205,25 +205,19 @@ func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limi
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []users.DeliveryAttempt
-	for rows.Next() {
+	return collect(rows, nil, func(row rowScanner) (users.DeliveryAttempt, error) {
 		var (
 			a               users.DeliveryAttempt
 			typ             string
 			latency, micros int64
 		)
-		err := rows.Scan(&a.WebhookID, &a.EventID, &typ, &a.Attempt, &a.Status, &latency, &a.Success, &a.Error, &micros)
+		err := row.Scan(&a.WebhookID, &a.EventID, &typ, &a.Attempt, &a.Status, &latency, &a.Success, &a.Error, &micros)
 		if err != nil {
-			return nil, err
+			return a, err
 		}
 		a.EventType, a.Latency, a.Time = users.EventType(typ), time.Duration(latency)*time.Microsecond, fromMicros(micros)
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return out, rows.Close()
+		return a, nil
+	})
 }
 
 // PurgeDeliveryAttempts deletes the delivery attempts made before the time;
@@ -304,23 +298,11 @@ func queryWebhooks(ctx context.Context, q queryer, query string) ([]*users.Webho
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var ws []*users.Webhook
-	for rows.Next() {
-		w, err := scanWebhook(rows)
-		if err != nil {
-			return nil, err
-		}
-		ws = append(ws, w)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return ws, rows.Close()
+	return collect(rows, nil, scanWebhook)
 }
 
 // scanWebhook reads the webhookColumns of one row.
-func scanWebhook(row interface{ Scan(...any) error }) (*users.Webhook, error) {
+func scanWebhook(row rowScanner) (*users.Webhook, error) {
 	var (
 		w                      users.Webhook
 		types                  string
