@@ -70,7 +70,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.W
 		return nil, err
 	}
 	s.db.afterCommit(ctx)
-	return storedWebhook(w.Clone()), nil
+	return usersql.StoredWebhook(w.Clone()), nil
 }
 
 // GetWebhook reads the subscription from the readers; see users.WebhookStore.
@@ -119,7 +119,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Web
 		return nil, err
 	}
 	s.db.afterCommit(ctx)
-	return storedWebhook(w), nil
+	return usersql.StoredWebhook(w), nil
 }
 
 // writeWebhook stores the mutable columns of w within tx.
@@ -191,7 +191,7 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttem
 		return nil, err
 	}
 	s.db.afterCommit(ctx)
-	return storedWebhook(w), nil
+	return usersql.StoredWebhook(w), nil
 }
 
 // ListDeliveryAttempts reads the newest attempts from the readers; see
@@ -336,14 +336,4 @@ func webhookArgs(w *users.Webhook) ([]any, error) {
 	}
 	return []any{w.ID, w.URL, types, w.Secret, w.Enabled, w.ConsecutiveFailures, w.DisabledReason,
 		w.CreateTime.UnixMicro(), w.UpdateTime.UnixMicro()}, nil
-}
-
-// storedWebhook returns w as it reads back: times in UTC at microsecond
-// precision and nil for no event types.
-func storedWebhook(w *users.Webhook) *users.Webhook {
-	if len(w.EventTypes) == 0 {
-		w.EventTypes = nil
-	}
-	w.CreateTime, w.UpdateTime = users.Truncate(w.CreateTime), users.Truncate(w.UpdateTime)
-	return w
 }
