@@ -11,8 +11,8 @@ import (
 	"github.com/usersd/usersd/internal/users/usersql"
 )
 
-// Events: users.EventStore, the outbox. Events are appended on the writer, within the transaction of
-// their change, and read on the readers.
+// Events: users.EventStore, the outbox. Events are appended on the writer,
+// within the transaction of their change, and read on the readers.
 //
 // The feed is in seq order, and sound: the single writer connection runs
 // one transaction at a time, from BEGIN IMMEDIATE to COMMIT, so the

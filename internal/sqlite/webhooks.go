@@ -16,9 +16,9 @@ import (
 )
 
 // Webhooks: users.WebhookStore, the subscriptions, their delivery attempts
-// and the dispatch of the event feed to them. The statements are not kept prepared: none of them is on a hot path but
-// RecordDeliveryAttempt, which the network round trip of the delivery
-// dwarfs.
+// and the dispatch of the event feed to them. The statements are not kept
+// prepared: none of them is on a hot path but RecordDeliveryAttempt, which
+// the network round trip of the delivery dwarfs.
 
 // webhookColumns are the columns scanWebhook reads, in its order.
 const webhookColumns = "id, url, event_types, secret, enabled, consecutive_failures, disabled_reason, create_time, update_time"
