@@ -72,13 +72,7 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 		switch {
 		case err == nil:
 			if !bytes.Equal(fingerprint, key.Fingerprint) {
-				return nil, &users.InvalidError{
-					Violations: []users.FieldViolation{{
-						Field:       "request_id",
-						Description: "request_id was already used for a different request",
-					}},
-					Reason: users.ReasonRequestIDReused,
-				}
+				return nil, usersql.RequestIDReused()
 			}
 			got, err := scanUser(tx.StmtContext(ctx, getUser).QueryRowContext(ctx, userID))
 			if err != nil {
