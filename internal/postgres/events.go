@@ -17,9 +17,9 @@ import (
 	"github.com/usersd/usersd/internal/users/usersql"
 )
 
-// Events: users.EventStore, the outbox. Each event row records, besides its seq, the id of the
-// transaction that appended it (txid, pg_current_xact_id()), and the feed is
-// in (txid, seq) order.
+// Events: users.EventStore, the outbox. Each event row records, besides its
+// seq, the id of the transaction that appended it (txid,
+// pg_current_xact_id()), and the feed is in (txid, seq) order.
 //
 // Why not seq alone: sequence values are handed out when a row is inserted,
 // and transactions commit in any order, so a reader can see seq 11

@@ -117,10 +117,7 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 			return nil, fmt.Errorf("import request %s: %w", key.RequestID, err)
 		}
 		if !bytes.Equal(stored, fingerprint) {
-			return nil, &users.InvalidError{
-				Violations: []users.FieldViolation{{Field: "request_id", Description: "request_id was already used for a different request"}},
-				Reason:     users.ReasonRequestIDReused,
-			}
+			return nil, usersql.RequestIDReused()
 		}
 		return got, nil // the rollback ends a transaction that wrote nothing
 	}

@@ -156,10 +156,7 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 			return nil, fmt.Errorf("request %s: %w", key.RequestID, err)
 		}
 		if !bytes.Equal(stored, fingerprint) {
-			return nil, &users.InvalidError{
-				Violations: []users.FieldViolation{{Field: "request_id", Description: "request_id was already used for a different request"}},
-				Reason:     users.ReasonRequestIDReused,
-			}
+			return nil, usersql.RequestIDReused()
 		}
 		return r.user()
 	}

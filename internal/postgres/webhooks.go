@@ -86,7 +86,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.W
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
-	return storedWebhook(w.Clone()), nil
+	return usersql.StoredWebhook(w.Clone()), nil
 }
 
 // GetWebhook reads the subscription in one statement; see users.WebhookStore.
@@ -148,7 +148,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Web
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
-	return storedWebhook(w), nil
+	return usersql.StoredWebhook(w), nil
 }
 
 // lockWebhook reads the subscription with SELECT … FOR UPDATE within tx.
@@ -224,7 +224,7 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttem
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
-	return storedWebhook(w), nil
+	return usersql.StoredWebhook(w), nil
 }
 
 // ListDeliveryAttempts reads the newest attempts in one statement; see
@@ -392,14 +392,4 @@ func webhookArgs(w *users.Webhook) ([]any, error) {
 	}
 	return []any{pgUUID(id), w.URL, types, w.Secret, w.Enabled, w.ConsecutiveFailures, w.DisabledReason,
 		w.CreateTime, w.UpdateTime}, nil
-}
-
-// storedWebhook returns w as it reads back: times in UTC at microsecond
-// precision and nil for no event types.
-func storedWebhook(w *users.Webhook) *users.Webhook {
-	if len(w.EventTypes) == 0 {
-		w.EventTypes = nil
-	}
-	w.CreateTime, w.UpdateTime = users.Truncate(w.CreateTime), users.Truncate(w.UpdateTime)
-	return w
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/usersd/usersd/internal/users/usersql"
 )
 
-// Events: users.EventStore, the outbox. Events are appended on the writer, within the transaction of
-// their change, and read on the readers.
+// Events: users.EventStore, the outbox. Events are appended on the writer,
+// within the transaction of their change, and read on the readers.
 //
 // The feed is in seq order, and sound: the single writer connection runs
 // one transaction at a time, from BEGIN IMMEDIATE to COMMIT, so the
@@ -84,19 +84,7 @@ func listEvents(ctx context.Context, list *sql.Stmt, after users.EventPos, limit
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	evs := make([]users.Event, 0, min(limit, 1000))
-	for rows.Next() {
-		ev, err := scanEvent(rows)
-		if err != nil {
-			return nil, err
-		}
-		evs = append(evs, ev)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return evs, rows.Close()
+	return collect(rows, make([]users.Event, 0, min(limit, 1000)), scanEvent)
 }
 
 // GetEvent reads the event with the id from the readers; see users.EventStore.
@@ -125,7 +113,7 @@ func (s *Store) GetEvent(ctx context.Context, id string) (_ *users.Event, err er
 }
 
 // scanEvent reads the eventColumns of one row.
-func scanEvent(rows *sql.Rows) (users.Event, error) {
+func scanEvent(row rowScanner) (users.Event, error) {
 	var (
 		ev                  users.Event
 		typ, paths          string
@@ -134,7 +122,7 @@ func scanEvent(rows *sql.Rows) (users.Event, error) {
 		seq                 int64
 		userID, traceParent string
 	)
-	if err := rows.Scan(&seq, &ev.ID, &typ, &userID, &snapshot, &paths, &micros, &traceParent); err != nil {
+	if err := row.Scan(&seq, &ev.ID, &typ, &userID, &snapshot, &paths, &micros, &traceParent); err != nil {
 		return ev, err
 	}
 	ev.Pos = users.EventPos{Seq: seq}

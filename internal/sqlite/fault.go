@@ -12,9 +12,9 @@ import (
 )
 
 // classify is users.Classify with SQLite's table of failures (wrap calls
-// it for every exported method of Store): a write
-// that waited for the lock past busy_timeout, a full disk, an I/O error, a
-// file that cannot be opened or written, no memory.
+// it for every exported method of Store): a write that waited for the lock
+// past busy_timeout, a full disk, an I/O error, a file that cannot be
+// opened or written, no memory.
 func classify(ctx context.Context, err error) error {
 	return users.Classify(ctx, err, faultOf)
 }

@@ -48,13 +48,7 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 	switch {
 	case err == nil:
 		if !bytes.Equal(fingerprint, key.Fingerprint) {
-			return nil, &users.InvalidError{
-				Violations: []users.FieldViolation{{
-					Field:       "request_id",
-					Description: "request_id was already used for a different request",
-				}},
-				Reason: users.ReasonRequestIDReused,
-			}
+			return nil, usersql.RequestIDReused()
 		}
 		return got, nil // the rollback ends a transaction that wrote nothing
 	case !errors.Is(err, sql.ErrNoRows):

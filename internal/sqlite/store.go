@@ -189,3 +189,25 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
+
+// rowScanner is one row to read: a *sql.Row, or *sql.Rows at its current
+// row.
+type rowScanner = interface{ Scan(dest ...any) error }
+
+// collect reads every row of rows with scan, appending to out, and closes
+// rows, so that the statement runs to its end. It returns the first error
+// of a scan, of the iteration or of the close.
+func collect[T any](rows *sql.Rows, out []T, scan func(rowScanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, rows.Close()
+}

@@ -72,13 +72,7 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 		switch {
 		case err == nil:
 			if !bytes.Equal(fingerprint, key.Fingerprint) {
-				return nil, &users.InvalidError{
-					Violations: []users.FieldViolation{{
-						Field:       "request_id",
-						Description: "request_id was already used for a different request",
-					}},
-					Reason: users.ReasonRequestIDReused,
-				}
+				return nil, usersql.RequestIDReused()
 			}
 			got, err := scanUser(tx.StmtContext(ctx, getUser).QueryRowContext(ctx, userID))
 			if err != nil {
@@ -174,22 +168,11 @@ func (s *Store) query(ctx context.Context, query string, args []any, sizeHint in
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var us []*users.User
 	if sizeHint > 0 {
 		us = make([]*users.User, 0, min(sizeHint, 1000))
 	}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		us = append(us, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return us, rows.Close()
+	return collect(rows, us, scanUser)
 }
 
 // UpdateUser reads the user in a writer transaction, which holds the
@@ -304,19 +287,11 @@ func queryIDs(ctx context.Context, q *sql.Stmt, args ...any) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
+	return collect(rows, nil, func(row rowScanner) (string, error) {
 		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return ids, rows.Close()
+		err := row.Scan(&id)
+		return id, err
+	})
 }
 
 // writeError translates an error from inserting or updating a user.
@@ -331,7 +306,7 @@ func writeError(err error) error {
 }
 
 // scanUser reads the userColumns of one row.
-func scanUser(row interface{ Scan(...any) error }) (*users.User, error) {
+func scanUser(row rowScanner) (*users.User, error) {
 	var (
 		u                      users.User
 		state, labels          string

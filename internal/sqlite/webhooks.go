@@ -16,9 +16,9 @@ import (
 )
 
 // Webhooks: users.WebhookStore, the subscriptions, their delivery attempts
-// and the dispatch of the event feed to them. The statements are not kept prepared: none of them is on a hot path but
-// RecordDeliveryAttempt, which the network round trip of the delivery
-// dwarfs.
+// and the dispatch of the event feed to them. The statements are not kept
+// prepared: none of them is on a hot path but RecordDeliveryAttempt, which
+// the network round trip of the delivery dwarfs.
 
 // webhookColumns are the columns scanWebhook reads, in its order.
 const webhookColumns = "id, url, event_types, secret, enabled, consecutive_failures, disabled_reason, create_time, update_time"
@@ -70,7 +70,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.W
 		return nil, err
 	}
 	s.db.afterCommit(ctx)
-	return storedWebhook(w.Clone()), nil
+	return usersql.StoredWebhook(w.Clone()), nil
 }
 
 // GetWebhook reads the subscription from the readers; see users.WebhookStore.
@@ -119,7 +119,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Web
 		return nil, err
 	}
 	s.db.afterCommit(ctx)
-	return storedWebhook(w), nil
+	return usersql.StoredWebhook(w), nil
 }
 
 // writeWebhook stores the mutable columns of w within tx.
@@ -191,7 +191,7 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttem
 		return nil, err
 	}
 	s.db.afterCommit(ctx)
-	return storedWebhook(w), nil
+	return usersql.StoredWebhook(w), nil
 }
 
 // ListDeliveryAttempts reads the newest attempts from the readers; see
@@ -205,25 +205,19 @@ func (s *Store) ListDeliveryAttempts(ctx context.Context, webhookID string, limi
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []users.DeliveryAttempt
-	for rows.Next() {
+	return collect(rows, nil, func(row rowScanner) (users.DeliveryAttempt, error) {
 		var (
 			a               users.DeliveryAttempt
 			typ             string
 			latency, micros int64
 		)
-		err := rows.Scan(&a.WebhookID, &a.EventID, &typ, &a.Attempt, &a.Status, &latency, &a.Success, &a.Error, &micros)
+		err := row.Scan(&a.WebhookID, &a.EventID, &typ, &a.Attempt, &a.Status, &latency, &a.Success, &a.Error, &micros)
 		if err != nil {
-			return nil, err
+			return a, err
 		}
 		a.EventType, a.Latency, a.Time = users.EventType(typ), time.Duration(latency)*time.Microsecond, fromMicros(micros)
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return out, rows.Close()
+		return a, nil
+	})
 }
 
 // PurgeDeliveryAttempts deletes the delivery attempts made before the time;
@@ -304,23 +298,11 @@ func queryWebhooks(ctx context.Context, q queryer, query string) ([]*users.Webho
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var ws []*users.Webhook
-	for rows.Next() {
-		w, err := scanWebhook(rows)
-		if err != nil {
-			return nil, err
-		}
-		ws = append(ws, w)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return ws, rows.Close()
+	return collect(rows, nil, scanWebhook)
 }
 
 // scanWebhook reads the webhookColumns of one row.
-func scanWebhook(row interface{ Scan(...any) error }) (*users.Webhook, error) {
+func scanWebhook(row rowScanner) (*users.Webhook, error) {
 	var (
 		w                      users.Webhook
 		types                  string
@@ -354,14 +336,4 @@ func webhookArgs(w *users.Webhook) ([]any, error) {
 	}
 	return []any{w.ID, w.URL, types, w.Secret, w.Enabled, w.ConsecutiveFailures, w.DisabledReason,
 		w.CreateTime.UnixMicro(), w.UpdateTime.UnixMicro()}, nil
-}
-
-// storedWebhook returns w as it reads back: times in UTC at microsecond
-// precision and nil for no event types.
-func storedWebhook(w *users.Webhook) *users.Webhook {
-	if len(w.EventTypes) == 0 {
-		w.EventTypes = nil
-	}
-	w.CreateTime, w.UpdateTime = users.Truncate(w.CreateTime), users.Truncate(w.UpdateTime)
-	return w
 }

@@ -59,3 +59,13 @@ type fnError struct{ err error }
 
 func (e fnError) Error() string { return e.err.Error() }
 func (e fnError) Unwrap() error { return e.err }
+
+// RequestIDReused is the error of a create whose request id is stored
+// with another fingerprint: an *users.InvalidError on "request_id" with
+// Reason users.ReasonRequestIDReused. Each call returns a new one.
+func RequestIDReused() *users.InvalidError {
+	return &users.InvalidError{
+		Violations: []users.FieldViolation{{Field: "request_id", Description: "request_id was already used for a different request"}},
+		Reason:     users.ReasonRequestIDReused,
+	}
+}

@@ -1,8 +1,9 @@
 // Package usersql is what the SQL stores share: the WHERE, ORDER BY and
 // LIMIT of a users.ListQuery, the stored forms of events and import
-// failures, the deliveries of a dispatch, and Wrap, the one deferred wrap
-// of a store method's error. Every value of a list query travels as a bind
-// argument; no caller input is ever spliced into the statement text.
+// failures, the deliveries of a dispatch, the webhook a write returns
+// (StoredWebhook), and Wrap, the one deferred wrap of a store method's
+// error. Every value of a list query travels as a bind argument; no caller
+// input is ever spliced into the statement text.
 //
 // Both stores use the same column names: id, email_key, display_name, state,
 // create_time, update_time. email_key and id must sort bytewise (Postgres

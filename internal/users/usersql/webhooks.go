@@ -19,3 +19,13 @@ func Deliveries(evs []users.Event, hooks []*users.Webhook) []users.Delivery {
 	}
 	return out
 }
+
+// StoredWebhook returns w, changed to read as a store returns it: times in
+// UTC at microsecond precision and nil for no event types.
+func StoredWebhook(w *users.Webhook) *users.Webhook {
+	if len(w.EventTypes) == 0 {
+		w.EventTypes = nil
+	}
+	w.CreateTime, w.UpdateTime = users.Truncate(w.CreateTime), users.Truncate(w.UpdateTime)
+	return w
+}

@@ -297,39 +297,24 @@ func testImportEnqueueFails(t *testing.T, s ImportStore, jobs *Jobs) {
 }
 
 func testImportConcurrent(t *testing.T, s ImportStore, jobs *Jobs) {
-	const n = 8
-	ids := make([]string, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			op, chunks := NewImport("req-concurrent", 2, 2)
-			got, err := s.CreateImport(context.Background(), op, importKey(op, "fp"), chunks)
-			errs[i] = err
-			if err == nil {
-				ids[i] = got.ID
-			}
-		})
-	}
-	wg.Wait()
-	for i := range n {
-		if errs[i] != nil {
-			t.Fatalf("CreateImport #%d err = %v", i, errs[i])
+	id := sameID(t, 8, "CreateImport", "operation", func() (string, error) {
+		op, chunks := NewImport("req-concurrent", 2, 2)
+		got, err := s.CreateImport(context.Background(), op, importKey(op, "fp"), chunks)
+		if err != nil {
+			return "", err
 		}
-		if ids[i] != ids[0] {
-			t.Errorf("CreateImport #%d operation = %s, want %s", i, ids[i], ids[0])
-		}
-	}
+		return got.ID, nil
+	})
 	enqueued := jobs.Chunks()
 	if len(enqueued) != 2 {
 		t.Errorf("%d chunks enqueued, want the 2 of one import", len(enqueued))
 	}
 	for _, c := range enqueued {
-		if c.OperationID != ids[0] {
-			t.Errorf("chunk %d of operation %s enqueued, want only operation %s's", c.Chunk, c.OperationID, ids[0])
+		if c.OperationID != id {
+			t.Errorf("chunk %d of operation %s enqueued, want only operation %s's", c.Chunk, c.OperationID, id)
 		}
 	}
-	getOperation(t, s, ids[0])
+	getOperation(t, s, id)
 }
 
 func testOperationProgress(t *testing.T, s ImportStore) {

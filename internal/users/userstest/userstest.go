@@ -260,32 +260,41 @@ func testIdempotency(t *testing.T, s users.UserStore) {
 }
 
 func testIdempotencyConcurrent(t *testing.T, s users.UserStore) {
-	const n = 8
 	key := &users.IdempotencyKey{RequestID: "req-concurrent", Fingerprint: []byte("fp")}
+	sameID(t, 8, "CreateUser", "id", func() (string, error) {
+		u, err := s.CreateUser(context.Background(), NewUser(1), key)
+		if err != nil {
+			return "", err
+		}
+		return u.ID, nil
+	})
+	if c := countAll(t, s); c != 1 {
+		t.Errorf("users stored = %d, want 1", c)
+	}
+}
+
+// sameID runs create n times at once, as retries of one request racing
+// each other, and checks that every run succeeded and returned the id of
+// the first. It returns that id. call names the store's method and noun
+// what the id is, in the failures.
+func sameID(t *testing.T, n int, call, noun string, create func() (string, error)) string {
+	t.Helper()
 	ids := make([]string, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() {
-			u, err := s.CreateUser(context.Background(), NewUser(1), key)
-			errs[i] = err
-			if err == nil {
-				ids[i] = u.ID
-			}
-		})
+		wg.Go(func() { ids[i], errs[i] = create() })
 	}
 	wg.Wait()
 	for i := range n {
 		if errs[i] != nil {
-			t.Fatalf("CreateUser #%d err = %v", i, errs[i])
+			t.Fatalf("%s #%d err = %v", call, i, errs[i])
 		}
 		if ids[i] != ids[0] {
-			t.Errorf("CreateUser #%d id = %s, want %s", i, ids[i], ids[0])
+			t.Errorf("%s #%d %s = %s, want %s", call, i, noun, ids[i], ids[0])
 		}
 	}
-	if c := countAll(t, s); c != 1 {
-		t.Errorf("users stored = %d, want 1", c)
-	}
+	return ids[0]
 }
 
 func testUpdate(t *testing.T, s users.UserStore) {
