@@ -183,7 +183,7 @@ func webhookToProtoV2(w *users.Webhook, withSecret bool) *usersv2.Webhook {
 // id, from its name.
 func webhookRequestV2(w *usersv2.Webhook) (id string, req users.WebhookRequest, err error) {
 	id, err = idOf(names.Webhooks, "webhook.id", w.GetName())
-	return id, users.WebhookRequest{URL: w.GetUrl(), EventTypes: eventTypes(w.GetEventTypes()), Enabled: w.GetEnabled()}, err
+	return id, webhookRequest(w), err
 }
 
 // deliveryToProtoV2 returns the v2 form of a delivery attempt.
