@@ -170,7 +170,7 @@ func (s *ServerV2) BatchGetUsers(ctx context.Context, req *usersv2.BatchGetUsers
 // output-only fields of the rows are ignored.
 func (s *ServerV2) ImportUsers(ctx context.Context, req *usersv2.ImportUsersRequest) (*usersv2.Operation, error) {
 	op, err := s.importUsers(ctx, req.GetRequestId(), func() ([]users.ImportRow, error) {
-		return importRows(req.GetUsers(), importRowV2, fromImportRowV2)
+		return importRows(req.GetUsers(), importRowV2, settableV2)
 	})
 	if err != nil {
 		return nil, err
