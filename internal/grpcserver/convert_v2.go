@@ -175,13 +175,6 @@ func webhookToProtoV2(w *users.Webhook, withSecret bool) *usersv2.Webhook {
 	}
 }
 
-// webhookRequestV2 returns the domain's form of a v2 subscription and its
-// id, from its name.
-func webhookRequestV2(w *usersv2.Webhook) (id string, req users.WebhookRequest, err error) {
-	id, err = idOf(names.Webhooks, "webhook.id", w.GetName())
-	return id, webhookRequest(w), err
-}
-
 // deliveryToProtoV2 returns the v2 form of a delivery attempt.
 func deliveryToProtoV2(a users.DeliveryAttempt) *usersv2.WebhookDelivery {
 	return &usersv2.WebhookDelivery{
