@@ -135,6 +135,7 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 		minGap: orDefault(cfg.MinRefreshInterval, DefaultMinRefreshInterval),
 		log:    cfg.Log,
 		kick:   make(chan struct{}, 1),
+		last:   time.Now(), // the first read starts now
 	}
 	lctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	err = ks.load(lctx)

@@ -38,10 +38,8 @@ type keySet struct {
 }
 
 // load reads the JWKS and, when it holds a usable key, replaces the keys.
+// Its caller sets last, when the read starts.
 func (s *keySet) load(ctx context.Context) error {
-	s.mu.Lock()
-	s.last = time.Now()
-	s.mu.Unlock()
 	raw, err := s.fetch(ctx)
 	if err != nil {
 		return err

@@ -60,31 +60,28 @@ func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options
 		runtime.WithForwardResponseOption(forwardResponse),
 		runtime.WithMiddlewares(recordRoute),
 	}
-	v1client, v2client := usersv1.NewUserServiceClient(conn), usersv2.NewUserServiceClient(conn)
-	register := func(mux *runtime.ServeMux, v1, v2, openAPI bool) error {
-		if v1 {
-			if err := usersv1.RegisterUserServiceHandlerClient(ctx, mux, v1client); err != nil {
-				return fmt.Errorf("registering users.v1 routes: %w", err)
-			}
-		}
-		if v2 {
-			if err := usersv2.RegisterUserServiceHandlerClient(ctx, mux, v2client); err != nil {
-				return fmt.Errorf("registering users.v2 routes: %w", err)
-			}
-		}
-		if openAPI {
-			return registerOpenAPI(mux)
-		}
-		return nil
-	}
+	// mux has every route; v1mux and v2mux one version's each (byVersion).
 	mux, v1mux, v2mux := newMux(muxOpts...), newMux(muxOpts...), newMux(muxOpts...)
-	for _, err := range []error{register(mux, true, true, true), register(v1mux, true, false, false), register(v2mux, false, true, false)} {
-		if err != nil {
-			return nil, err
+	v1client, v2client := usersv1.NewUserServiceClient(conn), usersv2.NewUserServiceClient(conn)
+	for _, m := range []*runtime.ServeMux{mux, v1mux} {
+		if err := usersv1.RegisterUserServiceHandlerClient(ctx, m, v1client); err != nil {
+			return nil, fmt.Errorf("registering users.v1 routes: %w", err)
 		}
 	}
-	byVersion := byVersion{all: mux, v1: v1mux, v2: v2mux}
-	return negotiateVersion(mux, announceV1Sunset(opts.V1Sunset, limitBody(opts.MaxBodyBytes, mux, byVersion))), nil
+	for _, m := range []*runtime.ServeMux{mux, v2mux} {
+		if err := usersv2.RegisterUserServiceHandlerClient(ctx, m, v2client); err != nil {
+			return nil, fmt.Errorf("registering users.v2 routes: %w", err)
+		}
+	}
+	// The OpenAPI documents are routes of the mux of all routes, so that
+	// their routing errors are the API's; being public and unversioned,
+	// they are left alone by negotiation, and their GETs have no body to
+	// limit.
+	if err := registerOpenAPI(mux); err != nil {
+		return nil, err
+	}
+	routes := byVersion{all: mux, v1: v1mux, v2: v2mux}
+	return negotiateVersion(mux, announceV1Sunset(opts.V1Sunset, limitBody(opts.MaxBodyBytes, mux, routes))), nil
 }
 
 // byVersion sends a request for a path under /v1/ or /v2/ to a mux of that

@@ -60,6 +60,19 @@ func eventTypes(in []string) []users.EventType {
 	return out
 }
 
+// webhookParams is what the Webhook of every API version carries that a
+// caller may set, but its name or id.
+type webhookParams interface {
+	GetUrl() string
+	GetEventTypes() []string
+	GetEnabled() bool
+}
+
+// webhookRequest returns the domain's form of a Webhook of any version.
+func webhookRequest(w webhookParams) users.WebhookRequest {
+	return users.WebhookRequest{URL: w.GetUrl(), EventTypes: eventTypes(w.GetEventTypes()), Enabled: w.GetEnabled()}
+}
+
 // eventTypeNames is the reverse of eventTypes.
 func eventTypeNames(in []users.EventType) []string {
 	if len(in) == 0 {

@@ -93,11 +93,6 @@ func webhookToProto(w *users.Webhook, withSecret bool) *usersv1.Webhook {
 	}
 }
 
-// webhookRequest returns the domain's form of a v1 subscription.
-func webhookRequest(w *usersv1.Webhook) users.WebhookRequest {
-	return users.WebhookRequest{URL: w.GetUrl(), EventTypes: eventTypes(w.GetEventTypes()), Enabled: w.GetEnabled()}
-}
-
 // deliveryToProto returns the v1 form of a delivery attempt.
 func deliveryToProto(a users.DeliveryAttempt) *usersv1.WebhookDelivery {
 	return &usersv1.WebhookDelivery{

@@ -85,13 +85,9 @@ func fromProtoV2(u *usersv2.User) (*users.User, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &users.User{
-		ID:          id,
-		Email:       u.GetEmail(),
-		DisplayName: u.GetDisplayName(),
-		State:       users.State(u.GetState()),
-		Labels:      u.GetLabels(),
-	}, nil
+	out := settableV2(u)
+	out.ID = id
+	return out, nil
 }
 
 // importRowV2 is a v2 row of an import with only the fields a caller may
@@ -100,9 +96,9 @@ func importRowV2(u *usersv2.User) *usersv2.User {
 	return &usersv2.User{Email: u.GetEmail(), DisplayName: u.GetDisplayName(), State: u.GetState(), Labels: u.GetLabels()}
 }
 
-// fromImportRowV2 returns the domain's form of a row that importRowV2
-// made, which has no name.
-func fromImportRowV2(u *usersv2.User) *users.User {
+// settableV2 returns the fields of a v2 user that callers may set, but
+// its name: all of a row that importRowV2 made.
+func settableV2(u *usersv2.User) *users.User {
 	return &users.User{Email: u.GetEmail(), DisplayName: u.GetDisplayName(), State: users.State(u.GetState()), Labels: u.GetLabels()}
 }
 
@@ -177,13 +173,6 @@ func webhookToProtoV2(w *users.Webhook, withSecret bool) *usersv2.Webhook {
 		CreateTime:          timestamppb.New(w.CreateTime),
 		UpdateTime:          timestamppb.New(w.UpdateTime),
 	}
-}
-
-// webhookRequestV2 returns the domain's form of a v2 subscription and its
-// id, from its name.
-func webhookRequestV2(w *usersv2.Webhook) (id string, req users.WebhookRequest, err error) {
-	id, err = idOf(names.Webhooks, "webhook.id", w.GetName())
-	return id, users.WebhookRequest{URL: w.GetUrl(), EventTypes: eventTypes(w.GetEventTypes()), Enabled: w.GetEnabled()}, err
 }
 
 // deliveryToProtoV2 returns the v2 form of a delivery attempt.

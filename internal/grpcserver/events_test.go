@@ -309,21 +309,23 @@ func TestWatchUserEventsInvalid(t *testing.T) {
 	})
 }
 
-// TestWatchUserEventsDrain checks the shutdown of streams: Drain ends the
-// streams that are open with UNAVAILABLE, those that start after it too,
-// and GracefulStop then has no stream to wait for.
+// TestWatchUserEventsDrain checks the shutdown of streams: Drain, the v1
+// Server's that usersd calls, ends the streams of both API versions that
+// are open with UNAVAILABLE, those that start after it too, and
+// GracefulStop then has no stream to wait for.
 func TestWatchUserEventsDrain(t *testing.T) {
 	e := newEventsEnv(t)
 	mustCreate(t, e.client, user("ada@example.com", "Ada"))
-	open := func() grpc.ServerStreamingClient[usersv1.UserEvent] {
+	vs := e.versions()
+	open := func(v apiVersion) grpc.ServerStreamingClient[userEvent] {
 		t.Helper()
-		stream, err := e.client.WatchUserEvents(context.Background(), &usersv1.WatchUserEventsRequest{})
+		stream, err := v.watchUserEvents(context.Background(), "")
 		if err != nil {
-			t.Fatalf("WatchUserEvents err = %v", err)
+			t.Fatalf("%s WatchUserEvents err = %v", v.name(), err)
 		}
 		return stream
 	}
-	checkDrained := func(name string, s grpc.ServerStreamingClient[usersv1.UserEvent]) {
+	checkDrained := func(name string, s grpc.ServerStreamingClient[userEvent]) {
 		t.Helper()
 		var err error
 		for err == nil {
@@ -335,13 +337,14 @@ func TestWatchUserEventsDrain(t *testing.T) {
 			t.Errorf("%s: Unavailable message = %q", name, msg)
 		}
 	}
-	first, second := open(), open()
-	recvEvents(t, first, 1) // both are caught up and polling
+	first, second, v2 := open(vs["v1"]), open(vs["v1"]), open(vs["v2"])
+	recvEvents(t, first, 1) // all are caught up and polling
 	recvEvents(t, second, 1)
+	recvEvents(t, v2, 1)
 
 	e.api.Drain()
 	e.api.Drain() // a second call is harmless
-	checkDrained("stream opened after Drain", open())
+	checkDrained("stream opened after Drain", open(vs["v1"]))
 	stopped := make(chan struct{})
 	go func() {
 		e.srv.GracefulStop()
@@ -354,4 +357,5 @@ func TestWatchUserEventsDrain(t *testing.T) {
 	}
 	checkDrained("first stream", first)
 	checkDrained("second stream", second)
+	checkDrained("v2 stream", v2)
 }

@@ -170,7 +170,7 @@ func (s *ServerV2) BatchGetUsers(ctx context.Context, req *usersv2.BatchGetUsers
 // output-only fields of the rows are ignored.
 func (s *ServerV2) ImportUsers(ctx context.Context, req *usersv2.ImportUsersRequest) (*usersv2.Operation, error) {
 	op, err := s.importUsers(ctx, req.GetRequestId(), func() ([]users.ImportRow, error) {
-		return importRows(req.GetUsers(), importRowV2, fromImportRowV2)
+		return importRows(req.GetUsers(), importRowV2, settableV2)
 	})
 	if err != nil {
 		return nil, err
@@ -229,8 +229,7 @@ func (s *ServerV2) WatchUserEvents(req *usersv2.WatchUserEventsRequest, stream g
 // CreateWebhook implements users.v2.UserService. Its answer is the only
 // one, with that of a rotation, that carries the secret.
 func (s *ServerV2) CreateWebhook(ctx context.Context, req *usersv2.CreateWebhookRequest) (*usersv2.Webhook, error) {
-	_, in, _ := webhookRequestV2(req.GetWebhook()) // the name is ignored
-	created, err := s.svc.CreateWebhook(ctx, in)
+	created, err := s.svc.CreateWebhook(ctx, webhookRequest(req.GetWebhook())) // the name is ignored
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +264,8 @@ func (s *ServerV2) ListWebhooks(ctx context.Context, _ *usersv2.ListWebhooksRequ
 
 // UpdateWebhook implements users.v2.UserService; see updateWebhook.
 func (s *ServerV2) UpdateWebhook(ctx context.Context, req *usersv2.UpdateWebhookRequest) (*usersv2.Webhook, error) {
-	id, in, err := webhookRequestV2(req.GetWebhook())
+	w := req.GetWebhook()
+	id, err := idOf(names.Webhooks, "webhook.id", w.GetName())
 	if err != nil {
 		return nil, err
 	}
@@ -274,11 +274,11 @@ func (s *ServerV2) UpdateWebhook(ctx context.Context, req *usersv2.UpdateWebhook
 		// looks the subscription up by its empty id.
 		return nil, users.Invalid("webhook.id", "required")
 	}
-	w, rotated, err := s.updateWebhook(ctx, id, in, req.GetUpdateMask().GetPaths(), "name")
+	updated, rotated, err := s.updateWebhook(ctx, id, webhookRequest(w), req.GetUpdateMask().GetPaths(), "name")
 	if err != nil {
 		return nil, err
 	}
-	return webhookToProtoV2(w, rotated), nil
+	return webhookToProtoV2(updated, rotated), nil
 }
 
 // DeleteWebhook implements users.v2.UserService.

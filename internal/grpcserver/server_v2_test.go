@@ -416,7 +416,8 @@ var v1Field = regexp.MustCompile(`\bids?(\[\d+\])?:`)
 // TestV2HandlersCheckNames calls users.v2 without the protovalidate
 // interceptor, which rejects malformed names first in usersd: the handlers
 // and the domain check them again, and the fields they name are v2's (name,
-// user.name, names[N]; never id, user.id, ids[N]).
+// user.name, names[N], webhook.name, parent; never id, user.id, ids[N],
+// webhook.id, webhook_id).
 func TestV2HandlersCheckNames(t *testing.T) {
 	ch := inproc.New(grpcserver.ErrorInterceptor)
 	usersv2.RegisterUserServiceServer(ch, grpcserver.NewV2(newService(t)))
@@ -442,6 +443,18 @@ func TestV2HandlersCheckNames(t *testing.T) {
 		{"batch get not uuids", &usersv2.BatchGetUsersRequest{Names: []string{u.GetName(), "users/x", u.GetName(), "users/" + id + "0"}}, []string{"names[1]", "names[3]"}},
 		{"batch get not names", &usersv2.BatchGetUsersRequest{Names: []string{id, u.GetName(), "", "users/"}}, []string{"names[0]", "names[2]", "names[3]"}},
 		{"batch get too many", &usersv2.BatchGetUsersRequest{Names: slices.Repeat([]string{u.GetName()}, users.MaxBatchGet+1)}, []string{"names"}},
+
+		{"get webhook not a uuid", &usersv2.GetWebhookRequest{Name: "webhooks/not-a-uuid"}, []string{"name"}},
+		{"get webhook other collection", &usersv2.GetWebhookRequest{Name: "users/x"}, []string{"name"}},
+		{"get webhook no name", &usersv2.GetWebhookRequest{}, []string{"name"}},
+		{"delete webhook not a uuid", &usersv2.DeleteWebhookRequest{Name: "webhooks/42"}, []string{"name"}},
+		{"update webhook no name", &usersv2.UpdateWebhookRequest{Webhook: &usersv2.Webhook{Url: "https://example.com/"}}, []string{"webhook.name"}},
+		{"update webhook no name, ignored paths only", &usersv2.UpdateWebhookRequest{Webhook: &usersv2.Webhook{}, UpdateMask: maskPaths("create_time")}, []string{"webhook.name"}},
+		{"update webhook other collection", &usersv2.UpdateWebhookRequest{Webhook: &usersv2.Webhook{Name: "hooks/x"}}, []string{"webhook.name"}},
+		{"update webhook not a uuid", &usersv2.UpdateWebhookRequest{Webhook: &usersv2.Webhook{Name: "webhooks/x"}, UpdateMask: maskPaths("enabled")}, []string{"webhook.name"}},
+		{"deliveries not a uuid", &usersv2.ListWebhookDeliveriesRequest{Parent: "webhooks/x"}, []string{"parent"}},
+		{"deliveries no parent", &usersv2.ListWebhookDeliveriesRequest{}, []string{"parent"}},
+		{"deliveries other collection", &usersv2.ListWebhookDeliveriesRequest{Parent: "users/x"}, []string{"parent"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -450,8 +463,8 @@ func TestV2HandlersCheckNames(t *testing.T) {
 			if diff := cmp.Diff(tt.fields, badRequestFields(err)); diff != "" {
 				t.Errorf("BadRequest fields (-want +got):\n%s\nerr = %v", diff, err)
 			}
-			if msg := status.Convert(err).Message(); v1Field.MatchString(msg) {
-				t.Errorf("message %q names a v1 field", msg)
+			if msg := status.Convert(err).Message(); v1Field.MatchString(msg) || strings.Contains(msg, "webhook_id") || strings.Contains(msg, "webhook.id") {
+				t.Errorf("message %q names a field of the domain's", msg)
 			}
 		})
 	}
