@@ -54,11 +54,10 @@ func (m *eventMetrics) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (m *eventMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.relayed.Collect(ch)
-	svc := m.svc
 	ctx, cancel := context.WithTimeout(context.Background(), depthTimeout)
 	defer cancel()
 	for _, sink := range m.sinks {
-		lag, err := feedLag(ctx, svc, sink)
+		lag, err := feedLag(ctx, m.svc, sink)
 		if err != nil {
 			ch <- prometheus.NewInvalidMetric(m.lagDesc, err)
 			continue
@@ -68,7 +67,7 @@ func (m *eventMetrics) Collect(ch chan<- prometheus.Metric) {
 	if !slices.Contains(m.sinks, sinkWebhooks) {
 		return
 	}
-	hooks, err := svc.ListWebhooks(ctx)
+	hooks, err := m.svc.ListWebhooks(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(m.hookDesc, fmt.Errorf("listing webhooks: %w", err))
 		return
