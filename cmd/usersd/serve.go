@@ -9,13 +9,10 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
@@ -234,22 +231,22 @@ func serveAPIs(ctx, hard context.Context, cfg config, log zerolog.Logger, tp tra
 	return runServers(ctx, hard, cfg, log, checker, grpcSrv, httpSrv, adminSrv, api.Drain, stopJobs)
 }
 
+// untraced reports the methods whose calls have no span: health checks
+// and reflection.
+func untraced(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/") || strings.HasPrefix(fullMethod, "/grpc.reflection.")
+}
+
 // newGRPCServer returns the gRPC server of the two API versions, health
 // and reflection, with the interceptors given, traced through tp, over TLS
 // when tlsSrc is set.
 func newGRPCServer(cfg config, tp trace.TracerProvider, tlsSrc *certs.Source, checker *health.Checker, interceptors []grpc.UnaryServerInterceptor, stream grpc.StreamServerInterceptor, api usersv1.UserServiceServer, apiV2 usersv2.UserServiceServer) *grpc.Server {
-	propagator := telemetry.Propagator()
-	otelOpts := []otelgrpc.Option{
-		otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(propagator),
-		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()), // metrics come from telemetry.Metrics
-	}
-	untraced := otelgrpc.WithFilter(filters.None(filters.HealthCheck(), filters.ServicePrefix("grpc.reflection.")))
+	spanUnary, spanStream := telemetry.GRPCSpans(tp, untraced)
 	grpcOpts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: false}),
 		grpc.KeepaliveParams(keepaliveParams(cfg)),
-		grpc.StatsHandler(otelgrpc.NewServerHandler(append(otelOpts, untraced)...)),
-		grpc.ChainUnaryInterceptor(interceptors...),
-		grpc.ChainStreamInterceptor(stream),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{spanUnary}, interceptors...)...),
+		grpc.ChainStreamInterceptor(spanStream, stream),
 		grpc.NumStreamWorkers(streamWorkers()),
 	}
 	if tlsSrc != nil {
@@ -325,14 +322,9 @@ func newTracing(ctx context.Context, cfg telemetry.TraceConfig, log zerolog.Logg
 // httpServers returns the public server of the HTTP/JSON API gw, behind the
 // middleware of serve and gateway alike, and the admin server.
 func httpServers(cfg config, log zerolog.Logger, tp trace.TracerProvider, metrics *telemetry.Metrics, limiter *overload.Limiter, checker *health.Checker, gw http.Handler) (public, admin *http.Server) {
-	// Outermost the HTTP span, so the access line carries its trace id; the
-	// span is renamed after the route once the gateway has matched it.
-	h := otelhttp.NewHandler(
-		checker.CloseConnections(telemetry.HTTPTelemetry(log, metrics, limiter.Middleware(gw))),
-		"http.server",
-		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(telemetry.Propagator()),
-		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
-	)
+	// HTTPTelemetry starts the HTTP span, so the access line carries its
+	// trace id, and names it after the route the gateway matched.
+	h := checker.CloseConnections(telemetry.HTTPTelemetry(log, metrics, tp, limiter.Middleware(gw)))
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", health.Livez)

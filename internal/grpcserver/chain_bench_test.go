@@ -11,7 +11,6 @@ import (
 	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 
@@ -64,6 +63,10 @@ func BenchmarkInterceptorChain(b *testing.B) {
 	} {
 		b.Run(mode.name, func(b *testing.B) {
 			var chain []grpc.UnaryServerInterceptor
+			if mode.traces {
+				spans, _ := telemetry.GRPCSpans(tp, nil)
+				chain = append(chain, spans)
+			}
 			if mode.metrics {
 				chain = append(chain, metrics.UnaryServerInterceptor())
 			}
@@ -73,9 +76,6 @@ func BenchmarkInterceptorChain(b *testing.B) {
 			chain = append(chain, grpcserver.RecoveryInterceptor, grpcserver.DeadlineInterceptor(30*time.Second),
 				grpcserver.ErrorInterceptor, grpcserver.ValidateInterceptor(v))
 			ch := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(grpcserver.Chain(chain...))
-			if mode.traces {
-				ch = ch.WithServerStatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tp)))
-			}
 			usersv1.RegisterUserServiceServer(ch, grpcserver.New(svc))
 			client := usersv1.NewUserServiceClient(ch)
 			req := &usersv1.GetUserRequest{Id: u.ID}

@@ -14,7 +14,7 @@ import (
 
 func TestHTTPTelemetryRecoversPanics(t *testing.T) {
 	var buf bytes.Buffer
-	h := telemetry.HTTPTelemetry(zerolog.New(&buf), newMetrics(t), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := telemetry.HTTPTelemetry(zerolog.New(&buf), newMetrics(t), nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		telemetry.CallFrom(r.Context()).SetRoute("/v1/boom")
 		panic("handler bug")
 	}))
@@ -38,7 +38,7 @@ func TestHTTPTelemetryRecoversPanics(t *testing.T) {
 
 func TestHTTPTelemetryOneLinePerRequest(t *testing.T) {
 	var buf bytes.Buffer
-	h := telemetry.HTTPTelemetry(zerolog.New(&buf), newMetrics(t), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := telemetry.HTTPTelemetry(zerolog.New(&buf), newMetrics(t), nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusTeapot)
 	}))
 	for range 3 {

@@ -7,13 +7,19 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // HTTPTelemetry is the telemetry of the public HTTP API, in one layer with
-// one Call, one copy of the request and one response recorder. Install it
-// inside the tracing middleware (otelhttp), whose span it names and whose
-// trace the line and the metrics' exemplars refer to. It
+// one span, one Call, one copy of the request and one response recorder,
+// its spans made by tp (nil: none). It
 //
+//   - starts the request's server span, continued from the caller's
+//     traceparent (see httpspan.go), which the access line and the
+//     metrics' exemplars refer to;
 //   - creates the request's Call unless an outer layer did (an existing one
 //     is used as it is); the gateway and the gRPC interceptors fill it in
 //     with the route's template and the RPC's outcome;
@@ -33,23 +39,36 @@ import (
 //     before answering counts as a 500;
 //   - names the server span after the route once next has returned, not
 //     when next panicked: "GET /v1/users/{id}", with http.route, and the
-//     RPC's rpc.* attributes when the route ran one.
-func HTTPTelemetry(log zerolog.Logger, m *Metrics, next http.Handler) http.Handler {
-	return &httpEdge{log: log, m: m, next: next}
+//     RPC's rpc.* attributes when the route ran one; records the request's
+//     and the response's attributes and ends it.
+func HTTPTelemetry(log zerolog.Logger, m *Metrics, tp trace.TracerProvider, next http.Handler) http.Handler {
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	return &httpEdge{log: log, m: m, tracer: tp.Tracer(tracerName), propagator: Propagator(), next: next}
 }
 
 type httpEdge struct {
-	log  zerolog.Logger
-	m    *Metrics
-	next http.Handler
+	log        zerolog.Logger
+	m          *Metrics
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+	next       http.Handler
 }
 
 func (h *httpEdge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ctx, call := r.Context(), CallFrom(r.Context())
+	ctx := h.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, span := h.tracer.Start(ctx, spanName(r.Method), trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
+	call := CallFrom(ctx)
 	if call == nil {
 		ctx, call = WithCall(ctx)
-		r = r.WithContext(ctx)
+	}
+	r = r.WithContext(ctx)
+	var body *countingBody
+	if span.IsRecording() && r.Body != nil && r.Body != http.NoBody {
+		body = &countingBody{ReadCloser: r.Body}
+		r.Body = body
 	}
 	sw := &statusRecorder{ResponseWriter: w}
 	h.m.httpInFlight.Inc()
@@ -72,17 +91,30 @@ func (h *httpEdge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.m.observeHTTP(ctx, label, r.Method, status, elapsed)
 	if p == http.ErrAbortHandler {
-		// No line, and net/http's own handling.
+		// No line, and net/http's own handling; the span has no outcome.
+		if span.IsRecording() {
+			span.SetAttributes(requestAttrs(make([]attribute.KeyValue, 0, 12), r)...)
+		}
+		span.End()
 		panic(p)
 	}
+	spanRoute := route
 	if p != nil {
+		// The span is named only when next returned.
+		spanRoute = ""
 		call.SetCause(fmt.Errorf("panic: %v", p))
 		if sw.status == 0 {
 			http.Error(sw, internalErrorBody, http.StatusInternalServerError)
 		}
+	}
+	if span.IsRecording() {
+		var read int64
+		if body != nil {
+			read = body.n
+		}
+		endSpan(span, r, spanRoute, call, read, sw.bytes, status)
 	} else {
-		// The span is named only when next returned.
-		nameSpan(ctx, r.Method, route, call)
+		span.End()
 	}
 	logHTTP(&h.log, ctx, r, call, label, status, sw.bytes, elapsed, stack)
 }

@@ -17,9 +17,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 
 	"github.com/usersd/usersd/internal/telemetry"
@@ -37,10 +37,10 @@ type observed struct {
 	Spans  []string
 }
 
-// observe serves one request with the handler made by stack, inside
-// otelhttp as serve does, and returns what it produced.
+// observe serves one request with the handler made by stack, traced by
+// a provider that samples or not, and returns what it produced.
 func observe(t *testing.T, sample bool, method string, handler http.Handler,
-	stack func(zerolog.Logger, *telemetry.Metrics, http.Handler) http.Handler) observed {
+	stack func(zerolog.Logger, *telemetry.Metrics, trace.TracerProvider, http.Handler) http.Handler) observed {
 	t.Helper()
 	var logBuf bytes.Buffer
 	m := telemetry.NewMetrics(prometheus.NewRegistry(), telemetry.BuildInfo{Version: "test"})
@@ -50,8 +50,7 @@ func observe(t *testing.T, sample bool, method string, handler http.Handler,
 		sampler = sdktrace.AlwaysSample()
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(sampler))
-	h := otelhttp.NewHandler(stack(zerolog.New(&logBuf), m, handler), "http.server",
-		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(telemetry.Propagator()))
+	h := stack(zerolog.New(&logBuf), m, tp, handler)
 
 	var o observed
 	w := httptest.NewRecorder()
@@ -212,8 +211,8 @@ func httpCases() map[string]http.Handler {
 }
 
 // BenchmarkHTTPTelemetry measures the HTTP edge's telemetry around a
-// handler that does nothing but record its route and RPC, inside otelhttp
-// with the default sampler.
+// handler that does nothing but record its route and RPC, with the default
+// sampler.
 func BenchmarkHTTPTelemetry(b *testing.B) {
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		call := telemetry.CallFrom(r.Context())
@@ -223,8 +222,7 @@ func BenchmarkHTTPTelemetry(b *testing.B) {
 	})
 	m := telemetry.NewMetrics(prometheus.NewRegistry(), telemetry.BuildInfo{})
 	tp := sdktrace.NewTracerProvider()
-	h := otelhttp.NewHandler(telemetry.HTTPTelemetry(zerolog.New(io.Discard), m, handler), "http.server",
-		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(telemetry.Propagator()))
+	h := telemetry.HTTPTelemetry(zerolog.New(io.Discard), m, tp, handler)
 	req := httptest.NewRequest(http.MethodGet, "/v1/users/123", nil)
 	w := &discardWriter{header: http.Header{}}
 	b.ReportAllocs()
@@ -247,8 +245,7 @@ func TestAccessLineTraceIDs(t *testing.T) {
 	m := telemetry.NewMetrics(prometheus.NewRegistry(), telemetry.BuildInfo{})
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	h := otelhttp.NewHandler(telemetry.HTTPTelemetry(zerolog.New(&buf), m, http.NotFoundHandler()), "http.server",
-		otelhttp.WithTracerProvider(tp))
+	h := telemetry.HTTPTelemetry(zerolog.New(&buf), m, tp, http.NotFoundHandler())
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
 	var line struct{ TraceID, SpanID string }
 	if err := json.Unmarshal(buf.Bytes(), &struct {

@@ -1,7 +1,9 @@
 // Package telemetry is how usersd tells its operators what it does: the
-// zerolog logger, one access line per request (with the per-request Call
-// record the layers fill in), Prometheus metrics, and the OpenTelemetry
-// tracer provider. docs/operations.md lists every field and metric.
+// zerolog logger and the buffer that writes its lines in batches, one
+// access line per request (with the per-request Call record the layers
+// fill in), Prometheus metrics, the OpenTelemetry tracer provider and the
+// server spans of both transports. docs/operations.md lists every field
+// and metric.
 package telemetry
 
 import (

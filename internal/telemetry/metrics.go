@@ -206,7 +206,11 @@ func (w *statusRecorder) WriteHeader(code int) {
 
 func (w *statusRecorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		// Explicitly, as otelhttp's wrapper did when it was outside this
+		// one: net/http sniffs the Content-Type either way, but a writer
+		// such as httptest.ResponseRecorder sniffs only on an implicit
+		// 200.
+		w.WriteHeader(http.StatusOK)
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)

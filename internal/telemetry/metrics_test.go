@@ -371,7 +371,7 @@ func TestHTTPTelemetryMetrics(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMetrics(t)
-			h := telemetry.HTTPTelemetry(zerolog.Nop(), m, tc.handler)
+			h := telemetry.HTTPTelemetry(zerolog.Nop(), m, nil, tc.handler)
 			if tc.outer != nil {
 				h = tc.outer(h)
 			}
@@ -404,7 +404,7 @@ func TestHTTPTelemetryMetrics(t *testing.T) {
 func TestHTTPTelemetryReusesCall(t *testing.T) {
 	m := newMetrics(t)
 	var seen *telemetry.Call
-	h := telemetry.HTTPTelemetry(zerolog.Nop(), m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := telemetry.HTTPTelemetry(zerolog.Nop(), m, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = telemetry.CallFrom(r.Context())
 		// A route named after next returns, as by a middleware outside
 		// this handler, is still read: the label is taken at the end.
@@ -415,7 +415,7 @@ func TestHTTPTelemetryReusesCall(t *testing.T) {
 		t.Errorf("handler saw Call %p, want the request's %p: the middleware replaced it", seen, call)
 	}
 
-	h = telemetry.HTTPTelemetry(zerolog.Nop(), m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h = telemetry.HTTPTelemetry(zerolog.Nop(), m, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = telemetry.CallFrom(r.Context())
 	}))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
@@ -427,7 +427,7 @@ func TestHTTPTelemetryReusesCall(t *testing.T) {
 func TestHTTPTelemetryInFlight(t *testing.T) {
 	m := newMetrics(t)
 	inside := make(chan float64, 1)
-	h := telemetry.HTTPTelemetry(zerolog.Nop(), m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := telemetry.HTTPTelemetry(zerolog.Nop(), m, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inside <- value(families(t, m), "usersd_http_requests_in_flight", nil)
 	}))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
@@ -439,7 +439,7 @@ func TestHTTPTelemetryInFlight(t *testing.T) {
 	// whether HTTPTelemetry answers the panic or, for an abort, lets it go
 	// on to net/http.
 	for _, p := range []any{"boom", http.ErrAbortHandler} {
-		h = telemetry.HTTPTelemetry(zerolog.Nop(), m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h = telemetry.HTTPTelemetry(zerolog.Nop(), m, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			telemetry.CallFrom(r.Context()).SetRoute("/v1/users")
 			panic(p)
 		}))
@@ -577,7 +577,7 @@ func populated(t *testing.T) string {
 	m := newMetrics(t)
 	m.InstrumentPool(lazyPool(t))
 	m.RejectedInc("grpc")
-	telemetry.HTTPTelemetry(zerolog.Nop(), m, http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x", nil))
+	telemetry.HTTPTelemetry(zerolog.Nop(), m, nil, http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x", nil))
 	ch := inproc.New(m.UnaryServerInterceptor())
 	healthpb.RegisterHealthServer(ch, health.NewServer())
 	if _, err := healthpb.NewHealthClient(ch).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {

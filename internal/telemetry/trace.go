@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // TraceConfig is the tracing setup, read from the standard OTEL_* variables
@@ -95,26 +94,6 @@ func NewTracerProvider(ctx context.Context, cfg TraceConfig) (*sdktrace.TracerPr
 // tracecontext and baggage.
 func Propagator() propagation.TextMapPropagator {
 	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
-}
-
-// nameSpan names the HTTP server span of ctx after route, call's: "GET
-// /v1/users/{id}", with http.route set, and when the route ran an RPC,
-// rpc.system.name, rpc.method and rpc.response.status_code (the span stands
-// for the call, which the gateway makes in-process). A request that matched
-// no route keeps its name ("GET"). A span that is not recording (not
-// sampled) is left alone: its name and attributes go nowhere.
-func nameSpan(ctx context.Context, method, route string, call *Call) {
-	span := trace.SpanFromContext(ctx)
-	if route == "" || !span.IsRecording() {
-		return
-	}
-	span.SetName(method + " " + route)
-	if rpc, code, _, ok := call.RPC(); ok {
-		span.SetAttributes(semconv.HTTPRoute(route), semconv.RPCSystemNameGRPC,
-			semconv.RPCMethod(strings.TrimPrefix(rpc, "/")), semconv.RPCResponseStatusCode(code.String()))
-		return
-	}
-	span.SetAttributes(semconv.HTTPRoute(route))
 }
 
 // newSampler returns the sampler named by OTEL_TRACES_SAMPLER and its

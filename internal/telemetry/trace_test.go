@@ -15,7 +15,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
@@ -458,8 +457,7 @@ func TestRouteSpan(t *testing.T) {
 		}
 	})
 	m := telemetry.NewMetrics(prometheus.NewRegistry(), telemetry.BuildInfo{})
-	h := otelhttp.NewHandler(telemetry.HTTPTelemetry(zerolog.Nop(), m, gateway), "http.server",
-		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(telemetry.Propagator()))
+	h := telemetry.HTTPTelemetry(zerolog.Nop(), m, tp, gateway)
 	for _, path := range []string{"/v1/users/123", "/openapi/v1.json", "/nowhere"} {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", path, nil))
 	}
