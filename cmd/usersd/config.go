@@ -33,6 +33,7 @@ type config struct {
 	MaxInFlight            int
 	LogLevel               string
 	LogFormat              string
+	LogFlushInterval       time.Duration
 	MaxBodyBytes           int64
 	PageTokenKey           string
 	V1Sunset               time.Time
@@ -103,6 +104,7 @@ func flagSet(name string, cfg *config, withServer bool, stderr io.Writer) *flag.
 	}
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log `format`: json or console")
+	fs.DurationVar(&cfg.LogFlushInterval, "log-flush-interval", 50*time.Millisecond, "longest wait of a log line below warn level before it is written, so a busy server writes its lines in batches (0: each line at once)")
 	if withServer {
 		fs.StringVar(&cfg.HTTPAddr, "http-addr", ":8080", "`address` of the HTTP/JSON API")
 		fs.StringVar(&cfg.AdminAddr, "admin-addr", ":9091", "`address` of the admin endpoints (/livez, /readyz); never expose it publicly")
@@ -219,6 +221,10 @@ func checkFlags(fs *flag.FlagSet) error {
 			}
 		case time.Duration:
 			switch f.Name {
+			case "log-flush-interval":
+				if v < 0 {
+					bad = "must not be negative"
+				}
 			case "job-lease":
 				if v < 2*time.Second {
 					bad = "must be at least 2s"

@@ -52,7 +52,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 			return err
 		}
-		log, err := telemetry.NewLogger(stdout, cfg.LogLevel, cfg.LogFormat)
+		logOut := telemetry.NewLogBuffer(stdout, cfg.LogFlushInterval)
+		defer logOut.Close()
+		log, err := telemetry.NewLogger(logOut, cfg.LogLevel, cfg.LogFormat)
 		if err != nil {
 			return err
 		}
