@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -129,8 +130,13 @@ func splitHostPort(hostport string) (string, int) {
 // matched one and next returned), the bytes read and written, and the
 // status, which is an error from 500 on.
 func endSpan(span trace.Span, r *http.Request, route string, call *Call, read, written int64, status int) {
-	attrs := make([]attribute.KeyValue, 0, 20)
-	attrs = requestAttrs(attrs, r)
+	// The SDK copies the attributes it is given, so their slice is reused.
+	buf := attrPool.Get().(*[]attribute.KeyValue)
+	defer func() {
+		clear(*buf)
+		attrPool.Put(buf)
+	}()
+	attrs := requestAttrs((*buf)[:0], r)
 	if route != "" {
 		attrs = append(attrs, semconv.HTTPRoute(route))
 		if rpc, code, _, ok := call.RPC(); ok {
@@ -149,6 +155,7 @@ func endSpan(span trace.Span, r *http.Request, route string, call *Call, read, w
 		attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
 	}
 	span.SetAttributes(attrs...)
+	*buf = attrs
 	switch {
 	case status < 100 || status >= 600:
 		span.SetStatus(codes.Error, fmt.Sprintf("Invalid HTTP status code %d", status))
@@ -157,6 +164,12 @@ func endSpan(span trace.Span, r *http.Request, route string, call *Call, read, w
 	}
 	span.End()
 }
+
+// attrPool holds the attribute slices of endSpan.
+var attrPool = sync.Pool{New: func() any {
+	s := make([]attribute.KeyValue, 0, 20)
+	return &s
+}}
 
 // countingBody counts the bytes read from a request's body.
 type countingBody struct {
