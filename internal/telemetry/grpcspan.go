@@ -29,8 +29,10 @@ import (
 // end. As interceptors rather than a stats handler, they spare each call
 // grpc-go's stats events and the copy of the call's metadata made for
 // them, and read the trace context without copying the metadata
-// (docs/performance.md, "The request path, fourth pass"). A call that
-// never reaches the interceptors (an unknown method) has no span.
+// (docs/performance.md, "The request path, fourth pass"). The span covers
+// the interceptors and the handler, not grpc-go's reading of the request
+// and writing of the response; a call that never reaches the interceptors
+// (an unknown method) has no span.
 func GRPCSpans(tp trace.TracerProvider, untraced func(fullMethod string) bool) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	s := &grpcSpans{tracer: tp.Tracer(tracerName), propagator: Propagator(), untraced: untraced}
 	return s.unary, s.stream

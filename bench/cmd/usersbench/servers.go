@@ -53,7 +53,7 @@ func serverEnv(extra ...string) []string {
 // startServer starts a server of the kind on st and waits until it is
 // ready. usersd with observability off logs at error level only (no access
 // lines) and samples no traces (OTEL_TRACES_SAMPLER=always_off: spans are
-// not recorded, otelgrpc/otelhttp and otelpgx or otelsql still run); its
+// not recorded, the server spans and otelpgx or otelsql still run); its
 // Prometheus metrics cannot be turned off.
 func (h *harness) startServer(ctx context.Context, st *store, kind string) (*server, error) {
 	ports, err := proc.FreePorts(3)
