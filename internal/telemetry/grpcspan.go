@@ -19,8 +19,9 @@ import (
 // GRPCSpans returns the interceptors that give each call of the gRPC
 // transport a server span, continued from the caller's trace context,
 // except the calls of the methods untraced reports (health checks,
-// reflection), which run in the caller's trace all the same. Install them first, so that everything after them, the
-// access line included, runs in the span.
+// reflection), which run in the caller's trace all the same. Install them
+// first, so that everything after them, the access line included, runs in
+// the span.
 //
 // The span is the one otelgrpc's stats handler made (v0.72: named after
 // the method, with rpc.method, rpc.system.name, server.address,
@@ -45,9 +46,9 @@ type grpcSpans struct {
 }
 
 func (s *grpcSpans) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx = s.extract(ctx)
 	if s.untraced != nil && s.untraced(info.FullMethod) {
-		// In the caller's trace still, without a span of its own.
-		return handler(s.propagator.Extract(ctx, incomingCarrier{ctx}), req)
+		return handler(ctx, req)
 	}
 	ctx, span := s.start(ctx, info.FullMethod)
 	resp, err := handler(ctx, req)
@@ -56,19 +57,24 @@ func (s *grpcSpans) unary(ctx context.Context, req any, info *grpc.UnaryServerIn
 }
 
 func (s *grpcSpans) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx := s.extract(ss.Context())
 	if s.untraced != nil && s.untraced(info.FullMethod) {
-		return handler(srv, &spanStream{ServerStream: ss, ctx: s.propagator.Extract(ss.Context(), incomingCarrier{ss.Context()})})
+		return handler(srv, &spanStream{ServerStream: ss, ctx: ctx})
 	}
-	ctx, span := s.start(ss.Context(), info.FullMethod)
+	ctx, span := s.start(ctx, info.FullMethod)
 	err := handler(srv, &spanStream{ServerStream: ss, ctx: ctx})
 	s.end(ctx, span, info.FullMethod, err)
 	return err
 }
 
-// start starts the server span of the call to method, under the caller's
-// span when the call's metadata names one.
+// extract returns ctx in the caller's trace, when the call's metadata
+// names one.
+func (s *grpcSpans) extract(ctx context.Context) context.Context {
+	return s.propagator.Extract(ctx, incomingCarrier{ctx})
+}
+
+// start starts the server span of the call to method.
 func (s *grpcSpans) start(ctx context.Context, method string) (context.Context, trace.Span) {
-	ctx = s.propagator.Extract(ctx, incomingCarrier{ctx})
 	return s.tracer.Start(ctx, strings.TrimPrefix(method, "/"), trace.WithSpanKind(trace.SpanKindServer))
 }
 

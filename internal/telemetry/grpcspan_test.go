@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -82,21 +83,9 @@ func TestGRPCSpans(t *testing.T) {
 
 // traceparentOf returns the traceparent of ctx's span.
 func traceparentOf(ctx context.Context) string {
-	c := propagationCarrier{}
+	c := propagation.MapCarrier{}
 	telemetry.Propagator().Inject(ctx, c)
 	return c["traceparent"]
-}
-
-type propagationCarrier map[string]string
-
-func (c propagationCarrier) Get(k string) string { return c[k] }
-func (c propagationCarrier) Set(k, v string)     { c[k] = v }
-func (c propagationCarrier) Keys() []string {
-	var keys []string
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
 }
 
 type fakeStream struct {

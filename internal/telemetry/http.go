@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -92,10 +91,7 @@ func (h *httpEdge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.m.observeHTTP(ctx, label, r.Method, status, elapsed)
 	if p == http.ErrAbortHandler {
 		// No line, and net/http's own handling; the span has no outcome.
-		if span.IsRecording() {
-			span.SetAttributes(requestAttrs(make([]attribute.KeyValue, 0, 12), r)...)
-		}
-		span.End()
+		endSpan(span, r, "", call, 0, 0, 0)
 		panic(p)
 	}
 	spanRoute := route
@@ -107,15 +103,7 @@ func (h *httpEdge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(sw, internalErrorBody, http.StatusInternalServerError)
 		}
 	}
-	if span.IsRecording() {
-		var read int64
-		if body != nil {
-			read = body.n
-		}
-		endSpan(span, r, spanRoute, call, read, sw.bytes, status)
-	} else {
-		span.End()
-	}
+	endSpan(span, r, spanRoute, call, body.count(), sw.bytes, status)
 	logHTTP(&h.log, ctx, r, call, label, status, sw.bytes, elapsed, stack)
 }
 

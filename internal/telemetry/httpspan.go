@@ -32,8 +32,8 @@ const tracerName = "github.com/usersd/usersd/internal/telemetry"
 // spanName is a server span's name before the route is known: the
 // method, or "HTTP" for a method the conventions do not list.
 func spanName(method string) string {
-	if _, ok := knownMethods[strings.ToUpper(method)]; ok {
-		return strings.ToUpper(method)
+	if m := strings.ToUpper(method); knownMethods[m].Valid() {
+		return m
 	}
 	return "HTTP"
 }
@@ -128,8 +128,14 @@ func splitHostPort(hostport string) (string, int) {
 // endSpan records on span what the request r came to and ends it: the
 // request's attributes, the route's and the RPC's (when the gateway
 // matched one and next returned), the bytes read and written, and the
-// status, which is an error from 500 on.
+// status, which is an error from 500 on; a status of 0 means the request
+// has no outcome (it was aborted). A span that is not recording is only
+// ended.
 func endSpan(span trace.Span, r *http.Request, route string, call *Call, read, written int64, status int) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	// The SDK copies the attributes it is given, so their slice is reused.
 	buf := attrPool.Get().(*[]attribute.KeyValue)
 	defer func() {
@@ -157,6 +163,7 @@ func endSpan(span trace.Span, r *http.Request, route string, call *Call, read, w
 	span.SetAttributes(attrs...)
 	*buf = attrs
 	switch {
+	case status == 0:
 	case status < 100 || status >= 600:
 		span.SetStatus(codes.Error, fmt.Sprintf("Invalid HTTP status code %d", status))
 	case status >= 500:
@@ -175,6 +182,15 @@ var attrPool = sync.Pool{New: func() any {
 type countingBody struct {
 	io.ReadCloser
 	n int64
+}
+
+// count is the bytes read so far; none for a nil body (a request whose
+// span is not recording has no counter).
+func (b *countingBody) count() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.n
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
