@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -111,8 +112,11 @@ func rollback(ctx context.Context, c *pgxpool.Conn) {
 // parseID reads a user id in its canonical form, the only form stored ids
 // have, and reports whether id was one.
 func parseID(id string) (pgtype.UUID, bool) {
+	if len(id) != 36 || strings.ContainsAny(id, "ABCDEF") {
+		return pgtype.UUID{}, false
+	}
 	u, err := uuid.Parse(id)
-	if err != nil || u.String() != id {
+	if err != nil {
 		return pgtype.UUID{}, false
 	}
 	return pgUUID(u), true

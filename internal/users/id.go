@@ -20,6 +20,9 @@ func canonicalID(s string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
+	if !strings.ContainsAny(s, "ABCDEF") {
+		return s, true // already lower case: the stored form as it is
+	}
 	return u.String(), true
 }
 

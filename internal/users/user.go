@@ -64,12 +64,9 @@ func EmailKey(email string) string { return strings.ToLower(email) }
 // Etag returns the user's opaque version string (AIP-154). It changes with
 // every update.
 func (u *User) Etag() string {
-	h := sha256.New()
-	h.Write([]byte(u.ID))
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(u.Revision))
-	h.Write(b[:])
-	return hex.EncodeToString(h.Sum(nil)[:8])
+	var buf [64]byte // ids are 36 bytes: the hash's input stays on the stack
+	sum := sha256.Sum256(binary.BigEndian.AppendUint64(append(buf[:0], u.ID...), uint64(u.Revision)))
+	return hex.EncodeToString(sum[:8])
 }
 
 // Clone returns a deep copy of u.
