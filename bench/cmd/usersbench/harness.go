@@ -107,6 +107,18 @@ func runBench(ctx context.Context, opt options, stdout, stderr io.Writer) (err e
 		}
 		h.stores = append(h.stores, st)
 	}
+	if opt.Webhooks {
+		err := h.webhooks(ctx)
+		for _, t := range targets(h.res) {
+			if t.Measured { // the others were not to be
+				h.res.Targets = append(h.res.Targets, t)
+			}
+		}
+		h.res.Finished = time.Now().UTC()
+		path, werr := h.writeResults()
+		h.print(path)
+		return errors.Join(err, werr)
+	}
 	for _, st := range h.stores {
 		if err := h.seed(ctx, st); err != nil {
 			return fmt.Errorf("seeding %s: %w", st.name, err)
@@ -126,7 +138,7 @@ func runBench(ctx context.Context, opt options, stdout, stderr io.Writer) (err e
 		for _, phase := range []struct {
 			name string
 			fn   func(context.Context) error
-		}{{"scale", h.scale}, {"start-up", h.startup}, {"profile", h.profile}} {
+		}{{"scale", h.scale}, {"start-up", h.startup}, {"profile", h.profile}, {"webhooks", h.webhooks}} {
 			if err := phase.fn(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", phase.name, err))
 			}
@@ -391,7 +403,9 @@ func (h *harness) measurePGBench(ctx context.Context, r int, st *store) error {
 
 func (h *harness) writeResults() (string, error) {
 	name := h.res.Started.Format("20060102-150405")
-	if h.opt.Quick {
+	if h.opt.Webhooks {
+		name += "-webhooks"
+	} else if h.opt.Quick {
 		name += "-quick"
 	}
 	path := filepath.Join(h.opt.Out, name+".json")

@@ -106,11 +106,18 @@ func (h *harness) print(path string) {
 				st, report.Median(rates), len(rates), rates[0])
 		}
 	}
+	for _, wh := range r.Webhooks {
+		fmt.Fprintf(w, "- webhooks (%s): %d of %d user.created events delivered %.1f s after the import's POST (first after %.2f s), %.0f deliveries/s (median of %d whole seconds, most %.0f), lag p50 %.0f ms, p99 %.0f ms, %d duplicates\n",
+			wh.Store, wh.Delivered, wh.Events, wh.Elapsed.Seconds(), wh.First.Seconds(), wh.PerSecMedian, len(wh.PerSec), wh.PerSecMax, wh.LagP50ms, wh.LagP99ms, wh.Duplicates)
+	}
 	for _, s := range r.Startup {
 		fmt.Fprintf(w, "- start to ready (%s): median %.1f ms of %d starts\n", s.Store, s.MedianMs, len(s.Samples))
 	}
 	fp := r.Footprint
 	for _, st := range r.Config.Stores {
+		if fp.IdleRSSKiB[st] == 0 && fp.LoadRSSKiB[st] == 0 {
+			continue // not measured (-webhooks-only)
+		}
 		fmt.Fprintf(w, "- RSS (%s): idle %.1f MiB (anonymous %.1f, binary and other files %.1f), under load %.1f MiB (peak %.1f MiB)\n", st,
 			float64(fp.IdleRSSKiB[st])/1024, float64(fp.IdleAnonKiB[st])/1024, float64(fp.IdleFileKiB[st])/1024,
 			float64(fp.LoadRSSKiB[st])/1024, float64(fp.PeakRSSKiB[st])/1024)

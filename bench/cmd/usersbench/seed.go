@@ -49,7 +49,7 @@ func (h *harness) seed(ctx context.Context, st *store) error {
 	defer srv.stop()
 	h.logf("seeding %s: %d users through POST /v1/users:import, %d per request", st.name, h.opt.Users, importSize)
 	for n := 0; n < h.opt.Users/importSize; n++ {
-		imp, err := h.importUsers(ctx, srv, st, fmt.Sprintf("s%d-", n), n*importSize)
+		imp, err := h.importUsers(ctx, srv, st, fmt.Sprintf("s%d-", n), n*importSize, importSize)
 		if err != nil {
 			return err
 		}
@@ -60,9 +60,10 @@ func (h *harness) seed(ctx context.Context, st *store) error {
 	return h.pickIDs(ctx, srv, st)
 }
 
-// importUsers imports 10,000 users and waits for the operation to be done.
-func (h *harness) importUsers(ctx context.Context, srv *server, st *store, prefix string, first int) (report.Import, error) {
-	us := make([]map[string]any, importSize)
+// importUsers imports n users (at most importSize) and waits for the
+// operation to be done.
+func (h *harness) importUsers(ctx context.Context, srv *server, st *store, prefix string, first, n int) (report.Import, error) {
+	us := make([]map[string]any, n)
 	for i := range us {
 		us[i] = seedUser(prefix, first+i)
 	}
@@ -70,7 +71,7 @@ func (h *harness) importUsers(ctx context.Context, srv *server, st *store, prefi
 	if err != nil {
 		return report.Import{}, err
 	}
-	imp := report.Import{Store: st.name, Users: importSize, Before: st.users}
+	imp := report.Import{Store: st.name, Users: n, Before: st.users}
 	start := time.Now()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+srv.httpAddr+"/v1/users:import", bytes.NewReader(body))
 	resp, err := h.client.Do(req)
@@ -102,7 +103,7 @@ func (h *harness) importUsers(ctx context.Context, srv *server, st *store, prefi
 			return imp, fmt.Errorf("operation %s: %w", loc, err)
 		}
 		if op.Done {
-			if op.Metadata.Failed > 0 || op.Metadata.Imported != importSize {
+			if op.Metadata.Failed > 0 || op.Metadata.Imported != n {
 				return imp, fmt.Errorf("operation %s: %d imported, %d failed", loc, op.Metadata.Imported, op.Metadata.Failed)
 			}
 			break
@@ -114,7 +115,7 @@ func (h *harness) importUsers(ctx context.Context, srv *server, st *store, prefi
 		}
 	}
 	imp.Elapsed = time.Since(start)
-	imp.UsersPerSec = float64(importSize) / imp.Elapsed.Seconds()
+	imp.UsersPerSec = float64(n) / imp.Elapsed.Seconds()
 	return imp, nil
 }
 

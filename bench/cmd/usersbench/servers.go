@@ -54,8 +54,8 @@ func serverEnv(extra ...string) []string {
 // ready. usersd with observability off logs at error level only (no access
 // lines) and samples no traces (OTEL_TRACES_SAMPLER=always_off: spans are
 // not recorded, the server spans and otelpgx or otelsql still run); its
-// Prometheus metrics cannot be turned off.
-func (h *harness) startServer(ctx context.Context, st *store, kind string) (*server, error) {
+// Prometheus metrics cannot be turned off. extra are more flags of usersd.
+func (h *harness) startServer(ctx context.Context, st *store, kind string, extra ...string) (*server, error) {
 	ports, err := proc.FreePorts(3)
 	if err != nil {
 		return nil, err
@@ -77,6 +77,7 @@ func (h *harness) startServer(ctx context.Context, st *store, kind string) (*ser
 		args = append([]string{"serve",
 			"--http-addr=" + s.httpAddr, "--grpc-addr=" + s.grpcAddr, "--admin-addr=" + s.adminAddr,
 			"--database-url=" + st.url}, h.usersdFlags...)
+		args = append(args, extra...)
 		if kind == report.ServerObsOff {
 			args = append(args, "--log-level=error")
 			env = append(env, "OTEL_TRACES_SAMPLER=always_off")

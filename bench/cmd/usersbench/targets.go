@@ -19,15 +19,15 @@ func targets(run *report.Run) []report.Target {
 	}
 	var ts []report.Target
 	atLeast := func(name string, want, got float64, ok bool, unit, note string) {
-		ts = append(ts, report.Target{Name: name, Want: fmt.Sprintf("≥ %.3g %s", want, unit), Got: got, Unit: unit,
+		ts = append(ts, report.Target{Name: name, Want: fmt.Sprintf("≥ %.4g %s", want, unit), Got: got, Unit: unit,
 			Met: ok && got >= want, Measured: ok, Note: note})
 	}
 	below := func(name string, want, got float64, ok bool, unit, note string) {
-		ts = append(ts, report.Target{Name: name, Want: fmt.Sprintf("< %.3g %s", want, unit), Got: got, Unit: unit,
+		ts = append(ts, report.Target{Name: name, Want: fmt.Sprintf("< %.4g %s", want, unit), Got: got, Unit: unit,
 			Met: ok && got < want, Measured: ok, Note: note})
 	}
 	atMost := func(name string, want, got float64, ok bool, unit, note string) {
-		ts = append(ts, report.Target{Name: name, Want: fmt.Sprintf("≤ %.3g %s", want, unit), Got: got, Unit: unit,
+		ts = append(ts, report.Target{Name: name, Want: fmt.Sprintf("≤ %.4g %s", want, unit), Got: got, Unit: unit,
 			Met: ok && got <= want, Measured: ok, Note: note})
 	}
 	ratio := func(store, api, call string) (float64, bool) {
@@ -91,6 +91,14 @@ func targets(run *report.Run) []report.Target {
 			want = 50
 		}
 		below(fmt.Sprintf("start to ready (%s, median)", s.Store), want, s.MedianMs, len(s.Samples) > 0, "ms", "")
+	}
+	// Event delivery (issue 14): the import's events all delivered within
+	// 5 s, at 1,000 or more a second.
+	for _, wh := range run.Webhooks {
+		all := wh.Delivered == wh.Events
+		note := fmt.Sprintf("%d of %d delivered", wh.Delivered, wh.Events)
+		below(fmt.Sprintf("webhooks: %d user.created events delivered after the import's POST (%s)", wh.Events, wh.Store), 5, wh.Elapsed.Seconds(), all, "s", note)
+		atLeast(fmt.Sprintf("webhooks: deliveries per second, median of whole seconds (%s)", wh.Store), 1000, wh.PerSecMedian, all && len(wh.PerSec) > 0, "/s", note)
 	}
 	for _, store := range run.Config.Stores {
 		kib, ok := run.Footprint.IdleRSSKiB[store]

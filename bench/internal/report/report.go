@@ -42,6 +42,7 @@ type Run struct {
 	Startup      []Startup     `json:"startup"`
 	Footprint    Footprint     `json:"footprint"`
 	Imports      []Import      `json:"imports"`
+	Webhooks     []Webhooks    `json:"webhooks,omitempty"`
 	Profiles     []Profile     `json:"profiles,omitempty"`
 	Targets      []Target      `json:"targets"`
 }
@@ -204,6 +205,29 @@ type Import struct {
 	Before      int           `json:"users_before"` // users already stored
 	Elapsed     time.Duration `json:"elapsed_ns"`
 	UsersPerSec float64       `json:"users_per_s"`
+}
+
+// Webhooks is one measurement of event delivery: Events users imported in
+// one request, each a user.created event for the one subscription, whose
+// receiver answers 204 at once; Rate is the subscription's limit
+// (--webhook-rate). First and Elapsed run from the import's POST to the
+// first and the last delivery; PerSec counts the distinct deliveries in
+// each whole second from the first; the lag is a delivery's receipt minus
+// its event's time.
+type Webhooks struct {
+	Store        string        `json:"store"`
+	Events       int           `json:"events"`
+	Rate         int           `json:"rate"`
+	Delivered    int           `json:"delivered"` // distinct webhook-ids
+	Duplicates   int           `json:"duplicates"`
+	First        time.Duration `json:"first_ns"`
+	Elapsed      time.Duration `json:"elapsed_ns"`
+	PerSec       []float64     `json:"per_s"`
+	PerSecMedian float64       `json:"per_s_median"`
+	PerSecMax    float64       `json:"per_s_max"`
+	LagP50ms     float64       `json:"lag_p50_ms"`
+	LagP99ms     float64       `json:"lag_p99_ms"`
+	Notes        []string      `json:"notes,omitempty"`
 }
 
 // Profile is a CPU profile taken under load.
