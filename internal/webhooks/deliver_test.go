@@ -77,7 +77,7 @@ func (rc *receiver) received() []received {
 }
 
 // newDeliverer returns a Deliverer, closed when the test ends.
-func newDeliverer(t *testing.T, cfg webhooks.Config) *webhooks.Deliverer {
+func newDeliverer(t testing.TB, cfg webhooks.Config) *webhooks.Deliverer {
 	t.Helper()
 	d, err := webhooks.NewDeliverer(cfg)
 	if err != nil {

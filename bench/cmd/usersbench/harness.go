@@ -98,7 +98,7 @@ func runBench(ctx context.Context, opt options, stdout, stderr io.Writer) (err e
 	ctx, cancel := context.WithTimeout(ctx, opt.Deadline)
 	defer cancel()
 	for _, name := range opt.Stores {
-		st, err := h.newStore(ctx, name)
+		st, err := h.newStore(ctx, name, "")
 		if err != nil {
 			return err
 		}
@@ -228,12 +228,12 @@ func (h *harness) build(ctx context.Context) error {
 }
 
 // newStore makes an empty database: a file for SQLite, a new database on
-// the Postgres server.
-func (h *harness) newStore(ctx context.Context, name string) (*store, error) {
+// the Postgres server; tag tells apart the databases of one store.
+func (h *harness) newStore(ctx context.Context, name, tag string) (*store, error) {
 	if name == "sqlite" {
-		return &store{name: name, url: "sqlite:" + filepath.Join(h.work, "bench.db")}, nil
+		return &store{name: name, url: "sqlite:" + filepath.Join(h.work, "bench"+tag+".db")}, nil
 	}
-	db := "usersd_bench_" + h.nonce
+	db := "usersd_bench_" + h.nonce + tag
 	conn, err := pgx.Connect(ctx, h.opt.PostgresURL)
 	if err != nil {
 		return nil, fmt.Errorf("postgres (%s; set USERSD_BENCH_POSTGRES_URL or -stores sqlite): %w", redact(h.opt.PostgresURL), err)

@@ -130,7 +130,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	pages := fs.String("pages", "", "list pages measured, comma-separated (default 1,10,100,1000,10000; quick 1,100,1000)")
 	fs.Float64Var(&o.MinIdle, "min-idle", 0.85, "idle CPU fraction to wait for before each round")
 	idleWait := fs.Duration("idle-wait", 0, "longest wait for an idle machine before a round (default 30s; quick 5s)")
-	deadline := fs.Duration("deadline", 0, "bound on the run after the build (default 20m; quick 6m)")
+	deadline := fs.Duration("deadline", 0, "bound on the run after the build (default 25m; quick 10m)")
 	fs.StringVar(&o.Sampler, "sampler", "", "OTEL_TRACES_SAMPLER of usersd, e.g. parentbased_traceidratio (default: usersd's, parentbased_always_on); the logging+tracing-off server keeps always_off")
 	fs.StringVar(&o.SamplerArg, "sampler-arg", "", "OTEL_TRACES_SAMPLER_ARG with -sampler, e.g. 0.01")
 	fs.BoolVar(&o.ServerLogs, "server-logs", false, "write the servers' output to files in the work directory (and keep it)")
@@ -170,13 +170,13 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		o.Pages = []int{1, 100, 1000}
 		o.PageSamples = 40
 		o.ProfileSecs = 2
-		o.Deadline = 6 * time.Minute
+		o.Deadline = 10 * time.Minute
 	} else {
 		o.Sweep = []int{1, 2, 4, 8, 16, 32, 64, 128, 256}
 		o.Pages = []int{1, 10, 100, 1000, 10000}
 		o.PageSamples = 200
 		o.ProfileSecs = 5
-		o.Deadline = 20 * time.Minute
+		o.Deadline = 25 * time.Minute
 	}
 	if *deadline > 0 {
 		o.Deadline = *deadline

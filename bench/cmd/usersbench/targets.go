@@ -100,6 +100,21 @@ func targets(run *report.Run) []report.Target {
 		below(fmt.Sprintf("webhooks: %d user.created events delivered after the import's POST (%s)", wh.Events, wh.Store), 5, wh.Elapsed.Seconds(), all, "s", note)
 		atLeast(fmt.Sprintf("webhooks: deliveries per second, median of whole seconds (%s)", wh.Store), 1000, wh.PerSecMedian, all && len(wh.PerSec) > 0, "/s", note)
 	}
+	for _, f := range run.HookFaults {
+		crash := ""
+		if f.Crash {
+			crash = ", kill -9 halfway"
+		}
+		got := f.AllAfter.Seconds()
+		if f.AllAfter == 0 {
+			got = faultSettle.Seconds() // not all arrived within the wait
+		}
+		ts = append(ts, report.Target{
+			Name: fmt.Sprintf("webhooks under faults (%s%s): every subscribed event received after the writers stop, no bad signature", f.Store, crash),
+			Want: "≤ 15 s", Got: got, Unit: "s", Met: f.Met, Measured: f.Events > 0,
+			Note: fmt.Sprintf("%d of %d received, %d bad signatures", f.Received, f.Events, f.BadSignatures),
+		})
+	}
 	for _, store := range run.Config.Stores {
 		kib, ok := run.Footprint.IdleRSSKiB[store]
 		below(fmt.Sprintf("idle RSS (%s)", store), 30, float64(kib)/1024, ok && kib > 0, "MiB", "")

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -37,38 +35,76 @@ const webhookWait = 3 * time.Minute
 // event's lag (receipt minus the event's time).
 func (h *harness) webhooks(ctx context.Context) error {
 	for _, st := range h.stores {
-		w, err := h.webhookRun(ctx, st)
+		// Each measurement has a database of its own, so that what one
+		// leaves queued does not slow the next.
+		fresh := func(tag string) (*store, func(), error) {
+			s, err := h.newStore(ctx, st.name, tag)
+			if err != nil {
+				return nil, nil, err
+			}
+			return s, func() {
+				if s.dbName != "" {
+					h.dropDatabase(s.dbName)
+				}
+			}, nil
+		}
+		s, drop, err := fresh("_wh")
+		if err != nil {
+			return err
+		}
+		w, err := h.webhookRun(ctx, s)
+		drop()
 		if err != nil {
 			return fmt.Errorf("%s: %w", st.name, err)
 		}
 		h.res.Webhooks = append(h.res.Webhooks, w)
 		h.logf("  webhooks (%s): %d of %d events delivered in %s (first after %s), %.0f/s median of 1 s windows, lag p99 %.0f ms",
 			st.name, w.Delivered, w.Events, w.Elapsed.Round(time.Millisecond), w.First.Round(time.Millisecond), w.PerSecMedian, w.LagP99ms)
+		for _, crash := range []bool{false, true} {
+			s, drop, err := fresh(fmt.Sprintf("_whf%v", crash))
+			if err != nil {
+				return err
+			}
+			f, err := h.webhookFaults(ctx, s, crash)
+			drop()
+			if err != nil {
+				return fmt.Errorf("%s, under faults: %w", st.name, err)
+			}
+			h.res.HookFaults = append(h.res.HookFaults, f)
+			h.logf("  %s", faultLine(f))
+		}
 	}
 	return nil
+}
+
+// faultLine describes one fault measurement.
+func faultLine(f report.WebhookFaults) string {
+	crash := ""
+	if f.Crash {
+		crash = ", kill -9 halfway"
+	}
+	all := "not all within the wait"
+	if f.AllAfter > 0 {
+		all = fmt.Sprintf("all %.1f s after the writers stopped", f.AllAfter.Seconds())
+	}
+	return fmt.Sprintf("webhooks under faults (%s%s): %d writes (%d failed) by %d writers in %s; %d of %d subscribed events received, %s; %d attempts failed on purpose, %d duplicates, %d bad signatures; %.0f deliveries/s (median of whole seconds), lag p99 %.0f ms",
+		f.Store, crash, f.Writes, f.FailedWrites, f.Writers, f.WriteFor, f.Received, f.Events, all, f.FailedAttempts, f.Duplicates, f.BadSignatures, f.PerSecMedian, f.LagP99ms)
 }
 
 func (h *harness) webhookRun(ctx context.Context, st *store) (report.Webhooks, error) {
 	res := report.Webhooks{Store: st.name, Events: webhookEvents, Rate: webhookRate}
 	rcv := newReceiver()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	url, closeReceiver, err := serveReceiver(rcv)
 	if err != nil {
 		return res, err
 	}
-	hs := &http.Server{Handler: rcv, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(lis) }()
-	defer func() {
-		hs.Close()
-		<-served
-	}()
-
-	srv, err := h.startServer(ctx, st, report.ServerUsersd, "--webhook-allow-private", fmt.Sprintf("--webhook-rate=%d", webhookRate))
+	defer closeReceiver()
+	srv, err := h.startServer(ctx, st, report.ServerUsersd, webhookFlags...)
 	if err != nil {
 		return res, err
 	}
 	defer srv.stop()
-	name, err := h.createWebhook(ctx, srv, "http://"+lis.Addr().String()+"/hook")
+	name, _, err := h.createWebhook(ctx, srv, url, "user.created")
 	if err != nil {
 		return res, err
 	}
@@ -79,7 +115,6 @@ func (h *harness) webhookRun(ctx context.Context, st *store) (report.Webhooks, e
 	if _, err := h.importUsers(ctx, srv, st, "wh-"+h.nonce+"-", 0, webhookEvents); err != nil {
 		return res, err
 	}
-	st.users += webhookEvents
 	deadline := time.NewTimer(webhookWait)
 	defer deadline.Stop()
 	for rcv.distinct() < webhookEvents {
@@ -95,26 +130,41 @@ func (h *harness) webhookRun(ctx context.Context, st *store) (report.Webhooks, e
 	return rcv.summarize(res, start), nil
 }
 
-// createWebhook subscribes url to user.created and returns the
-// subscription's resource name.
-func (h *harness) createWebhook(ctx context.Context, srv *server, url string) (string, error) {
-	body, _ := json.Marshal(map[string]any{"url": url, "eventTypes": []string{"user.created"}, "enabled": true})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+srv.httpAddr+"/v2/webhooks", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := h.client.Do(req)
+// webhookFlags are usersd's flags in the webhook figures: its defaults
+// apart from the subscription's rate limit, and loopback receivers.
+var webhookFlags = []string{"--webhook-allow-private", fmt.Sprintf("--webhook-rate=%d", webhookRate)}
+
+// serveReceiver serves h on a loopback port until closed, and returns
+// the URL to subscribe.
+func serveReceiver(h http.Handler) (url string, closeIt func(), err error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(lis) }()
+	return "http://" + lis.Addr().String() + "/hook", func() {
+		hs.Close()
+		<-served
+	}, nil
+}
+
+// createWebhook subscribes url to the event types, enabled, and returns
+// the subscription's resource name and secret.
+func (h *harness) createWebhook(ctx context.Context, srv *server, url string, types ...string) (name, secret string, err error) {
+	body, _ := json.Marshal(map[string]any{"url": url, "eventTypes": types, "enabled": true})
 	var wh struct {
-		Name    string
-		Enabled bool
+		Name, Secret string
+		Enabled      bool
 	}
-	if resp.StatusCode != http.StatusCreated || json.Unmarshal(b, &wh) != nil || wh.Name == "" || !wh.Enabled {
-		return "", fmt.Errorf("create webhook: status %d: %s", resp.StatusCode, b)
+	if err := h.send(ctx, http.MethodPost, "http://"+srv.httpAddr+"/v2/webhooks", body, &wh); err != nil {
+		return "", "", err
 	}
-	return wh.Name, nil
+	if wh.Name == "" || wh.Secret == "" || !wh.Enabled {
+		return "", "", fmt.Errorf("create webhook: got name %q, enabled %v and a secret of %d bytes", wh.Name, wh.Enabled, len(wh.Secret))
+	}
+	return wh.Name, wh.Secret, nil
 }
 
 // deleteWebhook removes the subscription, so that later servers on the

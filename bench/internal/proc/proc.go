@@ -109,6 +109,18 @@ func (p *Proc) Stop(grace time.Duration) {
 	<-p.done
 }
 
+// Kill sends SIGKILL (a crash: no shutdown of any kind) and returns once
+// the process is gone.
+func (p *Proc) Kill() {
+	defer func() {
+		p.group.mu.Lock()
+		delete(p.group.procs, p)
+		p.group.mu.Unlock()
+	}()
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
 // StopAll stops every process still running, all at once.
 func (g *Group) StopAll(grace time.Duration) {
 	g.mu.Lock()

@@ -36,15 +36,16 @@ type Run struct {
 	Rounds   []Round   `json:"rounds"`
 	Notes    []string  `json:"notes,omitempty"`
 
-	Measurements []Measurement `json:"measurements"`
-	Table        []Row         `json:"table"`
-	Scale        Scale         `json:"scale"`
-	Startup      []Startup     `json:"startup"`
-	Footprint    Footprint     `json:"footprint"`
-	Imports      []Import      `json:"imports"`
-	Webhooks     []Webhooks    `json:"webhooks,omitempty"`
-	Profiles     []Profile     `json:"profiles,omitempty"`
-	Targets      []Target      `json:"targets"`
+	Measurements []Measurement   `json:"measurements"`
+	Table        []Row           `json:"table"`
+	Scale        Scale           `json:"scale"`
+	Startup      []Startup       `json:"startup"`
+	Footprint    Footprint       `json:"footprint"`
+	Imports      []Import        `json:"imports"`
+	Webhooks     []Webhooks      `json:"webhooks,omitempty"`
+	HookFaults   []WebhookFaults `json:"webhook_faults,omitempty"`
+	Profiles     []Profile       `json:"profiles,omitempty"`
+	Targets      []Target        `json:"targets"`
 }
 
 // Host describes the machine.
@@ -228,6 +229,34 @@ type Webhooks struct {
 	LagP50ms     float64       `json:"lag_p50_ms"`
 	LagP99ms     float64       `json:"lag_p99_ms"`
 	Notes        []string      `json:"notes,omitempty"`
+}
+
+// WebhookFaults is one measurement of delivery under failures: Writers
+// clients creating and updating users for WriteFor, a receiver that fails
+// the first attempt of one event in three (503, or 429 with Retry-After:
+// 1) and checks every signature, and with Crash a kill -9 of usersd
+// halfway through the writes and a restart. Events are the subscribed
+// events the feed holds afterwards; Received those that arrived at least
+// once; AllAfter the time from the writers' stop until the last of them
+// arrived (0 if some never did within the wait); Met whether all arrived
+// within 15 s with no bad signature.
+type WebhookFaults struct {
+	Store           string        `json:"store"`
+	Crash           bool          `json:"crash"`
+	Writers         int           `json:"writers"`
+	WriteFor        time.Duration `json:"write_for_ns"`
+	Writes          int           `json:"writes"`
+	FailedWrites    int           `json:"failed_writes"` // not counting those the writers' stop cut short
+	FirstWriteError string        `json:"first_write_error,omitempty"`
+	Events          int           `json:"events"`
+	Received        int           `json:"received"`
+	AllAfter        time.Duration `json:"all_after_ns"`
+	Duplicates      int           `json:"duplicates"`
+	FailedAttempts  int           `json:"failed_attempts"` // answered 503 or 429 on purpose
+	BadSignatures   int           `json:"bad_signatures"`
+	PerSecMedian    float64       `json:"per_s_median"`
+	LagP99ms        float64       `json:"lag_p99_ms"`
+	Met             bool          `json:"met"`
 }
 
 // Profile is a CPU profile taken under load.
