@@ -59,11 +59,10 @@ func (h *harness) webhookFaults(ctx context.Context, st *store, crash bool) (rep
 	var cur atomic.Pointer[server]
 	cur.Store(srv)
 	defer func() { cur.Load().stop() }()
-	name, secret, err := h.createWebhook(ctx, srv, url, "user.created", "user.updated")
+	_, secret, err := h.createWebhook(ctx, srv, url, "user.created", "user.updated")
 	if err != nil {
 		return res, err
 	}
-	defer func() { h.deleteWebhook(cur.Load(), name) }()
 	rcv.setSecret(secret)
 	head, err := h.feedHead(ctx, srv, "")
 	if err != nil {
