@@ -87,8 +87,12 @@ func runBench(ctx context.Context, opt options, stdout, stderr io.Writer) (err e
 		return err
 	}
 
-	h.logf("usersbench: %s run, %d round(s) of %s per measurement, %d in flight; deadline %s",
-		map[bool]string{true: "QUICK", false: "full"}[opt.Quick], opt.Rounds, opt.Duration, opt.Concurrency, opt.Deadline)
+	if opt.Webhooks {
+		h.logf("usersbench: the webhook figures only; deadline %s", opt.Deadline)
+	} else {
+		h.logf("usersbench: %s run, %d round(s) of %s per measurement, %d in flight; deadline %s",
+			map[bool]string{true: "QUICK", false: "full"}[opt.Quick], opt.Rounds, opt.Duration, opt.Concurrency, opt.Deadline)
+	}
 	h.hostInfo()
 	if err := h.build(ctx); err != nil {
 		return err
