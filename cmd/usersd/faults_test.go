@@ -1105,7 +1105,7 @@ func logUnfinishedDeliveries(t *testing.T, dbURL string) {
 	}
 	defer conn.Close(ctx)
 	rows, err := conn.Query(ctx, `SELECT format('%s %s attempt %s by %s at %s: %s', id, state, attempt, attempted_by, attempted_at, errors)
-		FROM river_job WHERE kind = 'deliver_webhook' AND state <> 'completed' ORDER BY id LIMIT 50`)
+		FROM river_job WHERE kind IN ('deliver_webhook', 'deliver_webhook_batch') AND state <> 'completed' ORDER BY id LIMIT 50`)
 	if err != nil {
 		t.Logf("reading the delivery jobs: %v", err)
 		return

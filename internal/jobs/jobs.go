@@ -214,15 +214,11 @@ func (q *Queue[TTx]) EnqueueImportTx(ctx context.Context, tx TTx, chunks []users
 	return q.insertTx(ctx, tx, "import chunks", args)
 }
 
-// EnqueueDeliveriesTx enqueues one delivery job per (subscription, event)
-// inside tx: the store's DispatchEvents calls it in the transaction that
-// advances its position.
+// EnqueueDeliveriesTx enqueues the deliveries inside tx, one job per
+// subscription and up to DeliverBatchSize events: the store's
+// DispatchEvents calls it in the transaction that advances its position.
 func (q *Queue[TTx]) EnqueueDeliveriesTx(ctx context.Context, tx TTx, deliveries []users.Delivery) error {
-	args := make([]river.JobArgs, len(deliveries))
-	for i, d := range deliveries {
-		args[i] = DeliverArgs{WebhookID: d.WebhookID, EventID: d.EventID}
-	}
-	return q.insertTx(ctx, tx, "deliveries", args)
+	return q.insertTx(ctx, tx, "delivery batches", deliveryBatches(deliveries))
 }
 
 // insertTx inserts the jobs inside tx.
@@ -268,7 +264,10 @@ func (q *Queue[TTx]) Start(ctx context.Context, svc *users.Service, deps Deps) (
 		return nil, errors.New("jobs: the workers were started already")
 	}
 	cfg := q.cfg
-	w := &workers{svc: svc, deliverer: deps.Deliverer, publisher: deps.Publisher, relayTimeout: cfg.relayTimeout()}
+	w := &workers{
+		svc: svc, deliverer: deps.Deliverer, publisher: deps.Publisher, relayTimeout: cfg.relayTimeout(),
+		maxAttempts: cfg.MaxAttempts, retry: backoff{base: cfg.RetryBase, max: cfg.RetryMax},
+	}
 	tp := deps.TracerProvider
 	if tp == nil {
 		tp = noop.NewTracerProvider()
@@ -283,6 +282,7 @@ func (q *Queue[TTx]) Start(ctx context.Context, svc *users.Service, deps Deps) (
 	river.AddWorker(rw, &purgeEventsWorker{w: w})
 	river.AddWorker(rw, &dispatchWorker{w: w})
 	river.AddWorker(rw, &deliverWorker{w: w})
+	river.AddWorker(rw, &deliverBatchWorker{w: w})
 	river.AddWorker(rw, &publishWorker{w: w})
 	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(
@@ -317,13 +317,19 @@ func (q *Queue[TTx]) Start(ctx context.Context, svc *users.Service, deps Deps) (
 	rc.PeriodicJobs = jobs
 	rc.JobTimeout = cfg.Lease / 2
 	rc.RescueStuckJobsAfter = cfg.Lease
-	rc.RetryPolicy = backoff{base: cfg.RetryBase, max: cfg.RetryMax}
+	rc.RetryPolicy = w.retry
 	// The recovery's middleware outermost, then the observer; periodic
 	// jobs go through the insert middleware, as the store's jobs do.
 	rc.Middleware = append(append(mw, rc.Middleware...), o)
 	client, err := river.NewClient(q.driver, rc)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	w.insert = func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) error {
+		if _, err := client.Insert(ctx, args, opts); err != nil {
+			return fmt.Errorf("jobs: enqueueing %s: %w", args.Kind(), err)
+		}
+		return nil
 	}
 	if err := rec.start(ctx, o); err != nil {
 		return nil, err
@@ -385,6 +391,11 @@ type workers struct {
 	deliverer    *webhooks.Deliverer
 	publisher    Publisher
 	events       *eventMetrics
+	maxAttempts  int     // of a webhook delivery, as of any job
+	retry        backoff // the wait before a delivery's next attempt, as before a job's
+	// insert enqueues a job outside any transaction (set once the client
+	// exists, before it starts).
+	insert func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) error
 }
 
 // MigratePostgres creates or updates River's tables. Replicas starting at
@@ -450,10 +461,15 @@ type backoff struct{ base, max time.Duration }
 // NextRetry implements river.ClientRetryPolicy. job.Errors holds the
 // errors of the earlier attempts, not yet the one that just failed.
 func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
+	return time.Now().Add(b.after(len(job.Errors)))
+}
+
+// after is the wait before the attempt that follows n failed ones.
+func (b backoff) after(n int) time.Duration {
 	d := b.max
-	if n := len(job.Errors); n < 40 && b.base<<n > 0 && b.base<<n < b.max {
+	if n < 40 && b.base<<n > 0 && b.base<<n < b.max {
 		d = b.base << n
 	}
 	jitter := 0.9 + 0.2*rand.Float64()
-	return time.Now().Add(time.Duration(float64(d) * jitter))
+	return time.Duration(float64(d) * jitter)
 }

@@ -164,7 +164,9 @@ func (w *dispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs])
 	return err
 }
 
-// DeliverArgs is the job that POSTs one event to one subscription.
+// DeliverArgs is the job that POSTs one event to one subscription. The
+// dispatcher enqueues DeliverBatchArgs instead since issue 14; jobs of
+// this kind that a release before it left in the queue are still worked.
 type DeliverArgs struct {
 	WebhookID string `json:"webhook_id"`
 	EventID   string `json:"event_id"`

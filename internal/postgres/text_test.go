@@ -82,9 +82,9 @@ func TestUnstorableText(t *testing.T) {
 			return err
 		}},
 		{"delivery error NUL", func() error {
-			_, err := s.RecordDeliveryAttempt(ctx, users.DeliveryAttempt{
+			_, err := s.RecordDeliveryAttempts(ctx, hook.ID, []users.DeliveryAttempt{{
 				WebhookID: hook.ID, EventID: users.NewID(), EventType: users.EventCreated, Attempt: 1, Error: "\x00", Time: users.Now(),
-			}, 50)
+			}}, 50)
 			return err
 		}},
 	}

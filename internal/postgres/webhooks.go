@@ -190,18 +190,27 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) (err error) {
 	return nil
 }
 
-// RecordDeliveryAttempt locks the subscription, stores the attempt and the
-// subscription's new failure count, in one transaction; see users.WebhookStore
-// and users.Webhook.Record.
-func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttempt, disableAfter int) (_ *users.Webhook, err error) {
-	defer wrap(ctx, &err, "webhook %s", a.WebhookID)
-	uid, ok := parseID(a.WebhookID)
+// RecordDeliveryAttempts locks the subscription, stores the attempts and
+// the subscription's new failure count, in one transaction; see
+// users.WebhookStore and users.Webhook.Record.
+func (s *Store) RecordDeliveryAttempts(ctx context.Context, webhookID string, as []users.DeliveryAttempt, disableAfter int) (_ *users.Webhook, err error) {
+	defer wrap(ctx, &err, "webhook %s", webhookID)
+	uid, ok := parseID(webhookID)
 	if !ok {
 		return nil, users.ErrNotFound
 	}
-	eventID, err := uuid.Parse(a.EventID)
-	if err != nil {
-		return nil, fmt.Errorf("event id %q: %w", a.EventID, err)
+	// The attempts go in one round trip, after the lock.
+	var batch pgx.Batch
+	for _, a := range as {
+		if a.WebhookID != webhookID {
+			return nil, fmt.Errorf("an attempt to webhook %s", a.WebhookID)
+		}
+		eventID, err := uuid.Parse(a.EventID)
+		if err != nil {
+			return nil, fmt.Errorf("event id %q: %w", a.EventID, err)
+		}
+		batch.Queue(insertAttempt, uid, pgUUID(eventID), string(a.EventType), a.Attempt, a.Status,
+			a.Latency.Microseconds(), a.Success, a.Error, a.Time)
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
@@ -212,12 +221,14 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttem
 	if err != nil {
 		return nil, err
 	}
-	_, err = tx.Exec(ctx, insertAttempt, uid, pgUUID(eventID), string(a.EventType), a.Attempt, a.Status,
-		a.Latency.Microseconds(), a.Success, a.Error, a.Time)
-	if err != nil {
-		return nil, err
+	if batch.Len() > 0 {
+		if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
+			return nil, err
+		}
 	}
-	w.Record(a, disableAfter)
+	for _, a := range as {
+		w.Record(a, disableAfter)
+	}
 	if err := writeWebhook(ctx, tx, w); err != nil {
 		return nil, err
 	}

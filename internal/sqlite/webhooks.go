@@ -161,29 +161,39 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) (err error) {
 	return nil
 }
 
-// RecordDeliveryAttempt stores the attempt and the subscription's new
+// RecordDeliveryAttempts stores the attempts and the subscription's new
 // failure count in one writer transaction; see users.WebhookStore and
 // users.Webhook.Record.
-func (s *Store) RecordDeliveryAttempt(ctx context.Context, a users.DeliveryAttempt, disableAfter int) (_ *users.Webhook, err error) {
-	defer wrap(ctx, &err, "webhook %s", a.WebhookID)
+func (s *Store) RecordDeliveryAttempts(ctx context.Context, webhookID string, as []users.DeliveryAttempt, disableAfter int) (_ *users.Webhook, err error) {
+	defer wrap(ctx, &err, "webhook %s", webhookID)
 	tx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	w, err := scanWebhook(tx.QueryRowContext(ctx, selectWebhooks+"WHERE id = ?1", a.WebhookID))
+	w, err := scanWebhook(tx.QueryRowContext(ctx, selectWebhooks+"WHERE id = ?1", webhookID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, users.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	_, err = tx.ExecContext(ctx, insertAttempt, a.WebhookID, a.EventID, string(a.EventType), a.Attempt, a.Status,
-		a.Latency.Microseconds(), a.Success, a.Error, a.Time.UnixMicro())
+	insert, err := tx.PrepareContext(ctx, insertAttempt)
 	if err != nil {
 		return nil, err
 	}
-	w.Record(a, disableAfter)
+	defer insert.Close()
+	for _, a := range as {
+		if a.WebhookID != webhookID {
+			return nil, fmt.Errorf("an attempt to webhook %s", a.WebhookID)
+		}
+		_, err = insert.ExecContext(ctx, a.WebhookID, a.EventID, string(a.EventType), a.Attempt, a.Status,
+			a.Latency.Microseconds(), a.Success, a.Error, a.Time.UnixMicro())
+		if err != nil {
+			return nil, err
+		}
+		w.Record(a, disableAfter)
+	}
 	if err := writeWebhook(ctx, tx, w); err != nil {
 		return nil, err
 	}

@@ -127,12 +127,14 @@ type WebhookStore interface {
 	// DeleteWebhook deletes the subscription and its delivery attempts,
 	// or returns ErrNotFound.
 	DeleteWebhook(ctx context.Context, id string) error
-	// RecordDeliveryAttempt stores a and, in the same transaction, sets
-	// the subscription's ConsecutiveFailures to 0 on success or adds one on
-	// failure; when that reaches disableAfter it disables the subscription
-	// with a DisabledReason naming the last error. It returns the
+	// RecordDeliveryAttempts stores the attempts to the subscription
+	// webhookID (every one's WebhookID) and, in the same transaction,
+	// applies each in turn to the subscription as Webhook.Record does: a
+	// success sets ConsecutiveFailures to 0, a failure adds one, and when
+	// that reaches disableAfter the subscription is disabled with a
+	// DisabledReason naming that attempt's error. It returns the
 	// subscription as it is then, or ErrNotFound when it is gone.
-	RecordDeliveryAttempt(ctx context.Context, a DeliveryAttempt, disableAfter int) (*Webhook, error)
+	RecordDeliveryAttempts(ctx context.Context, webhookID string, as []DeliveryAttempt, disableAfter int) (*Webhook, error)
 	// PurgeDeliveryAttempts deletes the delivery attempts made before the
 	// time and returns how many.
 	PurgeDeliveryAttempts(ctx context.Context, before time.Time) (int, error)

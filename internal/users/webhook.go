@@ -224,9 +224,23 @@ func (s *Service) ListDeliveryAttempts(ctx context.Context, id string, pageSize 
 // failure count, disabling it after the threshold of failures in a row; it
 // returns the subscription as it is then.
 func (s *Service) RecordDeliveryAttempt(ctx context.Context, a DeliveryAttempt) (*Webhook, error) {
-	a.Time = s.clock()
-	a.Error = storableText(a.Error)
-	return s.store.RecordDeliveryAttempt(ctx, a, s.disableAfter)
+	return s.RecordDeliveryAttempts(ctx, a.WebhookID, []DeliveryAttempt{a})
+}
+
+// RecordDeliveryAttempts stores attempts to the subscription webhookID, in
+// their order, in one transaction, as RecordDeliveryAttempt does each; it
+// returns the subscription as it is then.
+func (s *Service) RecordDeliveryAttempts(ctx context.Context, webhookID string, as []DeliveryAttempt) (*Webhook, error) {
+	now := s.clock()
+	as = slices.Clone(as)
+	for i := range as {
+		if as[i].WebhookID != webhookID {
+			return nil, fmt.Errorf("users: an attempt to webhook %s recorded as one to %s", as[i].WebhookID, webhookID)
+		}
+		as[i].Time = now
+		as[i].Error = storableText(as[i].Error)
+	}
+	return s.store.RecordDeliveryAttempts(ctx, webhookID, as, s.disableAfter)
 }
 
 // DispatchEvents turns the events appended since the last dispatch into

@@ -38,6 +38,7 @@ func TestWebhookStore(t *testing.T, newStore func(t *testing.T) (WebhookStore, *
 		{"WebhookLimit", storeOnly(testWebhookLimit)},
 		{"DeliveryAttempts", storeOnly(testDeliveryAttempts)},
 		{"DeliveryDisable", storeOnly(testDeliveryDisable)},
+		{"DeliveryBatch", storeOnly(testDeliveryBatch)},
 		{"Dispatch", testDispatch},
 		{"DispatchNoSubscribers", testDispatchNoSubscribers},
 		{"DispatchEnqueueFails", testDispatchEnqueueFails},
@@ -158,8 +159,8 @@ func testWebhookNotFound(t *testing.T, s WebhookStore) {
 			t.Errorf("DeleteWebhook(%q) err = %v, want ErrNotFound", id, err)
 		}
 		a := users.DeliveryAttempt{WebhookID: id, EventID: users.NewID(), EventType: users.EventCreated, Attempt: 1, Time: users.Now()}
-		if _, err := s.RecordDeliveryAttempt(ctx, a, 3); !errors.Is(err, users.ErrNotFound) {
-			t.Errorf("RecordDeliveryAttempt(webhook %q) err = %v, want ErrNotFound", id, err)
+		if _, err := s.RecordDeliveryAttempts(ctx, id, []users.DeliveryAttempt{a}, 3); !errors.Is(err, users.ErrNotFound) {
+			t.Errorf("RecordDeliveryAttempts(webhook %q) err = %v, want ErrNotFound", id, err)
 		}
 		if as, err := s.ListDeliveryAttempts(ctx, id, 10); err != nil || len(as) != 0 {
 			t.Errorf("ListDeliveryAttempts(%q) = %v, %v; want none", id, as, err)
@@ -228,8 +229,8 @@ func testWebhookDelete(t *testing.T, s WebhookStore) {
 	keep := createWebhook(t, s, NewWebhook(2))
 	for i, hook := range []*users.Webhook{w, w, keep} {
 		a := users.DeliveryAttempt{WebhookID: hook.ID, EventID: users.NewID(), EventType: users.EventCreated, Attempt: 1, Success: true, Status: 200, Time: base.Add(time.Duration(i) * time.Second)}
-		if _, err := s.RecordDeliveryAttempt(ctx, a, 3); err != nil {
-			t.Fatalf("RecordDeliveryAttempt err = %v", err)
+		if _, err := s.RecordDeliveryAttempts(ctx, a.WebhookID, []users.DeliveryAttempt{a}, 3); err != nil {
+			t.Fatalf("RecordDeliveryAttempts err = %v", err)
 		}
 	}
 	if err := s.DeleteWebhook(ctx, w.ID); err != nil {
@@ -309,12 +310,12 @@ func testDeliveryAttempts(t *testing.T, s WebhookStore) {
 	}
 	wantFailures := []int{1, 2, 0, 0}
 	for i, a := range attempts {
-		got, err := s.RecordDeliveryAttempt(ctx, a, 50)
+		got, err := s.RecordDeliveryAttempts(ctx, a.WebhookID, []users.DeliveryAttempt{a}, 50)
 		if err != nil {
-			t.Fatalf("RecordDeliveryAttempt #%d err = %v", i, err)
+			t.Fatalf("RecordDeliveryAttempts #%d err = %v", i, err)
 		}
 		if got.ID != a.WebhookID || got.ConsecutiveFailures != wantFailures[i] || !got.Enabled {
-			t.Errorf("RecordDeliveryAttempt #%d = webhook %s with %d failures, enabled %v; want %s with %d, enabled",
+			t.Errorf("RecordDeliveryAttempts #%d = webhook %s with %d failures, enabled %v; want %s with %d, enabled",
 				i, got.ID, got.ConsecutiveFailures, got.Enabled, a.WebhookID, wantFailures[i])
 		}
 	}
@@ -360,12 +361,12 @@ func testDeliveryDisable(t *testing.T, s WebhookStore) {
 		t.Helper()
 		a := users.DeliveryAttempt{WebhookID: hook.ID, EventID: users.NewID(), EventType: users.EventCreated, Attempt: 1,
 			Success: success, Error: errText, Time: base.Add(time.Duration(n) * time.Hour)}
-		got, err := s.RecordDeliveryAttempt(ctx, a, disableAfter)
+		got, err := s.RecordDeliveryAttempts(ctx, hook.ID, []users.DeliveryAttempt{a}, disableAfter)
 		if err != nil {
-			t.Fatalf("RecordDeliveryAttempt #%d err = %v", n, err)
+			t.Fatalf("RecordDeliveryAttempts #%d err = %v", n, err)
 		}
 		if diff := gocmp.Diff(got, getWebhook(t, s, hook.ID)); diff != "" {
-			t.Errorf("RecordDeliveryAttempt #%d returned other than GetWebhook reads (-returned +got):\n%s", n, diff)
+			t.Errorf("RecordDeliveryAttempts #%d returned other than GetWebhook reads (-returned +got):\n%s", n, diff)
 		}
 		return got
 	}
@@ -396,6 +397,52 @@ func testDeliveryDisable(t *testing.T, s WebhookStore) {
 		got = record(never, 10+i, false, "status 500", 0)
 	}
 	check("threshold 0", got, 5, true, "")
+}
+
+// testDeliveryBatch records several attempts in one call: all stored, each
+// applied in turn (the disabling one in the middle names its error), and
+// an attempt to another subscription refuses the whole batch.
+func testDeliveryBatch(t *testing.T, s WebhookStore) {
+	ctx := context.Background()
+	w := createWebhook(t, s, NewWebhook(1))
+	other := createWebhook(t, s, NewWebhook(2))
+	attempt := func(hook *users.Webhook, n int, success bool, errText string) users.DeliveryAttempt {
+		return users.DeliveryAttempt{WebhookID: hook.ID, EventID: users.NewID(), EventType: users.EventCreated, Attempt: 1,
+			Success: success, Error: errText, Time: base.Add(time.Duration(n) * time.Minute)}
+	}
+	as := []users.DeliveryAttempt{
+		attempt(w, 1, false, "status 500"),
+		attempt(w, 2, true, ""),
+		attempt(w, 3, false, "status 502"),
+		attempt(w, 4, false, "status 503"),
+		attempt(w, 5, false, "status 504"),
+	}
+	got, err := s.RecordDeliveryAttempts(ctx, w.ID, as, 2)
+	if err != nil {
+		t.Fatalf("RecordDeliveryAttempts err = %v", err)
+	}
+	const reason = "disabled after 2 failed deliveries in a row; last: status 503"
+	if got.ConsecutiveFailures != 3 || got.Enabled || got.DisabledReason != reason || !got.UpdateTime.Equal(as[3].Time) {
+		t.Errorf("after the batch: failures %d, enabled %v, reason %q, updated %v; want 3, false, %q, %v",
+			got.ConsecutiveFailures, got.Enabled, got.DisabledReason, got.UpdateTime, reason, as[3].Time)
+	}
+	if diff := gocmp.Diff(got, getWebhook(t, s, w.ID)); diff != "" {
+		t.Errorf("RecordDeliveryAttempts returned other than GetWebhook reads (-returned +got):\n%s", diff)
+	}
+	if stored, err := s.ListDeliveryAttempts(ctx, w.ID, 100); err != nil || len(stored) != len(as) {
+		t.Errorf("ListDeliveryAttempts = %d attempts, %v; want %d", len(stored), err, len(as))
+	}
+
+	mixed := []users.DeliveryAttempt{attempt(other, 6, true, ""), attempt(w, 7, true, "")}
+	if _, err := s.RecordDeliveryAttempts(ctx, other.ID, mixed, 2); err == nil {
+		t.Error("RecordDeliveryAttempts with an attempt to another webhook succeeded")
+	}
+	if stored, _ := s.ListDeliveryAttempts(ctx, other.ID, 100); len(stored) != 0 {
+		t.Errorf("the refused batch stored %d attempts", len(stored))
+	}
+	if got, err := s.RecordDeliveryAttempts(ctx, other.ID, nil, 2); err != nil || got.ID != other.ID {
+		t.Errorf("RecordDeliveryAttempts(none) = %v, %v; want the webhook", got, err)
+	}
 }
 
 // dispatchAll calls DispatchEvents until it has read want events in all,

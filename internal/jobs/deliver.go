@@ -1,0 +1,175 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/usersd/usersd/internal/users"
+	"github.com/usersd/usersd/internal/webhooks"
+)
+
+// DeliverBatchSize is the most events one delivery job carries.
+const DeliverBatchSize = 100
+
+// batchConcurrency bounds the deliveries one job makes at once; the
+// Deliverer's slots (--webhook-max-concurrent) bound all jobs together.
+const batchConcurrency = 32
+
+// DeliverBatchArgs is the job that POSTs a batch of events to one
+// subscription: the dispatcher enqueues one per subscription for up to
+// DeliverBatchSize of the events it dispatches, and a job whose events
+// failed enqueues one more with those events, due when the first of them
+// may be tried again.
+type DeliverBatchArgs struct {
+	WebhookID string         `json:"webhook_id"`
+	Events    []BatchedEvent `json:"events"`
+}
+
+// BatchedEvent is an event of a delivery job and the attempt the job makes
+// to deliver it (from 1).
+type BatchedEvent struct {
+	ID      string `json:"id"`
+	Attempt int    `json:"attempt"`
+}
+
+// Kind implements river.JobArgs.
+func (DeliverBatchArgs) Kind() string { return "deliver_webhook_batch" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (DeliverBatchArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueWebhooks} }
+
+// deliveryBatches groups deliveries by subscription, in the order the
+// subscriptions first appear, in jobs of at most DeliverBatchSize events
+// each, the events in their order.
+func deliveryBatches(deliveries []users.Delivery) []river.JobArgs {
+	var order []string
+	events := map[string][]BatchedEvent{}
+	for _, d := range deliveries {
+		if _, ok := events[d.WebhookID]; !ok {
+			order = append(order, d.WebhookID)
+		}
+		events[d.WebhookID] = append(events[d.WebhookID], BatchedEvent{ID: d.EventID, Attempt: 1})
+	}
+	var args []river.JobArgs
+	for _, id := range order {
+		evs := events[id]
+		for len(evs) > 0 {
+			n := min(len(evs), DeliverBatchSize)
+			args = append(args, DeliverBatchArgs{WebhookID: id, Events: evs[:n:n]})
+			evs = evs[n:]
+		}
+	}
+	return args
+}
+
+type deliverBatchWorker struct {
+	river.WorkerDefaults[DeliverBatchArgs]
+	w *workers
+}
+
+// Work delivers the job's events, up to batchConcurrency at once, then
+// records the attempts in one transaction. What happens to an event then is what the
+// single-event job did: done on a 2xx, given up on other 4xx or after the
+// last attempt, tried again after the backoff (timeouts, 5xx) or the
+// receiver's Retry-After (429, 503), and, when the subscription's rate
+// limit has no room for it yet, put off without counting an attempt. The
+// events to try again go into one new job, due at the latest of their
+// waits, inserted before this job completes: a process that dies in
+// between runs this job again, which delivers its events again (receivers
+// deduplicate on webhook-id), and so does an error of the store, which
+// fails the whole job: River runs it again after its backoff, and its
+// earlier runs count as attempts of each event.
+func (w *deliverBatchWorker) Work(ctx context.Context, job *river.Job[DeliverBatchArgs]) error {
+	log := zerolog.Ctx(ctx)
+	svc, d := w.w.svc, w.w.deliverer
+	hook, err := svc.GetWebhook(ctx, job.Args.WebhookID)
+	switch {
+	case errors.Is(err, users.ErrNotFound):
+		log.Info().Str("webhook_id", job.Args.WebhookID).Int("events", len(job.Args.Events)).Msg("webhook deleted; deliveries dropped")
+		return nil
+	case err != nil:
+		return err
+	case !hook.Enabled:
+		log.Info().Str("webhook_id", hook.ID).Int("events", len(job.Args.Events)).Msg("webhook disabled; deliveries dropped")
+		return nil
+	}
+	target := webhooks.Target{ID: hook.ID, URL: hook.URL, Secrets: []string{hook.Secret}}
+	reruns := job.Attempt - 1 // runs of this job that failed as a whole
+
+	var (
+		mu       sync.Mutex
+		attempts []users.DeliveryAttempt
+		again    []BatchedEvent
+		wait     time.Duration
+	)
+	later := func(ev BatchedEvent, after time.Duration) {
+		again = append(again, ev)
+		wait = max(wait, after)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(batchConcurrency)
+	for _, be := range job.Args.Events {
+		g.Go(func() error {
+			attempt := be.Attempt + reruns
+			ev, err := svc.GetEvent(gctx, be.ID)
+			switch {
+			case errors.Is(err, users.ErrNotFound):
+				log.Warn().Str("webhook_id", hook.ID).Str("event_id", be.ID).Msg("event gone (past the retention); delivery dropped")
+				return nil
+			case err != nil:
+				return err
+			}
+			res := d.Deliver(gctx, target, *ev)
+			mu.Lock()
+			defer mu.Unlock()
+			if errors.Is(res.Err, webhooks.ErrRateLimited) {
+				later(BatchedEvent{ID: be.ID, Attempt: attempt}, res.RetryAfter)
+				return nil
+			}
+			a := users.DeliveryAttempt{
+				WebhookID: hook.ID, EventID: ev.ID, EventType: ev.Type, Attempt: attempt,
+				Status: res.Status, Latency: res.Latency, Success: res.Err == nil,
+			}
+			if res.Err != nil {
+				a.Error = res.Err.Error()
+			}
+			attempts = append(attempts, a)
+			switch {
+			case res.Err == nil:
+			case !res.Retry:
+				log.Info().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up")
+			case attempt >= w.w.maxAttempts:
+				log.Warn().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up after its last attempt")
+			case res.RetryAfter > 0:
+				later(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, res.RetryAfter)
+			default:
+				later(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, w.w.retry.after(attempt-1))
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	// The attempts, in the order their answers came, in one transaction.
+	after, err := svc.RecordDeliveryAttempts(ctx, hook.ID, attempts)
+	switch {
+	case errors.Is(err, users.ErrNotFound):
+		log.Info().Str("webhook_id", hook.ID).Msg("webhook deleted while delivering")
+		return nil
+	case err != nil:
+		return err
+	case len(again) == 0:
+		return nil
+	case !after.Enabled:
+		log.Info().Str("webhook_id", hook.ID).Int("events", len(again)).Msg("webhook disabled; deliveries dropped")
+		return nil
+	}
+	return w.w.insert(ctx, DeliverBatchArgs{WebhookID: hook.ID, Events: again}, &river.InsertOpts{ScheduledAt: time.Now().Add(wait)})
+}
