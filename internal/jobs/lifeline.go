@@ -328,13 +328,15 @@ func (l *lifeline) watch(ctx context.Context) {
 	}
 }
 
-// look finds the processes that run jobs without holding their lock: one
-// seen so for deadAfter is dead, and its jobs are rescued. suspects holds
-// when each was first seen so. It returns when the next suspect will have
-// been seen so for deadAfter (zero if none).
+// look finds the processes that run jobs, or lead, without holding their
+// lock: one seen so for deadAfter is dead, and its jobs are rescued and
+// its leadership ended. suspects holds when each was first seen so. It
+// returns when the next suspect will have been seen so for deadAfter (zero
+// if none).
 func (l *lifeline) look(ctx context.Context, suspects map[string]time.Time) (time.Time, error) {
-	rows, err := l.pool.Query(ctx, `SELECT DISTINCT attempted_by[cardinality(attempted_by)] FROM river_job
-		WHERE state = 'running' AND cardinality(attempted_by) > 0`)
+	rows, err := l.pool.Query(ctx, `SELECT attempted_by[cardinality(attempted_by)] FROM river_job
+		WHERE state = 'running' AND cardinality(attempted_by) > 0
+		UNION SELECT leader_id FROM river_leader`)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -501,9 +503,9 @@ func heldLocks(ctx context.Context, pool *pgxpool.Pool) (map[int64]bool, error) 
 	return held, err
 }
 
-// rescue runs again the jobs that the dead process id was running, in one
-// transaction that holds the process's lock: if the process holds it (it
-// took it back), nothing happens. Other processes may rescue at once: the
+// rescue runs again the jobs that the dead process id was running, and
+// ends its leadership, in one transaction that holds the process's lock:
+// if the process holds it (it took it back), nothing happens. Other processes may rescue at once: the
 // lock and the running state and last runner of the jobs, checked under
 // row locks, make each job rescued once.
 func (l *lifeline) rescue(ctx context.Context, id string, key int64, deadFor time.Duration) error {
@@ -519,9 +521,17 @@ func (l *lifeline) rescue(ctx context.Context, id string, key int64, deadFor tim
 	if !free {
 		return nil
 	}
-	jobs, states, err := l.rescueRunning(ctx, tx, id, nil)
-	if err != nil || len(jobs) == 0 {
+	// Its leadership too, or River waits out its TTL (15 s) before another
+	// process runs the periodic jobs. (rescueRunning commits tx.)
+	if err := resignDead(ctx, l.obs, l.driver.UnwrapExecutor(tx), id); err != nil {
 		return err
+	}
+	jobs, states, err := l.rescueRunning(ctx, tx, id, nil)
+	switch {
+	case err != nil:
+		return err
+	case len(jobs) == 0: // rescueRunning did not commit
+		return tx.Commit(ctx)
 	}
 	l.obs.logRescued(l.id, jobs, states, deadFor)
 	return nil

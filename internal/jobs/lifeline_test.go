@@ -139,6 +139,9 @@ func TestRescueDeadProcessPostgres(t *testing.T) {
 	runningAs(t, h, rows[1].ID, spent, 5)
 	runningAs(t, h, rows[2].ID, live, 1)
 	runningAs(t, h, rows[3].ID, foreign, 1)
+	// A dead process that ran no job but led, for an hour more by the row.
+	leader := jobs.NewClientID(0x1122334455667788, "leader-host")
+	h.exec(t, fmt.Sprintf(`INSERT INTO river_leader (elected_at, expires_at, leader_id) VALUES (now(), now() + interval '1 hour', '%s')`, leader))
 
 	// The live process's lock, on a connection of the test's.
 	lockConn, err := pgx.Connect(ctx, h.dsn)
@@ -161,6 +164,9 @@ func TestRescueDeadProcessPostgres(t *testing.T) {
 	if j := job(t, b.q, rows[0].ID); rescueErrors(j) != 1 || !strings.Contains(j.Errors[0].Error, dead) {
 		t.Errorf("rescued job's errors %+v, want one rescue naming %s", j.Errors, dead)
 	}
+	testkit.Eventually(t, 10*time.Second, "the dead leader's leadership never ended", func() bool {
+		return h.count(t, fmt.Sprintf(`SELECT count(*) FROM river_leader WHERE leader_id = '%s'`, leader)) == 0
+	})
 	testkit.Eventually(t, 10*time.Second, "the spent job was not discarded", func() bool {
 		return job(t, b.q, rows[1].ID).State == rivertype.JobStateDiscarded
 	})
@@ -336,12 +342,18 @@ func TestRescueAtStartSQLite(t *testing.T) {
 		h.exec(t, fmt.Sprintf(`UPDATE river_job SET state = 'running', attempt = %d, max_attempts = 5,
 			attempted_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'), attempted_by = jsonb('["dead-process"]') WHERE id = %d`, attempt, r.ID))
 	}
+	// The dead process led, for an hour more by the row.
+	h.exec(t, `INSERT INTO river_leader (elected_at, expires_at, leader_id, name) VALUES
+		(strftime('%Y-%m-%d %H:%M:%f', 'now'), strftime('%Y-%m-%d %H:%M:%f', 'now', '+1 hour'), 'dead-process', 'default')`)
 	reg, logs := prometheus.NewRegistry(), &syncBuffer{}
 	cfg := fast(reg)
 	cfg.Log = zerolog.New(logs)
 	q := h.newQueue(t, cfg)
 	start(t, q, users.NewService(&failingStore{}, users.Config{}), jobs.Deps{})
 	// Done when Start returns.
+	if n := h.count(t, `SELECT count(*) FROM river_leader WHERE leader_id = 'dead-process'`); n != 0 {
+		t.Error("the dead process still leads when Start returned")
+	}
 	for state, want := range map[string]float64{"available": 2, "discarded": 1} {
 		if got := metric(t, reg, "usersd_jobs_rescued_total", map[string]string{"kind": "import_users_chunk", "state": state}); got != want {
 			t.Errorf("usersd_jobs_rescued_total{state=%q} = %v when Start returned, want %v", state, got, want)

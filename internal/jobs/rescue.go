@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -134,13 +135,18 @@ func (o *observer) countRescued(jobs []stuckJob, states []rivertype.JobState) (*
 
 // atStart is SQLite's recovery. Only one process serves a SQLite file, so a
 // job still running when the process starts belonged to one that died: it
-// is rescued before the workers start.
+// is rescued before the workers start. So is the leadership such a process
+// held, which River would otherwise wait out (its TTL, 15 s) before this
+// process runs the periodic jobs, the webhook dispatcher among them.
 type atStart struct {
 	driver *riversqlite.Driver
 }
 
 func (r atStart) start(ctx context.Context, o *observer) error {
 	exec := r.driver.GetExecutor()
+	if err := resignDead(ctx, o, exec, ""); err != nil {
+		return err
+	}
 	var after int64
 	for {
 		rows, err := exec.JobGetStuck(ctx, &riverdriver.JobGetStuckParams{
@@ -172,6 +178,35 @@ func (r atStart) start(ctx context.Context, o *observer) error {
 }
 
 func (atStart) stop() {}
+
+// leadershipTopic is the channel on which River's electors hear that a
+// leader resigned (Postgres), so that they try to take over at once.
+const leadershipTopic = "river_leadership"
+
+// resignDead ends the leadership of a process that died: of the process
+// dead (a River client ID), or of whichever process leads when dead is "",
+// and logs it. Nothing happens when another process leads, or none.
+func resignDead(ctx context.Context, o *observer, exec riverdriver.Executor, dead string) error {
+	leader, err := exec.LeaderGetElectedLeader(ctx, &riverdriver.LeaderGetElectedLeaderParams{})
+	switch {
+	case errors.Is(err, rivertype.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("jobs: reading the leader: %w", err)
+	case dead != "" && leader.LeaderID != dead:
+		return nil
+	}
+	resigned, err := exec.LeaderResign(ctx, &riverdriver.LeaderResignParams{
+		ElectedAt: leader.ElectedAt, LeaderID: leader.LeaderID, LeadershipTopic: leadershipTopic,
+	})
+	if err != nil {
+		return fmt.Errorf("jobs: ending the leadership of %s: %w", leader.LeaderID, err)
+	}
+	if resigned {
+		o.log.Warn().Str("component", "jobs").Str("dead_client", leader.LeaderID).Msg("leadership of a dead process ended")
+	}
+	return nil
+}
 
 // stuckFromRow is the job of row, which is running.
 func stuckFromRow(row *rivertype.JobRow) stuckJob {
