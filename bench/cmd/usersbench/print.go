@@ -107,8 +107,8 @@ func (h *harness) print(path string) {
 		}
 	}
 	for _, wh := range r.Webhooks {
-		fmt.Fprintf(w, "- webhooks (%s): %d of %d user.created events delivered %.1f s after the import's POST (first after %.2f s), %.0f deliveries/s (median of %d whole seconds, most %.0f), lag p50 %.0f ms, p99 %.0f ms, %d duplicates\n",
-			wh.Store, wh.Delivered, wh.Events, wh.Elapsed.Seconds(), wh.First.Seconds(), wh.PerSecMedian, len(wh.PerSec), wh.PerSecMax, wh.LagP50ms, wh.LagP99ms, wh.Duplicates)
+		fmt.Fprintf(w, "- webhooks (%s): %d of %d user.created events delivered %.1f s after the import's POST (first after %.2f s), %.0f deliveries/s from the first to the last (whole seconds: median %.0f of %d, most %.0f), lag p50 %.0f ms, p99 %.0f ms, %d duplicates\n",
+			wh.Store, wh.Delivered, wh.Events, wh.Elapsed.Seconds(), wh.First.Seconds(), wh.DeliveredPerSec, wh.PerSecMedian, len(wh.PerSec), wh.PerSecMax, wh.LagP50ms, wh.LagP99ms, wh.Duplicates)
 	}
 	for _, f := range r.HookFaults {
 		fmt.Fprintf(w, "- %s\n", faultLine(f))

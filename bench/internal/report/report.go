@@ -213,22 +213,24 @@ type Import struct {
 // receiver answers 204 at once; Rate is the subscription's limit
 // (--webhook-rate). First and Elapsed run from the import's POST to the
 // first and the last delivery; PerSec counts the distinct deliveries in
-// each whole second from the first; the lag is a delivery's receipt minus
-// its event's time.
+// each whole second from the first, DeliveredPerSec over the whole time
+// from the first to the last; the lag is a delivery's receipt minus its event's
+// time.
 type Webhooks struct {
-	Store        string        `json:"store"`
-	Events       int           `json:"events"`
-	Rate         int           `json:"rate"`
-	Delivered    int           `json:"delivered"` // distinct webhook-ids
-	Duplicates   int           `json:"duplicates"`
-	First        time.Duration `json:"first_ns"`
-	Elapsed      time.Duration `json:"elapsed_ns"`
-	PerSec       []float64     `json:"per_s"`
-	PerSecMedian float64       `json:"per_s_median"`
-	PerSecMax    float64       `json:"per_s_max"`
-	LagP50ms     float64       `json:"lag_p50_ms"`
-	LagP99ms     float64       `json:"lag_p99_ms"`
-	Notes        []string      `json:"notes,omitempty"`
+	Store           string        `json:"store"`
+	Events          int           `json:"events"`
+	Rate            int           `json:"rate"`
+	Delivered       int           `json:"delivered"` // distinct webhook-ids
+	Duplicates      int           `json:"duplicates"`
+	First           time.Duration `json:"first_ns"`
+	Elapsed         time.Duration `json:"elapsed_ns"`
+	PerSec          []float64     `json:"per_s"`
+	PerSecMedian    float64       `json:"per_s_median"`
+	PerSecMax       float64       `json:"per_s_max"`
+	DeliveredPerSec float64       `json:"delivered_per_s"` // from the first delivery to the last
+	LagP50ms        float64       `json:"lag_p50_ms"`
+	LagP99ms        float64       `json:"lag_p99_ms"`
+	Notes           []string      `json:"notes,omitempty"`
 }
 
 // WebhookFaults is one measurement of delivery under failures: Writers

@@ -151,6 +151,9 @@ func PrintTargets(w io.Writer, ts []Target) {
 		got := "—"
 		if t.Measured {
 			got = fmt.Sprintf("%.3g %s", t.Got, t.Unit)
+			if t.Got >= 1000 {
+				got = fmt.Sprintf("%.0f %s", t.Got, t.Unit) // not 3e+03
+			}
 		}
 		note := ""
 		if t.Note != "" {
