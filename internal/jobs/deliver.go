@@ -86,21 +86,26 @@ type deliverBatchWorker struct {
 // fails the whole job: River runs it again after its backoff, and its
 // earlier runs count as attempts of each event.
 func (w *deliverBatchWorker) Work(ctx context.Context, job *river.Job[DeliverBatchArgs]) error {
+	return w.w.deliver(ctx, job.Args, job.Attempt-1)
+}
+
+// deliver is the work of a delivery job with args, which has run reruns
+// times before and failed as a whole each time.
+func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int) error {
 	log := zerolog.Ctx(ctx)
-	svc, d := w.w.svc, w.w.deliverer
-	hook, err := svc.GetWebhook(ctx, job.Args.WebhookID)
+	svc, d := w.svc, w.deliverer
+	hook, err := svc.GetWebhook(ctx, args.WebhookID)
 	switch {
 	case errors.Is(err, users.ErrNotFound):
-		log.Info().Str("webhook_id", job.Args.WebhookID).Int("events", len(job.Args.Events)).Msg("webhook deleted; deliveries dropped")
+		log.Info().Str("webhook_id", args.WebhookID).Int("events", len(args.Events)).Msg("webhook deleted; deliveries dropped")
 		return nil
 	case err != nil:
 		return err
 	case !hook.Enabled:
-		log.Info().Str("webhook_id", hook.ID).Int("events", len(job.Args.Events)).Msg("webhook disabled; deliveries dropped")
+		log.Info().Str("webhook_id", hook.ID).Int("events", len(args.Events)).Msg("webhook disabled; deliveries dropped")
 		return nil
 	}
 	target := webhooks.Target{ID: hook.ID, URL: hook.URL, Secrets: []string{hook.Secret}}
-	reruns := job.Attempt - 1 // runs of this job that failed as a whole
 
 	var (
 		mu       sync.Mutex
@@ -114,7 +119,7 @@ func (w *deliverBatchWorker) Work(ctx context.Context, job *river.Job[DeliverBat
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(batchConcurrency)
-	for _, be := range job.Args.Events {
+	for _, be := range args.Events {
 		g.Go(func() error {
 			attempt := be.Attempt + reruns
 			ev, err := svc.GetEvent(gctx, be.ID)
@@ -144,12 +149,12 @@ func (w *deliverBatchWorker) Work(ctx context.Context, job *river.Job[DeliverBat
 			case res.Err == nil:
 			case !res.Retry:
 				log.Info().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up")
-			case attempt >= w.w.maxAttempts:
+			case attempt >= w.maxAttempts:
 				log.Warn().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up after its last attempt")
 			case res.RetryAfter > 0:
 				later(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, res.RetryAfter)
 			default:
-				later(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, w.w.retry.after(attempt-1))
+				later(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, w.retry.after(attempt-1))
 			}
 			return nil
 		})
@@ -171,5 +176,5 @@ func (w *deliverBatchWorker) Work(ctx context.Context, job *river.Job[DeliverBat
 		log.Info().Str("webhook_id", hook.ID).Int("events", len(again)).Msg("webhook disabled; deliveries dropped")
 		return nil
 	}
-	return w.w.insert(ctx, DeliverBatchArgs{WebhookID: hook.ID, Events: again}, &river.InsertOpts{ScheduledAt: time.Now().Add(wait)})
+	return w.insert(ctx, DeliverBatchArgs{WebhookID: hook.ID, Events: again}, &river.InsertOpts{ScheduledAt: time.Now().Add(wait)})
 }

@@ -2,8 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -11,7 +9,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/usersd/usersd/internal/users"
-	"github.com/usersd/usersd/internal/webhooks"
 )
 
 // ImportChunkArgs is the job that imports one chunk of a bulk import. Its
@@ -183,58 +180,10 @@ type deliverWorker struct {
 	w *workers
 }
 
-// Work delivers the event, records the attempt, and tells River what next:
-// done, retry after its backoff (timeouts, 5xx), snooze until the
-// receiver's Retry-After (429, 503) or the rate limit allows, or give up
-// (other 4xx). Receivers deduplicate on webhook-id: a delivery can arrive
-// twice when a process dies between the POST and recording it.
+// Work delivers the event as a delivery job of one event does.
 func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
-	log := zerolog.Ctx(ctx)
-	svc, d := w.w.svc, w.w.deliverer
-	hook, err := svc.GetWebhook(ctx, job.Args.WebhookID)
-	switch {
-	case errors.Is(err, users.ErrNotFound):
-		log.Info().Str("webhook_id", job.Args.WebhookID).Msg("webhook deleted; delivery dropped")
-		return nil
-	case err != nil:
-		return err
-	case !hook.Enabled:
-		// Disabled after it was dispatched: an expected state, not a
-		// failure of the job (which would page through UsersdJobsFailing).
-		log.Info().Str("webhook_id", hook.ID).Str("event_id", job.Args.EventID).Msg("webhook disabled; delivery dropped")
-		return nil
-	}
-	ev, err := svc.GetEvent(ctx, job.Args.EventID)
-	switch {
-	case errors.Is(err, users.ErrNotFound):
-		return river.JobCancel(fmt.Errorf("event %s is gone (past the retention)", job.Args.EventID))
-	case err != nil:
-		return err
-	}
-	res := d.Deliver(ctx, webhooks.Target{ID: hook.ID, URL: hook.URL, Secrets: []string{hook.Secret}}, *ev)
-	if errors.Is(res.Err, webhooks.ErrRateLimited) {
-		return river.JobSnooze(res.RetryAfter)
-	}
-	a := users.DeliveryAttempt{
-		WebhookID: hook.ID, EventID: ev.ID, EventType: ev.Type, Attempt: job.Attempt,
-		Status: res.Status, Latency: res.Latency, Success: res.Err == nil,
-	}
-	if res.Err != nil {
-		a.Error = res.Err.Error()
-	}
-	if _, err := svc.RecordDeliveryAttempt(ctx, a); err != nil && !errors.Is(err, users.ErrNotFound) {
-		return err
-	}
-	switch {
-	case res.Err == nil:
-		return nil
-	case res.Retry && res.RetryAfter > 0:
-		return river.JobSnooze(res.RetryAfter)
-	case res.Retry:
-		return res.Err
-	default:
-		return river.JobCancel(res.Err)
-	}
+	args := DeliverBatchArgs{WebhookID: job.Args.WebhookID, Events: []BatchedEvent{{ID: job.Args.EventID, Attempt: 1}}}
+	return w.w.deliver(ctx, args, job.Attempt-1)
 }
 
 // PublishArgs is the periodic job that publishes new events to NATS.
