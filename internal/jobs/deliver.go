@@ -79,8 +79,9 @@ type deliverBatchWorker struct {
 // last attempt, tried again after the backoff (timeouts, 5xx) or the
 // receiver's Retry-After (429, 503), and, when the subscription's rate
 // limit has no room for it yet, put off without counting an attempt. The
-// events to try again go into one new job, due at the latest of their
-// waits, inserted before this job completes: a process that dies in
+// events that failed go into one new job, due at the latest of their
+// waits, and those put off into another, due when the limit has room for
+// the first of them; both are inserted before this job completes: a process that dies in
 // between runs this job again, which delivers its events again (receivers
 // deduplicate on webhook-id), and so does an error of the store, which
 // fails the whole job: River runs it again after its backoff, and its
@@ -110,13 +111,11 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int
 	var (
 		mu       sync.Mutex
 		attempts []users.DeliveryAttempt
-		again    []BatchedEvent
-		wait     time.Duration
+		// The events that failed wait for the latest of their waits; those
+		// the rate limit put off, for the first token (the next job waits
+		// for the others' tokens as this one did).
+		failed, limited retryBatch
 	)
-	later := func(ev BatchedEvent, after time.Duration) {
-		again = append(again, ev)
-		wait = max(wait, after)
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(batchConcurrency)
 	for _, be := range args.Events {
@@ -134,7 +133,7 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int
 			mu.Lock()
 			defer mu.Unlock()
 			if errors.Is(res.Err, webhooks.ErrRateLimited) {
-				later(BatchedEvent{ID: be.ID, Attempt: attempt}, res.RetryAfter)
+				limited.add(BatchedEvent{ID: be.ID, Attempt: attempt}, res.RetryAfter, false)
 				return nil
 			}
 			a := users.DeliveryAttempt{
@@ -152,9 +151,9 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int
 			case attempt >= w.maxAttempts:
 				log.Warn().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up after its last attempt")
 			case res.RetryAfter > 0:
-				later(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, res.RetryAfter)
+				failed.add(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, res.RetryAfter, true)
 			default:
-				later(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, w.retry.after(attempt-1))
+				failed.add(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, w.retry.after(attempt-1), true)
 			}
 			return nil
 		})
@@ -170,11 +169,39 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int
 		return nil
 	case err != nil:
 		return err
-	case len(again) == 0:
+	case len(failed.events)+len(limited.events) == 0:
 		return nil
 	case !after.Enabled:
-		log.Info().Str("webhook_id", hook.ID).Int("events", len(again)).Msg("webhook disabled; deliveries dropped")
+		log.Info().Str("webhook_id", hook.ID).Int("events", len(failed.events)+len(limited.events)).Msg("webhook disabled; deliveries dropped")
 		return nil
 	}
-	return w.insert(ctx, DeliverBatchArgs{WebhookID: hook.ID, Events: again}, &river.InsertOpts{ScheduledAt: time.Now().Add(wait)})
+	for _, b := range []retryBatch{failed, limited} {
+		if len(b.events) == 0 {
+			continue
+		}
+		if err := w.insert(ctx, DeliverBatchArgs{WebhookID: hook.ID, Events: b.events}, &river.InsertOpts{ScheduledAt: time.Now().Add(b.wait)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retryBatch gathers the events of a delivery job to try again, and when.
+type retryBatch struct {
+	events []BatchedEvent
+	wait   time.Duration
+}
+
+// add adds ev, which may be tried again after wait: the batch waits for
+// the latest of its events' waits, or, unless latest, the earliest.
+func (b *retryBatch) add(ev BatchedEvent, wait time.Duration, latest bool) {
+	switch {
+	case len(b.events) == 0:
+		b.wait = wait
+	case latest:
+		b.wait = max(b.wait, wait)
+	default:
+		b.wait = min(b.wait, wait)
+	}
+	b.events = append(b.events, ev)
 }

@@ -3,6 +3,7 @@ package jobs
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/riverqueue/river"
@@ -38,5 +39,22 @@ func TestDeliveryBatches(t *testing.T) {
 	}
 	if got := deliveryBatches(nil); len(got) != 0 {
 		t.Errorf("deliveryBatches(nil) = %v, want none", got)
+	}
+}
+
+// TestRetryBatch: a batch of failed events waits for the latest of their
+// waits; one of events put off by the rate limit, for the earliest.
+func TestRetryBatch(t *testing.T) {
+	var failed, limited retryBatch
+	for i, wait := range []time.Duration{2 * time.Second, 5 * time.Second, time.Second} {
+		ev := BatchedEvent{ID: fmt.Sprint("e", i), Attempt: 2}
+		failed.add(ev, wait, true)
+		limited.add(ev, wait, false)
+	}
+	if failed.wait != 5*time.Second || len(failed.events) != 3 {
+		t.Errorf("failed: %d events waiting %v, want 3 waiting 5s", len(failed.events), failed.wait)
+	}
+	if limited.wait != time.Second || len(limited.events) != 3 {
+		t.Errorf("limited: %d events waiting %v, want 3 waiting 1s", len(limited.events), limited.wait)
 	}
 }
