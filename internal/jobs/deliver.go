@@ -29,6 +29,9 @@ const batchConcurrency = 32
 type DeliverBatchArgs struct {
 	WebhookID string         `json:"webhook_id"`
 	Events    []BatchedEvent `json:"events"`
+	// NotBefore, when set, is when the subscription's rate limit has room
+	// for the first of the events: the job waits for it before it starts.
+	NotBefore time.Time `json:"not_before,omitzero"`
 }
 
 // BatchedEvent is an event of a delivery job and the attempt the job makes
@@ -80,8 +83,8 @@ type deliverBatchWorker struct {
 // receiver's Retry-After (429, 503), and, when the subscription's rate
 // limit has no room for it yet, put off without counting an attempt. The
 // events that failed go into one new job, due at the latest of their
-// waits, and those put off into another, due when the limit has room for
-// the first of them; both are inserted before this job completes: a process that dies in
+// waits, and those put off into another, which starts when the limit has
+// room for the first of them; both are inserted before this job completes: a process that dies in
 // between runs this job again, which delivers its events again (receivers
 // deduplicate on webhook-id), and so does an error of the store, which
 // fails the whole job: River runs it again after its backoff, and its
@@ -112,53 +115,60 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int
 		mu       sync.Mutex
 		attempts []users.DeliveryAttempt
 		// The events that failed wait for the latest of their waits; those
-		// the rate limit put off, for the first token (the next job waits
-		// for the others' tokens as this one did).
+		// the rate limit put off, for the first token.
 		failed, limited retryBatch
 	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(batchConcurrency)
-	for _, be := range args.Events {
-		g.Go(func() error {
-			attempt := be.Attempt + reruns
-			ev, err := svc.GetEvent(gctx, be.ID)
-			switch {
-			case errors.Is(err, users.ErrNotFound):
-				log.Warn().Str("webhook_id", hook.ID).Str("event_id", be.ID).Msg("event gone (past the retention); delivery dropped")
+	// round delivers events once, up to batchConcurrency at once; their
+	// attempt numbers are theirs plus reruns.
+	round := func(events []BatchedEvent, reruns int) error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(batchConcurrency)
+		for _, be := range events {
+			g.Go(func() error {
+				attempt := be.Attempt + reruns
+				ev, err := svc.GetEvent(gctx, be.ID)
+				switch {
+				case errors.Is(err, users.ErrNotFound):
+					log.Warn().Str("webhook_id", hook.ID).Str("event_id", be.ID).Msg("event gone (past the retention); delivery dropped")
+					return nil
+				case err != nil:
+					return err
+				}
+				res := d.Deliver(gctx, target, *ev)
+				mu.Lock()
+				defer mu.Unlock()
+				if errors.Is(res.Err, webhooks.ErrRateLimited) {
+					limited.add(BatchedEvent{ID: be.ID, Attempt: attempt}, res.RetryAfter, false)
+					return nil
+				}
+				a := users.DeliveryAttempt{
+					WebhookID: hook.ID, EventID: ev.ID, EventType: ev.Type, Attempt: attempt,
+					Status: res.Status, Latency: res.Latency, Success: res.Err == nil,
+				}
+				if res.Err != nil {
+					a.Error = res.Err.Error()
+				}
+				attempts = append(attempts, a)
+				switch {
+				case res.Err == nil:
+				case !res.Retry:
+					log.Info().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up")
+				case attempt >= w.maxAttempts:
+					log.Warn().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up after its last attempt")
+				case res.RetryAfter > 0:
+					failed.add(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, res.RetryAfter, true)
+				default:
+					failed.add(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, w.retry.after(attempt-1), true)
+				}
 				return nil
-			case err != nil:
-				return err
-			}
-			res := d.Deliver(gctx, target, *ev)
-			mu.Lock()
-			defer mu.Unlock()
-			if errors.Is(res.Err, webhooks.ErrRateLimited) {
-				limited.add(BatchedEvent{ID: be.ID, Attempt: attempt}, res.RetryAfter, false)
-				return nil
-			}
-			a := users.DeliveryAttempt{
-				WebhookID: hook.ID, EventID: ev.ID, EventType: ev.Type, Attempt: attempt,
-				Status: res.Status, Latency: res.Latency, Success: res.Err == nil,
-			}
-			if res.Err != nil {
-				a.Error = res.Err.Error()
-			}
-			attempts = append(attempts, a)
-			switch {
-			case res.Err == nil:
-			case !res.Retry:
-				log.Info().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up")
-			case attempt >= w.maxAttempts:
-				log.Warn().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up after its last attempt")
-			case res.RetryAfter > 0:
-				failed.add(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, res.RetryAfter, true)
-			default:
-				failed.add(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, w.retry.after(attempt-1), true)
-			}
-			return nil
-		})
+			})
+		}
+		return g.Wait()
 	}
-	if err := g.Wait(); err != nil {
+	if !sleep(ctx, time.Until(args.NotBefore)) {
+		return ctx.Err()
+	}
+	if err := round(args.Events, reruns); err != nil {
 		return err
 	}
 	// The attempts, in the order their answers came, in one transaction.
@@ -175,16 +185,34 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int
 		log.Info().Str("webhook_id", hook.ID).Int("events", len(failed.events)+len(limited.events)).Msg("webhook disabled; deliveries dropped")
 		return nil
 	}
-	for _, b := range []retryBatch{failed, limited} {
-		if len(b.events) == 0 {
-			continue
+	if len(failed.events) > 0 {
+		next := DeliverBatchArgs{WebhookID: hook.ID, Events: failed.events}
+		if err := w.insert(ctx, next, &river.InsertOpts{ScheduledAt: time.Now().Add(failed.wait)}); err != nil {
+			return err
 		}
-		if err := w.insert(ctx, DeliverBatchArgs{WebhookID: hook.ID, Events: b.events}, &river.InsertOpts{ScheduledAt: time.Now().Add(b.wait)}); err != nil {
+	}
+	if len(limited.events) > 0 {
+		// River makes a job scheduled for later available only at its
+		// scheduler's next run, every 5 s, which held a subscription behind
+		// its limit to about half of it: the events put off for a short
+		// while go into a job available at once that waits for its first
+		// token itself.
+		next, opts := DeliverBatchArgs{WebhookID: hook.ID, Events: limited.events}, &river.InsertOpts{}
+		if limited.wait <= limitedWait {
+			next.NotBefore = time.Now().Add(limited.wait)
+		} else {
+			opts.ScheduledAt = time.Now().Add(limited.wait)
+		}
+		if err := w.insert(ctx, next, opts); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// limitedWait is the longest a delivery job waits, at its start, for its
+// subscription's rate limit (DeliverBatchArgs.NotBefore).
+const limitedWait = 5 * time.Second
 
 // retryBatch gathers the events of a delivery job to try again, and when.
 type retryBatch struct {
