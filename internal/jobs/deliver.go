@@ -98,6 +98,9 @@ func (w *deliverBatchWorker) Work(ctx context.Context, job *river.Job[DeliverBat
 func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int) error {
 	log := zerolog.Ctx(ctx)
 	svc, d := w.svc, w.deliverer
+	if !sleep(ctx, time.Until(args.NotBefore)) {
+		return ctx.Err()
+	}
 	hook, err := svc.GetWebhook(ctx, args.WebhookID)
 	switch {
 	case errors.Is(err, users.ErrNotFound):
@@ -118,57 +121,49 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int
 		// the rate limit put off, for the first token.
 		failed, limited retryBatch
 	)
-	// round delivers events once, up to batchConcurrency at once; their
-	// attempt numbers are theirs plus reruns.
-	round := func(events []BatchedEvent, reruns int) error {
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(batchConcurrency)
-		for _, be := range events {
-			g.Go(func() error {
-				attempt := be.Attempt + reruns
-				ev, err := svc.GetEvent(gctx, be.ID)
-				switch {
-				case errors.Is(err, users.ErrNotFound):
-					log.Warn().Str("webhook_id", hook.ID).Str("event_id", be.ID).Msg("event gone (past the retention); delivery dropped")
-					return nil
-				case err != nil:
-					return err
-				}
-				res := d.Deliver(gctx, target, *ev)
-				mu.Lock()
-				defer mu.Unlock()
-				if errors.Is(res.Err, webhooks.ErrRateLimited) {
-					limited.add(BatchedEvent{ID: be.ID, Attempt: attempt}, res.RetryAfter, false)
-					return nil
-				}
-				a := users.DeliveryAttempt{
-					WebhookID: hook.ID, EventID: ev.ID, EventType: ev.Type, Attempt: attempt,
-					Status: res.Status, Latency: res.Latency, Success: res.Err == nil,
-				}
-				if res.Err != nil {
-					a.Error = res.Err.Error()
-				}
-				attempts = append(attempts, a)
-				switch {
-				case res.Err == nil:
-				case !res.Retry:
-					log.Info().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up")
-				case attempt >= w.maxAttempts:
-					log.Warn().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up after its last attempt")
-				case res.RetryAfter > 0:
-					failed.add(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, res.RetryAfter, true)
-				default:
-					failed.add(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, w.retry.after(attempt-1), true)
-				}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(batchConcurrency)
+	for _, be := range args.Events {
+		g.Go(func() error {
+			attempt := be.Attempt + reruns
+			ev, err := svc.GetEvent(gctx, be.ID)
+			switch {
+			case errors.Is(err, users.ErrNotFound):
+				log.Warn().Str("webhook_id", hook.ID).Str("event_id", be.ID).Msg("event gone (past the retention); delivery dropped")
 				return nil
-			})
-		}
-		return g.Wait()
+			case err != nil:
+				return err
+			}
+			res := d.Deliver(gctx, target, *ev)
+			mu.Lock()
+			defer mu.Unlock()
+			if errors.Is(res.Err, webhooks.ErrRateLimited) {
+				limited.add(BatchedEvent{ID: be.ID, Attempt: attempt}, res.RetryAfter, false)
+				return nil
+			}
+			a := users.DeliveryAttempt{
+				WebhookID: hook.ID, EventID: ev.ID, EventType: ev.Type, Attempt: attempt,
+				Status: res.Status, Latency: res.Latency, Success: res.Err == nil,
+			}
+			if res.Err != nil {
+				a.Error = res.Err.Error()
+			}
+			attempts = append(attempts, a)
+			switch {
+			case res.Err == nil:
+			case !res.Retry:
+				log.Info().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up")
+			case attempt >= w.maxAttempts:
+				log.Warn().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up after its last attempt")
+			case res.RetryAfter > 0:
+				failed.add(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, res.RetryAfter, true)
+			default:
+				failed.add(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, w.retry.after(attempt-1), true)
+			}
+			return nil
+		})
 	}
-	if !sleep(ctx, time.Until(args.NotBefore)) {
-		return ctx.Err()
-	}
-	if err := round(args.Events, reruns); err != nil {
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	// The attempts, in the order their answers came, in one transaction.
