@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/usersd/usersd/internal/natsevents"
 	"github.com/usersd/usersd/internal/postgres/pgtest"
+	"github.com/usersd/usersd/internal/testkit"
 )
 
 // receiver is a webhook endpoint that verifies signatures with the
@@ -433,4 +436,96 @@ func TestWebhookShutdown(t *testing.T) {
 	hang.Store(false)
 	p2 := startUsersd(t, bin, args...)
 	waitDelivered(t, &testServer{HTTP: p2.HTTP}, r, 1, 30*time.Second)
+}
+
+// TestWebhookLag: while a subscription's receiver is down, GET
+// /v2/webhooks/{id} and /metrics show its backlog (events and age) and
+// its last failure; once the receiver answers, the backlog drains to
+// nothing and the last success is set.
+func TestWebhookLag(t *testing.T) {
+	runOnStores(t, func(t *testing.T, s *testServer) {
+		var down atomic.Bool
+		down.Store(true)
+		r := newReceiver(t, func(w http.ResponseWriter, id string, n int) bool {
+			if down.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return true
+			}
+			return false
+		})
+		hookID, secret := createWebhook(t, s, r.srv.URL)
+		r.mu.Lock()
+		r.secret = secret
+		r.mu.Unlock()
+		const users = 4
+		for i := range users {
+			createUser(t, s, fmt.Sprintf("lag%d@example.com", i), "Behind")
+		}
+		type backlog struct {
+			Events          string
+			OldestEventTime time.Time
+			Age             string
+		}
+		type hook struct {
+			Backlog         backlog
+			LastSuccessTime *time.Time
+			LastFailureTime *time.Time
+		}
+		get := func() hook {
+			res := s.do(t, "GET", "/v2/webhooks/"+hookID, "")
+			res.wantStatus(t, http.StatusOK)
+			var h hook
+			if err := json.Unmarshal([]byte(res.Raw), &h); err != nil {
+				t.Fatalf("GET /v2/webhooks/%s: %v in %s", hookID, err, res.Raw)
+			}
+			return h
+		}
+		metric := func(name string) string {
+			text := testkit.ScrapeURL(t, "http://"+s.Admin+"/metrics", "")
+			m := regexp.MustCompile(`(?m)^` + name + `\{enabled="true",webhook="` + hookID + `"\} (\S+)$`).FindStringSubmatch(text)
+			if m == nil {
+				t.Fatalf("/metrics has no %s of webhook %s", name, hookID)
+			}
+			return m[1]
+		}
+
+		// Down: every event waits, and the backlog says since when.
+		deadline := time.Now().Add(20 * time.Second)
+		var h hook
+		for h = get(); h.Backlog.Events != fmt.Sprint(users) || h.LastFailureTime == nil; h = get() {
+			if time.Now().After(deadline) {
+				t.Fatalf("receiver down: webhook shows %+v, want a backlog of %d events and a last failure", h, users)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if h.LastSuccessTime != nil || h.Backlog.OldestEventTime.IsZero() || h.Backlog.Age == "0s" || time.Since(h.Backlog.OldestEventTime) > time.Minute {
+			t.Errorf("receiver down: webhook shows %+v, want no success, and the age of a recent oldest event", h)
+		}
+		if n := metric("usersd_webhook_backlog_events"); n != fmt.Sprint(users) {
+			t.Errorf("usersd_webhook_backlog_events = %s, want %d", n, users)
+		}
+		if age, _ := strconv.ParseFloat(metric("usersd_webhook_backlog_age_seconds"), 64); age <= 0 || age > 60 {
+			t.Errorf("usersd_webhook_backlog_age_seconds = %v, want the age of a recent event", age)
+		}
+
+		// Up again: the backlog drains.
+		down.Store(false)
+		waitDelivered(t, s, r, users, 30*time.Second)
+		deadline = time.Now().Add(10 * time.Second)
+		for h = get(); h.Backlog.Events != "0" || h.LastSuccessTime == nil; h = get() {
+			if time.Now().After(deadline) {
+				t.Fatalf("receiver up: webhook shows %+v, want no backlog and a last success", h)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if h.Backlog.Age != "0s" || !h.Backlog.OldestEventTime.IsZero() || !h.LastSuccessTime.After(*h.LastFailureTime) {
+			t.Errorf("receiver up: webhook shows %+v, want an empty backlog and a success after the last failure", h)
+		}
+		if n := metric("usersd_webhook_backlog_events"); n != "0" {
+			t.Errorf("after the backlog drained: usersd_webhook_backlog_events = %s", n)
+		}
+		if !strings.Contains(testkit.ScrapeURL(t, "http://"+s.Admin+"/metrics", ""), `usersd_webhook_last_success_timestamp_seconds{webhook="`+hookID+`"}`) {
+			t.Error("/metrics has no last success of the webhook")
+		}
+	}, webhookArgs...)
 }

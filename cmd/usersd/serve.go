@@ -71,7 +71,7 @@ func serve(ctx, hard context.Context, cfg config, getenv func(string) string, lo
 	if err != nil {
 		return err
 	}
-	svc := newService(stored.store, cfg)
+	svc := newService(stored.store, stored.jobs, cfg)
 
 	// The workers stop in the shutdown sequence, not when ctx ends (River
 	// would cancel running jobs at once); the deferred Stop only matters
@@ -146,8 +146,9 @@ func jobsConfig(cfg config, metrics *telemetry.Metrics, log zerolog.Logger) jobs
 	}
 }
 
-// newService is the domain service on store.
-func newService(store users.Store, cfg config) *users.Service {
+// newService is the domain service on store, which reads the
+// subscriptions' backlogs from backlogs.
+func newService(store users.Store, backlogs users.BacklogReader, cfg config) *users.Service {
 	var key []byte
 	if cfg.PageTokenKey != "" {
 		key = []byte(cfg.PageTokenKey)
@@ -160,6 +161,7 @@ func newService(store users.Store, cfg config) *users.Service {
 		CheckWebhookURL:     func(u string) error { return webhooks.ValidateURL(u, cfg.WebhookAllowPrivate) },
 		NewWebhookSecret:    webhooks.NewSecret,
 		DisableWebhookAfter: cfg.WebhookDisableAfter,
+		Backlogs:            backlogs,
 	})
 }
 

@@ -40,9 +40,11 @@ type storeWithJobs struct {
 	jobs  jobQueue
 }
 
-// jobQueue is a job queue, whatever its database.
+// jobQueue is a job queue, whatever its database: it holds the webhook
+// deliveries, and so the subscriptions' backlogs.
 type jobQueue interface {
 	Start(ctx context.Context, svc *users.Service, deps jobs.Deps) (*jobs.Workers, error)
+	users.BacklogReader
 }
 
 // migrationsCheck turns a store's MigrationsPending into a readiness check.

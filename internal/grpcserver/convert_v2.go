@@ -1,6 +1,8 @@
 package grpcserver
 
 import (
+	"time"
+
 	"fmt"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -159,10 +161,17 @@ func eventToProtoV2(ev users.Event) *usersv2.UserEvent {
 	return pb
 }
 
-// webhookToProtoV2 returns the v2 form of a subscription; with its secret
-// only when withSecret is true.
-func webhookToProtoV2(w *users.Webhook, withSecret bool) *usersv2.Webhook {
+// webhookToProtoV2 returns the v2 form of a subscription with its backlog
+// b at now; with its secret only when withSecret is true.
+func webhookToProtoV2(w *users.Webhook, withSecret bool, b users.WebhookBacklog, now time.Time) *usersv2.Webhook {
+	backlog := &usersv2.WebhookBacklog{Events: int64(b.Events), Age: durationpb.New(b.Age(now))}
+	if b.Events > 0 {
+		backlog.OldestEventTime = timestamppb.New(b.Oldest)
+	}
 	return &usersv2.Webhook{
+		Backlog:             backlog,
+		LastSuccessTime:     timestampOrNil(w.LastSuccessTime),
+		LastFailureTime:     timestampOrNil(w.LastFailureTime),
 		Name:                names.Webhooks.Name(w.ID),
 		Url:                 w.URL,
 		EventTypes:          eventTypeNames(w.EventTypes),
@@ -187,4 +196,12 @@ func deliveryToProtoV2(a users.DeliveryAttempt) *usersv2.WebhookDelivery {
 		Error:      a.Error,
 		CreateTime: timestamppb.New(a.Time),
 	}
+}
+
+// timestampOrNil is t as a Timestamp, or nil (unset) when t is zero.
+func timestampOrNil(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }

@@ -1,6 +1,8 @@
 package grpcserver
 
 import (
+	"time"
+
 	"context"
 	"sync"
 
@@ -233,7 +235,7 @@ func (s *ServerV2) CreateWebhook(ctx context.Context, req *usersv2.CreateWebhook
 	if err != nil {
 		return nil, err
 	}
-	return webhookToProtoV2(created, true), nil
+	return s.webhookV2(ctx, created, true)
 }
 
 // GetWebhook implements users.v2.UserService.
@@ -246,7 +248,7 @@ func (s *ServerV2) GetWebhook(ctx context.Context, req *usersv2.GetWebhookReques
 	if err != nil {
 		return nil, err
 	}
-	return webhookToProtoV2(w, false), nil
+	return s.webhookV2(ctx, w, false)
 }
 
 // ListWebhooks implements users.v2.UserService.
@@ -255,9 +257,14 @@ func (s *ServerV2) ListWebhooks(ctx context.Context, _ *usersv2.ListWebhooksRequ
 	if err != nil {
 		return nil, err
 	}
+	backlogs, err := s.svc.WebhookBacklogs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
 	res := &usersv2.ListWebhooksResponse{Webhooks: make([]*usersv2.Webhook, len(ws))}
 	for i, w := range ws {
-		res.Webhooks[i] = webhookToProtoV2(w, false)
+		res.Webhooks[i] = webhookToProtoV2(w, false, backlogs[w.ID], now)
 	}
 	return res, nil
 }
@@ -278,7 +285,16 @@ func (s *ServerV2) UpdateWebhook(ctx context.Context, req *usersv2.UpdateWebhook
 	if err != nil {
 		return nil, err
 	}
-	return webhookToProtoV2(updated, rotated), nil
+	return s.webhookV2(ctx, updated, rotated)
+}
+
+// webhookV2 is the v2 form of w, with its backlog as it is now.
+func (s *ServerV2) webhookV2(ctx context.Context, w *users.Webhook, withSecret bool) (*usersv2.Webhook, error) {
+	backlogs, err := s.svc.WebhookBacklogs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return webhookToProtoV2(w, withSecret, backlogs[w.ID], time.Now()), nil
 }
 
 // DeleteWebhook implements users.v2.UserService.

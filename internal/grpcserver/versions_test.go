@@ -224,9 +224,11 @@ func (v2API) webhookRef(id string) string                       { return "webhoo
 func (v2API) webhookRefOf(w webhookMsg) string                  { return w.(*usersv2.Webhook).GetName() }
 func (v2API) newWebhook(ref string, w webhookFields) webhookMsg { return webhookV2(ref, w) }
 
-// webhookV2 is w as a users.v2 Webhook with this name.
+// webhookV2 is w as a users.v2 Webhook with this name, and no backlog:
+// the service of these tests has no job queue.
 func webhookV2(name string, w webhookFields) *usersv2.Webhook {
-	return &usersv2.Webhook{Name: name, Url: w.URL, EventTypes: w.EventTypes, Enabled: w.Enabled, Secret: w.Secret, ConsecutiveFailures: w.ConsecutiveFailures}
+	return &usersv2.Webhook{Name: name, Url: w.URL, EventTypes: w.EventTypes, Enabled: w.Enabled, Secret: w.Secret, ConsecutiveFailures: w.ConsecutiveFailures,
+		Backlog: &usersv2.WebhookBacklog{Age: durationpb.New(0)}}
 }
 
 // userEventV2 is ev field for field.

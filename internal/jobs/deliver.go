@@ -32,6 +32,10 @@ type DeliverBatchArgs struct {
 	// NotBefore, when set, is when the subscription's rate limit has room
 	// for the first of the events: the job waits for it before it starts.
 	NotBefore time.Time `json:"not_before,omitzero"`
+	// Since is when the oldest of the events happened, in Unix
+	// milliseconds: the age of the subscription's backlog is read from it
+	// (a job of events that failed keeps its parent's).
+	Since int64 `json:"since,omitempty"`
 }
 
 // BatchedEvent is an event of a delivery job and the attempt the job makes
@@ -52,20 +56,27 @@ func (DeliverBatchArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{
 // each, the events in their order.
 func deliveryBatches(deliveries []users.Delivery) []river.JobArgs {
 	var order []string
-	events := map[string][]BatchedEvent{}
+	byHook := map[string][]users.Delivery{}
 	for _, d := range deliveries {
-		if _, ok := events[d.WebhookID]; !ok {
+		if _, ok := byHook[d.WebhookID]; !ok {
 			order = append(order, d.WebhookID)
 		}
-		events[d.WebhookID] = append(events[d.WebhookID], BatchedEvent{ID: d.EventID, Attempt: 1})
+		byHook[d.WebhookID] = append(byHook[d.WebhookID], d)
 	}
 	var args []river.JobArgs
 	for _, id := range order {
-		evs := events[id]
-		for len(evs) > 0 {
-			n := min(len(evs), DeliverBatchSize)
-			args = append(args, DeliverBatchArgs{WebhookID: id, Events: evs[:n:n]})
-			evs = evs[n:]
+		ds := byHook[id]
+		for len(ds) > 0 {
+			n := min(len(ds), DeliverBatchSize)
+			a := DeliverBatchArgs{WebhookID: id, Events: make([]BatchedEvent, n)}
+			for i, d := range ds[:n] {
+				a.Events[i] = BatchedEvent{ID: d.EventID, Attempt: 1}
+				if ms := d.Time.UnixMilli(); i == 0 || ms < a.Since {
+					a.Since = ms
+				}
+			}
+			args = append(args, a)
+			ds = ds[n:]
 		}
 	}
 	return args
@@ -181,7 +192,7 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int
 		return nil
 	}
 	if len(failed.events) > 0 {
-		next := DeliverBatchArgs{WebhookID: hook.ID, Events: failed.events}
+		next := DeliverBatchArgs{WebhookID: hook.ID, Events: failed.events, Since: args.Since}
 		if err := w.insert(ctx, next, &river.InsertOpts{ScheduledAt: time.Now().Add(failed.wait)}); err != nil {
 			return err
 		}
@@ -192,7 +203,7 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int
 		// its limit to about half of it: the events put off for a short
 		// while go into a job available at once that waits for its first
 		// token itself.
-		next, opts := DeliverBatchArgs{WebhookID: hook.ID, Events: limited.events}, &river.InsertOpts{}
+		next, opts := DeliverBatchArgs{WebhookID: hook.ID, Events: limited.events, Since: args.Since}, &river.InsertOpts{}
 		if limited.wait <= limitedWait {
 			next.NotBefore = time.Now().Add(limited.wait)
 		} else {

@@ -13,13 +13,20 @@ import (
 
 // TestDeliveryBatches: one job per subscription and up to DeliverBatchSize
 // events, subscriptions in the order they first appear, events in theirs,
-// every event's first attempt.
+// every event's first attempt, and the time of each job's oldest event.
 func TestDeliveryBatches(t *testing.T) {
+	base := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time {
+		if i == 1 { // out of order: the oldest of its batches, not the first
+			return base.Add(-time.Minute)
+		}
+		return base.Add(time.Duration(i) * time.Second)
+	}
 	var ds []users.Delivery
 	for i := range DeliverBatchSize + 2 {
-		ds = append(ds, users.Delivery{WebhookID: "a", EventID: fmt.Sprint("e", i)})
+		ds = append(ds, users.Delivery{WebhookID: "a", EventID: fmt.Sprint("e", i), Time: at(i)})
 		if i < 2 {
-			ds = append(ds, users.Delivery{WebhookID: "b", EventID: fmt.Sprint("e", i)})
+			ds = append(ds, users.Delivery{WebhookID: "b", EventID: fmt.Sprint("e", i), Time: at(i)})
 		}
 	}
 	evs := func(from, to int) []BatchedEvent {
@@ -30,9 +37,9 @@ func TestDeliveryBatches(t *testing.T) {
 		return out
 	}
 	want := []river.JobArgs{
-		DeliverBatchArgs{WebhookID: "a", Events: evs(0, DeliverBatchSize)},
-		DeliverBatchArgs{WebhookID: "a", Events: evs(DeliverBatchSize, DeliverBatchSize+2)},
-		DeliverBatchArgs{WebhookID: "b", Events: evs(0, 2)},
+		DeliverBatchArgs{WebhookID: "a", Events: evs(0, DeliverBatchSize), Since: at(1).UnixMilli()},
+		DeliverBatchArgs{WebhookID: "a", Events: evs(DeliverBatchSize, DeliverBatchSize+2), Since: at(DeliverBatchSize).UnixMilli()},
+		DeliverBatchArgs{WebhookID: "b", Events: evs(0, 2), Since: at(1).UnixMilli()},
 	}
 	if diff := cmp.Diff(want, deliveryBatches(ds)); diff != "" {
 		t.Errorf("deliveryBatches (-want +got):\n%s", diff)

@@ -40,3 +40,10 @@ func RelayTimeout[TTx any](q *Queue[TTx]) time.Duration {
 // LostAfter is how long a job running under a live process's ID, which the
 // process does not run, waits before it is put back in the queue.
 const LostAfter = lostAfter
+
+// InsertLegacyDeliveryTx inserts a delivery job of the single-event kind
+// that releases before batches enqueued, inside tx.
+func InsertLegacyDeliveryTx[TTx any](ctx context.Context, q *Queue[TTx], tx TTx, webhookID, eventID string) error {
+	_, err := q.client.InsertTx(ctx, tx, DeliverArgs{WebhookID: webhookID, EventID: eventID}, nil)
+	return err
+}

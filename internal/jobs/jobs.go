@@ -142,6 +142,7 @@ type Queue[TTx any] struct {
 	client  *river.Client[TTx] // insert-only
 	inserts *inserts
 	cfg     Config // defaults applied
+	backlog backlogFunc
 	// newRecovery returns, for the workers, how they bring back the jobs
 	// of dead processes, their River client ID ("": River's default), and
 	// the middleware to run around the jobs, outside the observer.
@@ -153,7 +154,7 @@ type Queue[TTx any] struct {
 // see MigratePostgres.
 func NewPostgres(pool *pgxpool.Pool, cfg Config) (*Queue[pgx.Tx], error) {
 	driver := riverpgxv5.New(pool)
-	return newQueue(driver, cfg, pgDepth(pool), func(log zerolog.Logger) (recovery, string, []rivertype.Middleware) {
+	return newQueue(driver, cfg, reads{pgDepth(pool), pgBacklog(pool)}, func(log zerolog.Logger) (recovery, string, []rivertype.Middleware) {
 		l := newLifeline(pool, driver, log)
 		return l, l.id, []rivertype.Middleware{l}
 	})
@@ -165,20 +166,27 @@ func NewPostgres(pool *pgxpool.Pool, cfg Config) (*Queue[pgx.Tx], error) {
 // exist: see MigrateSQLite.
 func NewSQLite(writer *sql.DB, cfg Config) (*Queue[*sql.Tx], error) {
 	driver := riversqlite.New(writer)
-	return newQueue(driver, cfg, sqlDepth(writer), func(zerolog.Logger) (recovery, string, []rivertype.Middleware) {
+	return newQueue(driver, cfg, reads{sqlDepth(writer), sqlBacklog(writer)}, func(zerolog.Logger) (recovery, string, []rivertype.Middleware) {
 		return atStart{driver: driver}, "", nil
 	})
 }
 
-// newQueue returns the queue on driver's database; depth counts its jobs.
-// It registers the metrics of inserts and of the queue's depth.
-func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, depth depthFunc, rec func(zerolog.Logger) (recovery, string, []rivertype.Middleware)) (*Queue[TTx], error) {
+// reads are the queries a Queue makes of its own tables, in its
+// database's dialect.
+type reads struct {
+	depth   depthFunc
+	backlog backlogFunc
+}
+
+// newQueue returns the queue on driver's database, read by r. It
+// registers the metrics of inserts and of the queue's depth.
+func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, r reads, rec func(zerolog.Logger) (recovery, string, []rivertype.Middleware)) (*Queue[TTx], error) {
 	cfg.defaults()
 	if cfg.ImportWorkers < 0 || cfg.MaintenanceWorkers < 0 || cfg.WebhookWorkers < 0 {
 		return nil, errors.New("jobs: worker counts must not be negative")
 	}
 	ins := newInserts()
-	d := newDepthCollector(depth)
+	d := newDepthCollector(r.depth)
 	if err := cfg.register(ins.enqueued, d); err != nil {
 		return nil, err
 	}
@@ -186,7 +194,7 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, depth depthFu
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	return &Queue[TTx]{driver: driver, client: client, inserts: ins, cfg: cfg, newRecovery: rec}, nil
+	return &Queue[TTx]{driver: driver, client: client, inserts: ins, cfg: cfg, backlog: r.backlog, newRecovery: rec}, nil
 }
 
 // clientConfig is the River configuration both clients share: what decides
@@ -301,7 +309,7 @@ func (q *Queue[TTx]) Start(ctx context.Context, svc *users.Service, deps Deps) (
 		jobs = append(jobs, periodic(cfg.RelayEvery, PublishArgs{}))
 		sinks = append(sinks, sinkNATS)
 	}
-	w.events = newEventMetrics(svc, sinks)
+	w.events = newEventMetrics(svc, sinks, q.backlog)
 	if err := cfg.register(w.events); err != nil {
 		return nil, err
 	}

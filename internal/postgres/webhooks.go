@@ -28,16 +28,18 @@ import (
 // it stopped.
 
 // webhookColumns are the columns webhookRow scans, in its order.
-const webhookColumns = "id, url, event_types, secret, enabled, consecutive_failures, disabled_reason, create_time, update_time"
+const webhookColumns = "id, url, event_types, secret, enabled, consecutive_failures, disabled_reason, create_time, update_time, " +
+	"last_success_time, last_failure_time"
 
 const (
 	selectWebhooks = "SELECT " + webhookColumns + " FROM webhooks "
 
-	insertWebhook = "INSERT INTO webhooks (" + webhookColumns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+	insertWebhook = "INSERT INTO webhooks (" + webhookColumns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 
 	// updateWebhook writes the mutable columns.
 	updateWebhook = `UPDATE webhooks SET url = $2, event_types = $3, secret = $4, enabled = $5,
-	consecutive_failures = $6, disabled_reason = $7, update_time = $8
+	consecutive_failures = $6, disabled_reason = $7, update_time = $8,
+	last_success_time = $9, last_failure_time = $10
 WHERE id = $1`
 
 	insertAttempt = `INSERT INTO webhook_attempts
@@ -140,8 +142,10 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Web
 	if err := fn(w); err != nil {
 		return nil, usersql.FnError(err)
 	}
-	// The columns UpdateWebhook does not write keep their stored values.
+	// The columns UpdateWebhook does not write keep their stored values;
+	// the last attempt times are RecordDeliveryAttempts' to write.
 	w.ID, w.CreateTime = old.ID, old.CreateTime
+	w.LastSuccessTime, w.LastFailureTime = old.LastSuccessTime, old.LastFailureTime
 	if err := writeWebhook(ctx, tx, w); err != nil {
 		return nil, err
 	}
@@ -168,7 +172,7 @@ func writeWebhook(ctx context.Context, tx pgx.Tx, w *users.Webhook) error {
 	}
 	// webhookArgs is in webhookColumns order; updateWebhook skips
 	// create_time.
-	_, err = tx.Exec(ctx, updateWebhook, append(args[:7], args[8])...)
+	_, err = tx.Exec(ctx, updateWebhook, append(args[:7], args[8:]...)...)
 	return err
 }
 
@@ -359,13 +363,16 @@ type webhookRow struct {
 	enabled                bool
 	failures               int
 	createTime, updateTime time.Time
+	lastSuccess, lastFail  pgtype.Timestamptz
 }
 
 func (r *webhookRow) dest() []any {
-	return []any{&r.id, &r.url, &r.types, &r.secret, &r.enabled, &r.failures, &r.reason, &r.createTime, &r.updateTime}
+	return []any{&r.id, &r.url, &r.types, &r.secret, &r.enabled, &r.failures, &r.reason, &r.createTime, &r.updateTime,
+		&r.lastSuccess, &r.lastFail}
 }
 
-// webhook converts the row: times in UTC, nil for no event types.
+// webhook converts the row: times in UTC, the zero time for NULL, nil for
+// no event types.
 func (r *webhookRow) webhook() *users.Webhook {
 	w := &users.Webhook{
 		ID:                  uuid.UUID(r.id.Bytes).String(),
@@ -376,6 +383,12 @@ func (r *webhookRow) webhook() *users.Webhook {
 		DisabledReason:      r.reason,
 		CreateTime:          r.createTime.UTC(),
 		UpdateTime:          r.updateTime.UTC(),
+	}
+	if r.lastSuccess.Valid {
+		w.LastSuccessTime = r.lastSuccess.Time.UTC()
+	}
+	if r.lastFail.Valid {
+		w.LastFailureTime = r.lastFail.Time.UTC()
 	}
 	for _, t := range r.types {
 		w.EventTypes = append(w.EventTypes, users.EventType(t))
@@ -402,5 +415,5 @@ func webhookArgs(w *users.Webhook) ([]any, error) {
 		types[i] = string(t)
 	}
 	return []any{pgUUID(id), w.URL, types, w.Secret, w.Enabled, w.ConsecutiveFailures, w.DisabledReason,
-		w.CreateTime, w.UpdateTime}, nil
+		w.CreateTime, w.UpdateTime, nullTime(w.LastSuccessTime), nullTime(w.LastFailureTime)}, nil
 }

@@ -21,15 +21,17 @@ import (
 // the network round trip of the delivery dwarfs.
 
 // webhookColumns are the columns scanWebhook reads, in its order.
-const webhookColumns = "id, url, event_types, secret, enabled, consecutive_failures, disabled_reason, create_time, update_time"
+const webhookColumns = "id, url, event_types, secret, enabled, consecutive_failures, disabled_reason, create_time, update_time, " +
+	"last_success_time, last_failure_time"
 
 const (
 	selectWebhooks = "SELECT " + webhookColumns + " FROM webhooks "
 
-	insertWebhook = "INSERT INTO webhooks (" + webhookColumns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+	insertWebhook = "INSERT INTO webhooks (" + webhookColumns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
 
 	updateWebhook = "UPDATE webhooks SET url = ?2, event_types = ?3, secret = ?4, enabled = ?5, " +
-		"consecutive_failures = ?6, disabled_reason = ?7, update_time = ?8 WHERE id = ?1"
+		"consecutive_failures = ?6, disabled_reason = ?7, update_time = ?8, " +
+		"last_success_time = ?9, last_failure_time = ?10 WHERE id = ?1"
 
 	insertAttempt = "INSERT INTO webhook_attempts " +
 		"(webhook_id, event_id, event_type, attempt, status, latency, success, error, time) " +
@@ -110,8 +112,10 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Web
 	if err := fn(w); err != nil {
 		return nil, usersql.FnError(err)
 	}
-	// The columns UpdateWebhook does not write keep their stored values.
+	// The columns UpdateWebhook does not write keep their stored values;
+	// the last attempt times are RecordDeliveryAttempts' to write.
 	w.ID, w.CreateTime = old.ID, old.CreateTime
+	w.LastSuccessTime, w.LastFailureTime = old.LastSuccessTime, old.LastFailureTime
 	if err := writeWebhook(ctx, tx, w); err != nil {
 		return nil, err
 	}
@@ -130,7 +134,7 @@ func writeWebhook(ctx context.Context, tx *sql.Tx, w *users.Webhook) error {
 	}
 	// webhookArgs is in webhookColumns order; updateWebhook skips
 	// create_time.
-	_, err = tx.ExecContext(ctx, updateWebhook, args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[8])
+	_, err = tx.ExecContext(ctx, updateWebhook, args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[8], args[9], args[10])
 	return err
 }
 
@@ -311,14 +315,17 @@ func queryWebhooks(ctx context.Context, q queryer, query string) ([]*users.Webho
 	return collect(rows, nil, scanWebhook)
 }
 
-// scanWebhook reads the webhookColumns of one row.
+// scanWebhook reads the webhookColumns of one row: NULL times read as the
+// zero time.
 func scanWebhook(row rowScanner) (*users.Webhook, error) {
 	var (
 		w                      users.Webhook
 		types                  string
 		createTime, updateTime int64
+		lastSuccess, lastFail  sql.NullInt64
 	)
-	err := row.Scan(&w.ID, &w.URL, &types, &w.Secret, &w.Enabled, &w.ConsecutiveFailures, &w.DisabledReason, &createTime, &updateTime)
+	err := row.Scan(&w.ID, &w.URL, &types, &w.Secret, &w.Enabled, &w.ConsecutiveFailures, &w.DisabledReason, &createTime, &updateTime,
+		&lastSuccess, &lastFail)
 	if err != nil {
 		return nil, err
 	}
@@ -331,6 +338,12 @@ func scanWebhook(row rowScanner) (*users.Webhook, error) {
 		}
 	}
 	w.CreateTime, w.UpdateTime = fromMicros(createTime), fromMicros(updateTime)
+	if lastSuccess.Valid {
+		w.LastSuccessTime = fromMicros(lastSuccess.Int64)
+	}
+	if lastFail.Valid {
+		w.LastFailureTime = fromMicros(lastFail.Int64)
+	}
 	return &w, nil
 }
 
@@ -345,5 +358,5 @@ func webhookArgs(w *users.Webhook) ([]any, error) {
 		types = string(b)
 	}
 	return []any{w.ID, w.URL, types, w.Secret, w.Enabled, w.ConsecutiveFailures, w.DisabledReason,
-		w.CreateTime.UnixMicro(), w.UpdateTime.UnixMicro()}, nil
+		w.CreateTime.UnixMicro(), w.UpdateTime.UnixMicro(), nullTime(w.LastSuccessTime), nullTime(w.LastFailureTime)}, nil
 }

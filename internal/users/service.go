@@ -23,6 +23,7 @@ type Service struct {
 	checkURL       func(string) error
 	newSecret      func() string
 	disableAfter   int
+	backlogs       BacklogReader
 }
 
 // Config holds the Service's settings. The zero value is usable.
@@ -49,6 +50,9 @@ type Config struct {
 	// DisableWebhookAfter is how many failed deliveries in a row disable
 	// a subscription; zero means DefaultDisableAfter.
 	DisableWebhookAfter int
+	// Backlogs reads the subscriptions' backlogs (the job queue); nil:
+	// WebhookBacklogs reports none.
+	Backlogs BacklogReader
 }
 
 // NewService returns a Service that keeps users in store.
@@ -64,6 +68,7 @@ func NewService(store Store, cfg Config) *Service {
 		checkURL:       cfg.CheckWebhookURL,
 		newSecret:      cfg.NewWebhookSecret,
 		disableAfter:   cmp.Or(cfg.DisableWebhookAfter, DefaultDisableAfter),
+		backlogs:       cfg.Backlogs,
 	}
 	if s.tokens.key == nil {
 		s.tokens.key = DefaultPageTokenKey

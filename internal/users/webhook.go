@@ -42,6 +42,11 @@ type Webhook struct {
 	DisabledReason      string
 	CreateTime          time.Time
 	UpdateTime          time.Time
+	// LastSuccessTime and LastFailureTime are the times of the last
+	// successful and of the last failed delivery attempt; the zero time
+	// means there was none. Output only; set by Record.
+	LastSuccessTime time.Time
+	LastFailureTime time.Time
 }
 
 // Wants reports whether events of type t are delivered to w.
@@ -54,6 +59,9 @@ func (w *Webhook) Wants(t EventType) bool {
 type Delivery struct {
 	WebhookID string
 	EventID   string
+	// Time is the event's Time, when the event happened: the age of a
+	// subscription's backlog is measured from it.
+	Time time.Time
 }
 
 // DeliveryAttempt is the record of one POST of an event to a subscription.
@@ -278,17 +286,20 @@ func (w *Webhook) Clone() *Webhook {
 }
 
 // Record applies the outcome of attempt a to w, as stores do in
-// RecordDeliveryAttempt: a success sets ConsecutiveFailures to 0, a
-// failure adds one, and when an enabled subscription's count reaches
-// disableAfter (if it is positive) it disables w, with a DisabledReason
-// that names a's error, and sets UpdateTime to a.Time. It reports whether
-// it disabled w.
+// RecordDeliveryAttempt: a success sets ConsecutiveFailures to 0 and
+// LastSuccessTime to a.Time, a failure adds one to ConsecutiveFailures and
+// sets LastFailureTime to a.Time, and when an enabled subscription's count
+// reaches disableAfter (if it is positive) it disables w, with a
+// DisabledReason that names a's error, and sets UpdateTime to a.Time. It
+// reports whether it disabled w.
 func (w *Webhook) Record(a DeliveryAttempt, disableAfter int) bool {
 	if a.Success {
 		w.ConsecutiveFailures = 0
+		w.LastSuccessTime = a.Time
 		return false
 	}
 	w.ConsecutiveFailures++
+	w.LastFailureTime = a.Time
 	if !w.Enabled || disableAfter <= 0 || w.ConsecutiveFailures < disableAfter {
 		return false
 	}

@@ -1384,9 +1384,18 @@ type Webhook struct {
 	// Output only. When the subscription was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Output only. When the subscription was last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Output only. How far behind the subscription is: the events it has
+	// still to receive, over every replica.
+	Backlog *WebhookBacklog `protobuf:"bytes,10,opt,name=backlog,proto3" json:"backlog,omitempty"`
+	// Output only. When a delivery to the subscription last succeeded;
+	// unset until one does.
+	LastSuccessTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_success_time,json=lastSuccessTime,proto3" json:"last_success_time,omitempty"`
+	// Output only. When a delivery attempt last failed; unset until one
+	// does.
+	LastFailureTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=last_failure_time,json=lastFailureTime,proto3" json:"last_failure_time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Webhook) Reset() {
@@ -1482,6 +1491,93 @@ func (x *Webhook) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Webhook) GetBacklog() *WebhookBacklog {
+	if x != nil {
+		return x.Backlog
+	}
+	return nil
+}
+
+func (x *Webhook) GetLastSuccessTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSuccessTime
+	}
+	return nil
+}
+
+func (x *Webhook) GetLastFailureTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastFailureTime
+	}
+	return nil
+}
+
+// WebhookBacklog is what a subscription has still to receive: the events
+// dispatched to it that are neither delivered nor given up yet.
+type WebhookBacklog struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many events.
+	Events int64 `protobuf:"varint,1,opt,name=events,proto3" json:"events,omitempty"`
+	// When the oldest of them happened; unset when there are none.
+	OldestEventTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=oldest_event_time,json=oldestEventTime,proto3" json:"oldest_event_time,omitempty"`
+	// How long ago that was, when the answer was made; zero when there are
+	// none.
+	Age           *durationpb.Duration `protobuf:"bytes,3,opt,name=age,proto3" json:"age,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookBacklog) Reset() {
+	*x = WebhookBacklog{}
+	mi := &file_users_v2_users_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookBacklog) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookBacklog) ProtoMessage() {}
+
+func (x *WebhookBacklog) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookBacklog.ProtoReflect.Descriptor instead.
+func (*WebhookBacklog) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *WebhookBacklog) GetEvents() int64 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *WebhookBacklog) GetOldestEventTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldestEventTime
+	}
+	return nil
+}
+
+func (x *WebhookBacklog) GetAge() *durationpb.Duration {
+	if x != nil {
+		return x.Age
+	}
+	return nil
+}
+
 // CreateWebhookRequest is the input of CreateWebhook.
 type CreateWebhookRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1493,7 +1589,7 @@ type CreateWebhookRequest struct {
 
 func (x *CreateWebhookRequest) Reset() {
 	*x = CreateWebhookRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[21]
+	mi := &file_users_v2_users_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1601,7 @@ func (x *CreateWebhookRequest) String() string {
 func (*CreateWebhookRequest) ProtoMessage() {}
 
 func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[21]
+	mi := &file_users_v2_users_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1614,7 @@ func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookRequest.ProtoReflect.Descriptor instead.
 func (*CreateWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{21}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateWebhookRequest) GetWebhook() *Webhook {
@@ -1539,7 +1635,7 @@ type GetWebhookRequest struct {
 
 func (x *GetWebhookRequest) Reset() {
 	*x = GetWebhookRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[22]
+	mi := &file_users_v2_users_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1647,7 @@ func (x *GetWebhookRequest) String() string {
 func (*GetWebhookRequest) ProtoMessage() {}
 
 func (x *GetWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[22]
+	mi := &file_users_v2_users_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1660,7 @@ func (x *GetWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{22}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetWebhookRequest) GetName() string {
@@ -1583,7 +1679,7 @@ type ListWebhooksRequest struct {
 
 func (x *ListWebhooksRequest) Reset() {
 	*x = ListWebhooksRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[23]
+	mi := &file_users_v2_users_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1691,7 @@ func (x *ListWebhooksRequest) String() string {
 func (*ListWebhooksRequest) ProtoMessage() {}
 
 func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[23]
+	mi := &file_users_v2_users_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1704,7 @@ func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{23}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{24}
 }
 
 // ListWebhooksResponse is the output of ListWebhooks.
@@ -1622,7 +1718,7 @@ type ListWebhooksResponse struct {
 
 func (x *ListWebhooksResponse) Reset() {
 	*x = ListWebhooksResponse{}
-	mi := &file_users_v2_users_proto_msgTypes[24]
+	mi := &file_users_v2_users_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1730,7 @@ func (x *ListWebhooksResponse) String() string {
 func (*ListWebhooksResponse) ProtoMessage() {}
 
 func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[24]
+	mi := &file_users_v2_users_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1743,7 @@ func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhooksResponse.ProtoReflect.Descriptor instead.
 func (*ListWebhooksResponse) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{24}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListWebhooksResponse) GetWebhooks() []*Webhook {
@@ -1674,7 +1770,7 @@ type UpdateWebhookRequest struct {
 
 func (x *UpdateWebhookRequest) Reset() {
 	*x = UpdateWebhookRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[25]
+	mi := &file_users_v2_users_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +1782,7 @@ func (x *UpdateWebhookRequest) String() string {
 func (*UpdateWebhookRequest) ProtoMessage() {}
 
 func (x *UpdateWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[25]
+	mi := &file_users_v2_users_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +1795,7 @@ func (x *UpdateWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWebhookRequest.ProtoReflect.Descriptor instead.
 func (*UpdateWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{25}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UpdateWebhookRequest) GetWebhook() *Webhook {
@@ -1727,7 +1823,7 @@ type DeleteWebhookRequest struct {
 
 func (x *DeleteWebhookRequest) Reset() {
 	*x = DeleteWebhookRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[26]
+	mi := &file_users_v2_users_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1739,7 +1835,7 @@ func (x *DeleteWebhookRequest) String() string {
 func (*DeleteWebhookRequest) ProtoMessage() {}
 
 func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[26]
+	mi := &file_users_v2_users_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1752,7 +1848,7 @@ func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookRequest.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{26}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteWebhookRequest) GetName() string {
@@ -1776,7 +1872,7 @@ type ListWebhookDeliveriesRequest struct {
 
 func (x *ListWebhookDeliveriesRequest) Reset() {
 	*x = ListWebhookDeliveriesRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[27]
+	mi := &file_users_v2_users_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1788,7 +1884,7 @@ func (x *ListWebhookDeliveriesRequest) String() string {
 func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[27]
+	mi := &file_users_v2_users_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1801,7 +1897,7 @@ func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{27}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListWebhookDeliveriesRequest) GetParent() string {
@@ -1829,7 +1925,7 @@ type ListWebhookDeliveriesResponse struct {
 
 func (x *ListWebhookDeliveriesResponse) Reset() {
 	*x = ListWebhookDeliveriesResponse{}
-	mi := &file_users_v2_users_proto_msgTypes[28]
+	mi := &file_users_v2_users_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1841,7 +1937,7 @@ func (x *ListWebhookDeliveriesResponse) String() string {
 func (*ListWebhookDeliveriesResponse) ProtoMessage() {}
 
 func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[28]
+	mi := &file_users_v2_users_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1854,7 +1950,7 @@ func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ListWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{28}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListWebhookDeliveriesResponse) GetDeliveries() []*WebhookDelivery {
@@ -1889,7 +1985,7 @@ type WebhookDelivery struct {
 
 func (x *WebhookDelivery) Reset() {
 	*x = WebhookDelivery{}
-	mi := &file_users_v2_users_proto_msgTypes[29]
+	mi := &file_users_v2_users_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +1997,7 @@ func (x *WebhookDelivery) String() string {
 func (*WebhookDelivery) ProtoMessage() {}
 
 func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[29]
+	mi := &file_users_v2_users_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1914,7 +2010,7 @@ func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
 func (*WebhookDelivery) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{29}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WebhookDelivery) GetEvent() string {
@@ -2073,7 +2169,7 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x16\n" +
 	"\x06cursor\x18\a \x01(\tR\x06cursor\x12 \n" +
-	"\vtraceparent\x18\b \x01(\tR\vtraceparent\"\xda\x03\n" +
+	"\vtraceparent\x18\b \x01(\tR\vtraceparent\"\x9e\x05\n" +
 	"\aWebhook\x12t\n" +
 	"\x04name\x18\x01 \x01(\tB`\xbaH]\xd8\x01\x01rX2V^webhooks/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12 \n" +
 	"\x03url\x18\x02 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\x10\x88\x01\x01R\x03url\x12/\n" +
@@ -2086,7 +2182,15 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"K\n" +
+	"updateTime\x122\n" +
+	"\abacklog\x18\n" +
+	" \x01(\v2\x18.users.v2.WebhookBacklogR\abacklog\x12F\n" +
+	"\x11last_success_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0flastSuccessTime\x12F\n" +
+	"\x11last_failure_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0flastFailureTime\"\x9d\x01\n" +
+	"\x0eWebhookBacklog\x12\x16\n" +
+	"\x06events\x18\x01 \x01(\x03R\x06events\x12F\n" +
+	"\x11oldest_event_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0foldestEventTime\x12+\n" +
+	"\x03age\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03age\"K\n" +
 	"\x14CreateWebhookRequest\x123\n" +
 	"\awebhook\x18\x01 \x01(\v2\x11.users.v2.WebhookB\x06\xbaH\x03\xc8\x01\x01R\awebhook\"\x86\x01\n" +
 	"\x11GetWebhookRequest\x12q\n" +
@@ -2154,7 +2258,7 @@ func file_users_v2_users_proto_rawDescGZIP() []byte {
 }
 
 var file_users_v2_users_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_users_v2_users_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_users_v2_users_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_users_v2_users_proto_goTypes = []any{
 	(User_State)(0),                       // 0: users.v2.User.State
 	(*User)(nil),                          // 1: users.v2.User
@@ -2178,89 +2282,95 @@ var file_users_v2_users_proto_goTypes = []any{
 	(*WatchUserEventsRequest)(nil),        // 19: users.v2.WatchUserEventsRequest
 	(*UserEvent)(nil),                     // 20: users.v2.UserEvent
 	(*Webhook)(nil),                       // 21: users.v2.Webhook
-	(*CreateWebhookRequest)(nil),          // 22: users.v2.CreateWebhookRequest
-	(*GetWebhookRequest)(nil),             // 23: users.v2.GetWebhookRequest
-	(*ListWebhooksRequest)(nil),           // 24: users.v2.ListWebhooksRequest
-	(*ListWebhooksResponse)(nil),          // 25: users.v2.ListWebhooksResponse
-	(*UpdateWebhookRequest)(nil),          // 26: users.v2.UpdateWebhookRequest
-	(*DeleteWebhookRequest)(nil),          // 27: users.v2.DeleteWebhookRequest
-	(*ListWebhookDeliveriesRequest)(nil),  // 28: users.v2.ListWebhookDeliveriesRequest
-	(*ListWebhookDeliveriesResponse)(nil), // 29: users.v2.ListWebhookDeliveriesResponse
-	(*WebhookDelivery)(nil),               // 30: users.v2.WebhookDelivery
-	nil,                                   // 31: users.v2.User.LabelsEntry
-	(*timestamppb.Timestamp)(nil),         // 32: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),         // 33: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),           // 34: google.protobuf.Duration
-	(*emptypb.Empty)(nil),                 // 35: google.protobuf.Empty
+	(*WebhookBacklog)(nil),                // 22: users.v2.WebhookBacklog
+	(*CreateWebhookRequest)(nil),          // 23: users.v2.CreateWebhookRequest
+	(*GetWebhookRequest)(nil),             // 24: users.v2.GetWebhookRequest
+	(*ListWebhooksRequest)(nil),           // 25: users.v2.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),          // 26: users.v2.ListWebhooksResponse
+	(*UpdateWebhookRequest)(nil),          // 27: users.v2.UpdateWebhookRequest
+	(*DeleteWebhookRequest)(nil),          // 28: users.v2.DeleteWebhookRequest
+	(*ListWebhookDeliveriesRequest)(nil),  // 29: users.v2.ListWebhookDeliveriesRequest
+	(*ListWebhookDeliveriesResponse)(nil), // 30: users.v2.ListWebhookDeliveriesResponse
+	(*WebhookDelivery)(nil),               // 31: users.v2.WebhookDelivery
+	nil,                                   // 32: users.v2.User.LabelsEntry
+	(*timestamppb.Timestamp)(nil),         // 33: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),         // 34: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),           // 35: google.protobuf.Duration
+	(*emptypb.Empty)(nil),                 // 36: google.protobuf.Empty
 }
 var file_users_v2_users_proto_depIdxs = []int32{
 	0,  // 0: users.v2.User.state:type_name -> users.v2.User.State
-	31, // 1: users.v2.User.labels:type_name -> users.v2.User.LabelsEntry
-	32, // 2: users.v2.User.create_time:type_name -> google.protobuf.Timestamp
-	32, // 3: users.v2.User.update_time:type_name -> google.protobuf.Timestamp
-	32, // 4: users.v2.User.delete_time:type_name -> google.protobuf.Timestamp
+	32, // 1: users.v2.User.labels:type_name -> users.v2.User.LabelsEntry
+	33, // 2: users.v2.User.create_time:type_name -> google.protobuf.Timestamp
+	33, // 3: users.v2.User.update_time:type_name -> google.protobuf.Timestamp
+	33, // 4: users.v2.User.delete_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: users.v2.CreateUserRequest.user:type_name -> users.v2.User
 	1,  // 6: users.v2.ListUsersResponse.users:type_name -> users.v2.User
 	1,  // 7: users.v2.UpdateUserRequest.user:type_name -> users.v2.User
-	33, // 8: users.v2.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	34, // 8: users.v2.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
 	1,  // 9: users.v2.BatchGetUsersResponse.users:type_name -> users.v2.User
 	1,  // 10: users.v2.ImportUsersRequest.users:type_name -> users.v2.User
 	14, // 11: users.v2.Operation.metadata:type_name -> users.v2.ImportUsersMetadata
 	15, // 12: users.v2.Operation.response:type_name -> users.v2.ImportUsersResponse
-	32, // 13: users.v2.ImportUsersMetadata.create_time:type_name -> google.protobuf.Timestamp
-	32, // 14: users.v2.ImportUsersMetadata.update_time:type_name -> google.protobuf.Timestamp
+	33, // 13: users.v2.ImportUsersMetadata.create_time:type_name -> google.protobuf.Timestamp
+	33, // 14: users.v2.ImportUsersMetadata.update_time:type_name -> google.protobuf.Timestamp
 	16, // 15: users.v2.ImportUsersResponse.failures:type_name -> users.v2.ImportFailure
 	20, // 16: users.v2.ListUserEventsResponse.events:type_name -> users.v2.UserEvent
 	1,  // 17: users.v2.UserEvent.snapshot:type_name -> users.v2.User
-	32, // 18: users.v2.UserEvent.create_time:type_name -> google.protobuf.Timestamp
-	32, // 19: users.v2.Webhook.create_time:type_name -> google.protobuf.Timestamp
-	32, // 20: users.v2.Webhook.update_time:type_name -> google.protobuf.Timestamp
-	21, // 21: users.v2.CreateWebhookRequest.webhook:type_name -> users.v2.Webhook
-	21, // 22: users.v2.ListWebhooksResponse.webhooks:type_name -> users.v2.Webhook
-	21, // 23: users.v2.UpdateWebhookRequest.webhook:type_name -> users.v2.Webhook
-	33, // 24: users.v2.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
-	30, // 25: users.v2.ListWebhookDeliveriesResponse.deliveries:type_name -> users.v2.WebhookDelivery
-	34, // 26: users.v2.WebhookDelivery.latency:type_name -> google.protobuf.Duration
-	32, // 27: users.v2.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
-	2,  // 28: users.v2.UserService.CreateUser:input_type -> users.v2.CreateUserRequest
-	3,  // 29: users.v2.UserService.GetUser:input_type -> users.v2.GetUserRequest
-	4,  // 30: users.v2.UserService.ListUsers:input_type -> users.v2.ListUsersRequest
-	6,  // 31: users.v2.UserService.UpdateUser:input_type -> users.v2.UpdateUserRequest
-	7,  // 32: users.v2.UserService.DeleteUser:input_type -> users.v2.DeleteUserRequest
-	8,  // 33: users.v2.UserService.UndeleteUser:input_type -> users.v2.UndeleteUserRequest
-	9,  // 34: users.v2.UserService.BatchGetUsers:input_type -> users.v2.BatchGetUsersRequest
-	11, // 35: users.v2.UserService.ImportUsers:input_type -> users.v2.ImportUsersRequest
-	12, // 36: users.v2.UserService.GetOperation:input_type -> users.v2.GetOperationRequest
-	17, // 37: users.v2.UserService.ListUserEvents:input_type -> users.v2.ListUserEventsRequest
-	19, // 38: users.v2.UserService.WatchUserEvents:input_type -> users.v2.WatchUserEventsRequest
-	22, // 39: users.v2.UserService.CreateWebhook:input_type -> users.v2.CreateWebhookRequest
-	23, // 40: users.v2.UserService.GetWebhook:input_type -> users.v2.GetWebhookRequest
-	24, // 41: users.v2.UserService.ListWebhooks:input_type -> users.v2.ListWebhooksRequest
-	26, // 42: users.v2.UserService.UpdateWebhook:input_type -> users.v2.UpdateWebhookRequest
-	27, // 43: users.v2.UserService.DeleteWebhook:input_type -> users.v2.DeleteWebhookRequest
-	28, // 44: users.v2.UserService.ListWebhookDeliveries:input_type -> users.v2.ListWebhookDeliveriesRequest
-	1,  // 45: users.v2.UserService.CreateUser:output_type -> users.v2.User
-	1,  // 46: users.v2.UserService.GetUser:output_type -> users.v2.User
-	5,  // 47: users.v2.UserService.ListUsers:output_type -> users.v2.ListUsersResponse
-	1,  // 48: users.v2.UserService.UpdateUser:output_type -> users.v2.User
-	1,  // 49: users.v2.UserService.DeleteUser:output_type -> users.v2.User
-	1,  // 50: users.v2.UserService.UndeleteUser:output_type -> users.v2.User
-	10, // 51: users.v2.UserService.BatchGetUsers:output_type -> users.v2.BatchGetUsersResponse
-	13, // 52: users.v2.UserService.ImportUsers:output_type -> users.v2.Operation
-	13, // 53: users.v2.UserService.GetOperation:output_type -> users.v2.Operation
-	18, // 54: users.v2.UserService.ListUserEvents:output_type -> users.v2.ListUserEventsResponse
-	20, // 55: users.v2.UserService.WatchUserEvents:output_type -> users.v2.UserEvent
-	21, // 56: users.v2.UserService.CreateWebhook:output_type -> users.v2.Webhook
-	21, // 57: users.v2.UserService.GetWebhook:output_type -> users.v2.Webhook
-	25, // 58: users.v2.UserService.ListWebhooks:output_type -> users.v2.ListWebhooksResponse
-	21, // 59: users.v2.UserService.UpdateWebhook:output_type -> users.v2.Webhook
-	35, // 60: users.v2.UserService.DeleteWebhook:output_type -> google.protobuf.Empty
-	29, // 61: users.v2.UserService.ListWebhookDeliveries:output_type -> users.v2.ListWebhookDeliveriesResponse
-	45, // [45:62] is the sub-list for method output_type
-	28, // [28:45] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	33, // 18: users.v2.UserEvent.create_time:type_name -> google.protobuf.Timestamp
+	33, // 19: users.v2.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	33, // 20: users.v2.Webhook.update_time:type_name -> google.protobuf.Timestamp
+	22, // 21: users.v2.Webhook.backlog:type_name -> users.v2.WebhookBacklog
+	33, // 22: users.v2.Webhook.last_success_time:type_name -> google.protobuf.Timestamp
+	33, // 23: users.v2.Webhook.last_failure_time:type_name -> google.protobuf.Timestamp
+	33, // 24: users.v2.WebhookBacklog.oldest_event_time:type_name -> google.protobuf.Timestamp
+	35, // 25: users.v2.WebhookBacklog.age:type_name -> google.protobuf.Duration
+	21, // 26: users.v2.CreateWebhookRequest.webhook:type_name -> users.v2.Webhook
+	21, // 27: users.v2.ListWebhooksResponse.webhooks:type_name -> users.v2.Webhook
+	21, // 28: users.v2.UpdateWebhookRequest.webhook:type_name -> users.v2.Webhook
+	34, // 29: users.v2.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
+	31, // 30: users.v2.ListWebhookDeliveriesResponse.deliveries:type_name -> users.v2.WebhookDelivery
+	35, // 31: users.v2.WebhookDelivery.latency:type_name -> google.protobuf.Duration
+	33, // 32: users.v2.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 33: users.v2.UserService.CreateUser:input_type -> users.v2.CreateUserRequest
+	3,  // 34: users.v2.UserService.GetUser:input_type -> users.v2.GetUserRequest
+	4,  // 35: users.v2.UserService.ListUsers:input_type -> users.v2.ListUsersRequest
+	6,  // 36: users.v2.UserService.UpdateUser:input_type -> users.v2.UpdateUserRequest
+	7,  // 37: users.v2.UserService.DeleteUser:input_type -> users.v2.DeleteUserRequest
+	8,  // 38: users.v2.UserService.UndeleteUser:input_type -> users.v2.UndeleteUserRequest
+	9,  // 39: users.v2.UserService.BatchGetUsers:input_type -> users.v2.BatchGetUsersRequest
+	11, // 40: users.v2.UserService.ImportUsers:input_type -> users.v2.ImportUsersRequest
+	12, // 41: users.v2.UserService.GetOperation:input_type -> users.v2.GetOperationRequest
+	17, // 42: users.v2.UserService.ListUserEvents:input_type -> users.v2.ListUserEventsRequest
+	19, // 43: users.v2.UserService.WatchUserEvents:input_type -> users.v2.WatchUserEventsRequest
+	23, // 44: users.v2.UserService.CreateWebhook:input_type -> users.v2.CreateWebhookRequest
+	24, // 45: users.v2.UserService.GetWebhook:input_type -> users.v2.GetWebhookRequest
+	25, // 46: users.v2.UserService.ListWebhooks:input_type -> users.v2.ListWebhooksRequest
+	27, // 47: users.v2.UserService.UpdateWebhook:input_type -> users.v2.UpdateWebhookRequest
+	28, // 48: users.v2.UserService.DeleteWebhook:input_type -> users.v2.DeleteWebhookRequest
+	29, // 49: users.v2.UserService.ListWebhookDeliveries:input_type -> users.v2.ListWebhookDeliveriesRequest
+	1,  // 50: users.v2.UserService.CreateUser:output_type -> users.v2.User
+	1,  // 51: users.v2.UserService.GetUser:output_type -> users.v2.User
+	5,  // 52: users.v2.UserService.ListUsers:output_type -> users.v2.ListUsersResponse
+	1,  // 53: users.v2.UserService.UpdateUser:output_type -> users.v2.User
+	1,  // 54: users.v2.UserService.DeleteUser:output_type -> users.v2.User
+	1,  // 55: users.v2.UserService.UndeleteUser:output_type -> users.v2.User
+	10, // 56: users.v2.UserService.BatchGetUsers:output_type -> users.v2.BatchGetUsersResponse
+	13, // 57: users.v2.UserService.ImportUsers:output_type -> users.v2.Operation
+	13, // 58: users.v2.UserService.GetOperation:output_type -> users.v2.Operation
+	18, // 59: users.v2.UserService.ListUserEvents:output_type -> users.v2.ListUserEventsResponse
+	20, // 60: users.v2.UserService.WatchUserEvents:output_type -> users.v2.UserEvent
+	21, // 61: users.v2.UserService.CreateWebhook:output_type -> users.v2.Webhook
+	21, // 62: users.v2.UserService.GetWebhook:output_type -> users.v2.Webhook
+	26, // 63: users.v2.UserService.ListWebhooks:output_type -> users.v2.ListWebhooksResponse
+	21, // 64: users.v2.UserService.UpdateWebhook:output_type -> users.v2.Webhook
+	36, // 65: users.v2.UserService.DeleteWebhook:output_type -> google.protobuf.Empty
+	30, // 66: users.v2.UserService.ListWebhookDeliveries:output_type -> users.v2.ListWebhookDeliveriesResponse
+	50, // [50:67] is the sub-list for method output_type
+	33, // [33:50] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_users_v2_users_proto_init() }
@@ -2274,7 +2384,7 @@ func file_users_v2_users_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_users_v2_users_proto_rawDesc), len(file_users_v2_users_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -87,6 +87,41 @@ func webhookIDs(ws []*users.Webhook) []string {
 	return out
 }
 
+// checkLastAttempts checks the last attempt times of got, a subscription
+// a store returned, and that GetWebhook and ListWebhooks read the same:
+// success and failure as the store keeps them (users.Truncate; the zero
+// time for none), in UTC.
+func checkLastAttempts(t *testing.T, s users.WebhookStore, what string, got *users.Webhook, success, failure time.Time) {
+	t.Helper()
+	if !success.IsZero() {
+		success = users.Truncate(success)
+	}
+	if !failure.IsZero() {
+		failure = users.Truncate(failure)
+	}
+	ws, err := s.ListWebhooks(context.Background())
+	if err != nil {
+		t.Fatalf("%s: ListWebhooks err = %v", what, err)
+	}
+	i := slices.IndexFunc(ws, func(w *users.Webhook) bool { return w.ID == got.ID })
+	if i < 0 {
+		t.Fatalf("%s: ListWebhooks lacks webhook %s", what, got.ID)
+	}
+	for _, r := range []struct {
+		by string
+		w  *users.Webhook
+	}{{"returned", got}, {"GetWebhook", getWebhook(t, s, got.ID)}, {"ListWebhooks", ws[i]}} {
+		for _, tt := range []struct {
+			field     string
+			got, want time.Time
+		}{{"LastSuccessTime", r.w.LastSuccessTime, success}, {"LastFailureTime", r.w.LastFailureTime, failure}} {
+			if !tt.got.Equal(tt.want) || tt.got.IsZero() != tt.want.IsZero() || (!tt.got.IsZero() && tt.got.Location() != time.UTC) {
+				t.Errorf("%s: %s %s = %v, want %v (in UTC; zero for none)", what, r.by, tt.field, tt.got, tt.want)
+			}
+		}
+	}
+}
+
 func testWebhookCreateGetList(t *testing.T, s WebhookStore) {
 	ctx := context.Background()
 	if ws, err := s.ListWebhooks(ctx); err != nil || len(ws) != 0 {
@@ -110,6 +145,8 @@ func testWebhookCreateGetList(t *testing.T, s WebhookStore) {
 		if diff := gocmp.Diff(want, getWebhook(t, s, w.ID)); diff != "" {
 			t.Errorf("GetWebhook (-want +got):\n%s", diff)
 		}
+		// No attempt yet: no last attempt times.
+		checkLastAttempts(t, s, "new webhook "+w.URL, got, time.Time{}, time.Time{})
 	}
 	first, second := same1, same2
 	if second.ID < first.ID {
@@ -187,6 +224,7 @@ func testWebhookUpdate(t *testing.T, s WebhookStore) {
 		// What UpdateWebhook does not write.
 		x.ID = users.NewID()
 		x.CreateTime = later
+		x.LastSuccessTime, x.LastFailureTime = later, later
 		return nil
 	})
 	if err != nil {
@@ -309,6 +347,14 @@ func testDeliveryAttempts(t *testing.T, s WebhookStore) {
 		{WebhookID: other.ID, EventID: users.NewID(), EventType: users.EventCreated, Attempt: 1, Status: 200, Success: true, Time: t0.Add(time.Hour)},
 	}
 	wantFailures := []int{1, 2, 0, 0}
+	// The last success and failure after each attempt: a success leaves
+	// the last failure, and the other way round.
+	wantLast := []struct{ success, failure time.Time }{
+		{time.Time{}, attempts[0].Time},
+		{time.Time{}, attempts[1].Time},
+		{attempts[2].Time, attempts[1].Time},
+		{attempts[3].Time, time.Time{}},
+	}
 	for i, a := range attempts {
 		got, err := s.RecordDeliveryAttempts(ctx, a.WebhookID, []users.DeliveryAttempt{a}, 50)
 		if err != nil {
@@ -318,7 +364,14 @@ func testDeliveryAttempts(t *testing.T, s WebhookStore) {
 			t.Errorf("RecordDeliveryAttempts #%d = webhook %s with %d failures, enabled %v; want %s with %d, enabled",
 				i, got.ID, got.ConsecutiveFailures, got.Enabled, a.WebhookID, wantFailures[i])
 		}
+		checkLastAttempts(t, s, fmt.Sprintf("RecordDeliveryAttempts #%d", i), got, wantLast[i].success, wantLast[i].failure)
 	}
+	// UpdateWebhook keeps them.
+	updated, err := s.UpdateWebhook(ctx, w.ID, func(x *users.Webhook) error { x.URL = "https://other.example.com/hook"; return nil })
+	if err != nil {
+		t.Fatalf("UpdateWebhook err = %v", err)
+	}
+	checkLastAttempts(t, s, "UpdateWebhook after the attempts", updated, attempts[2].Time, attempts[1].Time)
 	for _, tt := range []struct {
 		limit int
 		want  []users.DeliveryAttempt
@@ -429,6 +482,9 @@ func testDeliveryBatch(t *testing.T, s WebhookStore) {
 	if diff := gocmp.Diff(got, getWebhook(t, s, w.ID)); diff != "" {
 		t.Errorf("RecordDeliveryAttempts returned other than GetWebhook reads (-returned +got):\n%s", diff)
 	}
+	// The last success is the batch's only one, the last failure its last
+	// attempt, though the subscription was disabled before it.
+	checkLastAttempts(t, s, "after the batch", got, as[1].Time, as[4].Time)
 	if stored, err := s.ListDeliveryAttempts(ctx, w.ID, 100); err != nil || len(stored) != len(as) {
 		t.Errorf("ListDeliveryAttempts = %d attempts, %v; want %d", len(stored), err, len(as))
 	}
@@ -440,9 +496,28 @@ func testDeliveryBatch(t *testing.T, s WebhookStore) {
 	if stored, _ := s.ListDeliveryAttempts(ctx, other.ID, 100); len(stored) != 0 {
 		t.Errorf("the refused batch stored %d attempts", len(stored))
 	}
-	if got, err := s.RecordDeliveryAttempts(ctx, other.ID, nil, 2); err != nil || got.ID != other.ID {
-		t.Errorf("RecordDeliveryAttempts(none) = %v, %v; want the webhook", got, err)
+	got, err = s.RecordDeliveryAttempts(ctx, other.ID, nil, 2)
+	if err != nil || got.ID != other.ID {
+		t.Fatalf("RecordDeliveryAttempts(none) = %v, %v; want the webhook", got, err)
 	}
+	checkLastAttempts(t, s, "after the refused batch and none", got, time.Time{}, time.Time{})
+
+	// Times in another zone, below the microsecond, read back in UTC at
+	// microsecond precision.
+	failure := attempt(other, 8, false, "status 500")
+	failure.Time = failure.Time.Add(789 * time.Nanosecond).In(time.FixedZone("X", 3600))
+	success := attempt(other, 9, true, "")
+	success.Time = success.Time.Add(123 * time.Nanosecond).In(time.FixedZone("Y", -7200))
+	got, err = s.RecordDeliveryAttempts(ctx, other.ID, []users.DeliveryAttempt{failure}, 2)
+	if err != nil {
+		t.Fatalf("RecordDeliveryAttempts(a failure) err = %v", err)
+	}
+	checkLastAttempts(t, s, "after a failure", got, time.Time{}, failure.Time)
+	got, err = s.RecordDeliveryAttempts(ctx, other.ID, []users.DeliveryAttempt{success}, 2)
+	if err != nil {
+		t.Fatalf("RecordDeliveryAttempts(a success) err = %v", err)
+	}
+	checkLastAttempts(t, s, "after a success", got, success.Time, failure.Time)
 }
 
 // dispatchAll calls DispatchEvents until it has read want events in all,
@@ -516,7 +591,7 @@ func testDispatch(t *testing.T, s WebhookStore, jobs *Jobs) {
 		{all, createdDeleted}, // u2 deleted
 	} {
 		for _, w := range hooks {
-			want = append(want, users.Delivery{WebhookID: w.ID, EventID: evs[i].ID})
+			want = append(want, users.Delivery{WebhookID: w.ID, EventID: evs[i].ID, Time: evs[i].Time})
 		}
 	}
 	dispatchAll(t, s, 100, 4)
@@ -541,7 +616,8 @@ func testDispatch(t *testing.T, s WebhookStore, jobs *Jobs) {
 	for i, ev := range more {
 		dispatchAll(t, s, 1, 1)
 		checkPosition(t, s, ev.Pos)
-		want = append(want, users.Delivery{WebhookID: all.ID, EventID: ev.ID}, users.Delivery{WebhookID: createdDeleted.ID, EventID: ev.ID})
+		want = append(want, users.Delivery{WebhookID: all.ID, EventID: ev.ID, Time: ev.Time},
+			users.Delivery{WebhookID: createdDeleted.ID, EventID: ev.ID, Time: ev.Time})
 		if diff := gocmp.Diff(sortDeliveries(want), sortDeliveries(jobs.Deliveries())); diff != "" {
 			t.Errorf("deliveries after DispatchEvents(1) #%d (-want +got):\n%s", i, diff)
 		}
@@ -565,7 +641,7 @@ func testDispatchNoSubscribers(t *testing.T, s WebhookStore, jobs *Jobs) {
 		t.Fatalf("event after the first is user %s's, want %s's", next[0].UserID, u.ID)
 	}
 	dispatchAll(t, s, 100, 1)
-	want := []users.Delivery{{WebhookID: w.ID, EventID: next[0].ID}}
+	want := []users.Delivery{{WebhookID: w.ID, EventID: next[0].ID, Time: next[0].Time}}
 	if diff := gocmp.Diff(want, jobs.Deliveries()); diff != "" {
 		t.Errorf("deliveries enqueued (-want +got):\n%s", diff)
 	}
@@ -589,7 +665,7 @@ func testDispatchEnqueueFails(t *testing.T, s WebhookStore, jobs *Jobs) {
 	// The next dispatch sends the same events.
 	jobs.Fail(nil)
 	dispatchAll(t, s, 100, 2)
-	want := []users.Delivery{{WebhookID: w.ID, EventID: evs[0].ID}, {WebhookID: w.ID, EventID: evs[1].ID}}
+	want := []users.Delivery{{WebhookID: w.ID, EventID: evs[0].ID, Time: evs[0].Time}, {WebhookID: w.ID, EventID: evs[1].ID, Time: evs[1].Time}}
 	if diff := gocmp.Diff(sortDeliveries(want), sortDeliveries(jobs.Deliveries())); diff != "" {
 		t.Errorf("deliveries enqueued (-want +got):\n%s", diff)
 	}
