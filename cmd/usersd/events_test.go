@@ -42,13 +42,17 @@ type receiver struct {
 	attempts map[string]int  // webhook-id → requests
 	ok       map[string]bool // webhook-ids answered 2xx
 	types    map[string]string
-	badSigs  int
+	// happened and okAt are, per webhook-id answered 2xx, the event's
+	// time and when the first 2xx was answered.
+	happened, okAt map[string]time.Time
+	badSigs        int
 	// fault answers attempt n (from 1) of a webhook-id; nil: always 204.
 	fault func(w http.ResponseWriter, id string, n int) bool
 }
 
 func newReceiver(t *testing.T, fault func(w http.ResponseWriter, id string, n int) bool) *receiver {
-	r := &receiver{t: t, attempts: map[string]int{}, ok: map[string]bool{}, types: map[string]string{}, fault: fault}
+	r := &receiver{t: t, attempts: map[string]int{}, ok: map[string]bool{}, types: map[string]string{},
+		happened: map[string]time.Time{}, okAt: map[string]time.Time{}, fault: fault}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
 	return r
@@ -73,9 +77,15 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	if r.fault != nil && r.fault(w, id, n) {
 		return
 	}
-	var ev struct{ Type string }
+	var ev struct {
+		Type      string
+		Timestamp time.Time
+	}
 	json.Unmarshal(body, &ev)
 	r.mu.Lock()
+	if !r.ok[id] {
+		r.happened[id], r.okAt[id] = ev.Timestamp, time.Now()
+	}
 	r.ok[id] = true
 	r.types[id] = ev.Type
 	r.mu.Unlock()

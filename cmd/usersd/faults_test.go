@@ -778,9 +778,8 @@ func testFailover(t *testing.T, bin, mode string) {
 	args := []string{"--database-url", url, "--migrate=false",
 		"--request-timeout", faultRequestTimeout.String(),
 		"--webhook-allow-private", "--event-relay-interval", "100ms",
-		// Deliveries run at about --webhook-workers per poll interval
-		// (40/s with 4 and 100ms): enough workers and polls for the few
-		// thousand creates of the run to arrive within the wait below.
+		// Frequent polls and a high rate limit: the few thousand
+		// creates of the run arrive well within the wait below.
 		"--job-poll-interval", "50ms", "--webhook-workers", "16",
 		"--webhook-rate", "1000", "--webhook-burst", "1000"}
 	if mode == "frozen" {

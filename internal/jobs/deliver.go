@@ -101,16 +101,36 @@ type deliverBatchWorker struct {
 // fails the whole job: River runs it again after its backoff, and its
 // earlier runs count as attempts of each event.
 func (w *deliverBatchWorker) Work(ctx context.Context, job *river.Job[DeliverBatchArgs]) error {
-	return w.w.deliver(ctx, job.Args, job.Attempt-1)
+	return w.w.deliver(ctx, job.Args, job.Attempt-1, job.Priority)
 }
 
-// deliver is the work of a delivery job with args, which has run reruns
-// times before and failed as a whole each time.
-func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int) error {
+// retryPriority is the River priority of the jobs of events that failed or
+// that an open circuit put off: the queue takes the jobs of new events
+// (priority 1) first, so a subscription catching up after an outage keeps
+// receiving its new events while the old ones fill the rest of its rate.
+const retryPriority = 2
+
+// deliver is the work of a delivery job with args and River priority
+// priority, which has run reruns times before and failed as a whole each
+// time.
+func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, priority int) error {
 	log := zerolog.Ctx(ctx)
-	svc, d := w.svc, w.deliverer
-	if !sleep(ctx, time.Until(args.NotBefore)) {
-		return ctx.Err()
+	svc, d, subs := w.svc, w.deliverer, w.subs
+	ok, only := subs.start(args.WebhookID)
+	if !ok {
+		// The subscription runs its share of the workers already.
+		return river.JobSnooze(busyWait)
+	}
+	defer subs.done(args.WebhookID)
+	if wait := time.Until(args.NotBefore); wait > 0 {
+		// One job of a subscription waits for its rate limit in a
+		// worker; the others wait in the queue.
+		if !only {
+			return river.JobSnooze(wait)
+		}
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
 	}
 	hook, err := svc.GetWebhook(ctx, args.WebhookID)
 	switch {
@@ -123,56 +143,108 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int
 		log.Info().Str("webhook_id", hook.ID).Int("events", len(args.Events)).Msg("webhook disabled; deliveries dropped")
 		return nil
 	}
-	target := webhooks.Target{ID: hook.ID, URL: hook.URL, Secrets: []string{hook.Secret}}
+	// A probe goes whatever the circuit says; the other attempts ask it
+	// again just before they are sent, since it may open while they wait
+	// for a slot or a token.
+	probeTarget := webhooks.Target{ID: hook.ID, URL: hook.URL, Secrets: []string{hook.Secret}}
+	target := probeTarget
+	target.Admit = func() bool { return subs.open(hook.ID, time.Now()).IsZero() }
+	events := args.Events
+	adm, until := subs.admit(hook.ID, time.Now())
+	switch adm {
+	case putOff:
+		next := DeliverBatchArgs{WebhookID: hook.ID, Events: rerun(events, reruns), Since: args.Since}
+		return w.insert(ctx, next, &river.InsertOpts{ScheduledAt: until, Priority: retryPriority})
+	case probeWaits:
+		return river.JobSnooze(time.Until(until))
+	}
 
 	var (
 		mu       sync.Mutex
 		attempts []users.DeliveryAttempt
 		// The events that failed wait for the latest of their waits; those
-		// the rate limit put off, for the first token.
-		failed, limited retryBatch
+		// the rate limit put off, for the first token; those the open
+		// circuit put off, for it to close.
+		failed, limited, paused retryBatch
 	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(batchConcurrency)
-	for _, be := range args.Events {
-		g.Go(func() error {
-			attempt := be.Attempt + reruns
-			ev, err := svc.GetEvent(gctx, be.ID)
-			switch {
-			case errors.Is(err, users.ErrNotFound):
-				log.Warn().Str("webhook_id", hook.ID).Str("event_id", be.ID).Msg("event gone (past the retention); delivery dropped")
-				return nil
-			case err != nil:
-				return err
-			}
-			res := d.Deliver(gctx, target, *ev)
+	// one delivers be, as the circuit's probe or not.
+	one := func(ctx context.Context, be BatchedEvent, isProbe bool) (err error) {
+		attempt := be.Attempt + reruns
+		made := false
+		if isProbe {
+			defer func() {
+				if !made {
+					subs.abandon(hook.ID)
+				}
+			}()
+		} else if until := subs.open(hook.ID, time.Now()); !until.IsZero() {
 			mu.Lock()
 			defer mu.Unlock()
-			if errors.Is(res.Err, webhooks.ErrRateLimited) {
-				limited.add(BatchedEvent{ID: be.ID, Attempt: attempt}, res.RetryAfter, false)
-				return nil
-			}
-			a := users.DeliveryAttempt{
-				WebhookID: hook.ID, EventID: ev.ID, EventType: ev.Type, Attempt: attempt,
-				Status: res.Status, Latency: res.Latency, Success: res.Err == nil,
-			}
-			if res.Err != nil {
-				a.Error = res.Err.Error()
-			}
-			attempts = append(attempts, a)
-			switch {
-			case res.Err == nil:
-			case !res.Retry:
-				log.Info().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up")
-			case attempt >= w.maxAttempts:
-				log.Warn().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up after its last attempt")
-			case res.RetryAfter > 0:
-				failed.add(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, res.RetryAfter, true)
-			default:
-				failed.add(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, w.retry.after(attempt-1), true)
-			}
+			paused.add(BatchedEvent{ID: be.ID, Attempt: attempt}, time.Until(until), false)
 			return nil
-		})
+		}
+		ev, err := svc.GetEvent(ctx, be.ID)
+		switch {
+		case errors.Is(err, users.ErrNotFound):
+			log.Warn().Str("webhook_id", hook.ID).Str("event_id", be.ID).Msg("event gone (past the retention); delivery dropped")
+			return nil
+		case err != nil:
+			return err
+		}
+		t := target
+		if isProbe {
+			t = probeTarget
+		}
+		res := d.Deliver(ctx, t, *ev)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case errors.Is(res.Err, webhooks.ErrRateLimited):
+			limited.add(BatchedEvent{ID: be.ID, Attempt: attempt}, res.RetryAfter, false)
+			return nil
+		case errors.Is(res.Err, webhooks.ErrHeld):
+			paused.add(BatchedEvent{ID: be.ID, Attempt: attempt}, max(time.Until(subs.open(hook.ID, time.Now())), 0), false)
+			return nil
+		}
+		if ctx.Err() == nil {
+			// An attempt cut short by the job's end says nothing of
+			// the receiver.
+			subs.record(hook.ID, time.Now(), res.Err != nil && res.Retry, res.RetryAfter, isProbe)
+			made = true
+		}
+		a := users.DeliveryAttempt{
+			WebhookID: hook.ID, EventID: ev.ID, EventType: ev.Type, Attempt: attempt,
+			Status: res.Status, Latency: res.Latency, Success: res.Err == nil,
+		}
+		if res.Err != nil {
+			a.Error = res.Err.Error()
+		}
+		attempts = append(attempts, a)
+		switch {
+		case res.Err == nil:
+		case !res.Retry:
+			log.Info().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up")
+		case attempt >= w.maxAttempts:
+			log.Warn().Str("webhook_id", hook.ID).Str("event_id", ev.ID).Int("attempt", attempt).Err(res.Err).Msg("webhook delivery given up after its last attempt")
+		case res.RetryAfter > 0:
+			failed.add(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, res.RetryAfter, true)
+		default:
+			failed.add(BatchedEvent{ID: ev.ID, Attempt: attempt + 1}, w.retry.after(attempt-1), true)
+		}
+		return nil
+	}
+	if adm == probe {
+		// The receiver failed until a moment ago: one event tells
+		// whether it is back before the rest go.
+		if err := one(ctx, events[0], true); err != nil {
+			return err
+		}
+		events = events[1:]
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(batchConcurrency)
+	for _, be := range events {
+		g.Go(func() error { return one(gctx, be, false) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -185,15 +257,21 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int
 		return nil
 	case err != nil:
 		return err
-	case len(failed.events)+len(limited.events) == 0:
+	case len(failed.events)+len(limited.events)+len(paused.events) == 0:
 		return nil
 	case !after.Enabled:
-		log.Info().Str("webhook_id", hook.ID).Int("events", len(failed.events)+len(limited.events)).Msg("webhook disabled; deliveries dropped")
+		log.Info().Str("webhook_id", hook.ID).Int("events", len(failed.events)+len(limited.events)+len(paused.events)).Msg("webhook disabled; deliveries dropped")
 		return nil
 	}
 	if len(failed.events) > 0 {
 		next := DeliverBatchArgs{WebhookID: hook.ID, Events: failed.events, Since: args.Since}
-		if err := w.insert(ctx, next, &river.InsertOpts{ScheduledAt: time.Now().Add(failed.wait)}); err != nil {
+		if err := w.insert(ctx, next, &river.InsertOpts{ScheduledAt: time.Now().Add(failed.wait), Priority: retryPriority}); err != nil {
+			return err
+		}
+	}
+	if len(paused.events) > 0 {
+		next := DeliverBatchArgs{WebhookID: hook.ID, Events: paused.events, Since: args.Since}
+		if err := w.insert(ctx, next, &river.InsertOpts{ScheduledAt: time.Now().Add(paused.wait), Priority: retryPriority}); err != nil {
 			return err
 		}
 	}
@@ -203,7 +281,7 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int
 		// its limit to about half of it: the events put off for a short
 		// while go into a job available at once that waits for its first
 		// token itself.
-		next, opts := DeliverBatchArgs{WebhookID: hook.ID, Events: limited.events, Since: args.Since}, &river.InsertOpts{}
+		next, opts := DeliverBatchArgs{WebhookID: hook.ID, Events: limited.events, Since: args.Since}, &river.InsertOpts{Priority: priority}
 		if limited.wait <= limitedWait {
 			next.NotBefore = time.Now().Add(limited.wait)
 		} else {
@@ -214,6 +292,19 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns int
 		}
 	}
 	return nil
+}
+
+// rerun is events as a job that has run reruns times before tries them:
+// each at its next attempt.
+func rerun(events []BatchedEvent, reruns int) []BatchedEvent {
+	if reruns == 0 {
+		return events
+	}
+	out := make([]BatchedEvent, len(events))
+	for i, be := range events {
+		out[i] = BatchedEvent{ID: be.ID, Attempt: be.Attempt + reruns}
+	}
+	return out
 }
 
 // limitedWait is the longest a delivery job waits, at its start, for its

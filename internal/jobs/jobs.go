@@ -43,10 +43,16 @@ const (
 	QueueImport = "import"
 	// QueueMaintenance runs periodic housekeeping such as the purge.
 	QueueMaintenance = "maintenance"
-	// QueueWebhooks runs webhook dispatch and delivery, and the NATS
-	// relay.
+	// QueueWebhooks runs webhook deliveries.
 	QueueWebhooks = "webhooks"
+	// QueueRelay runs the event relays: the webhook dispatcher and the
+	// NATS publisher, one job of each at a time, so that deliveries,
+	// however slow, never hold them up.
+	QueueRelay = "relay"
 )
+
+// relayWorkers sizes QueueRelay's pool: a dispatcher and a publisher.
+const relayWorkers = 2
 
 // Defaults of Config.
 const (
@@ -56,7 +62,7 @@ const (
 	DefaultMaxAttempts        = 10
 	DefaultPurgeEvery         = time.Hour
 	DefaultPollInterval       = time.Second
-	DefaultWebhookWorkers     = 4
+	DefaultWebhookWorkers     = 8
 	DefaultRetryBase          = time.Second
 	DefaultRetryMax           = time.Hour
 	DefaultRelayEvery         = time.Second
@@ -91,8 +97,9 @@ type Config struct {
 	PurgeEvery time.Duration
 	// PollInterval is how often idle workers look for new jobs.
 	PollInterval time.Duration
-	// WebhookWorkers sizes the webhooks queue's pool: deliveries run at
-	// once, on this replica.
+	// WebhookWorkers sizes the webhooks queue's pool: the delivery jobs
+	// this replica runs at once; one subscription runs at most half of
+	// them.
 	WebhookWorkers int
 	// RelayEvery is how often new events are dispatched to webhooks and
 	// published to NATS.
@@ -276,6 +283,7 @@ func (q *Queue[TTx]) Start(ctx context.Context, svc *users.Service, deps Deps) (
 		svc: svc, deliverer: deps.Deliverer, publisher: deps.Publisher, relayTimeout: cfg.relayTimeout(),
 		maxAttempts: cfg.MaxAttempts, retry: backoff{base: cfg.RetryBase, max: cfg.RetryMax},
 	}
+	w.subs = newSubscriptions(cfg.WebhookWorkers, w.retry)
 	tp := deps.TracerProvider
 	if tp == nil {
 		tp = noop.NewTracerProvider()
@@ -320,6 +328,7 @@ func (q *Queue[TTx]) Start(ctx context.Context, svc *users.Service, deps Deps) (
 		QueueImport:      {MaxWorkers: cfg.ImportWorkers},
 		QueueMaintenance: {MaxWorkers: cfg.MaintenanceWorkers},
 		QueueWebhooks:    {MaxWorkers: cfg.WebhookWorkers},
+		QueueRelay:       {MaxWorkers: relayWorkers},
 	}
 	rc.Workers = rw
 	rc.PeriodicJobs = jobs
@@ -404,6 +413,9 @@ type workers struct {
 	// insert enqueues a job outside any transaction (set once the client
 	// exists, before it starts).
 	insert func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) error
+	// subs is what this replica keeps of each subscription: its running
+	// delivery jobs and its circuit.
+	subs *subscriptions
 }
 
 // MigratePostgres creates or updates River's tables. Replicas starting at

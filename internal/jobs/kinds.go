@@ -132,7 +132,7 @@ func (DispatchArgs) Kind() string { return "dispatch_webhooks" }
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (DispatchArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueWebhooks, UniqueOpts: river.UniqueOpts{ByState: pendingStates}}
+	return river.InsertOpts{Queue: QueueRelay, UniqueOpts: river.UniqueOpts{ByState: pendingStates}}
 }
 
 type dispatchWorker struct {
@@ -183,7 +183,7 @@ type deliverWorker struct {
 // Work delivers the event as a delivery job of one event does.
 func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
 	args := DeliverBatchArgs{WebhookID: job.Args.WebhookID, Events: []BatchedEvent{{ID: job.Args.EventID, Attempt: 1}}}
-	return w.w.deliver(ctx, args, job.Attempt-1)
+	return w.w.deliver(ctx, args, job.Attempt-1, job.Priority)
 }
 
 // PublishArgs is the periodic job that publishes new events to NATS.
@@ -194,7 +194,7 @@ func (PublishArgs) Kind() string { return "publish_events_nats" }
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (PublishArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueWebhooks, UniqueOpts: river.UniqueOpts{ByState: pendingStates}}
+	return river.InsertOpts{Queue: QueueRelay, UniqueOpts: river.UniqueOpts{ByState: pendingStates}}
 }
 
 // natsSink is the name of the NATS relay's saved feed position.

@@ -50,6 +50,10 @@ type Config struct {
 	// targets; further calls of Deliver wait for a slot. Zero or negative
 	// means DefaultMaxConcurrent.
 	MaxConcurrent int
+	// MaxConcurrentPerTarget bounds the attempts in flight to one target
+	// (Target.ID), so that a slow target leaves slots to the others. Zero
+	// or negative means half of MaxConcurrent, at least 1.
+	MaxConcurrentPerTarget int
 	// Rate is the attempts per second each target receives, on average;
 	// Target.Rate overrides it. Zero or negative means DefaultRate, and
 	// rate.Inf no limit.
@@ -102,6 +106,10 @@ type Target struct {
 	// rounded up, at least 1).
 	Rate  rate.Limit
 	Burst int
+	// Admit, if set, is asked after the waits for a slot and the rate
+	// limit, just before the request is sent; false gives the attempt up
+	// unsent, with ErrHeld (say, a circuit that opened while it waited).
+	Admit func() bool
 }
 
 // Result is the outcome of an attempt, and what to do next.
@@ -117,6 +125,7 @@ type Target struct {
 //	address not public (at dial time)  ErrForbiddenAddress  false  0
 //	invalid URL, secret or event       ErrInvalidTarget     false  0
 //	rate limit wait over MaxWait       ErrRateLimited       true   until a token
+//	Target.Admit said no               ErrHeld              true   0
 //	ctx done before or during it       ctx.Err()            true   0
 //
 // Retry-After is read as seconds or an HTTP date, capped at MaxRetryAfter;
@@ -149,6 +158,7 @@ type Deliverer struct {
 	transport *http.Transport
 	client    *http.Client
 	slots     *semaphore.Weighted
+	perTarget *keyedSlots
 	limits    *ratelimit.Keyed
 
 	success, retry, failed prometheus.Counter
@@ -192,6 +202,11 @@ func NewDeliverer(cfg Config) (*Deliverer, error) {
 		maxTargets = DefaultMaxTargets
 	}
 	d.slots = semaphore.NewWeighted(int64(maxConcurrent))
+	perTarget := cfg.MaxConcurrentPerTarget
+	if perTarget <= 0 {
+		perTarget = max(1, maxConcurrent/2)
+	}
+	d.perTarget = newKeyedSlots(perTarget)
 
 	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
 	if !cfg.AllowPrivate {
@@ -276,8 +291,8 @@ func (d *Deliverer) Close() {
 // traceparent of ev (or, if ev has none, of the span in ctx). The Result
 // says how it went and whether to try again.
 //
-// Deliver first waits, with ctx, for one of the Config.MaxConcurrent
-// slots, then for t's rate limit: up to Config.MaxWait, holding the slot;
+// Deliver first waits, with ctx, for one of t's Config.MaxConcurrentPerTarget
+// slots and one of the Config.MaxConcurrent slots, then for t's rate limit: up to Config.MaxWait, holding the slot;
 // if the wait would be longer it sends nothing and returns ErrRateLimited
 // with RetryAfter set, so that a job queue can snooze the attempt instead
 // of tying up a worker. Waiting for the token after the slot, not before,
@@ -298,12 +313,20 @@ func (d *Deliverer) Deliver(ctx context.Context, t Target, ev users.Event) Resul
 		return d.count(Result{Err: fmt.Errorf("webhooks: %s: %w", where, err)})
 	}
 
+	release, err := d.perTarget.acquire(ctx, cmp.Or(t.ID, t.URL))
+	if err != nil {
+		return Result{Err: fmt.Errorf("webhooks: %s: waiting for a delivery slot of the target: %w", where, err), Retry: true}
+	}
+	defer release()
 	if err := d.slots.Acquire(ctx, 1); err != nil {
 		return Result{Err: fmt.Errorf("webhooks: %s: waiting for a delivery slot: %w", where, err), Retry: true}
 	}
 	defer d.slots.Release(1)
 	if res, ok := d.waitRate(ctx, t, where); !ok {
 		return res
+	}
+	if t.Admit != nil && !t.Admit() {
+		return Result{Err: fmt.Errorf("webhooks: %s: %w", where, ErrHeld), Retry: true}
 	}
 	return d.count(d.post(ctx, t, ev, body, keys, where))
 }

@@ -440,7 +440,7 @@ func TestDeliverConcurrencyBound(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	})
 	cfg := loopback()
-	cfg.MaxConcurrent = max
+	cfg.MaxConcurrent, cfg.MaxConcurrentPerTarget = max, max
 	d := newDeliverer(t, cfg)
 	var wg sync.WaitGroup
 	for range n {
@@ -456,6 +456,69 @@ func TestDeliverConcurrencyBound(t *testing.T) {
 	}
 	if got := len(rc.received()); got != n {
 		t.Errorf("receiver got %d requests, want %d", got, n)
+	}
+}
+
+// TestDeliverPerTargetBound: a target that does not answer holds at most
+// half of the slots (MaxConcurrent 4, per target 2 by default); another
+// target is delivered meanwhile.
+func TestDeliverPerTargetBound(t *testing.T) {
+	release := make(chan struct{})
+	slow := newReceiver(t, func(w http.ResponseWriter, r *http.Request) { <-release })
+	fast := newReceiver(t, nil)
+	cfg := loopback()
+	cfg.MaxConcurrent = 4
+	d := newDeliverer(t, cfg)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			if res := d.Deliver(t.Context(), webhooks.Target{ID: "slow", URL: slow.URL, Secrets: target(slow.URL).Secrets}, testEvent()); res.Err != nil {
+				t.Errorf("Deliver(slow) err = %v", res.Err)
+			}
+		})
+	}
+	for slow.inFlight.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	for range 2 {
+		if res := d.Deliver(ctx, webhooks.Target{ID: "fast", URL: fast.URL, Secrets: target(fast.URL).Secrets}, testEvent()); res.Err != nil {
+			t.Errorf("Deliver(fast) while the slow target holds its slots: err = %v", res.Err)
+		}
+	}
+	if got := slow.inFlight.Load(); got != 2 {
+		t.Errorf("%d requests in flight to the slow target, want 2 (half of MaxConcurrent)", got)
+	}
+	close(release)
+	wg.Wait()
+	if got := slow.maxInFlight.Load(); got != 2 {
+		t.Errorf("at most %d requests in flight to the slow target, want 2", got)
+	}
+	if got := len(slow.received()); got != 6 {
+		t.Errorf("slow target got %d requests, want 6", got)
+	}
+}
+
+// TestDeliverAdmit: an attempt whose Target.Admit says no after the waits
+// is not sent, and says so with ErrHeld; one it admits is.
+func TestDeliverAdmit(t *testing.T) {
+	rc := newReceiver(t, nil)
+	d := newDeliverer(t, loopback())
+	tg := target(rc.URL)
+	tg.Admit = func() bool { return false }
+	if res := d.Deliver(t.Context(), tg, testEvent()); !errors.Is(res.Err, webhooks.ErrHeld) || !res.Retry || res.Status != 0 {
+		t.Errorf("Deliver() held = %+v, want Retry, %v", res, webhooks.ErrHeld)
+	}
+	if n := len(rc.received()); n != 0 {
+		t.Errorf("receiver got %d requests for an attempt held back", n)
+	}
+	tg.Admit = func() bool { return true }
+	if res := d.Deliver(t.Context(), tg, testEvent()); res.Err != nil {
+		t.Errorf("Deliver() admitted err = %v", res.Err)
+	}
+	if n := len(rc.received()); n != 1 {
+		t.Errorf("receiver got %d requests, want 1", n)
 	}
 }
 

@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -62,5 +63,38 @@ func TestRetryAfter(t *testing.T) {
 		if got := retryAfter(tt.v, now); got != tt.want {
 			t.Errorf("retryAfter(%q) = %v, want %v", tt.v, got, tt.want)
 		}
+	}
+}
+
+// TestKeyedSlots: each key has its own slots, a waiter gives up with its
+// context, and a key is forgotten once nobody holds or waits for its
+// slots.
+func TestKeyedSlots(t *testing.T) {
+	k := newKeyedSlots(1)
+	releaseA, err := k.acquire(t.Context(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	releaseB, err := k.acquire(t.Context(), "b")
+	if err != nil {
+		t.Fatalf("key b waits for key a: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := k.acquire(ctx, "a"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a second slot of a: err = %v, want %v", err, context.DeadlineExceeded)
+	}
+	if n := k.len(); n != 2 {
+		t.Errorf("%d keys kept, want 2", n)
+	}
+	releaseA()
+	releaseB()
+	if n := k.len(); n != 0 {
+		t.Errorf("%d keys kept after every slot came back, want 0", n)
+	}
+	if release, err := k.acquire(t.Context(), "a"); err != nil {
+		t.Errorf("a slot of a after it came back: %v", err)
+	} else {
+		release()
 	}
 }

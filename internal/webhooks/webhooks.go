@@ -45,4 +45,7 @@ var (
 	// limit would have held it longer than Config.MaxWait; the result's
 	// RetryAfter says when a token will be free.
 	ErrRateLimited = errors.New("webhook target rate limit reached")
+	// ErrHeld is an attempt not made because its Target.Admit, asked just
+	// before sending, said no.
+	ErrHeld = errors.New("webhook attempt held back")
 )

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// setSecret gives r the secret that signs its deliveries.
+func (r *receiver) setSecret(secret string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.secret = secret
+}
+
+// requests is how many requests r has received.
+func (r *receiver) requests() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.arrivals)
+}
+
+// arrivedSince returns the times of the requests r received at or after t.
+func (r *receiver) arrivedSince(t time.Time) []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []time.Time
+	for _, at := range r.arrivals {
+		if !at.Before(t) {
+			out = append(out, at)
+		}
+	}
+	return out
+}
+
+// createUsers creates n users over HTTP, one request each.
+func createUsers(t *testing.T, s *testServer, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		createUser(t, s, fmt.Sprintf("%s%d@example.com", prefix, i), "Many")
+	}
+}
+
+// TestWebhookSlowSubscriber: a subscriber whose receiver never answers in
+// time does not delay another. Its batches hold at most half of the
+// workers and of the delivery slots, and after tripAfter timeouts its
+// circuit opens: it gets one probe per wait instead of an attempt per
+// event. Before that (4 workers, all taken by its batches for 4 rounds of
+// timeouts each) the other subscriber got its events 15 s after the
+// writes, and the slow one 400 requests.
+func TestWebhookSlowSubscriber(t *testing.T) {
+	runOnStores(t, func(t *testing.T, s *testServer) {
+		release := make(chan struct{})
+		t.Cleanup(func() { close(release) })
+		slow := newReceiver(t, func(w http.ResponseWriter, id string, n int) bool {
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return true
+		})
+		fast := newReceiver(t, nil)
+		_, secret := createWebhook(t, s, slow.srv.URL) // first: its batches are enqueued first
+		slow.setSecret(secret)
+		_, secret = createWebhook(t, s, fast.srv.URL)
+		fast.setSecret(secret)
+
+		const users = 500
+		start := time.Now()
+		createUsers(t, s, "slowfast", users)
+		wrote := time.Since(start)
+		waitDelivered(t, s, fast, users, 20*time.Second)
+		took := time.Since(start)
+		t.Logf("%d users created in %v; all delivered to the fast subscriber %v after the first write; the slow one got %d requests",
+			users, wrote.Round(time.Millisecond), took.Round(time.Millisecond), slow.requests())
+		if took > wrote+5*time.Second {
+			t.Errorf("the fast subscriber got every event %v after the first write (%v of writes): the slow one held it up", took, wrote)
+		}
+		// Half of the 64 slots while its first batches time out, then a
+		// probe now and then: nowhere near an attempt per event.
+		if n := slow.requests(); n > 64+10 {
+			t.Errorf("the slow subscriber got %d requests for %d events: its circuit did not open", n, users)
+		}
+	}, append(slices.Clone(webhookArgs), "--webhook-rate", "10000", "--webhook-burst", "10000", "--webhook-timeout", "2s")...)
+}
+
+// TestWebhookCatchUp: a subscriber that was down is caught up at its rate
+// limit once it answers again. While it is down its circuit keeps the
+// attempts to a few (no retry storm: 11 for 500 events, 109 before the
+// circuit), and once it is back the events written during the catch-up
+// are not queued behind the backlog.
+func TestWebhookCatchUp(t *testing.T) {
+	runOnStores(t, func(t *testing.T, s *testServer) {
+		var down atomic.Bool
+		down.Store(true)
+		r := newReceiver(t, func(w http.ResponseWriter, id string, n int) bool {
+			if down.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return true
+			}
+			return false
+		})
+		hookID, secret := createWebhook(t, s, r.srv.URL)
+		r.setSecret(secret)
+
+		const backlog, rate = 500, 100
+		createUsers(t, s, "behind", backlog)
+		// Until every event is dispatched and waits for the subscriber.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			res := s.do(t, "GET", "/v2/webhooks/"+hookID, "")
+			res.wantStatus(t, http.StatusOK)
+			if b, _ := res.Body["backlog"].(map[string]any); b["events"] == fmt.Sprint(backlog) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the backlog never reached %d events: %s", backlog, res.Raw)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+		whileDown := r.requests()
+		if whileDown > 64+10 {
+			t.Errorf("%d requests to a receiver that is down for %d events: a retry storm", whileDown, backlog)
+		}
+
+		down.Store(false)
+		up := time.Now()
+		// New events during the catch-up.
+		createUsers(t, s, "fresh", 10)
+		waitDelivered(t, s, r, backlog+10, 60*time.Second)
+		caughtUp := time.Since(up)
+
+		// The subscription's rate limit held: at most rate+burst in any
+		// second, two more for arrival jitter.
+		arrivals := r.arrivedSince(up)
+		most := 0
+		for i := range arrivals {
+			j := i
+			for j < len(arrivals) && arrivals[j].Sub(arrivals[i]) < time.Second {
+				j++
+			}
+			most = max(most, j-i)
+		}
+		if most > rate+10+2 {
+			t.Errorf("%d deliveries within one second, want at most %d (rate %d/s, burst 10; two more for arrival jitter)", most, rate+10, rate)
+		}
+		t.Logf("%d requests while down; caught up %d+10 events %v after the receiver came back (most in one second: %d)",
+			whileDown, backlog, caughtUp.Round(time.Millisecond), most)
+		// The events written during the catch-up did not wait for the
+		// backlog to drain: each was delivered well within the time the
+		// backlog took.
+		r.mu.Lock()
+		var fresh []time.Duration
+		for id, at := range r.happened {
+			if !at.Before(up) {
+				fresh = append(fresh, r.okAt[id].Sub(at))
+			}
+		}
+		r.mu.Unlock()
+		slices.Sort(fresh)
+		t.Logf("events written during the catch-up: delivered after %v", fresh)
+		if len(fresh) != 10 {
+			t.Fatalf("%d events written during the catch-up delivered, want 10", len(fresh))
+		}
+		// They took about 0.3 s; queued behind the backlog, 3.3 s.
+		if slowest := fresh[len(fresh)-1]; slowest > min(caughtUp/2, 2*time.Second) {
+			t.Errorf("an event written during the catch-up waited %v (the catch-up took %v): new events queue behind old ones", slowest, caughtUp)
+		}
+	}, append(slices.Clone(webhookArgs), "--webhook-rate", "100", "--webhook-burst", "10")...)
+}
