@@ -17,9 +17,13 @@ import (
 // DeliverBatchSize is the most events one delivery job carries.
 const DeliverBatchSize = 100
 
-// batchConcurrency bounds the deliveries one job makes at once; the
+// batchConcurrency bounds the deliveries one job makes at once, and
+// retryConcurrency those of a job of events tried again or put off; the
 // Deliverer's slots (--webhook-max-concurrent) bound all jobs together.
-const batchConcurrency = 32
+const (
+	batchConcurrency = 32
+	retryConcurrency = 8
+)
 
 // DeliverBatchArgs is the job that POSTs a batch of events to one
 // subscription: the dispatcher enqueues one per subscription for up to
@@ -118,10 +122,31 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 	svc, d, subs := w.svc, w.deliverer, w.subs
 	ok, only := subs.start(args.WebhookID)
 	if !ok {
-		// The subscription runs its share of the workers already.
+		// The subscription is slow and runs its share of the workers
+		// already.
 		return river.JobSnooze(busyWait)
 	}
-	defer subs.done(args.WebhookID)
+	// left is whether the job was one too many of a slow subscription,
+	// counted out, and gives its remaining events back.
+	var (
+		leftMu sync.Mutex
+		left   bool
+	)
+	leaving := func() bool {
+		leftMu.Lock()
+		defer leftMu.Unlock()
+		if !left {
+			left = subs.leave(args.WebhookID)
+		}
+		return left
+	}
+	defer func() {
+		leftMu.Lock()
+		defer leftMu.Unlock()
+		if !left {
+			subs.done(args.WebhookID)
+		}
+	}()
 	if wait := time.Until(args.NotBefore); wait > 0 {
 		// One job of a subscription waits for its rate limit in a
 		// worker; the others wait in the queue.
@@ -182,6 +207,13 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 			defer mu.Unlock()
 			paused.add(BatchedEvent{ID: be.ID, Attempt: attempt}, time.Until(until), false)
 			return nil
+		} else if leaving() {
+			// A slow subscription over its share: the rest of the job
+			// goes back to the queue.
+			mu.Lock()
+			defer mu.Unlock()
+			paused.add(BatchedEvent{ID: be.ID, Attempt: attempt}, busyWait, false)
+			return nil
 		}
 		ev, err := svc.GetEvent(ctx, be.ID)
 		switch {
@@ -209,7 +241,7 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 		if ctx.Err() == nil {
 			// An attempt cut short by the job's end says nothing of
 			// the receiver.
-			subs.record(hook.ID, time.Now(), res.Err != nil && res.Retry, res.RetryAfter, isProbe)
+			subs.record(hook.ID, time.Now(), res.Latency, res.Err != nil && res.Retry, res.RetryAfter, isProbe)
 			made = true
 		}
 		a := users.DeliveryAttempt{
@@ -242,7 +274,13 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 		events = events[1:]
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(batchConcurrency)
+	if priority >= retryPriority {
+		// A backlog's job waits for fewer slots and tokens at once than
+		// a job of new events, which so gets them sooner.
+		g.SetLimit(retryConcurrency)
+	} else {
+		g.SetLimit(batchConcurrency)
+	}
 	for _, be := range events {
 		g.Go(func() error { return one(gctx, be, false) })
 	}

@@ -20,11 +20,20 @@ const (
 	// busyWait is how long a delivery job waits when its subscription
 	// runs its share of this replica's delivery jobs already.
 	busyWait = 250 * time.Millisecond
+	// slowLatency is the average time of a subscription's attempts from
+	// which it is slow, and kept to its share of the workers.
+	slowLatency = time.Second
+	// latencyWeight is the weight of an attempt's time in the average.
+	latencyWeight = 0.2
 )
 
 // subscriptions is what one replica keeps of each subscription it
-// delivers to: the delivery jobs it runs for it, bounded so that one
-// subscription cannot hold every worker, and its circuit. A receiver that
+// delivers to: the delivery jobs it runs for it, bounded once it is slow
+// so that it cannot hold every worker, and its circuit. A subscription is
+// slow while its attempts take slowLatency or more on average (a moving
+// average); a fast one may run any number of jobs, since they are soon
+// done, but once it is slow its jobs over half of the workers give their
+// remaining events back to the queue. A receiver that
 // keeps failing (timeouts, connection errors, 5xx, 429) opens the circuit:
 // its events are put off, without an attempt, until the circuit's wait is
 // over, and then one attempt, the probe, decides: a success closes the
@@ -42,6 +51,8 @@ type subscriptions struct {
 // subscription is the state of one subscription on this replica.
 type subscription struct {
 	jobs      int       // its delivery jobs running
+	latency   float64   // moving average of its attempts' times, in seconds
+	slow      bool      // latency is slowLatency or more
 	failures  int       // retryable failed attempts in a row
 	opens     int       // the circuit's openings in a row
 	openUntil time.Time // the circuit is open until then
@@ -63,8 +74,9 @@ func newSubscriptions(workers int, retry backoff) *subscriptions {
 }
 
 // start counts a delivery job of the subscription id in and reports
-// whether it may run, and whether it is the subscription's only one
-// running; a job that may not run must not call done.
+// whether it may run (not when the subscription is slow and runs its
+// share of the workers already), and whether it is the subscription's only
+// one running; a job that may not run must not call done.
 func (s *subscriptions) start(id string) (ok, only bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -73,11 +85,25 @@ func (s *subscriptions) start(id string) (ok, only bool) {
 		sub = &subscription{}
 		s.m[id] = sub
 	}
-	if sub.jobs >= s.maxJobs {
+	if sub.slow && sub.jobs >= s.maxJobs {
 		return false, false
 	}
 	sub.jobs++
 	return true, sub.jobs == 1
+}
+
+// leave reports whether a running job of id is one too many, the
+// subscription being slow: if so it counts the job out at once (the job
+// must then give its remaining events back and not call done).
+func (s *subscriptions) leave(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub := s.m[id]
+	if !sub.slow || sub.jobs <= s.maxJobs {
+		return false
+	}
+	sub.jobs--
+	return true
 }
 
 // done counts a delivery job of id out; a subscription with nothing left
@@ -87,7 +113,7 @@ func (s *subscriptions) done(id string) {
 	defer s.mu.Unlock()
 	sub := s.m[id]
 	sub.jobs--
-	if sub.jobs == 0 && sub.failures == 0 && sub.opens == 0 {
+	if sub.jobs == 0 && sub.failures == 0 && sub.opens == 0 && !sub.slow {
 		delete(s.m, id)
 	}
 }
@@ -126,15 +152,21 @@ func (s *subscriptions) open(id string, now time.Time) time.Time {
 	return time.Time{}
 }
 
-// record applies the outcome of an attempt to id, made at now: a
-// retryable failure (retry), with the receiver's Retry-After if any, or an
-// answer (a 2xx, or a 4xx it will not change its mind about). It opens the
-// circuit after tripAfter retryable failures in a row or a failed probe,
-// and closes it on an answer.
-func (s *subscriptions) record(id string, now time.Time, retry bool, retryAfter time.Duration, wasProbe bool) {
+// record applies the outcome of an attempt to id, made at now and taking
+// took: a retryable failure (retry), with the receiver's Retry-After if
+// any, or an answer (a 2xx, or a 4xx it will not change its mind about).
+// It opens the circuit after tripAfter retryable failures in a row or a
+// failed probe, and closes it on an answer.
+func (s *subscriptions) record(id string, now time.Time, took time.Duration, retry bool, retryAfter time.Duration, wasProbe bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub := s.m[id]
+	if sub.latency == 0 {
+		sub.latency = took.Seconds()
+	} else {
+		sub.latency += latencyWeight * (took.Seconds() - sub.latency)
+	}
+	sub.slow = sub.latency >= slowLatency.Seconds()
 	if wasProbe {
 		sub.probing = false
 	}

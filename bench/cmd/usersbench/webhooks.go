@@ -48,14 +48,42 @@ func (h *harness) webhooks(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		w, err := h.webhookRun(ctx, s)
+		w, err := h.webhookRun(ctx, s, webhookEvents, 1, 0)
 		drop()
 		if err != nil {
 			return fmt.Errorf("%s: %w", st.name, err)
 		}
 		h.res.Webhooks = append(h.res.Webhooks, w)
-		h.logf("  webhooks (%s): %d of %d events delivered in %s (first after %s), %.0f/s from the first to the last, lag p99 %.0f ms",
-			st.name, w.Delivered, w.Events, w.Elapsed.Round(time.Millisecond), w.First.Round(time.Millisecond), w.DeliveredPerSec, w.LagP99ms)
+		h.logf("  %s", webhookLine(w))
+		if st.name == "postgres" {
+			// Replicas share the deliveries of one subscription: the
+			// largest import, on one replica and then on two, to a
+			// receiver that answers after replicaLatency.
+			for _, replicas := range []int{1, 2} {
+				s, drop, err := fresh(fmt.Sprintf("_whr%d", replicas))
+				if err != nil {
+					return err
+				}
+				w, err := h.webhookRun(ctx, s, replicaEvents, replicas, replicaLatency)
+				drop()
+				if err != nil {
+					return fmt.Errorf("%s, %d replicas: %w", st.name, replicas, err)
+				}
+				h.res.Webhooks = append(h.res.Webhooks, w)
+				h.logf("  %s", webhookLine(w))
+			}
+		}
+		s, drop, err = fresh("_whc")
+		if err != nil {
+			return err
+		}
+		c, err := h.webhookCatchUp(ctx, s)
+		drop()
+		if err != nil {
+			return fmt.Errorf("%s, catching up: %w", st.name, err)
+		}
+		h.res.CatchUps = append(h.res.CatchUps, c)
+		h.logf("  %s", catchUpLine(c))
 		for _, crash := range []bool{false, true} {
 			s, drop, err := fresh(fmt.Sprintf("_whf%v", crash))
 			if err != nil {
@@ -73,6 +101,12 @@ func (h *harness) webhooks(ctx context.Context) error {
 	return nil
 }
 
+// webhookLine describes one import measurement.
+func webhookLine(w report.Webhooks) string {
+	return fmt.Sprintf("webhooks (%s, %d replica(s), receiver answering after %.0f ms): %d of %d events delivered in %s (first after %s), %.0f/s from the first to the last, lag p99 %.0f ms",
+		w.Store, w.Replicas, w.ReceiverLatencyMs, w.Delivered, w.Events, w.Elapsed.Round(time.Millisecond), w.First.Round(time.Millisecond), w.DeliveredPerSec, w.LagP99ms)
+}
+
 // faultLine describes one fault measurement.
 func faultLine(f report.WebhookFaults) string {
 	crash := ""
@@ -87,38 +121,57 @@ func faultLine(f report.WebhookFaults) string {
 		f.Store, crash, f.Writes, f.FailedWrites, f.Writers, f.WriteFor, f.Received, f.Events, all, f.FailedAttempts, f.Duplicates, f.BadSignatures, f.PerSecMedian, f.LagP99ms)
 }
 
-// webhookRun measures the import figure on st: usersd with its default
-// settings apart from the subscription's rate limit, one subscription on
-// user.created whose URL is a receiver of the harness on loopback that
-// answers 204 at once, and 3,000 users imported in one request. It records
-// the time from the import's POST to the first and the last delivery, the
-// deliveries in each second between them, and each event's lag (receipt
-// minus the event's time).
-func (h *harness) webhookRun(ctx context.Context, st *store) (report.Webhooks, error) {
-	res := report.Webhooks{Store: st.name, Events: webhookEvents, Rate: webhookRate}
+// replicaEvents is the size of the import that replicas share: the
+// largest one request may carry.
+const replicaEvents = 10_000
+
+// replicaLatency is how long the receiver of the replica figure takes to
+// answer. To one that answers at once, delivery on this 2-core machine is
+// bound by the CPU that Postgres, usersd and the receiver share, which a
+// second replica on the same machine cannot add to; a receiver that takes
+// as long as one across a network bounds each replica by its slots
+// (--webhook-max-concurrent), which a second one adds to.
+const replicaLatency = 50 * time.Millisecond
+
+// webhookRun measures an import figure on st: replicas usersd processes on
+// it, with their default settings apart from the subscription's rate
+// limit, one subscription on user.created whose URL is a receiver of the
+// harness on loopback that answers 204 after latency, and events users imported
+// in one request. It records the time from the import's POST to the first
+// and the last delivery, the deliveries in each second between them, and
+// each event's lag (receipt minus the event's time).
+func (h *harness) webhookRun(ctx context.Context, st *store, events, replicas int, latency time.Duration) (report.Webhooks, error) {
+	res := report.Webhooks{Store: st.name, Events: events, Rate: webhookRate, Replicas: replicas, ReceiverLatencyMs: float64(latency) / float64(time.Millisecond)}
 	rcv := newReceiver()
+	rcv.latency = latency
 	url, closeReceiver, err := serveReceiver(rcv)
 	if err != nil {
 		return res, err
 	}
 	defer closeReceiver()
-	srv, err := h.startServer(ctx, st, report.ServerUsersd, webhookFlags...)
-	if err != nil {
-		return res, err
+	var srv *server
+	for i := range replicas {
+		s, err := h.startServer(ctx, st, report.ServerUsersd, webhookFlags...)
+		if err != nil {
+			return res, err
+		}
+		defer s.stop()
+		if i == 0 {
+			srv = s
+		}
 	}
-	defer srv.stop()
 	if _, _, err := h.createWebhook(ctx, srv, url, "user.created"); err != nil {
 		return res, err
 	}
 
-	h.logf("webhooks (%s): importing %d users, one subscription on user.created", st.name, webhookEvents)
+	h.logf("webhooks (%s, %d replica(s)): importing %d users, one subscription on user.created", st.name, replicas, events)
 	start := time.Now()
-	if _, err := h.importUsers(ctx, srv, st, "wh-"+h.nonce+"-", 0, webhookEvents); err != nil {
+	if _, err := h.importUsers(ctx, srv, st, "wh-"+h.nonce+"-", 0, events); err != nil {
 		return res, err
 	}
 	deadline := time.NewTimer(webhookWait)
 	defer deadline.Stop()
-	for rcv.distinct() < webhookEvents {
+	for rcv.distinct() < events {
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
@@ -168,9 +221,11 @@ func (h *harness) createWebhook(ctx context.Context, srv *server, url string, ty
 	return wh.Name, wh.Secret, nil
 }
 
-// receiver is a webhook endpoint that answers 204 at once and records
+// receiver is a webhook endpoint that answers 204 (after latency) and records
 // each delivery: its webhook-id, when it arrived and the event's time.
 type receiver struct {
+	latency time.Duration // before each answer
+
 	mu   sync.Mutex
 	seen map[string]bool
 	got  []delivery
@@ -202,6 +257,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.got = append(r.got, delivery{at: at, event: p.Timestamp})
 	}
 	r.mu.Unlock()
+	time.Sleep(r.latency)
 	w.WriteHeader(http.StatusNoContent)
 }
 

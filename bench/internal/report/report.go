@@ -36,16 +36,17 @@ type Run struct {
 	Rounds   []Round   `json:"rounds"`
 	Notes    []string  `json:"notes,omitempty"`
 
-	Measurements []Measurement   `json:"measurements"`
-	Table        []Row           `json:"table"`
-	Scale        Scale           `json:"scale"`
-	Startup      []Startup       `json:"startup"`
-	Footprint    Footprint       `json:"footprint"`
-	Imports      []Import        `json:"imports"`
-	Webhooks     []Webhooks      `json:"webhooks,omitempty"`
-	HookFaults   []WebhookFaults `json:"webhook_faults,omitempty"`
-	Profiles     []Profile       `json:"profiles,omitempty"`
-	Targets      []Target        `json:"targets"`
+	Measurements []Measurement    `json:"measurements"`
+	Table        []Row            `json:"table"`
+	Scale        Scale            `json:"scale"`
+	Startup      []Startup        `json:"startup"`
+	Footprint    Footprint        `json:"footprint"`
+	Imports      []Import         `json:"imports"`
+	Webhooks     []Webhooks       `json:"webhooks,omitempty"`
+	HookFaults   []WebhookFaults  `json:"webhook_faults,omitempty"`
+	CatchUps     []WebhookCatchUp `json:"webhook_catch_ups,omitempty"`
+	Profiles     []Profile        `json:"profiles,omitempty"`
+	Targets      []Target         `json:"targets"`
 }
 
 // Host describes the machine.
@@ -217,20 +218,22 @@ type Import struct {
 // from the first to the last; the lag is a delivery's receipt minus its event's
 // time.
 type Webhooks struct {
-	Store           string        `json:"store"`
-	Events          int           `json:"events"`
-	Rate            int           `json:"rate"`
-	Delivered       int           `json:"delivered"` // distinct webhook-ids
-	Duplicates      int           `json:"duplicates"`
-	First           time.Duration `json:"first_ns"`
-	Elapsed         time.Duration `json:"elapsed_ns"`
-	PerSec          []float64     `json:"per_s"`
-	PerSecMedian    float64       `json:"per_s_median"`
-	PerSecMax       float64       `json:"per_s_max"`
-	DeliveredPerSec float64       `json:"delivered_per_s"` // from the first delivery to the last
-	LagP50ms        float64       `json:"lag_p50_ms"`
-	LagP99ms        float64       `json:"lag_p99_ms"`
-	Notes           []string      `json:"notes,omitempty"`
+	Store             string        `json:"store"`
+	Replicas          int           `json:"replicas,omitempty"`            // usersd processes sharing the deliveries (0 in runs before issue 14's replica figure: 1)
+	ReceiverLatencyMs float64       `json:"receiver_latency_ms,omitempty"` // how long the receiver takes to answer
+	Events            int           `json:"events"`
+	Rate              int           `json:"rate"`
+	Delivered         int           `json:"delivered"` // distinct webhook-ids
+	Duplicates        int           `json:"duplicates"`
+	First             time.Duration `json:"first_ns"`
+	Elapsed           time.Duration `json:"elapsed_ns"`
+	PerSec            []float64     `json:"per_s"`
+	PerSecMedian      float64       `json:"per_s_median"`
+	PerSecMax         float64       `json:"per_s_max"`
+	DeliveredPerSec   float64       `json:"delivered_per_s"` // from the first delivery to the last
+	LagP50ms          float64       `json:"lag_p50_ms"`
+	LagP99ms          float64       `json:"lag_p99_ms"`
+	Notes             []string      `json:"notes,omitempty"`
 }
 
 // WebhookFaults is one measurement of delivery under failures: Writers
@@ -259,6 +262,38 @@ type WebhookFaults struct {
 	PerSecMedian    float64       `json:"per_s_median"`
 	LagP99ms        float64       `json:"lag_p99_ms"`
 	Met             bool          `json:"met"`
+}
+
+// WebhookCatchUp is one measurement of a subscriber catching up: its
+// receiver answers 503 while Events users are imported, until the
+// subscription's backlog holds them all; then it answers 204 at once.
+// Rate and Burst are the subscription's limit; RequestsWhileDown the
+// requests the receiver got while it failed; CaughtUp the time from its
+// return to the last of the backlog's deliveries; PerSec the distinct
+// deliveries in each whole second from the first after its return.
+// Meanwhile a writer creates a user every 100 ms: NewEvents of them, those
+// written after the first delivery since the return (the circuit's probe),
+// were delivered with NewLagP99ms the 99th percentile of their lag
+// (receipt minus the event's time); NewBeforeProbe were written between
+// the return and that first delivery, and wait with the backlog;
+// NewMissing were not delivered within the wait.
+type WebhookCatchUp struct {
+	Store             string        `json:"store"`
+	Events            int           `json:"events"`
+	Rate              int           `json:"rate"`
+	Burst             int           `json:"burst"`
+	RequestsWhileDown int           `json:"requests_while_down"`
+	FirstAfter        time.Duration `json:"first_after_ns"` // from the return to the first delivery
+	CaughtUp          time.Duration `json:"caught_up_ns"`   // 0: not within the wait
+	Delivered         int           `json:"delivered"`      // of the backlog
+	PerSec            []float64     `json:"per_s"`
+	PerSecMedian      float64       `json:"per_s_median"`
+	PerSecMax         float64       `json:"per_s_max"`
+	NewEvents         int           `json:"new_events"`
+	NewBeforeProbe    int           `json:"new_before_probe"`
+	NewMissing        int           `json:"new_missing"`
+	NewLagP99ms       float64       `json:"new_lag_p99_ms"`
+	Notes             []string      `json:"notes,omitempty"`
 }
 
 // Profile is a CPU profile taken under load.
