@@ -456,17 +456,7 @@ func TestWebhookLag(t *testing.T) {
 	runOnStores(t, func(t *testing.T, s *testServer) {
 		var down atomic.Bool
 		down.Store(true)
-		r := newReceiver(t, func(w http.ResponseWriter, id string, n int) bool {
-			if down.Load() {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				return true
-			}
-			return false
-		})
-		hookID, secret := createWebhook(t, s, r.srv.URL)
-		r.mu.Lock()
-		r.secret = secret
-		r.mu.Unlock()
+		r, hookID := subscribe(t, s, unavailableWhile(&down))
 		const users = 4
 		for i := range users {
 			createUser(t, s, fmt.Sprintf("lag%d@example.com", i), "Behind")
