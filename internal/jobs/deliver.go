@@ -120,7 +120,8 @@ const retryPriority = 2
 func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, priority int) error {
 	log := zerolog.Ctx(ctx)
 	svc, d, subs := w.svc, w.deliverer, w.subs
-	ok, only := subs.start(args.WebhookID)
+	key := args.WebhookID // the subscription's state in subs
+	ok, only := subs.start(key)
 	if !ok {
 		// The subscription is slow and runs its share of the workers
 		// already.
@@ -136,7 +137,7 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 		leftMu.Lock()
 		defer leftMu.Unlock()
 		if !left {
-			left = subs.leave(args.WebhookID)
+			left = subs.leave(key)
 		}
 		return left
 	}
@@ -144,7 +145,7 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 		leftMu.Lock()
 		defer leftMu.Unlock()
 		if !left {
-			subs.done(args.WebhookID)
+			subs.done(key)
 		}
 	}()
 	if wait := time.Until(args.NotBefore); wait > 0 {
@@ -173,9 +174,9 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 	// for a slot or a token.
 	probeTarget := webhooks.Target{ID: hook.ID, URL: hook.URL, Secrets: []string{hook.Secret}}
 	target := probeTarget
-	target.Admit = func() bool { return subs.open(hook.ID, time.Now()).IsZero() }
+	target.Admit = func() bool { return subs.open(key, time.Now()).IsZero() }
 	events := args.Events
-	adm, until := subs.admit(hook.ID, time.Now())
+	adm, until := subs.admit(key, time.Now())
 	switch adm {
 	case putOff:
 		next := DeliverBatchArgs{WebhookID: hook.ID, Events: rerun(events, reruns), Since: args.Since}
@@ -199,10 +200,10 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 		if isProbe {
 			defer func() {
 				if !made {
-					subs.abandon(hook.ID)
+					subs.abandon(key)
 				}
 			}()
-		} else if until := subs.open(hook.ID, time.Now()); !until.IsZero() {
+		} else if until := subs.open(key, time.Now()); !until.IsZero() {
 			mu.Lock()
 			defer mu.Unlock()
 			paused.add(BatchedEvent{ID: be.ID, Attempt: attempt}, time.Until(until), false)
@@ -235,13 +236,13 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 			limited.add(BatchedEvent{ID: be.ID, Attempt: attempt}, res.RetryAfter, false)
 			return nil
 		case errors.Is(res.Err, webhooks.ErrHeld):
-			paused.add(BatchedEvent{ID: be.ID, Attempt: attempt}, max(time.Until(subs.open(hook.ID, time.Now())), 0), false)
+			paused.add(BatchedEvent{ID: be.ID, Attempt: attempt}, max(time.Until(subs.open(key, time.Now())), 0), false)
 			return nil
 		}
 		if ctx.Err() == nil {
 			// An attempt cut short by the job's end says nothing of
 			// the receiver.
-			subs.record(hook.ID, time.Now(), res.Latency, res.Err != nil && res.Retry, res.RetryAfter, isProbe)
+			subs.record(key, time.Now(), res.Latency, res.Err != nil && res.Retry, res.RetryAfter, isProbe)
 			made = true
 		}
 		a := users.DeliveryAttempt{
