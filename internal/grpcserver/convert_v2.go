@@ -1,9 +1,8 @@
 package grpcserver
 
 import (
-	"time"
-
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"

@@ -1,10 +1,9 @@
 package grpcserver
 
 import (
-	"time"
-
 	"context"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -235,7 +234,8 @@ func (s *ServerV2) CreateWebhook(ctx context.Context, req *usersv2.CreateWebhook
 	if err != nil {
 		return nil, err
 	}
-	return s.webhookV2(ctx, created, true)
+	// A new subscription has no backlog yet.
+	return webhookToProtoV2(created, true, users.WebhookBacklog{}, time.Now()), nil
 }
 
 // GetWebhook implements users.v2.UserService.

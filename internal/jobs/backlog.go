@@ -2,18 +2,12 @@ package jobs
 
 import (
 	"context"
-	"database/sql"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/internal/users"
 )
 
-// backlogFunc reads the subscriptions' backlogs from the delivery jobs
-// that are waiting or running: their events, and the oldest event's time
-// (DeliverBatchArgs.Since; a job of the older single-event kind counts one
-// event, as old as the job).
+// backlogFunc reads the subscriptions' backlogs (tables.backlogs).
 type backlogFunc func(ctx context.Context) (map[string]users.WebhookBacklog, error)
 
 // The backlog queries, one per database: the same question of River's
@@ -39,34 +33,10 @@ const (
 ) GROUP BY webhook_id`
 )
 
-func pgBacklog(pool *pgxpool.Pool) backlogFunc {
-	return func(ctx context.Context) (map[string]users.WebhookBacklog, error) {
-		rows, err := pool.Query(ctx, pgBacklogQuery)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		return scanBacklog(rows)
-	}
-}
-
-func sqlBacklog(db *sql.DB) backlogFunc {
-	return func(ctx context.Context) (map[string]users.WebhookBacklog, error) {
-		rows, err := db.QueryContext(ctx, sqliteBacklogQuery)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		return scanBacklog(rows)
-	}
-}
-
-// scanBacklog reads the rows of a backlog query, from pgx or database/sql.
-func scanBacklog(rows interface {
-	Next() bool
-	Scan(...any) error
-	Err() error
-}) (map[string]users.WebhookBacklog, error) {
+// scanBacklog reads the rows of a backlog query: per subscription, its
+// events and the oldest one's time (DeliverBatchArgs.Since; a job of the
+// older single-event kind counts one event, as old as the job).
+func scanBacklog(rows rows) (map[string]users.WebhookBacklog, error) {
 	out := map[string]users.WebhookBacklog{}
 	for rows.Next() {
 		var (
@@ -84,5 +54,5 @@ func scanBacklog(rows interface {
 // WebhookBacklogs implements users.BacklogReader: the backlogs of the
 // subscriptions that have one, read from the queue's delivery jobs.
 func (q *Queue[TTx]) WebhookBacklogs(ctx context.Context) (map[string]users.WebhookBacklog, error) {
-	return q.backlog(ctx)
+	return q.tables.backlogs(ctx)
 }

@@ -92,18 +92,19 @@ type deliverBatchWorker struct {
 }
 
 // Work delivers the job's events, up to batchConcurrency at once, then
-// records the attempts in one transaction. What happens to an event then is what the
-// single-event job did: done on a 2xx, given up on other 4xx or after the
-// last attempt, tried again after the backoff (timeouts, 5xx) or the
-// receiver's Retry-After (429, 503), and, when the subscription's rate
-// limit has no room for it yet, put off without counting an attempt. The
-// events that failed go into one new job, due at the latest of their
-// waits, and those put off into another, which starts when the limit has
-// room for the first of them; both are inserted before this job completes: a process that dies in
-// between runs this job again, which delivers its events again (receivers
-// deduplicate on webhook-id), and so does an error of the store, which
-// fails the whole job: River runs it again after its backoff, and its
-// earlier runs count as attempts of each event.
+// records the attempts in one transaction. What happens to an event then
+// is what the single-event job did: done on a 2xx, given up on other 4xx
+// or after the last attempt, tried again after the backoff (timeouts, 5xx)
+// or the receiver's Retry-After (429, 503), and, when the subscription's
+// rate limit has no room for it yet, put off without counting an attempt;
+// so are events the subscription's circuit holds back (subscriptions).
+// The events that failed go into one new job, due at the latest of their
+// waits, and those put off into others, due when they may go; all are
+// inserted before this job completes: a process that dies in between runs
+// this job again, which delivers its events again (receivers deduplicate
+// on webhook-id), and so does an error of the store, which fails the whole
+// job: River runs it again after its backoff, and its earlier runs count
+// as attempts of each event.
 func (w *deliverBatchWorker) Work(ctx context.Context, job *river.Job[DeliverBatchArgs]) error {
 	return w.w.deliver(ctx, job.Args, job.Attempt-1, job.Priority)
 }
@@ -169,18 +170,16 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 		log.Info().Str("webhook_id", hook.ID).Int("events", len(args.Events)).Msg("webhook disabled; deliveries dropped")
 		return nil
 	}
-	// A probe goes whatever the circuit says; the other attempts ask it
-	// again just before they are sent, since it may open while they wait
-	// for a slot or a token.
-	probeTarget := webhooks.Target{ID: hook.ID, URL: hook.URL, Secrets: []string{hook.Secret}}
-	target := probeTarget
-	target.Admit = func() bool { return subs.open(key, time.Now()).IsZero() }
+	target := webhooks.Target{ID: hook.ID, URL: hook.URL, Secrets: []string{hook.Secret}}
+	// later enqueues events of this job for a later delivery.
+	later := func(events []BatchedEvent, notBefore time.Time, opts *river.InsertOpts) error {
+		return w.insert(ctx, DeliverBatchArgs{WebhookID: hook.ID, Events: events, NotBefore: notBefore, Since: args.Since}, opts)
+	}
 	events := args.Events
 	adm, until := subs.admit(key, time.Now())
 	switch adm {
 	case putOff:
-		next := DeliverBatchArgs{WebhookID: hook.ID, Events: rerun(events, reruns), Since: args.Since}
-		return w.insert(ctx, next, &river.InsertOpts{ScheduledAt: until, Priority: retryPriority})
+		return later(rerun(events, reruns), time.Time{}, &river.InsertOpts{ScheduledAt: until, Priority: retryPriority})
 	case probeWaits:
 		return river.JobSnooze(time.Until(until))
 	}
@@ -193,9 +192,17 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 		// circuit put off, for it to close.
 		failed, limited, paused retryBatch
 	)
+	// pause puts be off without an attempt, for wait.
+	pause := func(be BatchedEvent, wait time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		paused.add(be, max(wait, 0), false)
+	}
 	// one delivers be, as the circuit's probe or not.
 	one := func(ctx context.Context, be BatchedEvent, isProbe bool) (err error) {
 		attempt := be.Attempt + reruns
+		this := BatchedEvent{ID: be.ID, Attempt: attempt}
+		t := target
 		made := false
 		if isProbe {
 			defer func() {
@@ -203,18 +210,21 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 					subs.abandon(key)
 				}
 			}()
-		} else if until := subs.open(key, time.Now()); !until.IsZero() {
-			mu.Lock()
-			defer mu.Unlock()
-			paused.add(BatchedEvent{ID: be.ID, Attempt: attempt}, time.Until(until), false)
-			return nil
-		} else if leaving() {
-			// A slow subscription over its share: the rest of the job
-			// goes back to the queue.
-			mu.Lock()
-			defer mu.Unlock()
-			paused.add(BatchedEvent{ID: be.ID, Attempt: attempt}, busyWait, false)
-			return nil
+		} else {
+			if until := subs.open(key, time.Now()); !until.IsZero() {
+				pause(this, time.Until(until))
+				return nil
+			}
+			if leaving() {
+				// A slow subscription over its share: the rest of the
+				// job goes back to the queue.
+				pause(this, busyWait)
+				return nil
+			}
+			// A probe goes whatever the circuit says; the other
+			// attempts ask it again just before they are sent, since it
+			// may open while they wait for a slot or a token.
+			t.Admit = func() bool { return subs.open(key, time.Now()).IsZero() }
 		}
 		ev, err := svc.GetEvent(ctx, be.ID)
 		switch {
@@ -224,19 +234,15 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 		case err != nil:
 			return err
 		}
-		t := target
-		if isProbe {
-			t = probeTarget
-		}
 		res := d.Deliver(ctx, t, *ev)
+		if errors.Is(res.Err, webhooks.ErrHeld) {
+			pause(this, time.Until(subs.open(key, time.Now())))
+			return nil
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		switch {
-		case errors.Is(res.Err, webhooks.ErrRateLimited):
-			limited.add(BatchedEvent{ID: be.ID, Attempt: attempt}, res.RetryAfter, false)
-			return nil
-		case errors.Is(res.Err, webhooks.ErrHeld):
-			paused.add(BatchedEvent{ID: be.ID, Attempt: attempt}, max(time.Until(subs.open(key, time.Now())), 0), false)
+		if errors.Is(res.Err, webhooks.ErrRateLimited) {
+			limited.add(this, res.RetryAfter, false)
 			return nil
 		}
 		if ctx.Err() == nil {
@@ -303,14 +309,12 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 		return nil
 	}
 	if len(failed.events) > 0 {
-		next := DeliverBatchArgs{WebhookID: hook.ID, Events: failed.events, Since: args.Since}
-		if err := w.insert(ctx, next, &river.InsertOpts{ScheduledAt: time.Now().Add(failed.wait), Priority: retryPriority}); err != nil {
+		if err := later(failed.events, time.Time{}, &river.InsertOpts{ScheduledAt: time.Now().Add(failed.wait), Priority: retryPriority}); err != nil {
 			return err
 		}
 	}
 	if len(paused.events) > 0 {
-		next := DeliverBatchArgs{WebhookID: hook.ID, Events: paused.events, Since: args.Since}
-		if err := w.insert(ctx, next, &river.InsertOpts{ScheduledAt: time.Now().Add(paused.wait), Priority: retryPriority}); err != nil {
+		if err := later(paused.events, time.Time{}, &river.InsertOpts{ScheduledAt: time.Now().Add(paused.wait), Priority: retryPriority}); err != nil {
 			return err
 		}
 	}
@@ -320,15 +324,10 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 		// its limit to about half of it: the events put off for a short
 		// while go into a job available at once that waits for its first
 		// token itself.
-		next, opts := DeliverBatchArgs{WebhookID: hook.ID, Events: limited.events, Since: args.Since}, &river.InsertOpts{Priority: priority}
 		if limited.wait <= limitedWait {
-			next.NotBefore = time.Now().Add(limited.wait)
-		} else {
-			opts.ScheduledAt = time.Now().Add(limited.wait)
+			return later(limited.events, time.Now().Add(limited.wait), &river.InsertOpts{Priority: priority})
 		}
-		if err := w.insert(ctx, next, opts); err != nil {
-			return err
-		}
+		return later(limited.events, time.Time{}, &river.InsertOpts{ScheduledAt: time.Now().Add(limited.wait), Priority: priority})
 	}
 	return nil
 }

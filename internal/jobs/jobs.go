@@ -149,7 +149,7 @@ type Queue[TTx any] struct {
 	client  *river.Client[TTx] // insert-only
 	inserts *inserts
 	cfg     Config // defaults applied
-	backlog backlogFunc
+	tables  tables
 	// newRecovery returns, for the workers, how they bring back the jobs
 	// of dead processes, their River client ID ("": River's default), and
 	// the middleware to run around the jobs, outside the observer.
@@ -161,7 +161,7 @@ type Queue[TTx any] struct {
 // see MigratePostgres.
 func NewPostgres(pool *pgxpool.Pool, cfg Config) (*Queue[pgx.Tx], error) {
 	driver := riverpgxv5.New(pool)
-	return newQueue(driver, cfg, reads{pgDepth(pool), pgBacklog(pool)}, func(log zerolog.Logger) (recovery, string, []rivertype.Middleware) {
+	return newQueue(driver, cfg, pgTables(pool), func(log zerolog.Logger) (recovery, string, []rivertype.Middleware) {
 		l := newLifeline(pool, driver, log)
 		return l, l.id, []rivertype.Middleware{l}
 	})
@@ -173,27 +173,20 @@ func NewPostgres(pool *pgxpool.Pool, cfg Config) (*Queue[pgx.Tx], error) {
 // exist: see MigrateSQLite.
 func NewSQLite(writer *sql.DB, cfg Config) (*Queue[*sql.Tx], error) {
 	driver := riversqlite.New(writer)
-	return newQueue(driver, cfg, reads{sqlDepth(writer), sqlBacklog(writer)}, func(zerolog.Logger) (recovery, string, []rivertype.Middleware) {
+	return newQueue(driver, cfg, sqlTables(writer), func(zerolog.Logger) (recovery, string, []rivertype.Middleware) {
 		return atStart{driver: driver}, "", nil
 	})
 }
 
-// reads are the queries a Queue makes of its own tables, in its
-// database's dialect.
-type reads struct {
-	depth   depthFunc
-	backlog backlogFunc
-}
-
-// newQueue returns the queue on driver's database, read by r. It
-// registers the metrics of inserts and of the queue's depth.
-func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, r reads, rec func(zerolog.Logger) (recovery, string, []rivertype.Middleware)) (*Queue[TTx], error) {
+// newQueue returns the queue on driver's database, whose tables t reads.
+// It registers the metrics of inserts and of the queue's depth.
+func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, t tables, rec func(zerolog.Logger) (recovery, string, []rivertype.Middleware)) (*Queue[TTx], error) {
 	cfg.defaults()
 	if cfg.ImportWorkers < 0 || cfg.MaintenanceWorkers < 0 || cfg.WebhookWorkers < 0 {
 		return nil, errors.New("jobs: worker counts must not be negative")
 	}
 	ins := newInserts()
-	d := newDepthCollector(r.depth)
+	d := newDepthCollector(t.depth)
 	if err := cfg.register(ins.enqueued, d); err != nil {
 		return nil, err
 	}
@@ -201,7 +194,7 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config, r reads, rec 
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	return &Queue[TTx]{driver: driver, client: client, inserts: ins, cfg: cfg, backlog: r.backlog, newRecovery: rec}, nil
+	return &Queue[TTx]{driver: driver, client: client, inserts: ins, cfg: cfg, tables: t, newRecovery: rec}, nil
 }
 
 // clientConfig is the River configuration both clients share: what decides
@@ -317,7 +310,7 @@ func (q *Queue[TTx]) Start(ctx context.Context, svc *users.Service, deps Deps) (
 		jobs = append(jobs, periodic(cfg.RelayEvery, PublishArgs{}))
 		sinks = append(sinks, sinkNATS)
 	}
-	w.events = newEventMetrics(svc, sinks, q.backlog)
+	w.events = newEventMetrics(svc, sinks, q.tables.backlogs)
 	if err := cfg.register(w.events); err != nil {
 		return nil, err
 	}

@@ -2,14 +2,12 @@ package jobs
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -250,34 +248,8 @@ WHERE state IN ('available', 'scheduled', 'retryable', 'running') GROUP BY kind,
 // depthTimeout bounds the query of one scrape.
 const depthTimeout = 2 * time.Second
 
-func pgDepth(pool *pgxpool.Pool) depthFunc {
-	return func(ctx context.Context) (map[[2]string]int, error) {
-		rows, err := pool.Query(ctx, depthQuery)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		return scanDepth(rows)
-	}
-}
-
-func sqlDepth(db *sql.DB) depthFunc {
-	return func(ctx context.Context) (map[[2]string]int, error) {
-		rows, err := db.QueryContext(ctx, depthQuery)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		return scanDepth(rows)
-	}
-}
-
-// scanDepth reads the rows of depthQuery, from pgx or database/sql.
-func scanDepth(rows interface {
-	Next() bool
-	Scan(...any) error
-	Err() error
-}) (map[[2]string]int, error) {
+// scanDepth reads the rows of depthQuery.
+func scanDepth(rows rows) (map[[2]string]int, error) {
 	out := map[[2]string]int{}
 	for rows.Next() {
 		var kind, state string

@@ -52,12 +52,15 @@ type subscriptions struct {
 type subscription struct {
 	jobs      int       // its delivery jobs running
 	latency   float64   // moving average of its attempts' times, in seconds
-	slow      bool      // latency is slowLatency or more
 	failures  int       // retryable failed attempts in a row
 	opens     int       // the circuit's openings in a row
 	openUntil time.Time // the circuit is open until then
 	probing   bool      // a probe is in flight
 }
+
+// slow reports whether the subscription's attempts take slowLatency or
+// more on average.
+func (sub *subscription) slow() bool { return sub.latency >= slowLatency.Seconds() }
 
 // admission says whether a job may deliver a subscription's events.
 type admission int
@@ -85,7 +88,7 @@ func (s *subscriptions) start(id string) (ok, only bool) {
 		sub = &subscription{}
 		s.m[id] = sub
 	}
-	if sub.slow && sub.jobs >= s.maxJobs {
+	if sub.slow() && sub.jobs >= s.maxJobs {
 		return false, false
 	}
 	sub.jobs++
@@ -99,7 +102,7 @@ func (s *subscriptions) leave(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub := s.m[id]
-	if !sub.slow || sub.jobs <= s.maxJobs {
+	if !sub.slow() || sub.jobs <= s.maxJobs {
 		return false
 	}
 	sub.jobs--
@@ -113,7 +116,7 @@ func (s *subscriptions) done(id string) {
 	defer s.mu.Unlock()
 	sub := s.m[id]
 	sub.jobs--
-	if sub.jobs == 0 && sub.failures == 0 && sub.opens == 0 && !sub.slow {
+	if sub.jobs == 0 && sub.failures == 0 && sub.opens == 0 && !sub.slow() {
 		delete(s.m, id)
 	}
 }
@@ -166,7 +169,6 @@ func (s *subscriptions) record(id string, now time.Time, took time.Duration, ret
 	} else {
 		sub.latency += latencyWeight * (took.Seconds() - sub.latency)
 	}
-	sub.slow = sub.latency >= slowLatency.Seconds()
 	if wasProbe {
 		sub.probing = false
 	}

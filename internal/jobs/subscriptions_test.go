@@ -22,7 +22,7 @@ func TestSubscriptionJobs(t *testing.T) {
 	}
 	s.record("a", now, 100*time.Millisecond, false, 0, false)
 	s.record("a", now, 5*time.Second, false, 0, false) // 0.1 + 0.2*(5-0.1) = 1.08 s
-	if !s.m["a"].slow {
+	if !s.m["a"].slow() {
 		t.Fatalf("average %v s: not slow", s.m["a"].latency)
 	}
 	if ok, _ := s.start("a"); ok {
@@ -44,7 +44,7 @@ func TestSubscriptionJobs(t *testing.T) {
 	for range 10 {
 		s.record("a", now, 10*time.Millisecond, false, 0, false)
 	}
-	if s.m["a"].slow {
+	if s.m["a"].slow() {
 		t.Errorf("average %v s after fast attempts: still slow", s.m["a"].latency)
 	}
 	if ok, _ := s.start("a"); !ok {

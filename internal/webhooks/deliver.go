@@ -112,6 +112,10 @@ type Target struct {
 	Admit func() bool
 }
 
+// key identifies t for its rate limit and its slots: its ID, or else its
+// URL.
+func (t Target) key() string { return cmp.Or(t.ID, t.URL) }
+
 // Result is the outcome of an attempt, and what to do next.
 //
 //	outcome                            Err wraps            Retry  RetryAfter
@@ -291,8 +295,9 @@ func (d *Deliverer) Close() {
 // traceparent of ev (or, if ev has none, of the span in ctx). The Result
 // says how it went and whether to try again.
 //
-// Deliver first waits, with ctx, for one of t's Config.MaxConcurrentPerTarget
-// slots and one of the Config.MaxConcurrent slots, then for t's rate limit: up to Config.MaxWait, holding the slot;
+// Deliver first waits, with ctx, for one of t's
+// Config.MaxConcurrentPerTarget slots and one of the Config.MaxConcurrent
+// slots, then for t's rate limit: up to Config.MaxWait, holding the slots;
 // if the wait would be longer it sends nothing and returns ErrRateLimited
 // with RetryAfter set, so that a job queue can snooze the attempt instead
 // of tying up a worker. Waiting for the token after the slot, not before,
@@ -313,7 +318,7 @@ func (d *Deliverer) Deliver(ctx context.Context, t Target, ev users.Event) Resul
 		return d.count(Result{Err: fmt.Errorf("webhooks: %s: %w", where, err)})
 	}
 
-	release, err := d.perTarget.acquire(ctx, cmp.Or(t.ID, t.URL))
+	release, err := d.perTarget.acquire(ctx, t.key())
 	if err != nil {
 		return Result{Err: fmt.Errorf("webhooks: %s: waiting for a delivery slot of the target: %w", where, err), Retry: true}
 	}
@@ -345,7 +350,7 @@ func (d *Deliverer) waitRate(ctx context.Context, t Target, where string) (Resul
 		return Result{}, true
 	}
 	now := time.Now()
-	res := d.limits.Reserve(cmp.Or(t.ID, t.URL), r, b, now)
+	res := d.limits.Reserve(t.key(), r, b, now)
 	delay := res.DelayFrom(now)
 	switch {
 	case delay == 0:
