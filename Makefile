@@ -31,14 +31,17 @@ protodeps:
 	@pv=$$(cd /tmp && GOFLAGS= $(GO) mod download -json $(PROTOVALIDATE_PROTO) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'); \
 	  cp $$pv/proto/protovalidate/buf/validate/validate.proto $(PROTODEPS)/buf/validate/
 	@ga=$$(cd /tmp && GOFLAGS= $(GO) mod download -json $(GOOGLEAPIS_PROTO) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'); \
-	  cp $$ga/third_party/googleapis/google/api/{annotations,http}.proto $(PROTODEPS)/google/api/
+	  cp $$ga/third_party/googleapis/google/api/{annotations,http}.proto $(PROTODEPS)/google/api/; \
+	  mkdir -p $(PROTODEPS)/google/rpc && cp $$ga/third_party/googleapis/google/rpc/error_details.proto $(PROTODEPS)/google/rpc/
 	@chmod -R u+w $(PROTODEPS)
 
-## generate: regenerate the committed code from api/**/*.proto
+## generate: regenerate the committed code from api/**/*.proto, and the OpenAPI 3.1 documents
 generate: protodeps
 	@mkdir -p $(BIN)
 	@for p in $(PLUGINS); do $(GO) build -o $(BIN)/ $$p; done
+	@rm -rf $(BIN)/openapiv2
 	$(GO) tool buf generate
+	$(GO) run ./internal/openapidoc/cmd/openapidoc -in $(BIN)/openapiv2 -out api
 
 ## buflint: lint the contracts
 buflint: protodeps
@@ -101,6 +104,31 @@ test: lint check-generated breaking deploy-check k8s-check
 	$(GO) test -run '^$$' -bench . -benchtime=1x ./...
 	$(MAKE) fuzz
 	$(MAKE) bench-check
+	$(MAKE) clients-test
+
+# The TypeScript clients (clients/typescript): their npm tools are pinned in
+# its package.json and package-lock.json.
+TS := clients/typescript
+
+.PHONY: node-modules generate-clients clients-test
+
+node-modules:
+	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error
+
+## generate-clients: regenerate the TypeScript clients' code, from the v2 OpenAPI document (openapi-typescript) and the protos (protoc-gen-es)
+generate-clients: protodeps node-modules
+	@rm -rf $(TS)/src/gen
+	cd $(TS) && npx openapi-typescript ../../api/users/v2/users.openapi.json -o src/gen/openapi/users-v2.ts
+	$(GO) tool buf generate --template $(TS)/buf.gen.yaml
+
+## clients-test: redocly lint of the OpenAPI documents, freshness of the clients' generated code, and the TypeScript HTTP, gRPC and webhook scenarios against a live usersd
+clients-test: generate-clients
+	@if [ -n "$$(git status --porcelain -- $(TS)/src/gen)" ]; then \
+	  echo "the TypeScript clients' generated code is stale; run 'make generate-clients' and commit:"; \
+	  git status --porcelain -- $(TS)/src/gen; exit 1; fi
+	cd $(TS) && npm run --silent lint:openapi
+	$(GO) build -o $(BIN)/usersd ./cmd/usersd
+	cd $(TS) && npm run --silent build && USERSD_BIN=$(BIN)/usersd npm test
 
 .PHONY: bench-check
 

@@ -74,7 +74,7 @@ func gatewayCommand(ctx, hard context.Context, cfg config, getenv func(string) s
 		return nil
 	}})
 
-	gw, err := gateway.NewHandler(ctx, conn.ClientConn(), gateway.Options{MaxBodyBytes: cfg.MaxBodyBytes, V1Sunset: cfg.V1Sunset})
+	gw, err := gateway.NewHandler(ctx, conn.ClientConn(), gateway.Options{MaxBodyBytes: cfg.MaxBodyBytes, V1Sunset: cfg.V1Sunset, Version: version})
 	if err != nil {
 		return err
 	}

@@ -355,8 +355,10 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Errorf("public GET /debug/pprof/ = %d, want 404", r.Status)
 	}
 	for _, v := range []string{"v1", "v2"} {
-		if r := s.do(t, "GET", "/openapi/"+v+".json", ""); r.Status != http.StatusOK || r.Body["swagger"] != "2.0" {
-			t.Errorf("GET /openapi/%s.json = %d %.80s", v, r.Status, r.Raw)
+		r := s.do(t, "GET", "/openapi/"+v+".json", "")
+		info, _ := r.Body["info"].(map[string]any)
+		if r.Status != http.StatusOK || r.Body["openapi"] != "3.1.0" || info["version"] != version {
+			t.Errorf("GET /openapi/%s.json = %d %.80s, want OpenAPI 3.1.0 with info.version %q", v, r.Status, r.Raw, version)
 		}
 	}
 	for _, p := range []string{"/livez", "/readyz", "/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/metrics"} {

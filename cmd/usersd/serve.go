@@ -221,7 +221,7 @@ func serveAPIs(ctx, hard context.Context, cfg config, log zerolog.Logger, tp tra
 	inprocConn := inproc.New(grpcserver.Chain(inprocInterceptors...))
 	usersv1.RegisterUserServiceServer(inprocConn, api)
 	usersv2.RegisterUserServiceServer(inprocConn, apiV2)
-	gw, err := gateway.NewHandler(ctx, inprocConn, gateway.Options{MaxBodyBytes: cfg.MaxBodyBytes, V1Sunset: cfg.V1Sunset})
+	gw, err := gateway.NewHandler(ctx, inprocConn, gateway.Options{MaxBodyBytes: cfg.MaxBodyBytes, V1Sunset: cfg.V1Sunset, Version: version})
 	if err != nil {
 		return err
 	}

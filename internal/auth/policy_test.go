@@ -208,3 +208,18 @@ func TestIsPublic(t *testing.T) {
 		}
 	}
 }
+
+func TestScope(t *testing.T) {
+	for method, want := range map[string]string{
+		"/users.v2.UserService/GetUser":      ScopeRead,
+		"/users.v1.UserService/CreateUser":   ScopeWrite,
+		"/users.v2.UserService/ImportUsers":  ScopeAdmin,
+		"/users.v2.UserService/FrobnicateMe": "",
+		"/users.v9.UserService/GetUser":      "",
+	} {
+		got, ok := Scope(method)
+		if got != want || ok != (want != "") {
+			t.Errorf("Scope(%q) = %q, %v; want %q, %v", method, got, ok, want, want != "")
+		}
+	}
+}

@@ -34,6 +34,9 @@ const DefaultMaxBodyBytes = 1 << 20
 
 // Options configures the handler.
 type Options struct {
+	// Version is the server's build version, info.version of the OpenAPI
+	// documents it serves; empty keeps the committed placeholder.
+	Version string
 	// MaxBodyBytes bounds request bodies; larger ones get 413. Zero means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -77,7 +80,7 @@ func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options
 	// their routing errors are the API's; being public and unversioned,
 	// they are left alone by negotiation, and their GETs have no body to
 	// limit.
-	if err := registerOpenAPI(mux); err != nil {
+	if err := registerOpenAPI(mux, opts.Version); err != nil {
 		return nil, err
 	}
 	routes := byVersion{all: mux, v1: v1mux, v2: v2mux}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -15,29 +16,31 @@ import (
 	"github.com/usersd/usersd/internal/telemetry"
 )
 
-// OpenAPIHandler serves the OpenAPI 2 documents of the HTTP/JSON API, one
-// per major version, at GET (and HEAD) /openapi/v1.json and
-// /openapi/v2.json: application/json, cacheable for five minutes, with an
+// OpenAPIHandler serves the OpenAPI 3.1 documents of the HTTP/JSON API,
+// one per major version, at GET (and HEAD) /openapi/v1.json and
+// /openapi/v2.json, with info.version set to version (the server's build;
+// empty keeps the committed placeholder): application/json, cacheable for
+// five minutes, with an
 // ETag for revalidation. Other paths are 404, other methods 405 with an
 // Allow header, both with a google.rpc.Status body as NewHandler's, which
 // serves the documents too. It records the path as the route of the
 // request's telemetry.Call, so it is labelled in access logs, metrics and
 // spans wherever it is mounted.
-func OpenAPIHandler() http.Handler {
+func OpenAPIHandler(version string) http.Handler {
 	mux := newMux()
-	if err := registerOpenAPI(mux); err != nil {
+	if err := registerOpenAPI(mux, version); err != nil {
 		panic(err) // the paths are constants
 	}
 	return mux
 }
 
 // registerOpenAPI adds the routes of the OpenAPI documents to mux.
-func registerOpenAPI(mux *runtime.ServeMux) error {
+func registerOpenAPI(mux *runtime.ServeMux, version string) error {
 	for _, d := range []struct{ path, doc string }{
 		{"/openapi/v1.json", usersv1.OpenAPI},
 		{"/openapi/v2.json", usersv2.OpenAPI},
 	} {
-		h := openAPIDocument(d.path, d.doc)
+		h := openAPIDocument(d.path, servedVersion(d.doc, version))
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
 			if err := mux.HandlePath(method, d.path, func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
 				h.ServeHTTP(w, r)
@@ -62,4 +65,18 @@ func openAPIDocument(route, doc string) http.Handler {
 		// ServeContent answers If-None-Match with 304, and Range requests.
 		http.ServeContent(w, r, "", time.Time{}, strings.NewReader(doc))
 	})
+}
+
+// openAPIVersionPlaceholder is info.version in the committed documents
+// (internal/openapidoc writes them).
+const openAPIVersionPlaceholder = "0.0.0-dev"
+
+// servedVersion returns doc with info.version set to version, or doc when
+// version is empty.
+func servedVersion(doc, version string) string {
+	if version == "" {
+		return doc
+	}
+	q, _ := json.Marshal(version) // a string always marshals
+	return strings.Replace(doc, `"version": "`+openAPIVersionPlaceholder+`"`, `"version": `+string(q), 1)
 }

@@ -18,11 +18,12 @@ import (
 	usersv1 "github.com/usersd/usersd/api/users/v1"
 	usersv2 "github.com/usersd/usersd/api/users/v2"
 	"github.com/usersd/usersd/internal/gateway"
+	"github.com/usersd/usersd/internal/openapidoc"
 	"github.com/usersd/usersd/internal/telemetry"
 )
 
 func TestOpenAPIHandler(t *testing.T) {
-	srv := httptest.NewServer(gateway.OpenAPIHandler())
+	srv := httptest.NewServer(gateway.OpenAPIHandler(""))
 	defer srv.Close()
 
 	tests := []struct {
@@ -104,7 +105,7 @@ func TestOpenAPIHandler(t *testing.T) {
 func TestOpenAPIHandlerRecordsRoute(t *testing.T) {
 	ctx, call := telemetry.WithCall(t.Context())
 	req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/openapi/v2.json", nil)
-	gateway.OpenAPIHandler().ServeHTTP(httptest.NewRecorder(), req)
+	gateway.OpenAPIHandler("").ServeHTTP(httptest.NewRecorder(), req)
 	if got, want := call.Route(), "/openapi/v2.json"; got != want {
 		t.Errorf("Call.Route() = %q, want %q", got, want)
 	}
@@ -114,13 +115,11 @@ func TestOpenAPIHandlerRecordsRoute(t *testing.T) {
 // HTTP routes of its proto: every google.api.http binding is in "paths", and
 // "paths" has nothing else.
 //
-// Routes are compared as "METHOD template" in the syntax of the bindings,
-// with a variable that matches one segment written {field} ({field=*} is
-// the same). protoc-gen-openapiv2 writes a variable with a pattern, like
-// {name=users/*}, as {name} and puts the pattern in the path parameter
-// ("users/[^/]+"), so the document's side is turned back: [^/]+ is *, .+
-// is **; and it renames the variable of the second of two such routes
-// whose paths would be the same ({name_1}), which is turned back too.
+// Routes are compared as "METHOD path" with each variable segment written
+// {}: a binding's variable that matches one segment, {id} or {id=*}, is
+// one; a variable with a pattern, {name=users/*}, is its segments,
+// users/{}. The documents write resource names out that way
+// (/v2/users/{user}), so that clients fill in ids.
 func TestOpenAPIRoutes(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -139,7 +138,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 			doc: editDoc(t, usersv1.OpenAPI, func(paths map[string]any) {
 				delete(paths["/v1/users/{id}"].(map[string]any), "get")
 			}),
-			wantMissing: []string{"GET /v1/users/{id}"},
+			wantMissing: []string{"GET /v1/users/{}"},
 		},
 		{
 			name: "v1 document has a route the proto lacks",
@@ -147,18 +146,18 @@ func TestOpenAPIRoutes(t *testing.T) {
 			doc: editDoc(t, usersv1.OpenAPI, func(paths map[string]any) {
 				paths["/v1/users/{id}:purge"] = map[string]any{"post": map[string]any{}}
 			}),
-			wantExtra: []string{"POST /v1/users/{id}:purge"},
+			wantExtra: []string{"POST /v1/users/{}:purge"},
 		},
 		{
-			name: "v2 document lacks a parameter's pattern",
+			name: "v2 document drops a resource name's collection",
 			file: usersv2.File_users_v2_users_proto,
 			doc: editDoc(t, usersv2.OpenAPI, func(paths map[string]any) {
-				for _, p := range paths["/v2/{name}"].(map[string]any)["get"].(map[string]any)["parameters"].([]any) {
-					delete(p.(map[string]any), "pattern")
-				}
+				item := paths["/v2/users/{user}"].(map[string]any)
+				paths["/v2/{user}"] = map[string]any{"get": item["get"]}
+				delete(item, "get")
 			}),
-			wantMissing: []string{"GET /v2/{name=users/*}"},
-			wantExtra:   []string{"GET /v2/{name}"},
+			wantMissing: []string{"GET /v2/users/{}"},
+			wantExtra:   []string{"GET /v2/{}"},
 		},
 	}
 	for _, tt := range tests {
@@ -200,7 +199,13 @@ func protoRoutes(file protoreflect.FileDescriptor) []string {
 		case *annotations.HttpRule_Custom:
 			method, path = strings.ToUpper(p.Custom.GetKind()), p.Custom.GetPath()
 		}
-		path = pathVariable.ReplaceAllStringFunc(strings.ReplaceAll(path, "=*}", "}"), jsonVariable)
+		path = pathVariable.ReplaceAllStringFunc(path, func(v string) string {
+			_, pattern, ok := strings.Cut(strings.Trim(v, "{}"), "=")
+			if !ok {
+				return "{}"
+			}
+			return strings.ReplaceAll(pattern, "*", "{}")
+		})
 		routes = append(routes, method+" "+path)
 		for _, b := range rule.GetAdditionalBindings() {
 			add(b)
@@ -218,29 +223,9 @@ func protoRoutes(file protoreflect.FileDescriptor) []string {
 	return routes
 }
 
-var (
-	pathVariable = regexp.MustCompile(`\{([^}]+)\}`)
-	// uniqueSuffix is what protoc-gen-openapiv2 appends to a variable to
-	// tell apart routes whose paths would otherwise be the same: v2's
-	// GET /v2/{name=users/*} and GET /v2/{name=operations/*} are
-	// "/v2/{name}" and "/v2/{name_1}" in the document. Path parameters
-	// have JSON names, lowerCamelCase, so "_1" is never a field's own.
-	uniqueSuffix = regexp.MustCompile(`_[0-9]+$`)
-)
+var pathVariable = regexp.MustCompile(`\{([^}]+)\}`)
 
-// jsonVariable returns a path variable, "{webhook_id}", by its JSON name,
-// "{webhookId}", as protoc-gen-openapiv2 names path parameters.
-func jsonVariable(v string) string {
-	parts := strings.Split(strings.Trim(v, "{}"), "_")
-	for i := 1; i < len(parts); i++ {
-		if p := parts[i]; p != "" {
-			parts[i] = strings.ToUpper(p[:1]) + p[1:]
-		}
-	}
-	return "{" + strings.Join(parts, "") + "}"
-}
-
-// docRoutes returns the routes in the "paths" of an OpenAPI 2 document.
+// docRoutes returns the routes in the "paths" of an OpenAPI document.
 func docRoutes(t *testing.T, doc string) []string {
 	t.Helper()
 	var d struct {
@@ -251,29 +236,13 @@ func docRoutes(t *testing.T, doc string) []string {
 	}
 	var routes []string
 	for path, item := range d.Paths {
-		for method, raw := range item {
+		for method := range item {
 			switch method {
 			case "get", "put", "post", "delete", "options", "head", "patch":
 			default:
 				continue // path-level parameters or an extension
 			}
-			var op struct {
-				Parameters []struct{ Name, In, Pattern string }
-			}
-			if err := json.Unmarshal(raw, &op); err != nil {
-				t.Fatalf("OpenAPI document, %s %s: %v", method, path, err)
-			}
-			template := pathVariable.ReplaceAllStringFunc(path, func(v string) string {
-				name := strings.Trim(v, "{}")
-				for _, p := range op.Parameters {
-					if p.In == "path" && p.Name == name && p.Pattern != "" {
-						glob := strings.NewReplacer("[^/]+", "*", ".+", "**").Replace(p.Pattern)
-						return "{" + uniqueSuffix.ReplaceAllString(name, "") + "=" + glob + "}"
-					}
-				}
-				return v
-			})
-			routes = append(routes, strings.ToUpper(method)+" "+template)
+			routes = append(routes, strings.ToUpper(method)+" "+pathVariable.ReplaceAllString(path, "{}"))
 		}
 	}
 	slices.Sort(routes)
@@ -304,4 +273,34 @@ func editDoc(t *testing.T, doc string, edit func(paths map[string]any)) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestOpenAPIVersion: the documents are served with the server's version
+// in info.version, where the committed ones hold openapidoc's placeholder.
+func TestOpenAPIVersion(t *testing.T) {
+	for _, doc := range []string{usersv1.OpenAPI, usersv2.OpenAPI} {
+		if got := infoVersion(t, doc); got != openapidoc.VersionPlaceholder {
+			t.Errorf("committed info.version = %q, want %q", got, openapidoc.VersionPlaceholder)
+		}
+	}
+	for _, version := range []string{"v1.4.2", `odd "quoted" \ build`} {
+		for _, path := range []string{"/openapi/v1.json", "/openapi/v2.json"} {
+			w := httptest.NewRecorder()
+			gateway.OpenAPIHandler(version).ServeHTTP(w, httptest.NewRequestWithContext(t.Context(), http.MethodGet, path, nil))
+			if got := infoVersion(t, w.Body.String()); got != version {
+				t.Errorf("%s served with version %q: info.version = %q", path, version, got)
+			}
+		}
+	}
+}
+
+func infoVersion(t *testing.T, doc string) string {
+	t.Helper()
+	var d struct {
+		Info struct{ Version string }
+	}
+	if err := json.Unmarshal([]byte(doc), &d); err != nil {
+		t.Fatal(err)
+	}
+	return d.Info.Version
 }

@@ -1,0 +1,73 @@
+package openapidoc
+
+import (
+	"fmt"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// requestOnly are schemas that protoc-gen-openapiv2 makes for request
+// bodies with the path's fields left out; no response has them, so none of
+// their fields is ever null.
+var requestOnly = map[string]bool{"UndeleteUserBody": true}
+
+// markNullable lets every property of a message schema that the gateway
+// writes as null when unset be null: the gateway emits unpopulated fields
+// (protojson's EmitUnpopulated), and a field with presence (a message,
+// such as a timestamp, or an optional scalar) that is unset is written as
+// null, not left out. Each component schema must be a message or enum of
+// file, or google.rpc.Status and google.protobuf.Any, which have no such
+// field.
+func markNullable(doc *openapi3.T, file protoreflect.FileDescriptor) error {
+	messages := map[string]protoreflect.MessageDescriptor{}
+	enums := map[string]bool{}
+	var walk func(ms protoreflect.MessageDescriptors, es protoreflect.EnumDescriptors)
+	walk = func(ms protoreflect.MessageDescriptors, es protoreflect.EnumDescriptors) {
+		for i := range es.Len() {
+			enums[string(es.Get(i).Name())] = true
+		}
+		for i := range ms.Len() {
+			m := ms.Get(i)
+			messages[string(m.Name())] = m
+			walk(m.Messages(), m.Enums())
+		}
+	}
+	walk(file.Messages(), file.Enums())
+
+	for name, ref := range doc.Components.Schemas {
+		m, ok := messages[name]
+		switch {
+		case ok:
+		case enums[name], requestOnly[name], name == "Status", name == "Any":
+			continue
+		default:
+			return fmt.Errorf("schema %s is no message or enum of %s", name, file.Path())
+		}
+		for prop, s := range ref.Value.Properties {
+			fd := m.Fields().ByJSONName(prop)
+			if fd == nil {
+				return fmt.Errorf("schema %s: property %s is no field of %s", name, prop, m.FullName())
+			}
+			if fd.HasPresence() && !fd.IsList() && !fd.IsMap() {
+				ref.Value.Properties[prop] = nullable(s)
+			}
+		}
+	}
+	return nil
+}
+
+// nullable returns s, or null.
+func nullable(s *openapi3.SchemaRef) *openapi3.SchemaRef {
+	if s.Ref != "" {
+		return &openapi3.SchemaRef{Value: &openapi3.Schema{
+			AnyOf: openapi3.SchemaRefs{{Ref: s.Ref}, {Value: &openapi3.Schema{Type: &openapi3.Types{openapi3.TypeNull}}}},
+		}}
+	}
+	v := *s.Value
+	if v.Type != nil && !v.Type.Includes(openapi3.TypeNull) {
+		t := append(v.Type.Slice(), openapi3.TypeNull)
+		v.Type = (*openapi3.Types)(&t)
+	}
+	return &openapi3.SchemaRef{Value: &v}
+}
