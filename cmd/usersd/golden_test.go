@@ -172,6 +172,7 @@ func TestGoldenHTTP(t *testing.T) {
 	for _, version := range []string{"v1", "v2"} {
 		t.Run(version, func(t *testing.T) {
 			s := startServer(t)
+			spec := newContract(t, version)
 			dir := filepath.Join("testdata", "golden", version)
 			saved := map[string]savedUser{"nobody": {id: "0190a5b4-0000-7000-8000-000000000001", ref: "users/0190a5b4-0000-7000-8000-000000000001"}}
 			tokens := map[string]string{}
@@ -217,6 +218,9 @@ func TestGoldenHTTP(t *testing.T) {
 				}
 				raw, _ := io.ReadAll(res.Body)
 				res.Body.Close()
+				if err := spec.check(req, res.StatusCode, res.Header, raw); err != nil {
+					t.Errorf("%s: %v", st.name, err)
+				}
 
 				var resBody any
 				if len(raw) > 0 {

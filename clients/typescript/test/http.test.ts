@@ -2,7 +2,10 @@
 // openapi-fetch made from the OpenAPI 3.1 document usersd serves at
 // /openapi/v2.json (src/gen/openapi/users-v2.ts; make generate-clients).
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import createClient from "openapi-fetch";
@@ -31,13 +34,26 @@ function idOf(u: User | undefined): string {
   return id;
 }
 
-test("the served document is the committed one the types were generated from", async () => {
+test("the types are those openapi-typescript makes from the served description", async () => {
   const served = await (await fetch(`${usersd.http}/openapi/v2.json`)).json();
   const committed = JSON.parse(readFileSync(new URL("../../../../api/users/v2/users.openapi.json", import.meta.url), "utf8"));
   assert.equal(served.openapi, "3.1.0");
   assert.notEqual(served.info.version, committed.info.version, "the server fills in its version");
   served.info.version = committed.info.version;
   assert.deepEqual(served, committed);
+
+  // openapi-typescript, run on the served URL, writes the types this
+  // client is compiled with.
+  const dir = mkdtempSync(join(tmpdir(), "usersd-openapi-"));
+  try {
+    const out = join(dir, "users-v2.ts");
+    execFileSync("node_modules/.bin/openapi-typescript", [`${usersd.http}/openapi/v2.json`, "-o", out], { stdio: "pipe" });
+    const fromServer = readFileSync(out, "utf8");
+    const compiledWith = readFileSync(new URL("../../src/gen/openapi/users-v2.ts", import.meta.url), "utf8");
+    assert.equal(fromServer, compiledWith, "types from the served description differ from src/gen/openapi/users-v2.ts");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("scenario: create, get, list, update, delete, undelete, errors, import", async () => {
