@@ -67,7 +67,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Version 0 is goose's own row.
-	if diff := cmp.Diff(map[int64]int64{0: 1, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1}, got); diff != "" {
+	if diff := cmp.Diff(map[int64]int64{0: 1, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1}, got); diff != "" {
 		t.Errorf("goose_db_version rows per version (-want +got):\n%s", diff)
 	}
 
@@ -112,6 +112,7 @@ func TestSchema(t *testing.T) {
 		"operation_chunks_pkey":            "CREATE UNIQUE INDEX operation_chunks_pkey ON public.operation_chunks USING btree (operation_id, chunk)",
 		"operations_pkey":                  "CREATE UNIQUE INDEX operations_pkey ON public.operations USING btree (id)",
 		"operations_request_id_key":        "CREATE UNIQUE INDEX operations_request_id_key ON public.operations USING btree (request_id)",
+		"tenants_pkey":                     "CREATE UNIQUE INDEX tenants_pkey ON public.tenants USING btree (id)",
 		"users_deleted_delete_time":        "CREATE INDEX users_deleted_delete_time ON public.users USING btree (delete_time) WHERE (state = 'DELETED'::text)",
 		"users_create_time_id":             "CREATE INDEX users_create_time_id ON public.users USING btree (create_time, id)",
 		"users_email_key_id":               "CREATE INDEX users_email_key_id ON public.users USING btree (email_key, id)",

@@ -166,7 +166,7 @@ func TestMigrate(t *testing.T) {
 		"index users_create_time_id, index users_deleted_delete_time, index users_email_key_id, index users_email_key_live, " +
 		"index webhook_attempts_webhook_id_time, " +
 		"table event_sinks, table events, table goose_db_version, table idempotency_keys, table operation_chunks, table operations, " +
-		"table users, table webhook_attempts, table webhooks; 6 versions"
+		"table tenants, table users, table webhook_attempts, table webhooks; 7 versions"
 	if first != want {
 		t.Errorf("schema = %s, want %s", first, want)
 	}

@@ -24,6 +24,7 @@ type Store interface {
 	EventStore
 	WebhookStore
 	SinkStore
+	TenantStore
 }
 
 // UserStore keeps users.

@@ -52,6 +52,10 @@ func Run(t *testing.T, newStore func(t *testing.T) (users.Store, *Jobs)) {
 		t.Parallel()
 		TestSinkStore(t, func(t *testing.T) users.SinkStore { return store(t) })
 	})
+	t.Run("TenantStore", func(t *testing.T) {
+		t.Parallel()
+		TestTenantStore(t, func(t *testing.T) users.TenantStore { return store(t) })
+	})
 	run(t, newStore, []test[users.Store]{
 		{"ControlCharacters", testControlCharacters},
 	})

@@ -1,0 +1,344 @@
+package users
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// DefaultTenant is the id of the tenant that always exists: v1 and the
+// unversioned paths act on it. It cannot be deleted.
+const DefaultTenant = "default"
+
+// Bounds of tenants.
+const (
+	DefaultTenantPageSize = 50
+	MaxTenantPageSize     = 1000
+	// MaxTenantRequestsPerSecond bounds TenantSettings.RequestsPerSecond.
+	MaxTenantRequestsPerSecond = 1_000_000
+)
+
+// Tenant is a customer of the platform: a namespace of users kept apart
+// from every other tenant's.
+type Tenant struct {
+	// ID is chosen by its creator (AIP-122): 3 to 63 lower-case letters,
+	// digits and hyphens, starting with a letter and not ending with a
+	// hyphen, such as "acme".
+	ID          string
+	DisplayName string
+	// State is StateActive or StateDeleted.
+	State    State
+	Settings TenantSettings
+	// CreateTime, UpdateTime and DeleteTime (zero unless deleted).
+	CreateTime time.Time
+	UpdateTime time.Time
+	DeleteTime time.Time
+	// Revision counts the changes made to the tenant, as User.Revision.
+	Revision int64
+}
+
+// TenantSettings are a tenant's limits; zero means no limit.
+type TenantSettings struct {
+	// MaxUsers bounds how many users that are not deleted the tenant may
+	// have.
+	MaxUsers int64
+	// RequestsPerSecond bounds the requests of all the tenant's callers
+	// together, on one replica.
+	RequestsPerSecond float64
+}
+
+// Etag returns the tenant's etag (AIP-154), which changes with every
+// update.
+func (t *Tenant) Etag() string {
+	sum := sha256.Sum256(binary.BigEndian.AppendUint64([]byte("tenant/"+t.ID+"/"), uint64(t.Revision)))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Clone returns a copy of t.
+func (t *Tenant) Clone() *Tenant {
+	c := *t
+	return &c
+}
+
+// TenantQuery selects a page of ListTenants: up to Limit tenants by id,
+// after the id After, deleted ones only when ShowDeleted is set.
+type TenantQuery struct {
+	After       string
+	Limit       int
+	ShowDeleted bool
+}
+
+// TenantStore keeps tenants.
+type TenantStore interface {
+	// CreateTenant inserts t; it returns ErrIDTaken when a tenant with
+	// t.ID exists, deleted or not.
+	CreateTenant(ctx context.Context, t *Tenant) (*Tenant, error)
+	// GetTenant returns the tenant with the id, deleted or not, or
+	// ErrNotFound.
+	GetTenant(ctx context.Context, id string) (*Tenant, error)
+	// ListTenants returns the tenants q selects, by id.
+	ListTenants(ctx context.Context, q TenantQuery) ([]*Tenant, error)
+	// UpdateTenant reads the tenant, locks it, and stores what fn made of
+	// a copy with Revision incremented, as UserStore.UpdateUser; it
+	// returns ErrNotFound for an unknown id.
+	UpdateTenant(ctx context.Context, id string, fn func(*Tenant) error) (*Tenant, error)
+}
+
+var tenantID = regexp.MustCompile(`^[a-z][a-z0-9-]{1,61}[a-z0-9]$`)
+
+// CheckTenantID reports whether id is a valid tenant id, with an
+// *InvalidError on field otherwise.
+func CheckTenantID(field, id string) error {
+	switch {
+	case id == "":
+		return Invalid(field, "required")
+	case !tenantID.MatchString(id):
+		return Invalid(field, fmt.Sprintf("%q is not a tenant id: 3 to 63 lower-case letters, digits and hyphens, starting with a letter and not ending with a hyphen", id))
+	}
+	return nil
+}
+
+// TenantRequest is the input of CreateTenant and UpdateTenant.
+type TenantRequest struct {
+	DisplayName string
+	Settings    TenantSettings
+	// Etag, for UpdateTenant, when set must match the stored tenant's.
+	Etag string
+	// Paths, for UpdateTenant, are the fields to change: display_name,
+	// settings (both limits), settings.max_users,
+	// settings.requests_per_second; empty means display_name and settings.
+	Paths []string
+}
+
+func checkTenant(vs *violations, req TenantRequest, fields map[string]bool) {
+	if fields["display_name"] {
+		switch n := len([]rune(req.DisplayName)); {
+		case strings.TrimSpace(req.DisplayName) == "":
+			vs.add("tenant.display_name", "required")
+		case n > 200:
+			vs.add("tenant.display_name", "at most 200 characters")
+		case textProblem(req.DisplayName) != "":
+			vs.add("tenant.display_name", textProblem(req.DisplayName))
+		}
+	}
+	if fields["settings.max_users"] && req.Settings.MaxUsers < 0 {
+		vs.add("tenant.settings.max_users", "must not be negative (0: no limit)")
+	}
+	if fields["settings.requests_per_second"] {
+		r := req.Settings.RequestsPerSecond
+		if math.IsNaN(r) || r < 0 || r > MaxTenantRequestsPerSecond {
+			vs.add("tenant.settings.requests_per_second", fmt.Sprintf("must be between 0 (no limit) and %d", MaxTenantRequestsPerSecond))
+		}
+	}
+}
+
+// CreateTenant creates a tenant with the id its caller chose.
+func (s *Service) CreateTenant(ctx context.Context, id string, req TenantRequest) (*Tenant, error) {
+	var vs violations
+	if err := CheckTenantID("tenant_id", id); err != nil {
+		vs = append(vs, err.(*InvalidError).Violations...)
+	}
+	checkTenant(&vs, req, map[string]bool{"display_name": true, "settings.max_users": true, "settings.requests_per_second": true})
+	if err := vs.err(); err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	return s.store.CreateTenant(ctx, &Tenant{
+		ID: id, DisplayName: req.DisplayName, State: StateActive, Settings: req.Settings,
+		CreateTime: now, UpdateTime: now, Revision: 1,
+	})
+}
+
+// GetTenant returns the tenant with the id, deleted or not.
+func (s *Service) GetTenant(ctx context.Context, id string) (*Tenant, error) {
+	if err := CheckTenantID("name", id); err != nil {
+		return nil, err
+	}
+	return s.store.GetTenant(ctx, id)
+}
+
+// TenantPage is a page of ListTenants.
+type TenantPage struct {
+	Tenants []*Tenant
+	// NextPageToken reads the next page; "" on the last.
+	NextPageToken string
+}
+
+// ListTenants returns a page of tenants by id.
+func (s *Service) ListTenants(ctx context.Context, pageSize int, pageToken string, showDeleted bool) (*TenantPage, error) {
+	switch {
+	case pageSize < 0:
+		return nil, Invalid("page_size", "must not be negative")
+	case pageSize == 0:
+		pageSize = DefaultTenantPageSize
+	case pageSize > MaxTenantPageSize:
+		pageSize = MaxTenantPageSize
+	}
+	q := TenantQuery{Limit: pageSize + 1, ShowDeleted: showDeleted}
+	if pageToken != "" {
+		after, ok := s.tenantTokens().decode(pageToken, showDeleted)
+		if !ok {
+			return nil, Invalid("page_token", "not a page token of this list (made with other parameters, or changed)")
+		}
+		q.After = after
+	}
+	ts, err := s.store.ListTenants(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	page := &TenantPage{Tenants: ts}
+	if len(ts) > pageSize {
+		page.Tenants = ts[:pageSize]
+		page.NextPageToken = s.tenantTokens().encode(ts[pageSize-1].ID, showDeleted)
+	}
+	return page, nil
+}
+
+// UpdateTenant changes the fields of the tenant that req.Paths name.
+func (s *Service) UpdateTenant(ctx context.Context, id string, req TenantRequest) (*Tenant, error) {
+	if err := CheckTenantID("tenant.name", id); err != nil {
+		return nil, err
+	}
+	paths := req.Paths
+	if len(paths) == 0 {
+		paths = []string{"display_name", "settings"}
+	}
+	fields := map[string]bool{}
+	for _, p := range paths {
+		switch p {
+		case "display_name", "displayName", "settings.max_users", "settings.maxUsers",
+			"settings.requests_per_second", "settings.requestsPerSecond":
+			fields[snakeCase(p)] = true
+		case "settings":
+			fields["settings.max_users"], fields["settings.requests_per_second"] = true, true
+		default:
+			return nil, Invalid("update_mask", fmt.Sprintf("unknown or unchangeable field %q (want display_name, settings, settings.max_users or settings.requests_per_second)", p))
+		}
+	}
+	var vs violations
+	checkTenant(&vs, req, fields)
+	if err := vs.err(); err != nil {
+		return nil, err
+	}
+	return s.changeTenant(ctx, id, req.Etag, func(t *Tenant) error {
+		if t.State == StateDeleted {
+			return fmt.Errorf("tenant %s is deleted; undelete it first: %w", id, ErrWrongState)
+		}
+		if fields["display_name"] {
+			t.DisplayName = req.DisplayName
+		}
+		if fields["settings.max_users"] {
+			t.Settings.MaxUsers = req.Settings.MaxUsers
+		}
+		if fields["settings.requests_per_second"] {
+			t.Settings.RequestsPerSecond = req.Settings.RequestsPerSecond
+		}
+		return nil
+	})
+}
+
+// DeleteTenant soft-deletes a tenant (AIP-164). The default tenant cannot
+// be deleted.
+func (s *Service) DeleteTenant(ctx context.Context, id, etag string) (*Tenant, error) {
+	if err := CheckTenantID("name", id); err != nil {
+		return nil, err
+	}
+	if id == DefaultTenant {
+		return nil, fmt.Errorf("the default tenant cannot be deleted: %w", ErrWrongState)
+	}
+	return s.changeTenant(ctx, id, etag, func(t *Tenant) error {
+		if t.State == StateDeleted {
+			return fmt.Errorf("tenant %s is already deleted: %w", id, ErrWrongState)
+		}
+		t.State, t.DeleteTime = StateDeleted, s.clock()
+		return nil
+	})
+}
+
+// UndeleteTenant restores a soft-deleted tenant.
+func (s *Service) UndeleteTenant(ctx context.Context, id, etag string) (*Tenant, error) {
+	if err := CheckTenantID("name", id); err != nil {
+		return nil, err
+	}
+	return s.changeTenant(ctx, id, etag, func(t *Tenant) error {
+		if t.State != StateDeleted {
+			return fmt.Errorf("tenant %s is not deleted: %w", id, ErrWrongState)
+		}
+		t.State, t.DeleteTime = StateActive, time.Time{}
+		return nil
+	})
+}
+
+// changeTenant applies fn to the tenant under the etag check, and stamps
+// the update time.
+func (s *Service) changeTenant(ctx context.Context, id, etag string, fn func(*Tenant) error) (*Tenant, error) {
+	return s.store.UpdateTenant(ctx, id, func(t *Tenant) error {
+		if etag != "" && etag != t.Etag() {
+			return fmt.Errorf("tenant %s has changed (etag %q, yours %q): %w", id, t.Etag(), etag, ErrEtagMismatch)
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+		t.UpdateTime = s.clock()
+		return nil
+	})
+}
+
+// snakeCase returns a field path of lowerCamel segments in snake_case.
+func snakeCase(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// tenantTokens are ListTenants' page tokens: the last id of a page and
+// whether deleted tenants are listed, signed with the page token key.
+type tenantTokens struct{ key []byte }
+
+func (s *Service) tenantTokens() tenantTokens { return tenantTokens{key: s.tokens.key} }
+
+func (p tenantTokens) mac(msg []byte) []byte {
+	m := hmac.New(sha256.New, p.key)
+	m.Write([]byte("usersd.users.v2.ListTenants"))
+	m.Write(msg)
+	return m.Sum(nil)[:pageTokenMACSize]
+}
+
+func (p tenantTokens) encode(after string, showDeleted bool) string {
+	b := []byte{pageTokenVersion, 0}
+	if showDeleted {
+		b[1] = 1
+	}
+	b = append(b, after...)
+	return base64.RawURLEncoding.EncodeToString(append(b, p.mac(b)...))
+}
+
+func (p tenantTokens) decode(token string, showDeleted bool) (string, bool) {
+	if strings.ContainsAny(token, "\r\n") {
+		return "", false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
+	if err != nil || len(b) < 2+pageTokenMACSize || b[0] != pageTokenVersion {
+		return "", false
+	}
+	msg, sum := b[:len(b)-pageTokenMACSize], b[len(b)-pageTokenMACSize:]
+	if !hmac.Equal(sum, p.mac(msg)) || (msg[1] == 1) != showDeleted {
+		return "", false
+	}
+	after := string(msg[2:])
+	return after, tenantID.MatchString(after)
+}
