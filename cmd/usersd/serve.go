@@ -171,6 +171,7 @@ func newService(store users.Store, backlogs users.BacklogReader, cfg config) *us
 func serveAPIs(ctx, hard context.Context, cfg config, log zerolog.Logger, tp trace.TracerProvider, metrics *telemetry.Metrics, checker *health.Checker, svc *users.Service, stopJobs func(context.Context) error) error {
 	api := grpcserver.New(svc)
 	apiV2 := api.V2() // one Drain (api.Drain) ends the streams of both versions
+	tenants := grpcserver.NewTenantsV2(svc)
 	limiter := overload.New(cfg.MaxInFlight, metrics.RejectedInc)
 	authn, err := newAuthenticator(ctx, cfg, log)
 	if err != nil {
@@ -212,7 +213,7 @@ func serveAPIs(ctx, hard context.Context, cfg config, log zerolog.Logger, tp tra
 	if err != nil {
 		return err
 	}
-	grpcSrv := newGRPCServer(cfg, tp, tlsSrc, checker, interceptors, authn.StreamInterceptor(), api, apiV2)
+	grpcSrv := newGRPCServer(cfg, tp, tlsSrc, checker, interceptors, authn.StreamInterceptor(), api, apiV2, tenants)
 
 	// The gateway reaches the same services in-process, through the same
 	// interceptors, in the HTTP request's goroutine and context: no network
@@ -221,6 +222,7 @@ func serveAPIs(ctx, hard context.Context, cfg config, log zerolog.Logger, tp tra
 	inprocConn := inproc.New(grpcserver.Chain(inprocInterceptors...))
 	usersv1.RegisterUserServiceServer(inprocConn, api)
 	usersv2.RegisterUserServiceServer(inprocConn, apiV2)
+	usersv2.RegisterTenantServiceServer(inprocConn, tenants)
 	gw, err := gateway.NewHandler(ctx, inprocConn, gateway.Options{MaxBodyBytes: cfg.MaxBodyBytes, V1Sunset: cfg.V1Sunset, Version: version})
 	if err != nil {
 		return err
@@ -242,7 +244,7 @@ func untraced(fullMethod string) bool {
 // newGRPCServer returns the gRPC server of the two API versions, health
 // and reflection, with the interceptors given, traced through tp, over TLS
 // when tlsSrc is set.
-func newGRPCServer(cfg config, tp trace.TracerProvider, tlsSrc *certs.Source, checker *health.Checker, interceptors []grpc.UnaryServerInterceptor, stream grpc.StreamServerInterceptor, api usersv1.UserServiceServer, apiV2 usersv2.UserServiceServer) *grpc.Server {
+func newGRPCServer(cfg config, tp trace.TracerProvider, tlsSrc *certs.Source, checker *health.Checker, interceptors []grpc.UnaryServerInterceptor, stream grpc.StreamServerInterceptor, api usersv1.UserServiceServer, apiV2 usersv2.UserServiceServer, tenants usersv2.TenantServiceServer) *grpc.Server {
 	spanUnary, spanStream := telemetry.GRPCSpans(tp, untraced)
 	grpcOpts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: false}),
@@ -257,8 +259,9 @@ func newGRPCServer(cfg config, tp trace.TracerProvider, tlsSrc *certs.Source, ch
 	grpcSrv := grpc.NewServer(grpcOpts...)
 	usersv1.RegisterUserServiceServer(grpcSrv, api)
 	usersv2.RegisterUserServiceServer(grpcSrv, apiV2)
+	usersv2.RegisterTenantServiceServer(grpcSrv, tenants)
 	healthpb.RegisterHealthServer(grpcSrv, health.NewGRPCServer(checker,
-		usersv1.UserService_ServiceDesc.ServiceName, usersv2.UserService_ServiceDesc.ServiceName))
+		usersv1.UserService_ServiceDesc.ServiceName, usersv2.UserService_ServiceDesc.ServiceName, usersv2.TenantService_ServiceDesc.ServiceName))
 	reflection.Register(grpcSrv)
 	return grpcSrv
 }

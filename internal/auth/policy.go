@@ -22,12 +22,16 @@ const (
 	// manages webhook subscriptions, which can send every user elsewhere;
 	// it implies ScopeWrite and ScopeRead.
 	ScopeAdmin = "users.admin"
+	// ScopeTenantsAdmin is the platform's scope: it manages tenants
+	// (TenantService) and implies ScopeAdmin.
+	ScopeTenantsAdmin = "tenants.admin"
 )
 
 // implies lists the scopes each scope grants besides itself.
 var implies = map[string][]string{
-	ScopeAdmin: {ScopeWrite, ScopeRead},
-	ScopeWrite: {ScopeRead},
+	ScopeTenantsAdmin: {ScopeAdmin, ScopeWrite, ScopeRead},
+	ScopeAdmin:        {ScopeWrite, ScopeRead},
+	ScopeWrite:        {ScopeRead},
 }
 
 // rule says who may call one RPC, in every version of the API.
@@ -65,6 +69,13 @@ var rules = map[string]rule{
 	"UserService/UpdateWebhook":         {scope: ScopeAdmin},
 	"UserService/DeleteWebhook":         {scope: ScopeAdmin},
 	"UserService/ListWebhookDeliveries": {scope: ScopeAdmin},
+	// Tenants are the platform's: v2 only.
+	"TenantService/CreateTenant":   {scope: ScopeTenantsAdmin},
+	"TenantService/GetTenant":      {scope: ScopeTenantsAdmin},
+	"TenantService/ListTenants":    {scope: ScopeTenantsAdmin},
+	"TenantService/UpdateTenant":   {scope: ScopeTenantsAdmin},
+	"TenantService/DeleteTenant":   {scope: ScopeTenantsAdmin},
+	"TenantService/UndeleteTenant": {scope: ScopeTenantsAdmin},
 }
 
 // requests reads what the self rules need from the requests of one API

@@ -38,7 +38,7 @@ func TestRulesCoverEveryRPC(t *testing.T) {
 			t.Errorf("no rule for %s: add %s to rules (and docs/security.md)", m, key)
 			continue
 		}
-		if !slices.Contains([]string{ScopeRead, ScopeWrite, ScopeAdmin}, r.scope) {
+		if !slices.Contains([]string{ScopeRead, ScopeWrite, ScopeAdmin, ScopeTenantsAdmin}, r.scope) {
 			t.Errorf("rule for %s: scope %q is not one of the API's", m, r.scope)
 		}
 	}
@@ -62,12 +62,13 @@ const (
 	reader
 	writer
 	admin
+	platform // tenants.admin
 )
 
-var roles = []role{anyone, self, reader, writer, admin}
+var roles = []role{anyone, self, reader, writer, admin, platform}
 
 func (r role) String() string {
-	return [...]string{"no scopes", "self", "users.read", "users.write", "users.admin"}[r]
+	return [...]string{"no scopes", "self", "users.read", "users.write", "users.admin", "tenants.admin"}[r]
 }
 
 func (r role) principal(me string) Principal {
@@ -80,6 +81,8 @@ func (r role) principal(me string) Principal {
 		return principal(uuid.NewString(), []string{ScopeWrite})
 	case admin:
 		return principal(uuid.NewString(), []string{ScopeAdmin})
+	case platform:
+		return principal(uuid.NewString(), []string{ScopeTenantsAdmin})
 	}
 	return principal(uuid.NewString(), []string{"openid", "email"})
 }
@@ -94,10 +97,11 @@ func TestAuthorize(t *testing.T) {
 	v1User := func(id string) *usersv1.User { return &usersv1.User{Id: id, DisplayName: "Me"} }
 	v2User := func(id string) *usersv2.User { return &usersv2.User{Name: "users/" + id, DisplayName: "Me"} }
 	var (
-		write  = []role{writer, admin}
-		read   = []role{reader, writer, admin}
-		admins = []role{admin}
-		orSelf = func(rs []role) []role { return append([]role{self}, rs...) }
+		write     = []role{writer, admin, platform}
+		read      = []role{reader, writer, admin, platform}
+		admins    = []role{admin, platform}
+		platforms = []role{platform}
+		orSelf    = func(rs []role) []role { return append([]role{self}, rs...) }
 	)
 	tests := []struct {
 		name   string
@@ -166,6 +170,13 @@ func TestAuthorize(t *testing.T) {
 		{"v2 delete webhook", usersv2.UserService_DeleteWebhook_FullMethodName, &usersv2.DeleteWebhookRequest{Name: "webhooks/" + me}, admins},
 		{"v2 list webhook deliveries", usersv2.UserService_ListWebhookDeliveries_FullMethodName, &usersv2.ListWebhookDeliveriesRequest{Parent: "webhooks/" + me}, admins},
 		{"v2 get self, a webhook name", usersv2.UserService_GetUser_FullMethodName, &usersv2.GetUserRequest{Name: "webhooks/" + me}, read},
+
+		{"v2 create tenant", usersv2.TenantService_CreateTenant_FullMethodName, &usersv2.CreateTenantRequest{TenantId: "acme"}, platforms},
+		{"v2 get tenant", usersv2.TenantService_GetTenant_FullMethodName, &usersv2.GetTenantRequest{Name: "tenants/acme"}, platforms},
+		{"v2 list tenants", usersv2.TenantService_ListTenants_FullMethodName, &usersv2.ListTenantsRequest{}, platforms},
+		{"v2 update tenant", usersv2.TenantService_UpdateTenant_FullMethodName, &usersv2.UpdateTenantRequest{Tenant: &usersv2.Tenant{Name: "tenants/acme"}}, platforms},
+		{"v2 delete tenant", usersv2.TenantService_DeleteTenant_FullMethodName, &usersv2.DeleteTenantRequest{Name: "tenants/acme"}, platforms},
+		{"v2 undelete tenant", usersv2.TenantService_UndeleteTenant_FullMethodName, &usersv2.UndeleteTenantRequest{Name: "tenants/acme"}, platforms},
 
 		{"a v2 request to the v1 method", usersv1.UserService_GetUser_FullMethodName, &usersv2.GetUserRequest{Name: "users/" + me}, read},
 		{"unknown version of a known method", "/users.v9.UserService/GetUser", &usersv2.GetUserRequest{Name: "users/" + me}, nil},

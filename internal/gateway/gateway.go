@@ -71,9 +71,13 @@ func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options
 			return nil, fmt.Errorf("registering users.v1 routes: %w", err)
 		}
 	}
+	tenants := usersv2.NewTenantServiceClient(conn)
 	for _, m := range []*runtime.ServeMux{mux, v2mux} {
 		if err := usersv2.RegisterUserServiceHandlerClient(ctx, m, v2client); err != nil {
 			return nil, fmt.Errorf("registering users.v2 routes: %w", err)
+		}
+		if err := usersv2.RegisterTenantServiceHandlerClient(ctx, m, tenants); err != nil {
+			return nil, fmt.Errorf("registering users.v2 tenant routes: %w", err)
 		}
 	}
 	// The OpenAPI documents are routes of the mux of all routes, so that
@@ -191,6 +195,12 @@ func forwardResponse(ctx context.Context, w http.ResponseWriter, m proto.Message
 		webhookResponse(w, method == usersv1.UserService_CreateWebhook_FullMethodName, m.GetSecret(), "/v1/webhooks/"+m.GetId())
 	case *usersv2.Webhook:
 		webhookResponse(w, method == usersv2.UserService_CreateWebhook_FullMethodName, m.GetSecret(), "/v2/"+m.GetName())
+	case *usersv2.Tenant:
+		w.Header().Set("ETag", `"`+m.GetEtag()+`"`)
+		if method == usersv2.TenantService_CreateTenant_FullMethodName {
+			w.Header().Set("Location", "/v2/"+m.GetName())
+			w.WriteHeader(http.StatusCreated)
+		}
 	}
 	return nil
 }

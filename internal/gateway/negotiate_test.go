@@ -130,6 +130,7 @@ func newAPIGateway(t *testing.T, opts gateway.Options, chain grpcserver.ChainCon
 	ch := inproc.New(grpcserver.Chain(ics...))
 	usersv1.RegisterUserServiceServer(ch, grpcserver.New(svc))
 	usersv2.RegisterUserServiceServer(ch, grpcserver.NewV2(svc))
+	usersv2.RegisterTenantServiceServer(ch, grpcserver.NewTenantsV2(svc))
 	h, err := gateway.NewHandler(ctx, ch, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ type Route struct {
 }
 
 // services are the gRPC services the handler routes, by full name.
-var services = []string{usersv1.UserService_ServiceDesc.ServiceName, usersv2.UserService_ServiceDesc.ServiceName}
+var services = []string{usersv1.UserService_ServiceDesc.ServiceName, usersv2.UserService_ServiceDesc.ServiceName, usersv2.TenantService_ServiceDesc.ServiceName}
 
 // Routes returns the HTTP routes of the API, v1 and v2, as the
 // google.api.http annotations of the contract declare them (additional

@@ -1,6 +1,6 @@
 // Package names reads and writes the AIP-122 resource names of the users
-// API: "users/{id}", "operations/{id}", "userEvents/{id}" and
-// "webhooks/{id}". It is the one parser of those names; the API server and
+// API: "users/{id}", "operations/{id}", "userEvents/{id}", "webhooks/{id}"
+// and "tenants/{id}". It is the one parser of those names; the API server and
 // the authorization rules both use it. Whether an {id} is a UUID is not its
 // concern: the domain checks ids.
 package names
@@ -22,6 +22,7 @@ var (
 	Operations = Collection{prefix: "operations/", noun: "an operation name"}
 	UserEvents = Collection{prefix: "userEvents/", noun: "a user event name"}
 	Webhooks   = Collection{prefix: "webhooks/", noun: "a webhook name"}
+	Tenants    = Collection{prefix: "tenants/", noun: "a tenant name"}
 )
 
 // Name returns the resource name of the resource with the id.

@@ -46,6 +46,12 @@ var APIs = map[string]API{
 			// receives nothing until it is enabled.
 			Request: `{"url":"https://hooks.example.org/usersd","eventTypes":["user.created","user.deleted"],"enabled":true}`,
 		},
+		"CreateTenant": {
+			Request: `{"displayName":"Acme","settings":{"maxUsers":10000,"requestsPerSecond":200}}`,
+			Response: `{"name":"tenants/acme","displayName":"Acme","state":"STATE_ACTIVE",` +
+				`"settings":{"maxUsers":10000,"requestsPerSecond":200},"createTime":"2026-12-07T02:08:44.508537Z",` +
+				`"updateTime":"2026-12-07T02:08:44.508537Z","deleteTime":null,"etag":"7415020e4feb53fd"}`,
+		},
 		"GetOperation": {Response: `{"name":"operations/01a24e42-b61f-7b03-9251-9ebee64f2285","done":true,` +
 			`"metadata":{"total":2,"imported":1,"failed":1,` +
 			`"createTime":"2026-12-07T02:08:44.575711Z","updateTime":"2026-12-07T02:08:44.702113Z"},` +

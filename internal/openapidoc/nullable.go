@@ -2,15 +2,11 @@ package openapidoc
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
-
-// requestOnly are schemas that protoc-gen-openapiv2 makes for request
-// bodies with the path's fields left out; no response has them, so none of
-// their fields is ever null.
-var requestOnly = map[string]bool{"UndeleteUserBody": true}
 
 // markNullable lets every property of a message schema that the gateway
 // writes as null when unset be null: the gateway emits unpopulated fields
@@ -20,16 +16,23 @@ var requestOnly = map[string]bool{"UndeleteUserBody": true}
 // file, or google.rpc.Status and google.protobuf.Any, which have no such
 // field.
 func markNullable(doc *openapi3.T, file protoreflect.FileDescriptor) error {
+	// protoc-gen-openapiv2 names a schema by the message's or enum's own
+	// name, or, when two nested ones share it, by its name within the
+	// package ("Tenant.State").
 	messages := map[string]protoreflect.MessageDescriptor{}
 	enums := map[string]bool{}
+	pkg := string(file.Package()) + "."
 	var walk func(ms protoreflect.MessageDescriptors, es protoreflect.EnumDescriptors)
 	walk = func(ms protoreflect.MessageDescriptors, es protoreflect.EnumDescriptors) {
 		for i := range es.Len() {
-			enums[string(es.Get(i).Name())] = true
+			e := es.Get(i)
+			enums[string(e.Name())] = true
+			enums[strings.TrimPrefix(string(e.FullName()), pkg)] = true
 		}
 		for i := range ms.Len() {
 			m := ms.Get(i)
 			messages[string(m.Name())] = m
+			messages[strings.TrimPrefix(string(m.FullName()), pkg)] = m
 			walk(m.Messages(), m.Enums())
 		}
 	}
@@ -37,9 +40,12 @@ func markNullable(doc *openapi3.T, file protoreflect.FileDescriptor) error {
 
 	for name, ref := range doc.Components.Schemas {
 		m, ok := messages[name]
+		// protoc-gen-openapiv2 makes XBody, the body of XRequest without
+		// the path's fields; no answer has it, so nothing in it is null.
+		_, requestBody := messages[strings.TrimSuffix(name, "Body")+"Request"]
 		switch {
 		case ok:
-		case enums[name], requestOnly[name], name == "Status", name == "Any":
+		case enums[name], requestBody && strings.HasSuffix(name, "Body"), name == "Status", name == "Any":
 			continue
 		default:
 			return fmt.Errorf("schema %s is no message or enum of %s", name, file.Path())

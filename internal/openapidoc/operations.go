@@ -37,7 +37,7 @@ var operations = map[string]operation{
 	"ListUsers":             {},
 	"UpdateUser":            {errors: []int{404, 409}, conditional: true},
 	"DeleteUser":            {errors: []int{404, 409}, conditional: true},
-	"UndeleteUser":          {errors: []int{404, 409}},
+	"UndeleteUser":          {errors: []int{404, 409}, conditional: true},
 	"BatchGetUsers":         {errors: []int{404}},
 	"ImportUsers":           {success: http.StatusAccepted, errors: []int{409}, idempotent: true},
 	"GetOperation":          {errors: []int{404}},
@@ -48,7 +48,17 @@ var operations = map[string]operation{
 	"UpdateWebhook":         {errors: []int{404}},
 	"DeleteWebhook":         {errors: []int{404}},
 	"ListWebhookDeliveries": {errors: []int{404}},
+	"CreateTenant":          {success: http.StatusCreated, errors: []int{409}},
+	"GetTenant":             {errors: []int{404}},
+	"ListTenants":           {},
+	"UpdateTenant":          {errors: []int{404, 409}, conditional: true},
+	"DeleteTenant":          {errors: []int{404, 409}, conditional: true},
+	"UndeleteTenant":        {errors: []int{404, 409}, conditional: true},
 }
+
+// etagged are the schemas of the answers that carry an ETag header
+// (the gateway's forwardResponse).
+var etagged = map[string]bool{"#/components/schemas/User": true, "#/components/schemas/Tenant": true}
 
 // everyCall are the error statuses any call may answer.
 var everyCall = []int{400, 401, 403, 429, 503}
@@ -96,7 +106,7 @@ func addComponents(doc *openapi3.T) {
 		"Retry-After": header("Seconds to wait before retrying.", "integer"),
 		"WWW-Authenticate": header("The Bearer challenge (RFC 6750), with error and error_description "+
 			"when a token was sent.", "string"),
-		"ETag":     header("The user's etag, quoted; send it back in If-Match to update or delete only that version.", "string"),
+		"ETag":     header("The resource's etag, quoted; send it back in If-Match to change only that version.", "string"),
 		"Location": header("The path of the created resource, or of the operation to poll.", "string"),
 	}
 	c.Responses = openapi3.ResponseBodies{}
@@ -125,7 +135,7 @@ func addComponents(doc *openapi3.T) {
 		}},
 		"If-Match": {Value: &openapi3.Parameter{
 			Name: "If-Match", In: openapi3.ParameterInHeader,
-			Description: "The etag the user must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.",
+			Description: "The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.",
 			Schema:      openapi3.NewStringSchema().NewRef(),
 			Example:     `"07dff3d6975efa09"`,
 		}},
@@ -303,7 +313,7 @@ func complete(op *openapi3.Operation, a API) error {
 	if success != http.StatusOK {
 		resp.Headers = openapi3.Headers{"Location": {Ref: "#/components/headers/Location"}}
 	}
-	if mt := resp.Content.Get("application/json"); mt != nil && mt.Schema != nil && mt.Schema.Ref == "#/components/schemas/User" {
+	if mt := resp.Content.Get("application/json"); mt != nil && mt.Schema != nil && etagged[mt.Schema.Ref] {
 		if resp.Headers == nil {
 			resp.Headers = openapi3.Headers{}
 		}

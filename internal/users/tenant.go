@@ -280,6 +280,7 @@ func (s *Service) UndeleteTenant(ctx context.Context, id, etag string) (*Tenant,
 // changeTenant applies fn to the tenant under the etag check, and stamps
 // the update time.
 func (s *Service) changeTenant(ctx context.Context, id, etag string, fn func(*Tenant) error) (*Tenant, error) {
+	etag = normalizeEtag(etag)
 	return s.store.UpdateTenant(ctx, id, func(t *Tenant) error {
 		if etag != "" && etag != t.Etag() {
 			return fmt.Errorf("tenant %s has changed (etag %q, yours %q): %w", id, t.Etag(), etag, ErrEtagMismatch)

@@ -84,6 +84,59 @@ func (User_State) EnumDescriptor() ([]byte, []int) {
 	return file_users_v2_users_proto_rawDescGZIP(), []int{0, 0}
 }
 
+// State is where a tenant is in its lifecycle.
+type Tenant_State int32
+
+const (
+	// STATE_UNSPECIFIED is never stored.
+	Tenant_STATE_UNSPECIFIED Tenant_State = 0
+	// STATE_ACTIVE tenants are in use.
+	Tenant_STATE_ACTIVE Tenant_State = 1
+	// STATE_DELETED tenants are soft-deleted; only DeleteTenant sets it.
+	Tenant_STATE_DELETED Tenant_State = 2
+)
+
+// Enum value maps for Tenant_State.
+var (
+	Tenant_State_name = map[int32]string{
+		0: "STATE_UNSPECIFIED",
+		1: "STATE_ACTIVE",
+		2: "STATE_DELETED",
+	}
+	Tenant_State_value = map[string]int32{
+		"STATE_UNSPECIFIED": 0,
+		"STATE_ACTIVE":      1,
+		"STATE_DELETED":     2,
+	}
+)
+
+func (x Tenant_State) Enum() *Tenant_State {
+	p := new(Tenant_State)
+	*p = x
+	return p
+}
+
+func (x Tenant_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Tenant_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_users_v2_users_proto_enumTypes[1].Descriptor()
+}
+
+func (Tenant_State) Type() protoreflect.EnumType {
+	return &file_users_v2_users_proto_enumTypes[1]
+}
+
+func (x Tenant_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Tenant_State.Descriptor instead.
+func (Tenant_State) EnumDescriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{31, 0}
+}
+
 // User is a person known to the system.
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2069,6 +2122,566 @@ func (x *WebhookDelivery) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// Tenant is a namespace of users, kept apart from every other tenant's.
+type Tenant struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The resource name, "tenants/{id}" (AIP-122): the id is 3 to 63
+	// lower-case letters, digits and hyphens, starting with a letter and not
+	// ending with a hyphen. Output only on create (the id is tenant_id);
+	// identifies the tenant on update.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Name to show, 1 to 200 characters. Required on create.
+	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// Output only. Lifecycle state.
+	State Tenant_State `protobuf:"varint,3,opt,name=state,proto3,enum=users.v2.Tenant_State" json:"state,omitempty"`
+	// The tenant's limits.
+	Settings *TenantSettings `protobuf:"bytes,4,opt,name=settings,proto3" json:"settings,omitempty"`
+	// Output only. When the tenant was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Output only. When the tenant was last changed.
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Output only. When the tenant was soft-deleted; unset unless DELETED.
+	DeleteTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=delete_time,json=deleteTime,proto3" json:"delete_time,omitempty"`
+	// Opaque version of the tenant, changed by every update (AIP-154).
+	Etag          string `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tenant) Reset() {
+	*x = Tenant{}
+	mi := &file_users_v2_users_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tenant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tenant) ProtoMessage() {}
+
+func (x *Tenant) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tenant.ProtoReflect.Descriptor instead.
+func (*Tenant) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Tenant) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Tenant) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *Tenant) GetState() Tenant_State {
+	if x != nil {
+		return x.State
+	}
+	return Tenant_STATE_UNSPECIFIED
+}
+
+func (x *Tenant) GetSettings() *TenantSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *Tenant) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Tenant) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Tenant) GetDeleteTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeleteTime
+	}
+	return nil
+}
+
+func (x *Tenant) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+// TenantSettings are a tenant's limits; 0 means no limit.
+type TenantSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many users that are not deleted the tenant may have.
+	MaxUsers int32 `protobuf:"varint,1,opt,name=max_users,json=maxUsers,proto3" json:"max_users,omitempty"`
+	// Requests per second of all the tenant's callers together, on one
+	// replica, on top of each caller's own limit.
+	RequestsPerSecond float64 `protobuf:"fixed64,2,opt,name=requests_per_second,json=requestsPerSecond,proto3" json:"requests_per_second,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *TenantSettings) Reset() {
+	*x = TenantSettings{}
+	mi := &file_users_v2_users_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantSettings) ProtoMessage() {}
+
+func (x *TenantSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantSettings.ProtoReflect.Descriptor instead.
+func (*TenantSettings) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *TenantSettings) GetMaxUsers() int32 {
+	if x != nil {
+		return x.MaxUsers
+	}
+	return 0
+}
+
+func (x *TenantSettings) GetRequestsPerSecond() float64 {
+	if x != nil {
+		return x.RequestsPerSecond
+	}
+	return 0
+}
+
+// CreateTenantRequest is the input of CreateTenant.
+type CreateTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant to create; name and output-only fields are ignored.
+	Tenant *Tenant `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// The id of the tenant, the last segment of its name: 3 to 63 lower-case
+	// letters, digits and hyphens, starting with a letter and not ending with
+	// a hyphen, e.g. "acme".
+	TenantId      string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTenantRequest) Reset() {
+	*x = CreateTenantRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTenantRequest) ProtoMessage() {}
+
+func (x *CreateTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTenantRequest.ProtoReflect.Descriptor instead.
+func (*CreateTenantRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CreateTenantRequest) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+func (x *CreateTenantRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+// GetTenantRequest is the input of GetTenant.
+type GetTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant's name, "tenants/{id}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTenantRequest) Reset() {
+	*x = GetTenantRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTenantRequest) ProtoMessage() {}
+
+func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTenantRequest.ProtoReflect.Descriptor instead.
+func (*GetTenantRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *GetTenantRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ListTenantsRequest is the input of ListTenants.
+type ListTenantsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Maximum tenants to return: 0 means 50, values above 1000 are treated
+	// as 1000, negative values are rejected.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of a previous call with the same show_deleted.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Include soft-deleted tenants.
+	ShowDeleted   bool `protobuf:"varint,3,opt,name=show_deleted,json=showDeleted,proto3" json:"show_deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTenantsRequest) Reset() {
+	*x = ListTenantsRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTenantsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTenantsRequest) ProtoMessage() {}
+
+func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTenantsRequest.ProtoReflect.Descriptor instead.
+func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListTenantsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTenantsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListTenantsRequest) GetShowDeleted() bool {
+	if x != nil {
+		return x.ShowDeleted
+	}
+	return false
+}
+
+// ListTenantsResponse is the output of ListTenants.
+type ListTenantsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The page of tenants, by id.
+	Tenants []*Tenant `protobuf:"bytes,1,rep,name=tenants,proto3" json:"tenants,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTenantsResponse) Reset() {
+	*x = ListTenantsResponse{}
+	mi := &file_users_v2_users_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTenantsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTenantsResponse) ProtoMessage() {}
+
+func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTenantsResponse.ProtoReflect.Descriptor instead.
+func (*ListTenantsResponse) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListTenantsResponse) GetTenants() []*Tenant {
+	if x != nil {
+		return x.Tenants
+	}
+	return nil
+}
+
+func (x *ListTenantsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// UpdateTenantRequest is the input of UpdateTenant.
+type UpdateTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant with its name and the new values of the fields to change.
+	// Its etag, when set, must match the stored tenant.
+	Tenant *Tenant `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Fields to change: display_name, settings (both limits),
+	// settings.max_users, settings.requests_per_second. When empty, every
+	// field set in tenant is changed. Over HTTP the gateway fills it from the
+	// fields in the body.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTenantRequest) Reset() {
+	*x = UpdateTenantRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTenantRequest) ProtoMessage() {}
+
+func (x *UpdateTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTenantRequest.ProtoReflect.Descriptor instead.
+func (*UpdateTenantRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *UpdateTenantRequest) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+func (x *UpdateTenantRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// DeleteTenantRequest is the input of DeleteTenant.
+type DeleteTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant's name, "tenants/{id}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// When set, the tenant's current etag.
+	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTenantRequest) Reset() {
+	*x = DeleteTenantRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTenantRequest) ProtoMessage() {}
+
+func (x *DeleteTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTenantRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTenantRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *DeleteTenantRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeleteTenantRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+// UndeleteTenantRequest is the input of UndeleteTenant.
+type UndeleteTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant's name, "tenants/{id}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// When set, the tenant's current etag.
+	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndeleteTenantRequest) Reset() {
+	*x = UndeleteTenantRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndeleteTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndeleteTenantRequest) ProtoMessage() {}
+
+func (x *UndeleteTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndeleteTenantRequest.ProtoReflect.Descriptor instead.
+func (*UndeleteTenantRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *UndeleteTenantRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UndeleteTenantRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
 var File_users_v2_users_proto protoreflect.FileDescriptor
 
 const file_users_v2_users_proto_rawDesc = "" +
@@ -2221,7 +2834,49 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\asuccess\x18\x06 \x01(\bR\asuccess\x12\x14\n" +
 	"\x05error\x18\a \x01(\tR\x05error\x12;\n" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime2\xae\r\n" +
+	"createTime\"\xfb\x03\n" +
+	"\x06Tenant\x12D\n" +
+	"\x04name\x18\x01 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x04name\x12.\n" +
+	"\fdisplay_name\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\x18\xc8\x01R\vdisplayName\x12,\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x16.users.v2.Tenant.StateR\x05state\x124\n" +
+	"\bsettings\x18\x04 \x01(\v2\x18.users.v2.TenantSettingsR\bsettings\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12;\n" +
+	"\vdelete_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"deleteTime\x12\x1b\n" +
+	"\x04etag\x18\b \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"C\n" +
+	"\x05State\x12\x15\n" +
+	"\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fSTATE_ACTIVE\x10\x01\x12\x11\n" +
+	"\rSTATE_DELETED\x10\x02\"\x7f\n" +
+	"\x0eTenantSettings\x12$\n" +
+	"\tmax_users\x18\x01 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bmaxUsers\x12G\n" +
+	"\x13requests_per_second\x18\x02 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x80\x84.A)\x00\x00\x00\x00\x00\x00\x00\x00R\x11requestsPerSecond\"\x8b\x01\n" +
+	"\x13CreateTenantRequest\x120\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x10.users.v2.TenantB\x06\xbaH\x03\xc8\x01\x01R\x06tenant\x12B\n" +
+	"\ttenant_id\x18\x02 \x01(\tB%\xbaH\"r 2\x1e^[a-z][a-z0-9-]{1,61}[a-z0-9]$R\btenantId\"U\n" +
+	"\x10GetTenantRequest\x12A\n" +
+	"\x04name\x18\x01 \x01(\tB-\xbaH*r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x04name\"}\n" +
+	"\x12ListTenantsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12!\n" +
+	"\fshow_deleted\x18\x03 \x01(\bR\vshowDeleted\"i\n" +
+	"\x13ListTenantsResponse\x12*\n" +
+	"\atenants\x18\x01 \x03(\v2\x10.users.v2.TenantR\atenants\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x84\x01\n" +
+	"\x13UpdateTenantRequest\x120\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x10.users.v2.TenantB\x06\xbaH\x03\xc8\x01\x01R\x06tenant\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"u\n" +
+	"\x13DeleteTenantRequest\x12A\n" +
+	"\x04name\x18\x01 \x01(\tB-\xbaH*r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x04name\x12\x1b\n" +
+	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"w\n" +
+	"\x15UndeleteTenantRequest\x12A\n" +
+	"\x04name\x18\x01 \x01(\tB-\xbaH*r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x04name\x12\x1b\n" +
+	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag2\xae\r\n" +
 	"\vUserService\x12R\n" +
 	"\n" +
 	"CreateUser\x12\x1b.users.v2.CreateUserRequest\x1a\x0e.users.v2.User\"\x17\x82\xd3\xe4\x93\x02\x11:\x04user\"\t/v2/users\x12O\n" +
@@ -2243,7 +2898,14 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\fListWebhooks\x12\x1d.users.v2.ListWebhooksRequest\x1a\x1e.users.v2.ListWebhooksResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v2/webhooks\x12r\n" +
 	"\rUpdateWebhook\x12\x1e.users.v2.UpdateWebhookRequest\x1a\x11.users.v2.Webhook\".\x82\xd3\xe4\x93\x02(:\awebhook2\x1d/v2/{webhook.name=webhooks/*}\x12f\n" +
 	"\rDeleteWebhook\x12\x1e.users.v2.DeleteWebhookRequest\x1a\x16.google.protobuf.Empty\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v2/{name=webhooks/*}\x12\x94\x01\n" +
-	"\x15ListWebhookDeliveries\x12&.users.v2.ListWebhookDeliveriesRequest\x1a'.users.v2.ListWebhookDeliveriesResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v2/{parent=webhooks/*}/deliveriesB/Z-github.com/usersd/usersd/api/users/v2;usersv2b\x06proto3"
+	"\x15ListWebhookDeliveries\x12&.users.v2.ListWebhookDeliveriesRequest\x1a'.users.v2.ListWebhookDeliveriesResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v2/{parent=webhooks/*}/deliveries2\xe3\x04\n" +
+	"\rTenantService\x12\\\n" +
+	"\fCreateTenant\x12\x1d.users.v2.CreateTenantRequest\x1a\x10.users.v2.Tenant\"\x1b\x82\xd3\xe4\x93\x02\x15:\x06tenant\"\v/v2/tenants\x12W\n" +
+	"\tGetTenant\x12\x1a.users.v2.GetTenantRequest\x1a\x10.users.v2.Tenant\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v2/{name=tenants/*}\x12_\n" +
+	"\vListTenants\x12\x1c.users.v2.ListTenantsRequest\x1a\x1d.users.v2.ListTenantsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v2/tenants\x12l\n" +
+	"\fUpdateTenant\x12\x1d.users.v2.UpdateTenantRequest\x1a\x10.users.v2.Tenant\"+\x82\xd3\xe4\x93\x02%:\x06tenant2\x1b/v2/{tenant.name=tenants/*}\x12]\n" +
+	"\fDeleteTenant\x12\x1d.users.v2.DeleteTenantRequest\x1a\x10.users.v2.Tenant\"\x1c\x82\xd3\xe4\x93\x02\x16*\x14/v2/{name=tenants/*}\x12m\n" +
+	"\x0eUndeleteTenant\x12\x1f.users.v2.UndeleteTenantRequest\x1a\x10.users.v2.Tenant\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v2/{name=tenants/*}:undeleteB/Z-github.com/usersd/usersd/api/users/v2;usersv2b\x06proto3"
 
 var (
 	file_users_v2_users_proto_rawDescOnce sync.Once
@@ -2257,120 +2919,151 @@ func file_users_v2_users_proto_rawDescGZIP() []byte {
 	return file_users_v2_users_proto_rawDescData
 }
 
-var file_users_v2_users_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_users_v2_users_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_users_v2_users_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_users_v2_users_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_users_v2_users_proto_goTypes = []any{
 	(User_State)(0),                       // 0: users.v2.User.State
-	(*User)(nil),                          // 1: users.v2.User
-	(*CreateUserRequest)(nil),             // 2: users.v2.CreateUserRequest
-	(*GetUserRequest)(nil),                // 3: users.v2.GetUserRequest
-	(*ListUsersRequest)(nil),              // 4: users.v2.ListUsersRequest
-	(*ListUsersResponse)(nil),             // 5: users.v2.ListUsersResponse
-	(*UpdateUserRequest)(nil),             // 6: users.v2.UpdateUserRequest
-	(*DeleteUserRequest)(nil),             // 7: users.v2.DeleteUserRequest
-	(*UndeleteUserRequest)(nil),           // 8: users.v2.UndeleteUserRequest
-	(*BatchGetUsersRequest)(nil),          // 9: users.v2.BatchGetUsersRequest
-	(*BatchGetUsersResponse)(nil),         // 10: users.v2.BatchGetUsersResponse
-	(*ImportUsersRequest)(nil),            // 11: users.v2.ImportUsersRequest
-	(*GetOperationRequest)(nil),           // 12: users.v2.GetOperationRequest
-	(*Operation)(nil),                     // 13: users.v2.Operation
-	(*ImportUsersMetadata)(nil),           // 14: users.v2.ImportUsersMetadata
-	(*ImportUsersResponse)(nil),           // 15: users.v2.ImportUsersResponse
-	(*ImportFailure)(nil),                 // 16: users.v2.ImportFailure
-	(*ListUserEventsRequest)(nil),         // 17: users.v2.ListUserEventsRequest
-	(*ListUserEventsResponse)(nil),        // 18: users.v2.ListUserEventsResponse
-	(*WatchUserEventsRequest)(nil),        // 19: users.v2.WatchUserEventsRequest
-	(*UserEvent)(nil),                     // 20: users.v2.UserEvent
-	(*Webhook)(nil),                       // 21: users.v2.Webhook
-	(*WebhookBacklog)(nil),                // 22: users.v2.WebhookBacklog
-	(*CreateWebhookRequest)(nil),          // 23: users.v2.CreateWebhookRequest
-	(*GetWebhookRequest)(nil),             // 24: users.v2.GetWebhookRequest
-	(*ListWebhooksRequest)(nil),           // 25: users.v2.ListWebhooksRequest
-	(*ListWebhooksResponse)(nil),          // 26: users.v2.ListWebhooksResponse
-	(*UpdateWebhookRequest)(nil),          // 27: users.v2.UpdateWebhookRequest
-	(*DeleteWebhookRequest)(nil),          // 28: users.v2.DeleteWebhookRequest
-	(*ListWebhookDeliveriesRequest)(nil),  // 29: users.v2.ListWebhookDeliveriesRequest
-	(*ListWebhookDeliveriesResponse)(nil), // 30: users.v2.ListWebhookDeliveriesResponse
-	(*WebhookDelivery)(nil),               // 31: users.v2.WebhookDelivery
-	nil,                                   // 32: users.v2.User.LabelsEntry
-	(*timestamppb.Timestamp)(nil),         // 33: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),         // 34: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),           // 35: google.protobuf.Duration
-	(*emptypb.Empty)(nil),                 // 36: google.protobuf.Empty
+	(Tenant_State)(0),                     // 1: users.v2.Tenant.State
+	(*User)(nil),                          // 2: users.v2.User
+	(*CreateUserRequest)(nil),             // 3: users.v2.CreateUserRequest
+	(*GetUserRequest)(nil),                // 4: users.v2.GetUserRequest
+	(*ListUsersRequest)(nil),              // 5: users.v2.ListUsersRequest
+	(*ListUsersResponse)(nil),             // 6: users.v2.ListUsersResponse
+	(*UpdateUserRequest)(nil),             // 7: users.v2.UpdateUserRequest
+	(*DeleteUserRequest)(nil),             // 8: users.v2.DeleteUserRequest
+	(*UndeleteUserRequest)(nil),           // 9: users.v2.UndeleteUserRequest
+	(*BatchGetUsersRequest)(nil),          // 10: users.v2.BatchGetUsersRequest
+	(*BatchGetUsersResponse)(nil),         // 11: users.v2.BatchGetUsersResponse
+	(*ImportUsersRequest)(nil),            // 12: users.v2.ImportUsersRequest
+	(*GetOperationRequest)(nil),           // 13: users.v2.GetOperationRequest
+	(*Operation)(nil),                     // 14: users.v2.Operation
+	(*ImportUsersMetadata)(nil),           // 15: users.v2.ImportUsersMetadata
+	(*ImportUsersResponse)(nil),           // 16: users.v2.ImportUsersResponse
+	(*ImportFailure)(nil),                 // 17: users.v2.ImportFailure
+	(*ListUserEventsRequest)(nil),         // 18: users.v2.ListUserEventsRequest
+	(*ListUserEventsResponse)(nil),        // 19: users.v2.ListUserEventsResponse
+	(*WatchUserEventsRequest)(nil),        // 20: users.v2.WatchUserEventsRequest
+	(*UserEvent)(nil),                     // 21: users.v2.UserEvent
+	(*Webhook)(nil),                       // 22: users.v2.Webhook
+	(*WebhookBacklog)(nil),                // 23: users.v2.WebhookBacklog
+	(*CreateWebhookRequest)(nil),          // 24: users.v2.CreateWebhookRequest
+	(*GetWebhookRequest)(nil),             // 25: users.v2.GetWebhookRequest
+	(*ListWebhooksRequest)(nil),           // 26: users.v2.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),          // 27: users.v2.ListWebhooksResponse
+	(*UpdateWebhookRequest)(nil),          // 28: users.v2.UpdateWebhookRequest
+	(*DeleteWebhookRequest)(nil),          // 29: users.v2.DeleteWebhookRequest
+	(*ListWebhookDeliveriesRequest)(nil),  // 30: users.v2.ListWebhookDeliveriesRequest
+	(*ListWebhookDeliveriesResponse)(nil), // 31: users.v2.ListWebhookDeliveriesResponse
+	(*WebhookDelivery)(nil),               // 32: users.v2.WebhookDelivery
+	(*Tenant)(nil),                        // 33: users.v2.Tenant
+	(*TenantSettings)(nil),                // 34: users.v2.TenantSettings
+	(*CreateTenantRequest)(nil),           // 35: users.v2.CreateTenantRequest
+	(*GetTenantRequest)(nil),              // 36: users.v2.GetTenantRequest
+	(*ListTenantsRequest)(nil),            // 37: users.v2.ListTenantsRequest
+	(*ListTenantsResponse)(nil),           // 38: users.v2.ListTenantsResponse
+	(*UpdateTenantRequest)(nil),           // 39: users.v2.UpdateTenantRequest
+	(*DeleteTenantRequest)(nil),           // 40: users.v2.DeleteTenantRequest
+	(*UndeleteTenantRequest)(nil),         // 41: users.v2.UndeleteTenantRequest
+	nil,                                   // 42: users.v2.User.LabelsEntry
+	(*timestamppb.Timestamp)(nil),         // 43: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),         // 44: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),           // 45: google.protobuf.Duration
+	(*emptypb.Empty)(nil),                 // 46: google.protobuf.Empty
 }
 var file_users_v2_users_proto_depIdxs = []int32{
 	0,  // 0: users.v2.User.state:type_name -> users.v2.User.State
-	32, // 1: users.v2.User.labels:type_name -> users.v2.User.LabelsEntry
-	33, // 2: users.v2.User.create_time:type_name -> google.protobuf.Timestamp
-	33, // 3: users.v2.User.update_time:type_name -> google.protobuf.Timestamp
-	33, // 4: users.v2.User.delete_time:type_name -> google.protobuf.Timestamp
-	1,  // 5: users.v2.CreateUserRequest.user:type_name -> users.v2.User
-	1,  // 6: users.v2.ListUsersResponse.users:type_name -> users.v2.User
-	1,  // 7: users.v2.UpdateUserRequest.user:type_name -> users.v2.User
-	34, // 8: users.v2.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 9: users.v2.BatchGetUsersResponse.users:type_name -> users.v2.User
-	1,  // 10: users.v2.ImportUsersRequest.users:type_name -> users.v2.User
-	14, // 11: users.v2.Operation.metadata:type_name -> users.v2.ImportUsersMetadata
-	15, // 12: users.v2.Operation.response:type_name -> users.v2.ImportUsersResponse
-	33, // 13: users.v2.ImportUsersMetadata.create_time:type_name -> google.protobuf.Timestamp
-	33, // 14: users.v2.ImportUsersMetadata.update_time:type_name -> google.protobuf.Timestamp
-	16, // 15: users.v2.ImportUsersResponse.failures:type_name -> users.v2.ImportFailure
-	20, // 16: users.v2.ListUserEventsResponse.events:type_name -> users.v2.UserEvent
-	1,  // 17: users.v2.UserEvent.snapshot:type_name -> users.v2.User
-	33, // 18: users.v2.UserEvent.create_time:type_name -> google.protobuf.Timestamp
-	33, // 19: users.v2.Webhook.create_time:type_name -> google.protobuf.Timestamp
-	33, // 20: users.v2.Webhook.update_time:type_name -> google.protobuf.Timestamp
-	22, // 21: users.v2.Webhook.backlog:type_name -> users.v2.WebhookBacklog
-	33, // 22: users.v2.Webhook.last_success_time:type_name -> google.protobuf.Timestamp
-	33, // 23: users.v2.Webhook.last_failure_time:type_name -> google.protobuf.Timestamp
-	33, // 24: users.v2.WebhookBacklog.oldest_event_time:type_name -> google.protobuf.Timestamp
-	35, // 25: users.v2.WebhookBacklog.age:type_name -> google.protobuf.Duration
-	21, // 26: users.v2.CreateWebhookRequest.webhook:type_name -> users.v2.Webhook
-	21, // 27: users.v2.ListWebhooksResponse.webhooks:type_name -> users.v2.Webhook
-	21, // 28: users.v2.UpdateWebhookRequest.webhook:type_name -> users.v2.Webhook
-	34, // 29: users.v2.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
-	31, // 30: users.v2.ListWebhookDeliveriesResponse.deliveries:type_name -> users.v2.WebhookDelivery
-	35, // 31: users.v2.WebhookDelivery.latency:type_name -> google.protobuf.Duration
-	33, // 32: users.v2.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
-	2,  // 33: users.v2.UserService.CreateUser:input_type -> users.v2.CreateUserRequest
-	3,  // 34: users.v2.UserService.GetUser:input_type -> users.v2.GetUserRequest
-	4,  // 35: users.v2.UserService.ListUsers:input_type -> users.v2.ListUsersRequest
-	6,  // 36: users.v2.UserService.UpdateUser:input_type -> users.v2.UpdateUserRequest
-	7,  // 37: users.v2.UserService.DeleteUser:input_type -> users.v2.DeleteUserRequest
-	8,  // 38: users.v2.UserService.UndeleteUser:input_type -> users.v2.UndeleteUserRequest
-	9,  // 39: users.v2.UserService.BatchGetUsers:input_type -> users.v2.BatchGetUsersRequest
-	11, // 40: users.v2.UserService.ImportUsers:input_type -> users.v2.ImportUsersRequest
-	12, // 41: users.v2.UserService.GetOperation:input_type -> users.v2.GetOperationRequest
-	17, // 42: users.v2.UserService.ListUserEvents:input_type -> users.v2.ListUserEventsRequest
-	19, // 43: users.v2.UserService.WatchUserEvents:input_type -> users.v2.WatchUserEventsRequest
-	23, // 44: users.v2.UserService.CreateWebhook:input_type -> users.v2.CreateWebhookRequest
-	24, // 45: users.v2.UserService.GetWebhook:input_type -> users.v2.GetWebhookRequest
-	25, // 46: users.v2.UserService.ListWebhooks:input_type -> users.v2.ListWebhooksRequest
-	27, // 47: users.v2.UserService.UpdateWebhook:input_type -> users.v2.UpdateWebhookRequest
-	28, // 48: users.v2.UserService.DeleteWebhook:input_type -> users.v2.DeleteWebhookRequest
-	29, // 49: users.v2.UserService.ListWebhookDeliveries:input_type -> users.v2.ListWebhookDeliveriesRequest
-	1,  // 50: users.v2.UserService.CreateUser:output_type -> users.v2.User
-	1,  // 51: users.v2.UserService.GetUser:output_type -> users.v2.User
-	5,  // 52: users.v2.UserService.ListUsers:output_type -> users.v2.ListUsersResponse
-	1,  // 53: users.v2.UserService.UpdateUser:output_type -> users.v2.User
-	1,  // 54: users.v2.UserService.DeleteUser:output_type -> users.v2.User
-	1,  // 55: users.v2.UserService.UndeleteUser:output_type -> users.v2.User
-	10, // 56: users.v2.UserService.BatchGetUsers:output_type -> users.v2.BatchGetUsersResponse
-	13, // 57: users.v2.UserService.ImportUsers:output_type -> users.v2.Operation
-	13, // 58: users.v2.UserService.GetOperation:output_type -> users.v2.Operation
-	18, // 59: users.v2.UserService.ListUserEvents:output_type -> users.v2.ListUserEventsResponse
-	20, // 60: users.v2.UserService.WatchUserEvents:output_type -> users.v2.UserEvent
-	21, // 61: users.v2.UserService.CreateWebhook:output_type -> users.v2.Webhook
-	21, // 62: users.v2.UserService.GetWebhook:output_type -> users.v2.Webhook
-	26, // 63: users.v2.UserService.ListWebhooks:output_type -> users.v2.ListWebhooksResponse
-	21, // 64: users.v2.UserService.UpdateWebhook:output_type -> users.v2.Webhook
-	36, // 65: users.v2.UserService.DeleteWebhook:output_type -> google.protobuf.Empty
-	30, // 66: users.v2.UserService.ListWebhookDeliveries:output_type -> users.v2.ListWebhookDeliveriesResponse
-	50, // [50:67] is the sub-list for method output_type
-	33, // [33:50] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	42, // 1: users.v2.User.labels:type_name -> users.v2.User.LabelsEntry
+	43, // 2: users.v2.User.create_time:type_name -> google.protobuf.Timestamp
+	43, // 3: users.v2.User.update_time:type_name -> google.protobuf.Timestamp
+	43, // 4: users.v2.User.delete_time:type_name -> google.protobuf.Timestamp
+	2,  // 5: users.v2.CreateUserRequest.user:type_name -> users.v2.User
+	2,  // 6: users.v2.ListUsersResponse.users:type_name -> users.v2.User
+	2,  // 7: users.v2.UpdateUserRequest.user:type_name -> users.v2.User
+	44, // 8: users.v2.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 9: users.v2.BatchGetUsersResponse.users:type_name -> users.v2.User
+	2,  // 10: users.v2.ImportUsersRequest.users:type_name -> users.v2.User
+	15, // 11: users.v2.Operation.metadata:type_name -> users.v2.ImportUsersMetadata
+	16, // 12: users.v2.Operation.response:type_name -> users.v2.ImportUsersResponse
+	43, // 13: users.v2.ImportUsersMetadata.create_time:type_name -> google.protobuf.Timestamp
+	43, // 14: users.v2.ImportUsersMetadata.update_time:type_name -> google.protobuf.Timestamp
+	17, // 15: users.v2.ImportUsersResponse.failures:type_name -> users.v2.ImportFailure
+	21, // 16: users.v2.ListUserEventsResponse.events:type_name -> users.v2.UserEvent
+	2,  // 17: users.v2.UserEvent.snapshot:type_name -> users.v2.User
+	43, // 18: users.v2.UserEvent.create_time:type_name -> google.protobuf.Timestamp
+	43, // 19: users.v2.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	43, // 20: users.v2.Webhook.update_time:type_name -> google.protobuf.Timestamp
+	23, // 21: users.v2.Webhook.backlog:type_name -> users.v2.WebhookBacklog
+	43, // 22: users.v2.Webhook.last_success_time:type_name -> google.protobuf.Timestamp
+	43, // 23: users.v2.Webhook.last_failure_time:type_name -> google.protobuf.Timestamp
+	43, // 24: users.v2.WebhookBacklog.oldest_event_time:type_name -> google.protobuf.Timestamp
+	45, // 25: users.v2.WebhookBacklog.age:type_name -> google.protobuf.Duration
+	22, // 26: users.v2.CreateWebhookRequest.webhook:type_name -> users.v2.Webhook
+	22, // 27: users.v2.ListWebhooksResponse.webhooks:type_name -> users.v2.Webhook
+	22, // 28: users.v2.UpdateWebhookRequest.webhook:type_name -> users.v2.Webhook
+	44, // 29: users.v2.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
+	32, // 30: users.v2.ListWebhookDeliveriesResponse.deliveries:type_name -> users.v2.WebhookDelivery
+	45, // 31: users.v2.WebhookDelivery.latency:type_name -> google.protobuf.Duration
+	43, // 32: users.v2.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	1,  // 33: users.v2.Tenant.state:type_name -> users.v2.Tenant.State
+	34, // 34: users.v2.Tenant.settings:type_name -> users.v2.TenantSettings
+	43, // 35: users.v2.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	43, // 36: users.v2.Tenant.update_time:type_name -> google.protobuf.Timestamp
+	43, // 37: users.v2.Tenant.delete_time:type_name -> google.protobuf.Timestamp
+	33, // 38: users.v2.CreateTenantRequest.tenant:type_name -> users.v2.Tenant
+	33, // 39: users.v2.ListTenantsResponse.tenants:type_name -> users.v2.Tenant
+	33, // 40: users.v2.UpdateTenantRequest.tenant:type_name -> users.v2.Tenant
+	44, // 41: users.v2.UpdateTenantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 42: users.v2.UserService.CreateUser:input_type -> users.v2.CreateUserRequest
+	4,  // 43: users.v2.UserService.GetUser:input_type -> users.v2.GetUserRequest
+	5,  // 44: users.v2.UserService.ListUsers:input_type -> users.v2.ListUsersRequest
+	7,  // 45: users.v2.UserService.UpdateUser:input_type -> users.v2.UpdateUserRequest
+	8,  // 46: users.v2.UserService.DeleteUser:input_type -> users.v2.DeleteUserRequest
+	9,  // 47: users.v2.UserService.UndeleteUser:input_type -> users.v2.UndeleteUserRequest
+	10, // 48: users.v2.UserService.BatchGetUsers:input_type -> users.v2.BatchGetUsersRequest
+	12, // 49: users.v2.UserService.ImportUsers:input_type -> users.v2.ImportUsersRequest
+	13, // 50: users.v2.UserService.GetOperation:input_type -> users.v2.GetOperationRequest
+	18, // 51: users.v2.UserService.ListUserEvents:input_type -> users.v2.ListUserEventsRequest
+	20, // 52: users.v2.UserService.WatchUserEvents:input_type -> users.v2.WatchUserEventsRequest
+	24, // 53: users.v2.UserService.CreateWebhook:input_type -> users.v2.CreateWebhookRequest
+	25, // 54: users.v2.UserService.GetWebhook:input_type -> users.v2.GetWebhookRequest
+	26, // 55: users.v2.UserService.ListWebhooks:input_type -> users.v2.ListWebhooksRequest
+	28, // 56: users.v2.UserService.UpdateWebhook:input_type -> users.v2.UpdateWebhookRequest
+	29, // 57: users.v2.UserService.DeleteWebhook:input_type -> users.v2.DeleteWebhookRequest
+	30, // 58: users.v2.UserService.ListWebhookDeliveries:input_type -> users.v2.ListWebhookDeliveriesRequest
+	35, // 59: users.v2.TenantService.CreateTenant:input_type -> users.v2.CreateTenantRequest
+	36, // 60: users.v2.TenantService.GetTenant:input_type -> users.v2.GetTenantRequest
+	37, // 61: users.v2.TenantService.ListTenants:input_type -> users.v2.ListTenantsRequest
+	39, // 62: users.v2.TenantService.UpdateTenant:input_type -> users.v2.UpdateTenantRequest
+	40, // 63: users.v2.TenantService.DeleteTenant:input_type -> users.v2.DeleteTenantRequest
+	41, // 64: users.v2.TenantService.UndeleteTenant:input_type -> users.v2.UndeleteTenantRequest
+	2,  // 65: users.v2.UserService.CreateUser:output_type -> users.v2.User
+	2,  // 66: users.v2.UserService.GetUser:output_type -> users.v2.User
+	6,  // 67: users.v2.UserService.ListUsers:output_type -> users.v2.ListUsersResponse
+	2,  // 68: users.v2.UserService.UpdateUser:output_type -> users.v2.User
+	2,  // 69: users.v2.UserService.DeleteUser:output_type -> users.v2.User
+	2,  // 70: users.v2.UserService.UndeleteUser:output_type -> users.v2.User
+	11, // 71: users.v2.UserService.BatchGetUsers:output_type -> users.v2.BatchGetUsersResponse
+	14, // 72: users.v2.UserService.ImportUsers:output_type -> users.v2.Operation
+	14, // 73: users.v2.UserService.GetOperation:output_type -> users.v2.Operation
+	19, // 74: users.v2.UserService.ListUserEvents:output_type -> users.v2.ListUserEventsResponse
+	21, // 75: users.v2.UserService.WatchUserEvents:output_type -> users.v2.UserEvent
+	22, // 76: users.v2.UserService.CreateWebhook:output_type -> users.v2.Webhook
+	22, // 77: users.v2.UserService.GetWebhook:output_type -> users.v2.Webhook
+	27, // 78: users.v2.UserService.ListWebhooks:output_type -> users.v2.ListWebhooksResponse
+	22, // 79: users.v2.UserService.UpdateWebhook:output_type -> users.v2.Webhook
+	46, // 80: users.v2.UserService.DeleteWebhook:output_type -> google.protobuf.Empty
+	31, // 81: users.v2.UserService.ListWebhookDeliveries:output_type -> users.v2.ListWebhookDeliveriesResponse
+	33, // 82: users.v2.TenantService.CreateTenant:output_type -> users.v2.Tenant
+	33, // 83: users.v2.TenantService.GetTenant:output_type -> users.v2.Tenant
+	38, // 84: users.v2.TenantService.ListTenants:output_type -> users.v2.ListTenantsResponse
+	33, // 85: users.v2.TenantService.UpdateTenant:output_type -> users.v2.Tenant
+	33, // 86: users.v2.TenantService.DeleteTenant:output_type -> users.v2.Tenant
+	33, // 87: users.v2.TenantService.UndeleteTenant:output_type -> users.v2.Tenant
+	65, // [65:88] is the sub-list for method output_type
+	42, // [42:65] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_users_v2_users_proto_init() }
@@ -2383,10 +3076,10 @@ func file_users_v2_users_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_users_v2_users_proto_rawDesc), len(file_users_v2_users_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   32,
+			NumEnums:      2,
+			NumMessages:   41,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_users_v2_users_proto_goTypes,
 		DependencyIndexes: file_users_v2_users_proto_depIdxs,

@@ -24,6 +24,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2/tenants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** ListTenants returns tenants a page at a time, by id. */
+        get: operations["ListTenants"];
+        put?: never;
+        /**
+         * CreateTenant creates a tenant with the id in tenant_id. Over HTTP it is
+         *     answered with 201 Created and a Location header. A taken id, even of a
+         *     deleted tenant, is ALREADY_EXISTS.
+         */
+        post: operations["CreateTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GetTenant returns a tenant, deleted or not. */
+        get: operations["GetTenant"];
+        put?: never;
+        post?: never;
+        /**
+         * DeleteTenant soft-deletes a tenant (AIP-164) and returns it. The
+         *     default tenant cannot be deleted (FAILED_PRECONDITION).
+         */
+        delete: operations["DeleteTenant"];
+        options?: never;
+        head?: never;
+        /**
+         * UpdateTenant changes the fields named in update_mask. When etag (or the
+         *     If-Match header) is set and does not match, it fails with ABORTED. A
+         *     deleted tenant cannot be changed (FAILED_PRECONDITION).
+         */
+        patch: operations["UpdateTenant"];
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}:undelete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * UndeleteTenant restores a soft-deleted tenant to ACTIVE; it fails with
+         *     FAILED_PRECONDITION when the tenant is not deleted.
+         */
+        post: operations["UndeleteTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v2/userEvents": {
         parameters: {
             query?: never;
@@ -329,6 +397,13 @@ export interface components {
              */
             failures?: components["schemas"]["ImportFailure"][];
         };
+        /** @description ListTenantsResponse is the output of ListTenants. */
+        ListTenantsResponse: {
+            /** @description Token for the next page; empty on the last page. */
+            nextPageToken?: string;
+            /** @description The page of tenants, by id. */
+            tenants?: components["schemas"]["Tenant"][];
+        };
         /** @description ListUserEventsResponse is the output of ListUserEvents. */
         ListUserEventsResponse: {
             /** @description The page of events, in feed order. */
@@ -374,22 +449,71 @@ export interface components {
             name?: string;
             response?: components["schemas"]["ImportUsersResponse"] | null;
         };
-        /**
-         * @description State is where a user is in its lifecycle.
-         *
-         *      - STATE_UNSPECIFIED: STATE_UNSPECIFIED is never stored; on create it means ACTIVE.
-         *      - STATE_ACTIVE: STATE_ACTIVE users can be used normally.
-         *      - STATE_SUSPENDED: STATE_SUSPENDED users are kept but disabled.
-         *      - STATE_DELETED: STATE_DELETED users are soft-deleted; only DeleteUser sets it.
-         * @default STATE_UNSPECIFIED
-         * @enum {string}
-         */
-        State: "STATE_UNSPECIFIED" | "STATE_ACTIVE" | "STATE_SUSPENDED" | "STATE_DELETED";
         Status: {
             /** Format: int32 */
             code?: number;
             details?: components["schemas"]["Any"][];
             message?: string;
+        };
+        /** @description Tenant is a namespace of users, kept apart from every other tenant's. */
+        Tenant: {
+            /**
+             * Format: date-time
+             * @description Output only. When the tenant was created.
+             */
+            readonly createTime?: string | null;
+            /**
+             * Format: date-time
+             * @description Output only. When the tenant was soft-deleted; unset unless DELETED.
+             */
+            readonly deleteTime?: string | null;
+            /** @description Name to show, 1 to 200 characters. Required on create. */
+            displayName?: string;
+            /** @description Opaque version of the tenant, changed by every update (AIP-154). */
+            etag?: string;
+            /**
+             * @description The resource name, "tenants/{id}" (AIP-122): the id is 3 to 63
+             *     lower-case letters, digits and hyphens, starting with a letter and not
+             *     ending with a hyphen. Output only on create (the id is tenant_id);
+             *     identifies the tenant on update.
+             */
+            name?: string;
+            settings?: components["schemas"]["TenantSettings"] | null;
+            state?: components["schemas"]["Tenant.State"];
+            /**
+             * Format: date-time
+             * @description Output only. When the tenant was last changed.
+             */
+            readonly updateTime?: string | null;
+        };
+        /**
+         * @description State is where a tenant is in its lifecycle.
+         *
+         *      - STATE_UNSPECIFIED: STATE_UNSPECIFIED is never stored.
+         *      - STATE_ACTIVE: STATE_ACTIVE tenants are in use.
+         *      - STATE_DELETED: STATE_DELETED tenants are soft-deleted; only DeleteTenant sets it.
+         * @default STATE_UNSPECIFIED
+         * @enum {string}
+         */
+        "Tenant.State": "STATE_UNSPECIFIED" | "STATE_ACTIVE" | "STATE_DELETED";
+        /** @description TenantSettings are a tenant's limits; 0 means no limit. */
+        TenantSettings: {
+            /**
+             * Format: int32
+             * @description How many users that are not deleted the tenant may have.
+             */
+            maxUsers?: number;
+            /**
+             * Format: double
+             * @description Requests per second of all the tenant's callers together, on one
+             *     replica, on top of each caller's own limit.
+             */
+            requestsPerSecond?: number;
+        };
+        /** @description UndeleteTenantRequest is the input of UndeleteTenant. */
+        UndeleteTenantBody: {
+            /** @description When set, the tenant's current etag. */
+            etag?: string;
         };
         /** @description UndeleteUserRequest is the input of UndeleteUser. */
         UndeleteUserBody: {
@@ -430,13 +554,24 @@ export interface components {
              *     UUIDv7. Output only on create; identifies the user on update.
              */
             name?: string;
-            state?: components["schemas"]["State"];
+            state?: components["schemas"]["User.State"];
             /**
              * Format: date-time
              * @description Output only. When the user was last changed.
              */
             readonly updateTime?: string | null;
         };
+        /**
+         * @description State is where a user is in its lifecycle.
+         *
+         *      - STATE_UNSPECIFIED: STATE_UNSPECIFIED is never stored; on create it means ACTIVE.
+         *      - STATE_ACTIVE: STATE_ACTIVE users can be used normally.
+         *      - STATE_SUSPENDED: STATE_SUSPENDED users are kept but disabled.
+         *      - STATE_DELETED: STATE_DELETED users are soft-deleted; only DeleteUser sets it.
+         * @default STATE_UNSPECIFIED
+         * @enum {string}
+         */
+        "User.State": "STATE_UNSPECIFIED" | "STATE_ACTIVE" | "STATE_SUSPENDED" | "STATE_DELETED";
         /**
          * @description UserEvent is one change to one user, recorded in the transaction that
          *     made it: it exists if and only if the change committed.
@@ -739,14 +874,14 @@ export interface components {
          */
         "Idempotency-Key": string;
         /**
-         * @description The etag the user must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+         * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
          * @example "07dff3d6975efa09"
          */
         "If-Match": string;
     };
     requestBodies: never;
     headers: {
-        /** @description The user's etag, quoted; send it back in If-Match to update or delete only that version. */
+        /** @description The resource's etag, quoted; send it back in If-Match to change only that version. */
         ETag: string;
         /** @description The path of the created resource, or of the operation to poll. */
         Location: string;
@@ -805,6 +940,340 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    ListTenants: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Maximum tenants to return: 0 means 50, values above 1000 are treated
+                 *     as 1000, negative values are rejected.
+                 */
+                pageSize?: number;
+                /** @description next_page_token of a previous call with the same show_deleted. */
+                pageToken?: string;
+                /** @description Include soft-deleted tenants. */
+                showDeleted?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListTenantsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    CreateTenant: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The id of the tenant, the last segment of its name: 3 to 63 lower-case
+                 *     letters, digits and hyphens, starting with a letter and not ending with
+                 *     a hyphen, e.g. "acme".
+                 */
+                tenantId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The tenant to create; name and output-only fields are ignored. */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "displayName": "Acme",
+                 *       "settings": {
+                 *         "maxUsers": 10000,
+                 *         "requestsPerSecond": 200
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Tenant"];
+            };
+        };
+        responses: {
+            /** @description Created: the Location header gives its path. */
+            201: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "createTime": "2026-12-07T02:08:44.508537Z",
+                     *       "deleteTime": null,
+                     *       "displayName": "Acme",
+                     *       "etag": "7415020e4feb53fd",
+                     *       "name": "tenants/acme",
+                     *       "settings": {
+                     *         "maxUsers": 10000,
+                     *         "requestsPerSecond": 200
+                     *       },
+                     *       "state": "STATE_ACTIVE",
+                     *       "updateTime": "2026-12-07T02:08:44.508537Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Tenant"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    GetTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tenant"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    DeleteTenant: {
+        parameters: {
+            query?: {
+                /** @description When set, the tenant's current etag. */
+                etag?: string;
+            };
+            header?: {
+                /**
+                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+                 * @example "07dff3d6975efa09"
+                 */
+                "If-Match"?: components["parameters"]["If-Match"];
+            };
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tenant"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    UpdateTenant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+                 * @example "07dff3d6975efa09"
+                 */
+                "If-Match"?: components["parameters"]["If-Match"];
+            };
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * @description The tenant with its name and the new values of the fields to change.
+         *     Its etag, when set, must match the stored tenant.
+         */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: date-time
+                     * @description Output only. When the tenant was created.
+                     */
+                    readonly createTime?: string;
+                    /**
+                     * Format: date-time
+                     * @description Output only. When the tenant was soft-deleted; unset unless DELETED.
+                     */
+                    readonly deleteTime?: string;
+                    /** @description Name to show, 1 to 200 characters. Required on create. */
+                    displayName?: string;
+                    /** @description Opaque version of the tenant, changed by every update (AIP-154). */
+                    etag?: string;
+                    settings?: components["schemas"]["TenantSettings"];
+                    state?: components["schemas"]["Tenant.State"];
+                    /**
+                     * Format: date-time
+                     * @description Output only. When the tenant was last changed.
+                     */
+                    readonly updateTime?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tenant"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    UndeleteTenant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+                 * @example "07dff3d6975efa09"
+                 */
+                "If-Match"?: components["parameters"]["If-Match"];
+            };
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UndeleteTenantBody"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tenant"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
             /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
@@ -1083,7 +1552,7 @@ export interface operations {
             };
             header?: {
                 /**
-                 * @description The etag the user must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
                  * @example "07dff3d6975efa09"
                  */
                 "If-Match"?: components["parameters"]["If-Match"];
@@ -1144,7 +1613,7 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description The etag the user must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
                  * @example "07dff3d6975efa09"
                  */
                 "If-Match"?: components["parameters"]["If-Match"];
@@ -1194,7 +1663,7 @@ export interface operations {
                     labels?: {
                         [key: string]: string;
                     };
-                    state?: components["schemas"]["State"];
+                    state?: components["schemas"]["User.State"];
                     /**
                      * Format: date-time
                      * @description Output only. When the user was last changed.
@@ -1251,7 +1720,13 @@ export interface operations {
     UndeleteUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+                 * @example "07dff3d6975efa09"
+                 */
+                "If-Match"?: components["parameters"]["If-Match"];
+            };
             path: {
                 /** @description The user's id: the last segment of its resource name, users/{user}. */
                 user: string;

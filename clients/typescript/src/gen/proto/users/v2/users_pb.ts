@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file users/v2/users.proto.
  */
 export const file_users_v2_users: GenFile = /*@__PURE__*/
-  fileDesc("ChR1c2Vycy92Mi91c2Vycy5wcm90bxIIdXNlcnMudjIi8QQKBFVzZXISawoEbmFtZRgBIAEoCUJdukha2AEBclUyU151c2Vycy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kEhwKBWVtYWlsGAIgASgJQg26SArYAQFyBRj+AWABEiEKDGRpc3BsYXlfbmFtZRgDIAEoCUILukgI2AEBcgMYyAESLQoFc3RhdGUYBCABKA4yFC51c2Vycy52Mi5Vc2VyLlN0YXRlQgi6SAWCAQIQARJZCgZsYWJlbHMYBSADKAsyGi51c2Vycy52Mi5Vc2VyLkxhYmVsc0VudHJ5Qi26SCqaAScQQCIcchoyGF5bYS16XVthLXowLTlfLi1dezAsNjJ9JCoFcgMY/wESLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtkZWxldGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoEZXRhZxgJIAEoCUIHukgEcgIYQBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEAoMU1RBVEVfQUNUSVZFEAESEwoPU1RBVEVfU1VTUEVOREVEEAISEQoNU1RBVEVfREVMRVRFRBADImcKEUNyZWF0ZVVzZXJSZXF1ZXN0EiQKBHVzZXIYASABKAsyDi51c2Vycy52Mi5Vc2VyQga6SAPIAQESLAoKcmVxdWVzdF9pZBgCIAEoCUIYukgV2AEBchAyDl5bIS1+XXsxLDEyOH0kInoKDkdldFVzZXJSZXF1ZXN0EmgKBG5hbWUYASABKAlCWrpIV3JVMlNedXNlcnMvWzAtOWEtZkEtRl17OH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17MTJ9JCKXAQoQTGlzdFVzZXJzUmVxdWVzdBIaCglwYWdlX3NpemUYASABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgSGAoGZmlsdGVyGAMgASgJQgi6SAVyAxiACBIZCghvcmRlcl9ieRgEIAEoCUIHukgEcgIYQBIUCgxzaG93X2RlbGV0ZWQYBSABKAgiSwoRTGlzdFVzZXJzUmVzcG9uc2USHQoFdXNlcnMYASADKAsyDi51c2Vycy52Mi5Vc2VyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJqChFVcGRhdGVVc2VyUmVxdWVzdBIkCgR1c2VyGAEgASgLMg4udXNlcnMudjIuVXNlckIGukgDyAEBEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayKUAQoRRGVsZXRlVXNlclJlcXVlc3QSaAoEbmFtZRgBIAEoCUJaukhXclUyU151c2Vycy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kEhUKBGV0YWcYAiABKAlCB7pIBHICGEAilgEKE1VuZGVsZXRlVXNlclJlcXVlc3QSaAoEbmFtZRgBIAEoCUJaukhXclUyU151c2Vycy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kEhUKBGV0YWcYAiABKAlCB7pIBHICGEAiiQEKFEJhdGNoR2V0VXNlcnNSZXF1ZXN0EnEKBW5hbWVzGAEgAygJQmK6SF+SAVwQ6AciV3JVMlNedXNlcnMvWzAtOWEtZkEtRl17OH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17MTJ9JCI2ChVCYXRjaEdldFVzZXJzUmVzcG9uc2USHQoFdXNlcnMYASADKAsyDi51c2Vycy52Mi5Vc2VyInMKEkltcG9ydFVzZXJzUmVxdWVzdBIvCgV1c2VycxgBIAMoCzIOLnVzZXJzLnYyLlVzZXJCELpIDZIBCggBEJBOIgPYAQMSLAoKcmVxdWVzdF9pZBgCIAEoCUIYukgVyAEBchAyDl5bIS1+XXsxLDEyOH0kIoQBChNHZXRPcGVyYXRpb25SZXF1ZXN0Em0KBG5hbWUYASABKAlCX7pIXHJaMlheb3BlcmF0aW9ucy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kIokBCglPcGVyYXRpb24SDAoEbmFtZRgBIAEoCRIMCgRkb25lGAIgASgIEi8KCG1ldGFkYXRhGAMgASgLMh0udXNlcnMudjIuSW1wb3J0VXNlcnNNZXRhZGF0YRIvCghyZXNwb25zZRgEIAEoCzIdLnVzZXJzLnYyLkltcG9ydFVzZXJzUmVzcG9uc2UiqAEKE0ltcG9ydFVzZXJzTWV0YWRhdGESDQoFdG90YWwYASABKAUSEAoIaW1wb3J0ZWQYAiABKAUSDgoGZmFpbGVkGAMgASgFEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQAoTSW1wb3J0VXNlcnNSZXNwb25zZRIpCghmYWlsdXJlcxgBIAMoCzIXLnVzZXJzLnYyLkltcG9ydEZhaWx1cmUiLgoNSW1wb3J0RmFpbHVyZRINCgVpbmRleBgBIAEoBRIOCgZyZWFzb24YAiABKAkiSwoVTGlzdFVzZXJFdmVudHNSZXF1ZXN0EhYKBWFmdGVyGAEgASgJQge6SARyAhhAEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoACJSChZMaXN0VXNlckV2ZW50c1Jlc3BvbnNlEiMKBmV2ZW50cxgBIAMoCzITLnVzZXJzLnYyLlVzZXJFdmVudBITCgtuZXh0X2N1cnNvchgCIAEoCSIwChZXYXRjaFVzZXJFdmVudHNSZXF1ZXN0EhYKBWFmdGVyGAEgASgJQge6SARyAhhAIsQBCglVc2VyRXZlbnQSDAoEbmFtZRgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBHVzZXIYAyABKAkSIAoIc25hcHNob3QYBCABKAsyDi51c2Vycy52Mi5Vc2VyEhUKDWNoYW5nZWRfcGF0aHMYBSADKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmN1cnNvchgHIAEoCRITCgt0cmFjZXBhcmVudBgIIAEoCSKOBAoHV2ViaG9vaxJuCgRuYW1lGAEgASgJQmC6SF3YAQFyWDJWXndlYmhvb2tzL1swLTlhLWZBLUZdezh9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezEyfSQSGwoDdXJsGAIgASgJQg66SAvYAQFyBhiAEIgBARIjCgtldmVudF90eXBlcxgDIAMoCUIOukgLkgEIEBAiBHICGEASDgoGc2VjcmV0GAQgASgJEg8KB2VuYWJsZWQYBSABKAgSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYBiABKAUSFwoPZGlzYWJsZWRfcmVhc29uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoHYmFja2xvZxgKIAEoCzIYLnVzZXJzLnYyLldlYmhvb2tCYWNrbG9nEjUKEWxhc3Rfc3VjY2Vzc190aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X2ZhaWx1cmVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAifwoOV2ViaG9va0JhY2tsb2cSDgoGZXZlbnRzGAEgASgDEjUKEW9sZGVzdF9ldmVudF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgNhZ2UYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQgoUQ3JlYXRlV2ViaG9va1JlcXVlc3QSKgoHd2ViaG9vaxgBIAEoCzIRLnVzZXJzLnYyLldlYmhvb2tCBrpIA8gBASKAAQoRR2V0V2ViaG9va1JlcXVlc3QSawoEbmFtZRgBIAEoCUJdukhaclgyVl53ZWJob29rcy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kIhUKE0xpc3RXZWJob29rc1JlcXVlc3QiOwoUTGlzdFdlYmhvb2tzUmVzcG9uc2USIwoId2ViaG9va3MYASADKAsyES51c2Vycy52Mi5XZWJob29rInMKFFVwZGF0ZVdlYmhvb2tSZXF1ZXN0EioKB3dlYmhvb2sYASABKAsyES51c2Vycy52Mi5XZWJob29rQga6SAPIAQESLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIoMBChREZWxldGVXZWJob29rUmVxdWVzdBJrCgRuYW1lGAEgASgJQl26SFpyWDJWXndlYmhvb2tzL1swLTlhLWZBLUZdezh9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezEyfSQiqQEKHExpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QSbQoGcGFyZW50GAEgASgJQl26SFpyWDJWXndlYmhvb2tzL1swLTlhLWZBLUZdezh9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezEyfSQSGgoJcGFnZV9zaXplGAIgASgFQge6SAQaAigAIk4KHUxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlEi0KCmRlbGl2ZXJpZXMYASADKAsyGS51c2Vycy52Mi5XZWJob29rRGVsaXZlcnki0gEKD1dlYmhvb2tEZWxpdmVyeRINCgVldmVudBgBIAEoCRISCgpldmVudF90eXBlGAIgASgJEg8KB2F0dGVtcHQYAyABKAUSDgoGc3RhdHVzGAQgASgFEioKB2xhdGVuY3kYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDwoHc3VjY2VzcxgGIAEoCBINCgVlcnJvchgHIAEoCRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAyrg0KC1VzZXJTZXJ2aWNlElIKCkNyZWF0ZVVzZXISGy51c2Vycy52Mi5DcmVhdGVVc2VyUmVxdWVzdBoOLnVzZXJzLnYyLlVzZXIiF4LT5JMCEToEdXNlciIJL3YyL3VzZXJzEk8KB0dldFVzZXISGC51c2Vycy52Mi5HZXRVc2VyUmVxdWVzdBoOLnVzZXJzLnYyLlVzZXIiGoLT5JMCFBISL3YyL3tuYW1lPXVzZXJzLyp9ElcKCUxpc3RVc2VycxIaLnVzZXJzLnYyLkxpc3RVc2Vyc1JlcXVlc3QaGy51c2Vycy52Mi5MaXN0VXNlcnNSZXNwb25zZSIRgtPkkwILEgkvdjIvdXNlcnMSYAoKVXBkYXRlVXNlchIbLnVzZXJzLnYyLlVwZGF0ZVVzZXJSZXF1ZXN0Gg4udXNlcnMudjIuVXNlciIlgtPkkwIfOgR1c2VyMhcvdjIve3VzZXIubmFtZT11c2Vycy8qfRJVCgpEZWxldGVVc2VyEhsudXNlcnMudjIuRGVsZXRlVXNlclJlcXVlc3QaDi51c2Vycy52Mi5Vc2VyIhqC0+STAhQqEi92Mi97bmFtZT11c2Vycy8qfRJlCgxVbmRlbGV0ZVVzZXISHS51c2Vycy52Mi5VbmRlbGV0ZVVzZXJSZXF1ZXN0Gg4udXNlcnMudjIuVXNlciImgtPkkwIgOgEqIhsvdjIve25hbWU9dXNlcnMvKn06dW5kZWxldGUSbAoNQmF0Y2hHZXRVc2VycxIeLnVzZXJzLnYyLkJhdGNoR2V0VXNlcnNSZXF1ZXN0Gh8udXNlcnMudjIuQmF0Y2hHZXRVc2Vyc1Jlc3BvbnNlIhqC0+STAhQSEi92Mi91c2VyczpiYXRjaEdldBJdCgtJbXBvcnRVc2VycxIcLnVzZXJzLnYyLkltcG9ydFVzZXJzUmVxdWVzdBoTLnVzZXJzLnYyLk9wZXJhdGlvbiIbgtPkkwIVOgEqIhAvdjIvdXNlcnM6aW1wb3J0EmMKDEdldE9wZXJhdGlvbhIdLnVzZXJzLnYyLkdldE9wZXJhdGlvblJlcXVlc3QaEy51c2Vycy52Mi5PcGVyYXRpb24iH4LT5JMCGRIXL3YyL3tuYW1lPW9wZXJhdGlvbnMvKn0SawoOTGlzdFVzZXJFdmVudHMSHy51c2Vycy52Mi5MaXN0VXNlckV2ZW50c1JlcXVlc3QaIC51c2Vycy52Mi5MaXN0VXNlckV2ZW50c1Jlc3BvbnNlIhaC0+STAhASDi92Mi91c2VyRXZlbnRzEkoKD1dhdGNoVXNlckV2ZW50cxIgLnVzZXJzLnYyLldhdGNoVXNlckV2ZW50c1JlcXVlc3QaEy51c2Vycy52Mi5Vc2VyRXZlbnQwARJhCg1DcmVhdGVXZWJob29rEh4udXNlcnMudjIuQ3JlYXRlV2ViaG9va1JlcXVlc3QaES51c2Vycy52Mi5XZWJob29rIh2C0+STAhc6B3dlYmhvb2siDC92Mi93ZWJob29rcxJbCgpHZXRXZWJob29rEhsudXNlcnMudjIuR2V0V2ViaG9va1JlcXVlc3QaES51c2Vycy52Mi5XZWJob29rIh2C0+STAhcSFS92Mi97bmFtZT13ZWJob29rcy8qfRJjCgxMaXN0V2ViaG9va3MSHS51c2Vycy52Mi5MaXN0V2ViaG9va3NSZXF1ZXN0Gh4udXNlcnMudjIuTGlzdFdlYmhvb2tzUmVzcG9uc2UiFILT5JMCDhIML3YyL3dlYmhvb2tzEnIKDVVwZGF0ZVdlYmhvb2sSHi51c2Vycy52Mi5VcGRhdGVXZWJob29rUmVxdWVzdBoRLnVzZXJzLnYyLldlYmhvb2siLoLT5JMCKDoHd2ViaG9vazIdL3YyL3t3ZWJob29rLm5hbWU9d2ViaG9va3MvKn0SZgoNRGVsZXRlV2ViaG9vaxIeLnVzZXJzLnYyLkRlbGV0ZVdlYmhvb2tSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Ih2C0+STAhcqFS92Mi97bmFtZT13ZWJob29rcy8qfRKUAQoVTGlzdFdlYmhvb2tEZWxpdmVyaWVzEiYudXNlcnMudjIuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBonLnVzZXJzLnYyLkxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlIiqC0+STAiQSIi92Mi97cGFyZW50PXdlYmhvb2tzLyp9L2RlbGl2ZXJpZXNCL1otZ2l0aHViLmNvbS91c2Vyc2QvdXNlcnNkL2FwaS91c2Vycy92Mjt1c2Vyc3YyYgZwcm90bzM", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChR1c2Vycy92Mi91c2Vycy5wcm90bxIIdXNlcnMudjIi8QQKBFVzZXISawoEbmFtZRgBIAEoCUJdukha2AEBclUyU151c2Vycy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kEhwKBWVtYWlsGAIgASgJQg26SArYAQFyBRj+AWABEiEKDGRpc3BsYXlfbmFtZRgDIAEoCUILukgI2AEBcgMYyAESLQoFc3RhdGUYBCABKA4yFC51c2Vycy52Mi5Vc2VyLlN0YXRlQgi6SAWCAQIQARJZCgZsYWJlbHMYBSADKAsyGi51c2Vycy52Mi5Vc2VyLkxhYmVsc0VudHJ5Qi26SCqaAScQQCIcchoyGF5bYS16XVthLXowLTlfLi1dezAsNjJ9JCoFcgMY/wESLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtkZWxldGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoEZXRhZxgJIAEoCUIHukgEcgIYQBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEAoMU1RBVEVfQUNUSVZFEAESEwoPU1RBVEVfU1VTUEVOREVEEAISEQoNU1RBVEVfREVMRVRFRBADImcKEUNyZWF0ZVVzZXJSZXF1ZXN0EiQKBHVzZXIYASABKAsyDi51c2Vycy52Mi5Vc2VyQga6SAPIAQESLAoKcmVxdWVzdF9pZBgCIAEoCUIYukgV2AEBchAyDl5bIS1+XXsxLDEyOH0kInoKDkdldFVzZXJSZXF1ZXN0EmgKBG5hbWUYASABKAlCWrpIV3JVMlNedXNlcnMvWzAtOWEtZkEtRl17OH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17MTJ9JCKXAQoQTGlzdFVzZXJzUmVxdWVzdBIaCglwYWdlX3NpemUYASABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgSGAoGZmlsdGVyGAMgASgJQgi6SAVyAxiACBIZCghvcmRlcl9ieRgEIAEoCUIHukgEcgIYQBIUCgxzaG93X2RlbGV0ZWQYBSABKAgiSwoRTGlzdFVzZXJzUmVzcG9uc2USHQoFdXNlcnMYASADKAsyDi51c2Vycy52Mi5Vc2VyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJqChFVcGRhdGVVc2VyUmVxdWVzdBIkCgR1c2VyGAEgASgLMg4udXNlcnMudjIuVXNlckIGukgDyAEBEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayKUAQoRRGVsZXRlVXNlclJlcXVlc3QSaAoEbmFtZRgBIAEoCUJaukhXclUyU151c2Vycy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kEhUKBGV0YWcYAiABKAlCB7pIBHICGEAilgEKE1VuZGVsZXRlVXNlclJlcXVlc3QSaAoEbmFtZRgBIAEoCUJaukhXclUyU151c2Vycy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kEhUKBGV0YWcYAiABKAlCB7pIBHICGEAiiQEKFEJhdGNoR2V0VXNlcnNSZXF1ZXN0EnEKBW5hbWVzGAEgAygJQmK6SF+SAVwQ6AciV3JVMlNedXNlcnMvWzAtOWEtZkEtRl17OH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17MTJ9JCI2ChVCYXRjaEdldFVzZXJzUmVzcG9uc2USHQoFdXNlcnMYASADKAsyDi51c2Vycy52Mi5Vc2VyInMKEkltcG9ydFVzZXJzUmVxdWVzdBIvCgV1c2VycxgBIAMoCzIOLnVzZXJzLnYyLlVzZXJCELpIDZIBCggBEJBOIgPYAQMSLAoKcmVxdWVzdF9pZBgCIAEoCUIYukgVyAEBchAyDl5bIS1+XXsxLDEyOH0kIoQBChNHZXRPcGVyYXRpb25SZXF1ZXN0Em0KBG5hbWUYASABKAlCX7pIXHJaMlheb3BlcmF0aW9ucy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kIokBCglPcGVyYXRpb24SDAoEbmFtZRgBIAEoCRIMCgRkb25lGAIgASgIEi8KCG1ldGFkYXRhGAMgASgLMh0udXNlcnMudjIuSW1wb3J0VXNlcnNNZXRhZGF0YRIvCghyZXNwb25zZRgEIAEoCzIdLnVzZXJzLnYyLkltcG9ydFVzZXJzUmVzcG9uc2UiqAEKE0ltcG9ydFVzZXJzTWV0YWRhdGESDQoFdG90YWwYASABKAUSEAoIaW1wb3J0ZWQYAiABKAUSDgoGZmFpbGVkGAMgASgFEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQAoTSW1wb3J0VXNlcnNSZXNwb25zZRIpCghmYWlsdXJlcxgBIAMoCzIXLnVzZXJzLnYyLkltcG9ydEZhaWx1cmUiLgoNSW1wb3J0RmFpbHVyZRINCgVpbmRleBgBIAEoBRIOCgZyZWFzb24YAiABKAkiSwoVTGlzdFVzZXJFdmVudHNSZXF1ZXN0EhYKBWFmdGVyGAEgASgJQge6SARyAhhAEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoACJSChZMaXN0VXNlckV2ZW50c1Jlc3BvbnNlEiMKBmV2ZW50cxgBIAMoCzITLnVzZXJzLnYyLlVzZXJFdmVudBITCgtuZXh0X2N1cnNvchgCIAEoCSIwChZXYXRjaFVzZXJFdmVudHNSZXF1ZXN0EhYKBWFmdGVyGAEgASgJQge6SARyAhhAIsQBCglVc2VyRXZlbnQSDAoEbmFtZRgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBHVzZXIYAyABKAkSIAoIc25hcHNob3QYBCABKAsyDi51c2Vycy52Mi5Vc2VyEhUKDWNoYW5nZWRfcGF0aHMYBSADKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmN1cnNvchgHIAEoCRITCgt0cmFjZXBhcmVudBgIIAEoCSKOBAoHV2ViaG9vaxJuCgRuYW1lGAEgASgJQmC6SF3YAQFyWDJWXndlYmhvb2tzL1swLTlhLWZBLUZdezh9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezEyfSQSGwoDdXJsGAIgASgJQg66SAvYAQFyBhiAEIgBARIjCgtldmVudF90eXBlcxgDIAMoCUIOukgLkgEIEBAiBHICGEASDgoGc2VjcmV0GAQgASgJEg8KB2VuYWJsZWQYBSABKAgSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYBiABKAUSFwoPZGlzYWJsZWRfcmVhc29uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoHYmFja2xvZxgKIAEoCzIYLnVzZXJzLnYyLldlYmhvb2tCYWNrbG9nEjUKEWxhc3Rfc3VjY2Vzc190aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X2ZhaWx1cmVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAifwoOV2ViaG9va0JhY2tsb2cSDgoGZXZlbnRzGAEgASgDEjUKEW9sZGVzdF9ldmVudF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgNhZ2UYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQgoUQ3JlYXRlV2ViaG9va1JlcXVlc3QSKgoHd2ViaG9vaxgBIAEoCzIRLnVzZXJzLnYyLldlYmhvb2tCBrpIA8gBASKAAQoRR2V0V2ViaG9va1JlcXVlc3QSawoEbmFtZRgBIAEoCUJdukhaclgyVl53ZWJob29rcy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kIhUKE0xpc3RXZWJob29rc1JlcXVlc3QiOwoUTGlzdFdlYmhvb2tzUmVzcG9uc2USIwoId2ViaG9va3MYASADKAsyES51c2Vycy52Mi5XZWJob29rInMKFFVwZGF0ZVdlYmhvb2tSZXF1ZXN0EioKB3dlYmhvb2sYASABKAsyES51c2Vycy52Mi5XZWJob29rQga6SAPIAQESLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIoMBChREZWxldGVXZWJob29rUmVxdWVzdBJrCgRuYW1lGAEgASgJQl26SFpyWDJWXndlYmhvb2tzL1swLTlhLWZBLUZdezh9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezEyfSQiqQEKHExpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QSbQoGcGFyZW50GAEgASgJQl26SFpyWDJWXndlYmhvb2tzL1swLTlhLWZBLUZdezh9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezEyfSQSGgoJcGFnZV9zaXplGAIgASgFQge6SAQaAigAIk4KHUxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlEi0KCmRlbGl2ZXJpZXMYASADKAsyGS51c2Vycy52Mi5XZWJob29rRGVsaXZlcnki0gEKD1dlYmhvb2tEZWxpdmVyeRINCgVldmVudBgBIAEoCRISCgpldmVudF90eXBlGAIgASgJEg8KB2F0dGVtcHQYAyABKAUSDgoGc3RhdHVzGAQgASgFEioKB2xhdGVuY3kYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDwoHc3VjY2VzcxgGIAEoCBINCgVlcnJvchgHIAEoCRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirQMKBlRlbmFudBI+CgRuYW1lGAEgASgJQjC6SC3YAQFyKDImXnRlbmFudHMvW2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XSQSIQoMZGlzcGxheV9uYW1lGAIgASgJQgu6SAjYAQFyAxjIARIlCgVzdGF0ZRgDIAEoDjIWLnVzZXJzLnYyLlRlbmFudC5TdGF0ZRIqCghzZXR0aW5ncxgEIAEoCzIYLnVzZXJzLnYyLlRlbmFudFNldHRpbmdzEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGVsZXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKBGV0YWcYCCABKAlCB7pIBHICGEAiQwoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIQCgxTVEFURV9BQ1RJVkUQARIRCg1TVEFURV9ERUxFVEVEEAIiYgoOVGVuYW50U2V0dGluZ3MSGgoJbWF4X3VzZXJzGAEgASgFQge6SAQaAigAEjQKE3JlcXVlc3RzX3Blcl9zZWNvbmQYAiABKAFCF7pIFBISGQAAAACAhC5BKQAAAAAAAAAAInkKE0NyZWF0ZVRlbmFudFJlcXVlc3QSKAoGdGVuYW50GAEgASgLMhAudXNlcnMudjIuVGVuYW50Qga6SAPIAQESOAoJdGVuYW50X2lkGAIgASgJQiW6SCJyIDIeXlthLXpdW2EtejAtOS1dezEsNjF9W2EtejAtOV0kIk8KEEdldFRlbmFudFJlcXVlc3QSOwoEbmFtZRgBIAEoCUItukgqcigyJl50ZW5hbnRzL1thLXpdW2EtejAtOS1dezEsNjF9W2EtejAtOV0kIlsKEkxpc3RUZW5hbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgSFAoMc2hvd19kZWxldGVkGAMgASgIIlEKE0xpc3RUZW5hbnRzUmVzcG9uc2USIQoHdGVuYW50cxgBIAMoCzIQLnVzZXJzLnYyLlRlbmFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicAoTVXBkYXRlVGVuYW50UmVxdWVzdBIoCgZ0ZW5hbnQYASABKAsyEC51c2Vycy52Mi5UZW5hbnRCBrpIA8gBARIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siaQoTRGVsZXRlVGVuYW50UmVxdWVzdBI7CgRuYW1lGAEgASgJQi26SCpyKDImXnRlbmFudHMvW2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XSQSFQoEZXRhZxgCIAEoCUIHukgEcgIYQCJrChVVbmRlbGV0ZVRlbmFudFJlcXVlc3QSOwoEbmFtZRgBIAEoCUItukgqcigyJl50ZW5hbnRzL1thLXpdW2EtejAtOS1dezEsNjF9W2EtejAtOV0kEhUKBGV0YWcYAiABKAlCB7pIBHICGEAyrg0KC1VzZXJTZXJ2aWNlElIKCkNyZWF0ZVVzZXISGy51c2Vycy52Mi5DcmVhdGVVc2VyUmVxdWVzdBoOLnVzZXJzLnYyLlVzZXIiF4LT5JMCEToEdXNlciIJL3YyL3VzZXJzEk8KB0dldFVzZXISGC51c2Vycy52Mi5HZXRVc2VyUmVxdWVzdBoOLnVzZXJzLnYyLlVzZXIiGoLT5JMCFBISL3YyL3tuYW1lPXVzZXJzLyp9ElcKCUxpc3RVc2VycxIaLnVzZXJzLnYyLkxpc3RVc2Vyc1JlcXVlc3QaGy51c2Vycy52Mi5MaXN0VXNlcnNSZXNwb25zZSIRgtPkkwILEgkvdjIvdXNlcnMSYAoKVXBkYXRlVXNlchIbLnVzZXJzLnYyLlVwZGF0ZVVzZXJSZXF1ZXN0Gg4udXNlcnMudjIuVXNlciIlgtPkkwIfOgR1c2VyMhcvdjIve3VzZXIubmFtZT11c2Vycy8qfRJVCgpEZWxldGVVc2VyEhsudXNlcnMudjIuRGVsZXRlVXNlclJlcXVlc3QaDi51c2Vycy52Mi5Vc2VyIhqC0+STAhQqEi92Mi97bmFtZT11c2Vycy8qfRJlCgxVbmRlbGV0ZVVzZXISHS51c2Vycy52Mi5VbmRlbGV0ZVVzZXJSZXF1ZXN0Gg4udXNlcnMudjIuVXNlciImgtPkkwIgOgEqIhsvdjIve25hbWU9dXNlcnMvKn06dW5kZWxldGUSbAoNQmF0Y2hHZXRVc2VycxIeLnVzZXJzLnYyLkJhdGNoR2V0VXNlcnNSZXF1ZXN0Gh8udXNlcnMudjIuQmF0Y2hHZXRVc2Vyc1Jlc3BvbnNlIhqC0+STAhQSEi92Mi91c2VyczpiYXRjaEdldBJdCgtJbXBvcnRVc2VycxIcLnVzZXJzLnYyLkltcG9ydFVzZXJzUmVxdWVzdBoTLnVzZXJzLnYyLk9wZXJhdGlvbiIbgtPkkwIVOgEqIhAvdjIvdXNlcnM6aW1wb3J0EmMKDEdldE9wZXJhdGlvbhIdLnVzZXJzLnYyLkdldE9wZXJhdGlvblJlcXVlc3QaEy51c2Vycy52Mi5PcGVyYXRpb24iH4LT5JMCGRIXL3YyL3tuYW1lPW9wZXJhdGlvbnMvKn0SawoOTGlzdFVzZXJFdmVudHMSHy51c2Vycy52Mi5MaXN0VXNlckV2ZW50c1JlcXVlc3QaIC51c2Vycy52Mi5MaXN0VXNlckV2ZW50c1Jlc3BvbnNlIhaC0+STAhASDi92Mi91c2VyRXZlbnRzEkoKD1dhdGNoVXNlckV2ZW50cxIgLnVzZXJzLnYyLldhdGNoVXNlckV2ZW50c1JlcXVlc3QaEy51c2Vycy52Mi5Vc2VyRXZlbnQwARJhCg1DcmVhdGVXZWJob29rEh4udXNlcnMudjIuQ3JlYXRlV2ViaG9va1JlcXVlc3QaES51c2Vycy52Mi5XZWJob29rIh2C0+STAhc6B3dlYmhvb2siDC92Mi93ZWJob29rcxJbCgpHZXRXZWJob29rEhsudXNlcnMudjIuR2V0V2ViaG9va1JlcXVlc3QaES51c2Vycy52Mi5XZWJob29rIh2C0+STAhcSFS92Mi97bmFtZT13ZWJob29rcy8qfRJjCgxMaXN0V2ViaG9va3MSHS51c2Vycy52Mi5MaXN0V2ViaG9va3NSZXF1ZXN0Gh4udXNlcnMudjIuTGlzdFdlYmhvb2tzUmVzcG9uc2UiFILT5JMCDhIML3YyL3dlYmhvb2tzEnIKDVVwZGF0ZVdlYmhvb2sSHi51c2Vycy52Mi5VcGRhdGVXZWJob29rUmVxdWVzdBoRLnVzZXJzLnYyLldlYmhvb2siLoLT5JMCKDoHd2ViaG9vazIdL3YyL3t3ZWJob29rLm5hbWU9d2ViaG9va3MvKn0SZgoNRGVsZXRlV2ViaG9vaxIeLnVzZXJzLnYyLkRlbGV0ZVdlYmhvb2tSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Ih2C0+STAhcqFS92Mi97bmFtZT13ZWJob29rcy8qfRKUAQoVTGlzdFdlYmhvb2tEZWxpdmVyaWVzEiYudXNlcnMudjIuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBonLnVzZXJzLnYyLkxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlIiqC0+STAiQSIi92Mi97cGFyZW50PXdlYmhvb2tzLyp9L2RlbGl2ZXJpZXMy4wQKDVRlbmFudFNlcnZpY2USXAoMQ3JlYXRlVGVuYW50Eh0udXNlcnMudjIuQ3JlYXRlVGVuYW50UmVxdWVzdBoQLnVzZXJzLnYyLlRlbmFudCIbgtPkkwIVOgZ0ZW5hbnQiCy92Mi90ZW5hbnRzElcKCUdldFRlbmFudBIaLnVzZXJzLnYyLkdldFRlbmFudFJlcXVlc3QaEC51c2Vycy52Mi5UZW5hbnQiHILT5JMCFhIUL3YyL3tuYW1lPXRlbmFudHMvKn0SXwoLTGlzdFRlbmFudHMSHC51c2Vycy52Mi5MaXN0VGVuYW50c1JlcXVlc3QaHS51c2Vycy52Mi5MaXN0VGVuYW50c1Jlc3BvbnNlIhOC0+STAg0SCy92Mi90ZW5hbnRzEmwKDFVwZGF0ZVRlbmFudBIdLnVzZXJzLnYyLlVwZGF0ZVRlbmFudFJlcXVlc3QaEC51c2Vycy52Mi5UZW5hbnQiK4LT5JMCJToGdGVuYW50MhsvdjIve3RlbmFudC5uYW1lPXRlbmFudHMvKn0SXQoMRGVsZXRlVGVuYW50Eh0udXNlcnMudjIuRGVsZXRlVGVuYW50UmVxdWVzdBoQLnVzZXJzLnYyLlRlbmFudCIcgtPkkwIWKhQvdjIve25hbWU9dGVuYW50cy8qfRJtCg5VbmRlbGV0ZVRlbmFudBIfLnVzZXJzLnYyLlVuZGVsZXRlVGVuYW50UmVxdWVzdBoQLnVzZXJzLnYyLlRlbmFudCIogtPkkwIiOgEqIh0vdjIve25hbWU9dGVuYW50cy8qfTp1bmRlbGV0ZUIvWi1naXRodWIuY29tL3VzZXJzZC91c2Vyc2QvYXBpL3VzZXJzL3YyO3VzZXJzdjJiBnByb3RvMw", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * User is a person known to the system.
@@ -1157,6 +1157,345 @@ export const WebhookDeliverySchema: GenMessage<WebhookDelivery> = /*@__PURE__*/
   messageDesc(file_users_v2_users, 30);
 
 /**
+ * Tenant is a namespace of users, kept apart from every other tenant's.
+ *
+ * @generated from message users.v2.Tenant
+ */
+export type Tenant = Message<"users.v2.Tenant"> & {
+  /**
+   * The resource name, "tenants/{id}" (AIP-122): the id is 3 to 63
+   * lower-case letters, digits and hyphens, starting with a letter and not
+   * ending with a hyphen. Output only on create (the id is tenant_id);
+   * identifies the tenant on update.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Name to show, 1 to 200 characters. Required on create.
+   *
+   * @generated from field: string display_name = 2;
+   */
+  displayName: string;
+
+  /**
+   * Output only. Lifecycle state.
+   *
+   * @generated from field: users.v2.Tenant.State state = 3;
+   */
+  state: Tenant_State;
+
+  /**
+   * The tenant's limits.
+   *
+   * @generated from field: users.v2.TenantSettings settings = 4;
+   */
+  settings?: TenantSettings | undefined;
+
+  /**
+   * Output only. When the tenant was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 5;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * Output only. When the tenant was last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 6;
+   */
+  updateTime?: Timestamp | undefined;
+
+  /**
+   * Output only. When the tenant was soft-deleted; unset unless DELETED.
+   *
+   * @generated from field: google.protobuf.Timestamp delete_time = 7;
+   */
+  deleteTime?: Timestamp | undefined;
+
+  /**
+   * Opaque version of the tenant, changed by every update (AIP-154).
+   *
+   * @generated from field: string etag = 8;
+   */
+  etag: string;
+};
+
+/**
+ * Describes the message users.v2.Tenant.
+ * Use `create(TenantSchema)` to create a new message.
+ */
+export const TenantSchema: GenMessage<Tenant> = /*@__PURE__*/
+  messageDesc(file_users_v2_users, 31);
+
+/**
+ * State is where a tenant is in its lifecycle.
+ *
+ * @generated from enum users.v2.Tenant.State
+ */
+export enum Tenant_State {
+  /**
+   * STATE_UNSPECIFIED is never stored.
+   *
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * STATE_ACTIVE tenants are in use.
+   *
+   * @generated from enum value: STATE_ACTIVE = 1;
+   */
+  ACTIVE = 1,
+
+  /**
+   * STATE_DELETED tenants are soft-deleted; only DeleteTenant sets it.
+   *
+   * @generated from enum value: STATE_DELETED = 2;
+   */
+  DELETED = 2,
+}
+
+/**
+ * Describes the enum users.v2.Tenant.State.
+ */
+export const Tenant_StateSchema: GenEnum<Tenant_State> = /*@__PURE__*/
+  enumDesc(file_users_v2_users, 31, 0);
+
+/**
+ * TenantSettings are a tenant's limits; 0 means no limit.
+ *
+ * @generated from message users.v2.TenantSettings
+ */
+export type TenantSettings = Message<"users.v2.TenantSettings"> & {
+  /**
+   * How many users that are not deleted the tenant may have.
+   *
+   * @generated from field: int32 max_users = 1;
+   */
+  maxUsers: number;
+
+  /**
+   * Requests per second of all the tenant's callers together, on one
+   * replica, on top of each caller's own limit.
+   *
+   * @generated from field: double requests_per_second = 2;
+   */
+  requestsPerSecond: number;
+};
+
+/**
+ * Describes the message users.v2.TenantSettings.
+ * Use `create(TenantSettingsSchema)` to create a new message.
+ */
+export const TenantSettingsSchema: GenMessage<TenantSettings> = /*@__PURE__*/
+  messageDesc(file_users_v2_users, 32);
+
+/**
+ * CreateTenantRequest is the input of CreateTenant.
+ *
+ * @generated from message users.v2.CreateTenantRequest
+ */
+export type CreateTenantRequest = Message<"users.v2.CreateTenantRequest"> & {
+  /**
+   * The tenant to create; name and output-only fields are ignored.
+   *
+   * @generated from field: users.v2.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+
+  /**
+   * The id of the tenant, the last segment of its name: 3 to 63 lower-case
+   * letters, digits and hyphens, starting with a letter and not ending with
+   * a hyphen, e.g. "acme".
+   *
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message users.v2.CreateTenantRequest.
+ * Use `create(CreateTenantRequestSchema)` to create a new message.
+ */
+export const CreateTenantRequestSchema: GenMessage<CreateTenantRequest> = /*@__PURE__*/
+  messageDesc(file_users_v2_users, 33);
+
+/**
+ * GetTenantRequest is the input of GetTenant.
+ *
+ * @generated from message users.v2.GetTenantRequest
+ */
+export type GetTenantRequest = Message<"users.v2.GetTenantRequest"> & {
+  /**
+   * The tenant's name, "tenants/{id}".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message users.v2.GetTenantRequest.
+ * Use `create(GetTenantRequestSchema)` to create a new message.
+ */
+export const GetTenantRequestSchema: GenMessage<GetTenantRequest> = /*@__PURE__*/
+  messageDesc(file_users_v2_users, 34);
+
+/**
+ * ListTenantsRequest is the input of ListTenants.
+ *
+ * @generated from message users.v2.ListTenantsRequest
+ */
+export type ListTenantsRequest = Message<"users.v2.ListTenantsRequest"> & {
+  /**
+   * Maximum tenants to return: 0 means 50, values above 1000 are treated
+   * as 1000, negative values are rejected.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of a previous call with the same show_deleted.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Include soft-deleted tenants.
+   *
+   * @generated from field: bool show_deleted = 3;
+   */
+  showDeleted: boolean;
+};
+
+/**
+ * Describes the message users.v2.ListTenantsRequest.
+ * Use `create(ListTenantsRequestSchema)` to create a new message.
+ */
+export const ListTenantsRequestSchema: GenMessage<ListTenantsRequest> = /*@__PURE__*/
+  messageDesc(file_users_v2_users, 35);
+
+/**
+ * ListTenantsResponse is the output of ListTenants.
+ *
+ * @generated from message users.v2.ListTenantsResponse
+ */
+export type ListTenantsResponse = Message<"users.v2.ListTenantsResponse"> & {
+  /**
+   * The page of tenants, by id.
+   *
+   * @generated from field: repeated users.v2.Tenant tenants = 1;
+   */
+  tenants: Tenant[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message users.v2.ListTenantsResponse.
+ * Use `create(ListTenantsResponseSchema)` to create a new message.
+ */
+export const ListTenantsResponseSchema: GenMessage<ListTenantsResponse> = /*@__PURE__*/
+  messageDesc(file_users_v2_users, 36);
+
+/**
+ * UpdateTenantRequest is the input of UpdateTenant.
+ *
+ * @generated from message users.v2.UpdateTenantRequest
+ */
+export type UpdateTenantRequest = Message<"users.v2.UpdateTenantRequest"> & {
+  /**
+   * The tenant with its name and the new values of the fields to change.
+   * Its etag, when set, must match the stored tenant.
+   *
+   * @generated from field: users.v2.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+
+  /**
+   * Fields to change: display_name, settings (both limits),
+   * settings.max_users, settings.requests_per_second. When empty, every
+   * field set in tenant is changed. Over HTTP the gateway fills it from the
+   * fields in the body.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message users.v2.UpdateTenantRequest.
+ * Use `create(UpdateTenantRequestSchema)` to create a new message.
+ */
+export const UpdateTenantRequestSchema: GenMessage<UpdateTenantRequest> = /*@__PURE__*/
+  messageDesc(file_users_v2_users, 37);
+
+/**
+ * DeleteTenantRequest is the input of DeleteTenant.
+ *
+ * @generated from message users.v2.DeleteTenantRequest
+ */
+export type DeleteTenantRequest = Message<"users.v2.DeleteTenantRequest"> & {
+  /**
+   * The tenant's name, "tenants/{id}".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * When set, the tenant's current etag.
+   *
+   * @generated from field: string etag = 2;
+   */
+  etag: string;
+};
+
+/**
+ * Describes the message users.v2.DeleteTenantRequest.
+ * Use `create(DeleteTenantRequestSchema)` to create a new message.
+ */
+export const DeleteTenantRequestSchema: GenMessage<DeleteTenantRequest> = /*@__PURE__*/
+  messageDesc(file_users_v2_users, 38);
+
+/**
+ * UndeleteTenantRequest is the input of UndeleteTenant.
+ *
+ * @generated from message users.v2.UndeleteTenantRequest
+ */
+export type UndeleteTenantRequest = Message<"users.v2.UndeleteTenantRequest"> & {
+  /**
+   * The tenant's name, "tenants/{id}".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * When set, the tenant's current etag.
+   *
+   * @generated from field: string etag = 2;
+   */
+  etag: string;
+};
+
+/**
+ * Describes the message users.v2.UndeleteTenantRequest.
+ * Use `create(UndeleteTenantRequestSchema)` to create a new message.
+ */
+export const UndeleteTenantRequestSchema: GenMessage<UndeleteTenantRequest> = /*@__PURE__*/
+  messageDesc(file_users_v2_users, 39);
+
+/**
  * UserService manages the users of an organisation.
  *
  * v2 names every resource by its AIP-122 resource name in a field called
@@ -1400,4 +1739,83 @@ export const UserService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_users_v2_users, 0);
+
+/**
+ * TenantService manages tenants: the namespaces that keep the users of
+ * each customer of a platform apart. A tenant is named "tenants/{id}" with
+ * an id its creator chooses (AIP-122). The tenant "tenants/default" always
+ * exists and cannot be deleted: v1 and the unversioned paths act on it.
+ * Every call needs the platform scope tenants.admin.
+ *
+ * @generated from service users.v2.TenantService
+ */
+export const TenantService: GenService<{
+  /**
+   * CreateTenant creates a tenant with the id in tenant_id. Over HTTP it is
+   * answered with 201 Created and a Location header. A taken id, even of a
+   * deleted tenant, is ALREADY_EXISTS.
+   *
+   * @generated from rpc users.v2.TenantService.CreateTenant
+   */
+  createTenant: {
+    methodKind: "unary";
+    input: typeof CreateTenantRequestSchema;
+    output: typeof TenantSchema;
+  },
+  /**
+   * GetTenant returns a tenant, deleted or not.
+   *
+   * @generated from rpc users.v2.TenantService.GetTenant
+   */
+  getTenant: {
+    methodKind: "unary";
+    input: typeof GetTenantRequestSchema;
+    output: typeof TenantSchema;
+  },
+  /**
+   * ListTenants returns tenants a page at a time, by id.
+   *
+   * @generated from rpc users.v2.TenantService.ListTenants
+   */
+  listTenants: {
+    methodKind: "unary";
+    input: typeof ListTenantsRequestSchema;
+    output: typeof ListTenantsResponseSchema;
+  },
+  /**
+   * UpdateTenant changes the fields named in update_mask. When etag (or the
+   * If-Match header) is set and does not match, it fails with ABORTED. A
+   * deleted tenant cannot be changed (FAILED_PRECONDITION).
+   *
+   * @generated from rpc users.v2.TenantService.UpdateTenant
+   */
+  updateTenant: {
+    methodKind: "unary";
+    input: typeof UpdateTenantRequestSchema;
+    output: typeof TenantSchema;
+  },
+  /**
+   * DeleteTenant soft-deletes a tenant (AIP-164) and returns it. The
+   * default tenant cannot be deleted (FAILED_PRECONDITION).
+   *
+   * @generated from rpc users.v2.TenantService.DeleteTenant
+   */
+  deleteTenant: {
+    methodKind: "unary";
+    input: typeof DeleteTenantRequestSchema;
+    output: typeof TenantSchema;
+  },
+  /**
+   * UndeleteTenant restores a soft-deleted tenant to ACTIVE; it fails with
+   * FAILED_PRECONDITION when the tenant is not deleted.
+   *
+   * @generated from rpc users.v2.TenantService.UndeleteTenant
+   */
+  undeleteTenant: {
+    methodKind: "unary";
+    input: typeof UndeleteTenantRequestSchema;
+    output: typeof TenantSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_users_v2_users, 1);
 
