@@ -157,7 +157,11 @@ func TestWebhookCatchUp(t *testing.T) {
 		waitDelivered(t, s, r, backlog+10, 60*time.Second)
 
 		// The subscription's rate limit held: at most rate+burst in any
-		// second, two more for arrival jitter.
+		// second of sending. Arrivals are measured: a delivery sent early
+		// in a second may arrive late, next to those sent at its end, so
+		// allow 100 ms of arrival jitter at the rate (a loaded 2-core CI
+		// machine under the race detector showed 113). Without the limit
+		// the backlog of 500 arrives in well under a second.
 		arrivals := r.arrivedSince(up)
 		most := 0
 		for i := range arrivals {
@@ -167,8 +171,8 @@ func TestWebhookCatchUp(t *testing.T) {
 			}
 			most = max(most, j-i)
 		}
-		if most > rate+10+2 {
-			t.Errorf("%d deliveries within one second, want at most %d (rate %d/s, burst 10; two more for arrival jitter)", most, rate+10, rate)
+		if jitter := rate / 10; most > rate+10+jitter {
+			t.Errorf("%d deliveries within one second, want at most %d (rate %d/s, burst 10, %d for arrival jitter)", most, rate+10+jitter, rate, jitter)
 		}
 		// The events written once the receiver was found back did not
 		// wait for the backlog to drain: each was delivered well within
