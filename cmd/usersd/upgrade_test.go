@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/usersd/usersd/internal/postgres/pgtest"
 )
@@ -45,7 +42,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 
 			after := startUsersd(t, cur, "--database-url", db, "--shutdown-delay", "0s")
 			got := readV1(t, after, ids)
-			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(httpAnswer{}, "Body")); diff != "" {
+			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("v1 answers after the upgrade differ from the previous release's (-before +after):\n%s", diff)
 			}
 			// The same idempotency key still finds the same user.
@@ -53,7 +50,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 				t.Errorf("replaying the first create after the upgrade made user %s, want %s", id, ids.users[0])
 			}
 			if r := httpDo(t, after, "GET", "/v2/tenants/default", ""); r.Status != http.StatusOK {
-				t.Errorf("GET /v2/tenants/default after the upgrade = %d %s", r.Status, r.Body)
+				t.Errorf("GET /v2/tenants/default after the upgrade = %d %s", r.Status, r.Raw)
 			}
 		})
 	}
@@ -103,38 +100,10 @@ func stopProc(t *testing.T, p *usersdProc) {
 	}
 }
 
-type httpAnswer struct {
-	Status int
-	Body   string
-	// JSON is Body decoded: protojson varies its whitespace from one
-	// build to another on purpose, so answers of two binaries are
-	// compared as values.
-	JSON any
-}
-
-func httpDo(t *testing.T, p *usersdProc, method, path, body string, header ...string) httpAnswer {
+// httpDo sends one request to p, as testServer.do does.
+func httpDo(t *testing.T, p *usersdProc, method, path, body string, header ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+p.HTTP+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := httpAnswer{Status: res.StatusCode, Body: string(b)}
-	if err := json.Unmarshal(b, &a.JSON); err != nil {
-		t.Fatalf("%s %s answered %d with no JSON: %q", method, path, res.StatusCode, b)
-	}
-	return a
+	return (&testServer{HTTP: p.HTTP}).do(t, method, path, body, header...)
 }
 
 // createV1 creates a user through v1 under an idempotency key and returns
@@ -142,11 +111,10 @@ func httpDo(t *testing.T, p *usersdProc, method, path, body string, header ...st
 func createV1(t *testing.T, p *usersdProc, body, key string) string {
 	t.Helper()
 	r := httpDo(t, p, "POST", "/v1/users", body, "Idempotency-Key", key)
-	var u struct{ ID string }
-	if json.Unmarshal([]byte(r.Body), &u) != nil || u.ID == "" || (r.Status != http.StatusCreated && r.Status != http.StatusOK) {
-		t.Fatalf("POST /v1/users = %d %s", r.Status, r.Body)
+	if r.str("id") == "" || (r.Status != http.StatusCreated && r.Status != http.StatusOK) {
+		t.Fatalf("POST /v1/users = %d %s", r.Status, r.Raw)
 	}
-	return u.ID
+	return r.str("id")
 }
 
 // seeded are the ids of what seedV1 wrote.
@@ -177,33 +145,37 @@ func seedV1(t *testing.T, p *usersdProc) seeded {
 	}
 	r := httpDo(t, p, "POST", "/v1/users:import",
 		`{"requestId":"upgrade-import","users":[{"email":"alan@example.com","displayName":"Alan Turing"},{"email":"bad","displayName":"X"}]}`)
-	var op struct{ Name string }
-	if json.Unmarshal([]byte(r.Body), &op) != nil || r.Status != http.StatusAccepted {
-		t.Fatalf("POST /v1/users:import = %d %s", r.Status, r.Body)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("POST /v1/users:import = %d %s", r.Status, r.Raw)
 	}
-	s.operation = strings.TrimPrefix(op.Name, "operations/")
+	s.operation = strings.TrimPrefix(r.str("name"), "operations/")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r := httpDo(t, p, "GET", "/v1/operations/"+s.operation, "")
-		if strings.Contains(r.Body, `"done":true`) {
+		if r.Body["done"] == true {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the import is not done within 30 s: %s", r.Body)
+			t.Fatalf("the import is not done within 30 s: %s", r.Raw)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	r = httpDo(t, p, "POST", "/v1/webhooks", `{"url":"https://hooks.example.com/usersd","eventTypes":["user.created"],"enabled":false}`)
-	var hook struct{ ID string }
-	if json.Unmarshal([]byte(r.Body), &hook) != nil || hook.ID == "" {
-		t.Fatalf("POST /v1/webhooks = %d %s", r.Status, r.Body)
+	if s.webhook = r.str("id"); s.webhook == "" {
+		t.Fatalf("POST /v1/webhooks = %d %s", r.Status, r.Raw)
 	}
-	s.webhook = hook.ID
 	return s
 }
 
+// answer is what readV1 keeps of one answer: the body as a JSON value,
+// since protojson varies its whitespace from build to build on purpose.
+type answer struct {
+	Status int
+	Body   map[string]any
+}
+
 // readV1 returns v1's answers about what seedV1 wrote, by request.
-func readV1(t *testing.T, p *usersdProc, s seeded) map[string]httpAnswer {
+func readV1(t *testing.T, p *usersdProc, s seeded) map[string]answer {
 	t.Helper()
 	paths := []string{
 		"/v1/users?showDeleted=true&pageSize=1000",
@@ -217,12 +189,13 @@ func readV1(t *testing.T, p *usersdProc, s seeded) map[string]httpAnswer {
 	for _, id := range s.users {
 		paths = append(paths, "/v1/users/"+id)
 	}
-	out := map[string]httpAnswer{}
+	out := map[string]answer{}
 	for _, path := range paths {
-		out[path] = httpDo(t, p, "GET", path, "")
-		if out[path].Status != http.StatusOK {
-			t.Errorf("GET %s = %d %s", path, out[path].Status, out[path].Body)
+		r := httpDo(t, p, "GET", path, "")
+		if r.Status != http.StatusOK {
+			t.Errorf("GET %s = %d %s", path, r.Status, r.Raw)
 		}
+		out[path] = answer{Status: r.Status, Body: r.Body}
 	}
 	if len(out) != len(paths) {
 		t.Fatalf("%d answers for %d paths", len(out), len(paths))
