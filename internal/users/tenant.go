@@ -202,6 +202,15 @@ func (s *Service) ListTenants(ctx context.Context, pageSize int, pageToken strin
 	return page, nil
 }
 
+// tenantPaths are the fields UpdateTenant changes, by the mask paths that
+// name them, in proto and JSON names.
+var tenantPaths = map[string][]string{
+	"display_name": {"display_name"}, "displayName": {"display_name"},
+	"settings":           {"settings.max_users", "settings.requests_per_second"},
+	"settings.max_users": {"settings.max_users"}, "settings.maxUsers": {"settings.max_users"},
+	"settings.requests_per_second": {"settings.requests_per_second"}, "settings.requestsPerSecond": {"settings.requests_per_second"},
+}
+
 // UpdateTenant changes the fields of the tenant that req.Paths name.
 func (s *Service) UpdateTenant(ctx context.Context, id string, req TenantRequest) (*Tenant, error) {
 	if err := CheckTenantID("tenant.name", id); err != nil {
@@ -213,14 +222,12 @@ func (s *Service) UpdateTenant(ctx context.Context, id string, req TenantRequest
 	}
 	fields := map[string]bool{}
 	for _, p := range paths {
-		switch p {
-		case "display_name", "displayName", "settings.max_users", "settings.maxUsers",
-			"settings.requests_per_second", "settings.requestsPerSecond":
-			fields[snakeCase(p)] = true
-		case "settings":
-			fields["settings.max_users"], fields["settings.requests_per_second"] = true, true
-		default:
+		fs, ok := tenantPaths[p]
+		if !ok {
 			return nil, Invalid("update_mask", fmt.Sprintf("unknown or unchangeable field %q (want display_name, settings, settings.max_users or settings.requests_per_second)", p))
+		}
+		for _, f := range fs {
+			fields[f] = true
 		}
 	}
 	var vs violations
@@ -291,19 +298,6 @@ func (s *Service) changeTenant(ctx context.Context, id, etag string, fn func(*Te
 		t.UpdateTime = s.clock()
 		return nil
 	})
-}
-
-// snakeCase returns a field path of lowerCamel segments in snake_case.
-func snakeCase(p string) string {
-	var b strings.Builder
-	for _, r := range p {
-		if r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // tenantTokens are ListTenants' page tokens: the last id of a page and
