@@ -67,6 +67,18 @@ func (s *TenantServerV2) UpdateTenant(ctx context.Context, req *usersv2.UpdateTe
 		return nil, err
 	}
 	mask := req.GetUpdateMask().GetPaths()
+	if len(mask) == 0 {
+		// No mask: the fields set in tenant (AIP-134).
+		if req.GetTenant().GetDisplayName() != "" {
+			mask = append(mask, "display_name")
+		}
+		if req.GetTenant().GetSettings() != nil {
+			mask = append(mask, "settings")
+		}
+		if len(mask) == 0 {
+			return tenantV2(s.svc.GetTenant(ctx, id))
+		}
+	}
 	for _, p := range mask {
 		switch {
 		case tenantOutputOnly[p]:

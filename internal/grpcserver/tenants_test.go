@@ -72,6 +72,11 @@ func TestTenantService(t *testing.T) {
 	if err != nil || updated.GetDisplayName() != "Acme Corp" || updated.GetSettings().GetMaxUsers() != 1000 || updated.GetEtag() == created.GetEtag() {
 		t.Fatalf("UpdateTenant(display_name) = %v, %v", updated, err)
 	}
+	// Without a mask, the fields set change and the others stay.
+	renamed, err := c.UpdateTenant(ctx, &usersv2.UpdateTenantRequest{Tenant: &usersv2.Tenant{Name: "tenants/acme", DisplayName: "Acme Inc", Etag: updated.GetEtag()}})
+	if err != nil || renamed.GetDisplayName() != "Acme Inc" || renamed.GetSettings().GetMaxUsers() != 1000 {
+		t.Fatalf("UpdateTenant(display name, no mask) = %v, %v; want the settings kept", renamed, err)
+	}
 	_, err = c.UpdateTenant(ctx, &usersv2.UpdateTenantRequest{Tenant: &usersv2.Tenant{Name: "tenants/acme", DisplayName: "Stale", Etag: created.GetEtag()}})
 	checkErr(t, "UpdateTenant(stale etag)", err, codes.Aborted, "")
 	_, err = c.UpdateTenant(ctx, &usersv2.UpdateTenantRequest{
