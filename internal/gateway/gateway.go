@@ -175,8 +175,9 @@ func outgoingHeaderMatcher(key string) (string, bool) {
 	return runtime.MetadataHeaderPrefix + key, true
 }
 
-// forwardResponse completes the headers of a response: a user's ETag; 201
-// Created and the new user's Location for a create; 202 Accepted and the
+// forwardResponse completes the headers of a response: a user's or a
+// tenant's ETag; 201 Created and the new user's or tenant's Location for a
+// create; 202 Accepted and the
 // operation's Location for an import; 201 Created and the Location of a
 // new webhook subscription, and Cache-Control: no-store on an answer that
 // carries a webhook's secret. Locations are canonical (versioned) paths.
@@ -184,9 +185,9 @@ func forwardResponse(ctx context.Context, w http.ResponseWriter, m proto.Message
 	method, _ := runtime.RPCMethod(ctx)
 	switch m := m.(type) {
 	case *usersv1.User:
-		userResponse(w, method, m.GetEtag(), "/v1/users/"+m.GetId())
+		etagResponse(w, method == usersv1.UserService_CreateUser_FullMethodName, m.GetEtag(), "/v1/users/"+m.GetId())
 	case *usersv2.User:
-		userResponse(w, method, m.GetEtag(), "/v2/"+m.GetName())
+		etagResponse(w, method == usersv2.UserService_CreateUser_FullMethodName, m.GetEtag(), "/v2/"+m.GetName())
 	case *usersv1.Operation:
 		operationResponse(w, method, "/v1/"+m.GetName())
 	case *usersv2.Operation:
@@ -196,11 +197,7 @@ func forwardResponse(ctx context.Context, w http.ResponseWriter, m proto.Message
 	case *usersv2.Webhook:
 		webhookResponse(w, method == usersv2.UserService_CreateWebhook_FullMethodName, m.GetSecret(), "/v2/"+m.GetName())
 	case *usersv2.Tenant:
-		w.Header().Set("ETag", `"`+m.GetEtag()+`"`)
-		if method == usersv2.TenantService_CreateTenant_FullMethodName {
-			w.Header().Set("Location", "/v2/"+m.GetName())
-			w.WriteHeader(http.StatusCreated)
-		}
+		etagResponse(w, method == usersv2.TenantService_CreateTenant_FullMethodName, m.GetEtag(), "/v2/"+m.GetName())
 	}
 	return nil
 }
@@ -217,10 +214,11 @@ func webhookResponse(w http.ResponseWriter, created bool, secret, location strin
 	}
 }
 
-func userResponse(w http.ResponseWriter, method, etag, location string) {
+// etagResponse sets the ETag of an answer that carries a user or a tenant,
+// and answers a create with 201 Created and the new resource's path.
+func etagResponse(w http.ResponseWriter, created bool, etag, location string) {
 	w.Header().Set("ETag", `"`+etag+`"`)
-	switch method {
-	case usersv1.UserService_CreateUser_FullMethodName, usersv2.UserService_CreateUser_FullMethodName:
+	if created {
 		w.Header().Set("Location", location)
 		w.WriteHeader(http.StatusCreated)
 	}

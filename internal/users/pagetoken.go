@@ -47,9 +47,14 @@ func queryDigest(filter string, o Order, showDeleted bool) uint64 {
 	return binary.BigEndian.Uint64(h.Sum(nil))
 }
 
-func (p pageTokens) mac(msg []byte) []byte {
+// mac signs a ListUsers token.
+func (p pageTokens) mac(msg []byte) []byte { return p.sign("usersd.users.v1.ListUsers", msg) }
+
+// sign returns the MAC of msg for the list named by domain, so that a
+// token of one list is never valid for another.
+func (p pageTokens) sign(domain string, msg []byte) []byte {
 	m := hmac.New(sha256.New, p.key)
-	m.Write([]byte("usersd.users.v1.ListUsers"))
+	m.Write([]byte(domain))
 	m.Write(msg)
 	return m.Sum(nil)[:pageTokenMACSize]
 }

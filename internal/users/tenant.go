@@ -184,7 +184,7 @@ func (s *Service) ListTenants(ctx context.Context, pageSize int, pageToken strin
 	}
 	q := TenantQuery{Limit: pageSize + 1, ShowDeleted: showDeleted}
 	if pageToken != "" {
-		after, ok := s.tenantTokens().decode(pageToken, showDeleted)
+		after, ok := s.tokens.decodeTenants(pageToken, showDeleted)
 		if !ok {
 			return nil, Invalid("page_token", "not a page token of this list (made with other parameters, or changed)")
 		}
@@ -197,7 +197,7 @@ func (s *Service) ListTenants(ctx context.Context, pageSize int, pageToken strin
 	page := &TenantPage{Tenants: ts}
 	if len(ts) > pageSize {
 		page.Tenants = ts[:pageSize]
-		page.NextPageToken = s.tenantTokens().encode(ts[pageSize-1].ID, showDeleted)
+		page.NextPageToken = s.tokens.encodeTenants(ts[pageSize-1].ID, showDeleted)
 	}
 	return page, nil
 }
@@ -300,29 +300,20 @@ func (s *Service) changeTenant(ctx context.Context, id, etag string, fn func(*Te
 	})
 }
 
-// tenantTokens are ListTenants' page tokens: the last id of a page and
-// whether deleted tenants are listed, signed with the page token key.
-type tenantTokens struct{ key []byte }
+// ListTenants' page tokens hold the last id of a page and whether deleted
+// tenants are listed, signed with the page token key.
+const tenantTokenDomain = "usersd.users.v2.ListTenants"
 
-func (s *Service) tenantTokens() tenantTokens { return tenantTokens{key: s.tokens.key} }
-
-func (p tenantTokens) mac(msg []byte) []byte {
-	m := hmac.New(sha256.New, p.key)
-	m.Write([]byte("usersd.users.v2.ListTenants"))
-	m.Write(msg)
-	return m.Sum(nil)[:pageTokenMACSize]
-}
-
-func (p tenantTokens) encode(after string, showDeleted bool) string {
+func (p pageTokens) encodeTenants(after string, showDeleted bool) string {
 	b := []byte{pageTokenVersion, 0}
 	if showDeleted {
 		b[1] = 1
 	}
 	b = append(b, after...)
-	return base64.RawURLEncoding.EncodeToString(append(b, p.mac(b)...))
+	return base64.RawURLEncoding.EncodeToString(append(b, p.sign(tenantTokenDomain, b)...))
 }
 
-func (p tenantTokens) decode(token string, showDeleted bool) (string, bool) {
+func (p pageTokens) decodeTenants(token string, showDeleted bool) (string, bool) {
 	if strings.ContainsAny(token, "\r\n") {
 		return "", false
 	}
@@ -331,7 +322,7 @@ func (p tenantTokens) decode(token string, showDeleted bool) (string, bool) {
 		return "", false
 	}
 	msg, sum := b[:len(b)-pageTokenMACSize], b[len(b)-pageTokenMACSize:]
-	if !hmac.Equal(sum, p.mac(msg)) || (msg[1] == 1) != showDeleted {
+	if !hmac.Equal(sum, p.sign(tenantTokenDomain, msg)) || (msg[1] == 1) != showDeleted {
 		return "", false
 	}
 	after := string(msg[2:])
