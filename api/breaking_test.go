@@ -310,6 +310,24 @@ func TestChangedBindings(t *testing.T) {
 			want: []string{get},
 		},
 		{
+			name: "moved to a new path, the old one kept as an additional binding",
+			change: func(b map[string]*annotations.HttpRule) {
+				old := proto.CloneOf(b[get])
+				b[get].Pattern = &annotations.HttpRule_Get{Get: "/v1/{name=tenants/*/users/*}"}
+				b[get].AdditionalBindings = []*annotations.HttpRule{old}
+			},
+		},
+		{
+			name: "body of the additional binding changed",
+			change: func(b map[string]*annotations.HttpRule) {
+				old := proto.CloneOf(b[get])
+				old.Body = "*"
+				b[get].Pattern = &annotations.HttpRule_Get{Get: "/v1/{name=tenants/*/users/*}"}
+				b[get].AdditionalBindings = []*annotations.HttpRule{old}
+			},
+			want: []string{get},
+		},
+		{
 			name:   "binding removed",
 			change: func(b map[string]*annotations.HttpRule) { delete(b, get) },
 			want:   []string{get},
@@ -349,11 +367,25 @@ func changedBindings(base, current map[string]*annotations.HttpRule) []string {
 		switch {
 		case !ok:
 			problems = append(problems, fmt.Sprintf("%s: HTTP binding {%s} is gone", rpc, prototext.Format(base[rpc])))
-		case !proto.Equal(now, base[rpc]):
-			problems = append(problems, fmt.Sprintf("%s: HTTP binding is {%s}, baseline {%s}", rpc, prototext.Format(now), prototext.Format(base[rpc])))
+		default:
+			for _, old := range flatten(base[rpc]) {
+				if !slices.ContainsFunc(flatten(now), func(r *annotations.HttpRule) bool { return proto.Equal(r, old) }) {
+					problems = append(problems, fmt.Sprintf("%s: HTTP binding {%s} of the baseline is gone; now {%s}", rpc, prototext.Format(old), prototext.Format(now)))
+				}
+			}
 		}
 	}
 	return problems
+}
+
+// flatten returns the bindings of a rule one by one: the rule without its
+// additional bindings, then each of those. A binding of the baseline is
+// kept when it is still one of them, first or additional: its clients'
+// requests are still routed the same way.
+func flatten(r *annotations.HttpRule) []*annotations.HttpRule {
+	first := proto.CloneOf(r)
+	first.AdditionalBindings = nil
+	return append([]*annotations.HttpRule{first}, r.GetAdditionalBindings()...)
 }
 
 // fileBindings returns copies of the HTTP bindings of the RPCs of file, by

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/grpcserver"
 	"github.com/usersd/usersd/internal/jobs"
 	"github.com/usersd/usersd/internal/postgres"
@@ -56,11 +57,12 @@ type config struct {
 	TLSKey      string
 	TLSClientCA string
 
-	Auth          string
-	AuthIssuer    string
-	AuthAudience  string
-	AuthJWKS      string
-	AuthClockSkew time.Duration
+	Auth            string
+	AuthIssuer      string
+	AuthAudience    string
+	AuthJWKS        string
+	AuthClockSkew   time.Duration
+	AuthTenantClaim string
 
 	EventRetention       time.Duration
 	EventRelayInterval   time.Duration
@@ -129,12 +131,13 @@ func flagSet(name string, cfg *config, withServer bool, stderr io.Writer) *flag.
 		fs.StringVar(&cfg.AuthAudience, "auth-audience", "", "with --auth=jwt: the tokens' required aud")
 		fs.StringVar(&cfg.AuthJWKS, "auth-jwks", "", "with --auth=jwt: the signing keys, an https:// JWKS URL (cached, refreshed) or a JWKS file")
 		fs.DurationVar(&cfg.AuthClockSkew, "auth-clock-skew", 30*time.Second, "with --auth=jwt: leeway on exp, nbf and iat (at most 5m)")
+		fs.StringVar(&cfg.AuthTenantClaim, "auth-tenant-claim", auth.DefaultTenantClaim, "with --auth=jwt: the `claim` that binds a token to a tenant (its id); a token without it is the default tenant's, and only the scope tenants.admin acts in every tenant")
 		fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests per second each caller (token subject, else IP address) may make on average; more get 429 / RESOURCE_EXHAUSTED (0: no limit)")
 		fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a caller may make at once above --rate-limit (0: the rate, rounded up)")
 		fs.IntVar(&cfg.RateLimitCallers, "rate-limit-callers", ratelimit.DefaultMaxCallers, "callers whose rate is tracked at once; the least recent are forgotten")
 		fs.DurationVar(&cfg.EventRetention, "event-retention", users.DefaultEventRetention, "how long user events are kept for the feed; then a periodic job removes them")
 		fs.DurationVar(&cfg.EventRelayInterval, "event-relay-interval", jobs.DefaultRelayEvery, "how often new events are dispatched to webhooks and published to NATS")
-		fs.StringVar(&cfg.EventsNATSURL, "events-nats-url", "", "NATS `URL` (nats://host:4222): every event is also published to JetStream, subject usersd.events.<type> (default: off)")
+		fs.StringVar(&cfg.EventsNATSURL, "events-nats-url", "", "NATS `URL` (nats://host:4222): every event is also published to JetStream, subject usersd.events.<tenant>.<type> (default: off)")
 		fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let webhooks target private, loopback and link-local addresses (only for trusted networks and tests)")
 		fs.DurationVar(&cfg.WebhookTimeout, "webhook-timeout", webhooks.DefaultTimeout, "bound on one webhook delivery, from connecting to reading the answer")
 		fs.Float64Var(&cfg.WebhookRate, "webhook-rate", float64(webhooks.DefaultRate), "deliveries per second each subscription receives at most, on average, from this replica")

@@ -28,6 +28,7 @@ import (
 	"github.com/usersd/usersd/internal/natsevents"
 	"github.com/usersd/usersd/internal/postgres/pgtest"
 	"github.com/usersd/usersd/internal/testkit"
+	"github.com/usersd/usersd/internal/users"
 )
 
 // receiver is a webhook endpoint that verifies signatures with the
@@ -384,8 +385,8 @@ func TestEventsNATS(t *testing.T) {
 			id := m.Headers().Get("Nats-Msg-Id")
 			if typ, ok := want[id]; ok {
 				got[id]++
-				if m.Subject() != natsevents.SubjectPrefix+typ {
-					t.Errorf("event %s on subject %s, want %s", id, m.Subject(), natsevents.SubjectPrefix+typ)
+				if want := natsevents.Subject(users.DefaultTenant, users.EventType(typ)); m.Subject() != want {
+					t.Errorf("event %s on subject %s, want %s", id, m.Subject(), want)
 				}
 			}
 		}

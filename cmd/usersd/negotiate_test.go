@@ -32,11 +32,11 @@ func TestHTTPNegotiation(t *testing.T) {
 		"Accept", mediaV2, "Content-Type", mediaV2)
 	c.wantStatus(t, http.StatusCreated)
 	name := c.str("name")
-	id, ok := strings.CutPrefix(name, "users/")
+	id, ok := strings.CutPrefix(name, "tenants/default/users/")
 	if !ok {
-		t.Fatalf("v2 create gave name %q, want users/{id}; body %s", name, c.Raw)
+		t.Fatalf("v2 create gave name %q, want tenants/default/users/{id}; body %s", name, c.Raw)
 	}
-	if got, want := c.Header.Get("Location"), "/v2/users/"+id; got != want {
+	if got, want := c.Header.Get("Location"), "/v2/tenants/default/users/"+id; got != want {
 		t.Errorf("Location = %q, want %q", got, want)
 	}
 	if got, want := c.Header.Get("Content-Type"), mediaV2; got != want {

@@ -61,6 +61,8 @@ func newAuthenticator(ctx context.Context, cfg config, log zerolog.Logger) (*aut
 		JWKS:     cfg.AuthJWKS,
 		Skew:     cfg.AuthClockSkew,
 		Log:      log,
+		// The flag's default is the package's; mode none reads no claim.
+		TenantClaim: cfg.AuthTenantClaim,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("--auth=%s: %w", cfg.Auth, err)

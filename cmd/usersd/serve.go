@@ -35,6 +35,7 @@ import (
 	"github.com/usersd/usersd/internal/overload"
 	"github.com/usersd/usersd/internal/ratelimit"
 	"github.com/usersd/usersd/internal/telemetry"
+	"github.com/usersd/usersd/internal/tenantrate"
 	"github.com/usersd/usersd/internal/users"
 	"github.com/usersd/usersd/internal/webhooks"
 )
@@ -162,6 +163,7 @@ func newService(store users.Store, backlogs users.BacklogReader, cfg config) *us
 		NewWebhookSecret:    webhooks.NewSecret,
 		DisableWebhookAfter: cfg.WebhookDisableAfter,
 		Backlogs:            backlogs,
+		TenantGate:          tenantrate.New(store, 0, 0),
 	})
 }
 

@@ -17,7 +17,7 @@ import (
 
 // previousRelease is the commit of the release before this one: what a
 // deployment upgrades from. Move it forward when a release is cut.
-const previousRelease = "206dcc97f00612c0eb218b0544c4e17246d22f51"
+const previousRelease = "deb074a706bf99f5a50d4c6e6fbb249f1000836b"
 
 // TestUpgradeFromPreviousRelease builds the previous release from the
 // repository's history, lets it create a database and write users,
@@ -38,6 +38,9 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 			before := startUsersd(t, old, "--database-url", db, "--shutdown-delay", "0s")
 			ids := seedV1(t, before)
 			want := readV1(t, before, ids)
+			// A page token handed out before the upgrade.
+			token := httpDo(t, before, "GET", "/v1/users?pageSize=1", "").str("nextPageToken")
+			secondPage := httpDo(t, before, "GET", "/v1/users?pageSize=1&pageToken="+token, "")
 			stopProc(t, before)
 
 			after := startUsersd(t, cur, "--database-url", db, "--shutdown-delay", "0s")
@@ -45,6 +48,10 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("v1 answers after the upgrade differ from the previous release's (-before +after):\n%s", diff)
 			}
+			if r := httpDo(t, after, "GET", "/v1/users?pageSize=1&pageToken="+token, ""); token == "" || !cmp.Equal(r.Body, secondPage.Body) {
+				t.Errorf("page token %q of the previous release: %d %s, want %s", token, r.Status, r.Raw, secondPage.Raw)
+			}
+			checkInDefaultTenant(t, after, ids, want)
 			// The same idempotency key still finds the same user.
 			if id := createV1(t, after, `{"email":"ada@example.com","displayName":"Ada Lovelace"}`, "upgrade-ada"); id != ids.users[0] {
 				t.Errorf("replaying the first create after the upgrade made user %s, want %s", id, ids.users[0])
@@ -53,6 +60,36 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 				t.Errorf("GET /v2/tenants/default after the upgrade = %d %s", r.Status, r.Raw)
 			}
 		})
+	}
+}
+
+// checkInDefaultTenant checks, through v2, that everything the previous
+// release wrote is the default tenant's: its users, import, subscription
+// and events.
+func checkInDefaultTenant(t *testing.T, p *usersdProc, s seeded, v1 map[string]answer) {
+	t.Helper()
+	const tenant = "/v2/tenants/default"
+	r := httpDo(t, p, "GET", tenant+"/users?showDeleted=true&pageSize=1000", "")
+	listed, _ := r.Body["users"].([]any)
+	v1Listed, _ := v1["/v1/users?showDeleted=true&pageSize=1000"].Body["users"].([]any)
+	if r.Status != http.StatusOK || len(listed) != len(v1Listed) || len(listed) < len(s.users) {
+		t.Errorf("GET %s/users = %d, %d users; want the %d of v1", tenant, r.Status, len(listed), len(v1Listed))
+	}
+	for _, path := range []string{tenant + "/users/" + s.users[0], tenant + "/operations/" + s.operation, tenant + "/webhooks/" + s.webhook} {
+		if r := httpDo(t, p, "GET", path, ""); r.Status != http.StatusOK {
+			t.Errorf("GET %s = %d %s", path, r.Status, r.Raw)
+		}
+	}
+	r = httpDo(t, p, "GET", tenant+"/userEvents?pageSize=1000", "")
+	events, _ := r.Body["events"].([]any)
+	v1Events, _ := v1["/v1/userEvents?pageSize=1000"].Body["events"].([]any)
+	if len(events) == 0 || len(events) != len(v1Events) {
+		t.Errorf("the default tenant's feed has %d events, v1's %d; want all of them", len(events), len(v1Events))
+	}
+	for _, e := range events {
+		if tn := e.(map[string]any)["tenant"]; tn != "tenants/default" {
+			t.Errorf("an event of %v after the upgrade, want tenants/default", tn)
+		}
 	}
 }
 

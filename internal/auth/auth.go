@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -75,7 +76,15 @@ type Config struct {
 	// Log receives failed refreshes of the JWKS. The zero Logger discards
 	// them.
 	Log zerolog.Logger
+	// TenantClaim is the claim that binds a token to a tenant (its id);
+	// "" means DefaultTenantClaim. A token without it is bound to the
+	// default tenant. See Principal.Tenant.
+	TenantClaim string
 }
+
+// DefaultTenantClaim is the claim that binds a token to a tenant unless
+// Config.TenantClaim names another.
+const DefaultTenantClaim = "tenant"
 
 // Authenticator verifies bearer tokens and authorizes calls; its
 // interceptors do both (see UnaryInterceptor). Its methods are safe for
@@ -85,9 +94,11 @@ type Authenticator struct {
 	issuer   string
 	audience string
 	skew     time.Duration
-	keys     *keySet // nil with ModeNone
-	stop     context.CancelFunc
-	stopped  chan struct{} // closed when the refresh goroutine has returned
+	// tenantClaim is Config.TenantClaim, or its default.
+	tenantClaim string
+	keys        *keySet // nil with ModeNone
+	stop        context.CancelFunc
+	stopped     chan struct{} // closed when the refresh goroutine has returned
 }
 
 // New returns an Authenticator configured by cfg. With ModeJWT it reads
@@ -146,7 +157,8 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	ctx, stop := context.WithCancel(ctx)
 	a := &Authenticator{
 		mode: ModeJWT, issuer: cfg.Issuer, audience: cfg.Audience, skew: skew,
-		keys: ks, stop: stop, stopped: make(chan struct{}),
+		tenantClaim: cmp.Or(cfg.TenantClaim, DefaultTenantClaim),
+		keys:        ks, stop: stop, stopped: make(chan struct{}),
 	}
 	go func() {
 		defer close(a.stopped)
@@ -221,6 +233,11 @@ type Principal struct {
 	// the scopes they imply: users.admin implies users.write, which implies
 	// users.read. Callers must not modify it.
 	Scopes map[string]bool
+	// Tenant is the id of the tenant the token is bound to (its tenant
+	// claim, Config.TenantClaim), "" when it names none: then the caller
+	// is the default tenant's. A caller without ScopeTenantsAdmin acts in
+	// its tenant only; see users.BindTenant.
+	Tenant string
 }
 
 // Has reports whether p was granted scope, directly or by implication.

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/usersd/usersd/internal/users"
 )
 
 // Realm is the realm of usersd's WWW-Authenticate challenges.
@@ -99,7 +102,17 @@ func (a *Authenticator) admit(ctx context.Context, method string, req any, setHe
 		_ = setHeader(metadata.Pairs(MDWWWAuthenticate, scopeChallenge(d)))
 		return ctx, status.Error(codes.PermissionDenied, d.Error())
 	}
-	return NewContext(ctx, p), nil
+	return bind(NewContext(ctx, p), p), nil
+}
+
+// bind returns ctx for p: bound to its tenant (users.BindTenant), the
+// default tenant when its token names none, unless p has the platform
+// scope, which acts in every tenant.
+func bind(ctx context.Context, p Principal) context.Context {
+	if p.Has(ScopeTenantsAdmin) {
+		return ctx
+	}
+	return users.BindTenant(ctx, cmp.Or(p.Tenant, users.DefaultTenant))
 }
 
 // authenticate returns the caller named by the call's bearer token.

@@ -139,7 +139,8 @@ func (v1Requests) profile(req any) (profileUpdate, bool) {
 	}, ok
 }
 
-// v2Requests reads users.v2 requests, which name users "users/{id}".
+// v2Requests reads users.v2 requests, which name users
+// "tenants/{tenant}/users/{id}" or "users/{id}".
 type v2Requests struct{}
 
 func (v2Requests) user(req any) (string, bool) {
@@ -169,9 +170,11 @@ func (v2Requests) profile(req any) (profileUpdate, bool) {
 	}, ok
 }
 
-// userID returns the id of a user name, "users/{id}", or "".
+// userID returns the id of a user name, "tenants/{tenant}/users/{id}" or
+// "users/{id}", or "". The tenant is not the self rules' concern: a caller
+// acts in its own tenant only (users.BindTenant).
 func userID(name string) string {
-	id, _ := names.Users.ID(name)
+	_, id, _ := names.Users.Scoped(name)
 	return id
 }
 

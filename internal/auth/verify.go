@@ -10,6 +10,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/usersd/usersd/internal/users"
 )
 
 // algorithms are the signature algorithms a token may use. HMAC and "none"
@@ -126,7 +128,31 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (Principal, er
 	if err := a.check(c.Claims, time.Now()); err != nil {
 		return Principal{}, err
 	}
-	return principal(c.Subject, c.Scope, c.Scp), nil
+	tenant, err := a.tenant(payload)
+	if err != nil {
+		return Principal{}, err
+	}
+	p := principal(c.Subject, c.Scope, c.Scp)
+	p.Tenant = tenant
+	return p, nil
+}
+
+// tenant returns the tenant id in the token's tenant claim, "" when it has
+// none, or ErrTokenClaims when the claim is not a tenant id.
+func (a *Authenticator) tenant(payload []byte) (string, error) {
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &all); err != nil {
+		return "", ErrTokenClaims
+	}
+	raw, ok := all[a.tenantClaim]
+	if !ok {
+		return "", nil
+	}
+	var t string
+	if err := json.Unmarshal(raw, &t); err != nil || users.CheckTenantID("tenant", t) != nil {
+		return "", ErrTokenClaims
+	}
+	return t, nil
 }
 
 // check validates the registered claims at now.

@@ -27,11 +27,12 @@ func TestImportRoutes(t *testing.T) {
 		body               string
 		wantType           string // Content-Type
 		wantPrefix         string // of Location; the operation's path follows
+		wantName           string // the operation's name, but its id
 	}{
-		{"v1", "/v1/users:import", "", `{"requestId":"v1",` + rows + `}`, "application/json", "/v1/"},
-		{"v2", "/v2/users:import", "", `{"requestId":"v2",` + rows + `}`, "application/json", "/v2/"},
-		{"negotiated v1", "/users:import", "", `{"requestId":"n1",` + rows + `}`, v1, "/v1/"},
-		{"negotiated v2", "/users:import", v2, `{"requestId":"n2",` + rows + `}`, v2, "/v2/"},
+		{"v1", "/v1/users:import", "", `{"requestId":"v1",` + rows + `}`, "application/json", "/v1/", "operations/"},
+		{"v2", "/v2/users:import", "", `{"requestId":"v2",` + rows + `}`, "application/json", "/v2/", "tenants/default/operations/"},
+		{"negotiated v1", "/users:import", "", `{"requestId":"n1",` + rows + `}`, v1, "/v1/", "operations/"},
+		{"negotiated v2", "/users:import", v2, `{"requestId":"n2",` + rows + `}`, v2, "/v2/", "tenants/default/operations/"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,9 +45,10 @@ func TestImportRoutes(t *testing.T) {
 			}
 			op := decode(t, w)
 			name, _ := op["name"].(string)
-			id, ok := strings.CutPrefix(name, "operations/")
+			// v2 names the operation in its tenant; v1 has no tenants.
+			id, ok := strings.CutPrefix(name, tc.wantName)
 			if _, err := uuid.Parse(id); !ok || err != nil {
-				t.Fatalf("POST %s name = %q, want operations/{UUID}; body %s", tc.path, name, w.Body)
+				t.Fatalf("POST %s name = %q, want %s{UUID}; body %s", tc.path, name, tc.wantName, w.Body)
 			}
 			location := w.Header().Get("Location")
 			if want := tc.wantPrefix + name; location != want {
@@ -59,10 +61,15 @@ func TestImportRoutes(t *testing.T) {
 				t.Errorf("POST %s body has no done: %s", tc.path, w.Body)
 			}
 
-			// The Location answers, and so does its unversioned form.
+			// The Location answers, and so does the unversioned path of
+			// the operation, the default tenant's, in the same version.
+			accept := tc.accept
+			if tc.wantPrefix == "/v2/" {
+				accept = v2
+			}
 			for _, get := range []struct{ path, accept string }{
 				{location, ""},
-				{strings.TrimPrefix(location, tc.wantPrefix[:3]), tc.accept},
+				{"/operations/" + id, accept},
 			} {
 				w := call(t, h, "GET", get.path, "", "Accept", get.accept)
 				if w.Code != http.StatusOK {

@@ -170,10 +170,10 @@ func TestNegotiatedRoutes(t *testing.T) {
 	}
 	created := decode(t, w)
 	name, _ := created["name"].(string)
-	if !strings.HasPrefix(name, "users/") {
-		t.Fatalf("POST /users (v2) gave name %q, want users/{id}; body %s", name, w.Body)
+	if !strings.HasPrefix(name, "tenants/default/users/") {
+		t.Fatalf("POST /users (v2) gave name %q, want tenants/default/users/{id}; body %s", name, w.Body)
 	}
-	id := strings.TrimPrefix(name, "users/")
+	id := strings.TrimPrefix(name, "tenants/default/users/")
 	if got, want := w.Header().Get("Location"), "/v2/"+name; got != want {
 		t.Errorf("Location = %q, want %q", got, want)
 	}

@@ -190,8 +190,8 @@ func TestV2WebhookRoutes(t *testing.T) {
 	}
 	created := decode(t, w)
 	name, _ := created["name"].(string)
-	if !strings.HasPrefix(name, "webhooks/") {
-		t.Fatalf("created name = %q, want webhooks/{id}", name)
+	if !strings.HasPrefix(name, "tenants/default/webhooks/") {
+		t.Fatalf("created name = %q, want tenants/default/webhooks/{id}", name)
 	}
 	if got, want := w.Header().Get("Location"), "/v2/"+name; got != want {
 		t.Errorf("Location = %q, want %q", got, want)

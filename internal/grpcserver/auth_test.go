@@ -178,7 +178,7 @@ func (e *authEnv) fixture(t *testing.T, o fixtureOpts) fixture {
 	}
 	f := fixture{self: create(), other: create()}
 	if o.deleted {
-		if _, err := e.svc.Delete(ctx, f.self, ""); err != nil {
+		if _, err := e.svc.Delete(ctx, users.DefaultTenant, f.self, ""); err != nil {
 			t.Fatalf("Delete err = %v", err)
 		}
 	}

@@ -70,7 +70,7 @@ func BenchmarkConvert(b *testing.B) {
 			toProtosV2(page)
 		}
 	})
-	inV2 := &usersv2.User{Name: userName(one.ID), Email: one.Email, DisplayName: one.DisplayName, State: usersv2.User_STATE_ACTIVE, Labels: one.Labels}
+	inV2 := &usersv2.User{Name: userName(users.DefaultTenant, one.ID), Email: one.Email, DisplayName: one.DisplayName, State: usersv2.User_STATE_ACTIVE, Labels: one.Labels}
 	b.Run("v2/fromProto", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -51,28 +51,40 @@ func TestOperationShapesMatch(t *testing.T) {
 }
 
 // TestOperationToProto checks both versions' forms of an operation, done
-// and not: the same JSON, with the same name.
+// and not: the same JSON but for the name, which v2 gives in full with the
+// tenant ("tenants/{tenant}/operations/{id}") and v1, which serves the
+// default tenant only, as it always has ("operations/{id}").
 func TestOperationToProto(t *testing.T) {
 	ts := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, op := range []*users.Operation{
-		{ID: "0193a4c6-0000-7000-8000-000000000001", Total: 3, Imported: 1, Chunks: 2, ChunksDone: 1, CreateTime: ts, UpdateTime: ts},
-		{ID: "0193a4c6-0000-7000-8000-000000000002", Total: 2, Imported: 1, Failed: 1, CreateTime: ts, UpdateTime: ts.Add(time.Second),
+		{Tenant: users.DefaultTenant, ID: "0193a4c6-0000-7000-8000-000000000001", Total: 3, Imported: 1, Chunks: 2, ChunksDone: 1, CreateTime: ts, UpdateTime: ts},
+		{Tenant: users.DefaultTenant, ID: "0193a4c6-0000-7000-8000-000000000002", Total: 2, Imported: 1, Failed: 1, CreateTime: ts, UpdateTime: ts.Add(time.Second),
 			Chunks: 1, ChunksDone: 1, Failures: []users.RowFailure{{Index: 1, Reason: "email: taken"}}},
 	} {
-		j1, err := protojson.Marshal(operationToProto(op))
+		pb1, pb2 := operationToProto(op), operationToProtoV2(op)
+		if got, want := pb2.GetName(), "tenants/default/operations/"+op.ID; got != want {
+			t.Errorf("v2 name = %q, want %q", got, want)
+		}
+		if got, want := pb1.GetName(), "operations/"+op.ID; got != want {
+			t.Errorf("v1 name = %q, want %q", got, want)
+		}
+		pb1.Name, pb2.Name = "", ""
+		j1, err := protojson.Marshal(pb1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		j2, err := protojson.Marshal(operationToProtoV2(op))
+		j2, err := protojson.Marshal(pb2)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if diff := cmp.Diff(string(j2), string(j1)); diff != "" {
-			t.Errorf("v1 and v2 operations differ (-v2 +v1):\n%s", diff)
+			t.Errorf("v1 and v2 operations differ but for the name (-v2 +v1):\n%s", diff)
 		}
-		if got, want := operationToProto(op).GetName(), "operations/"+op.ID; got != want {
-			t.Errorf("name = %q, want %q", got, want)
-		}
+	}
+	// A tenant's operation: v2 names it in that tenant.
+	op := &users.Operation{Tenant: "acme", ID: "0193a4c6-0000-7000-8000-000000000003", Total: 1, CreateTime: ts, UpdateTime: ts}
+	if got, want := operationToProtoV2(op).GetName(), "tenants/acme/operations/"+op.ID; got != want {
+		t.Errorf("v2 name = %q, want %q", got, want)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	usersv1 "github.com/usersd/usersd/api/users/v1"
+	"github.com/usersd/usersd/internal/names"
 	"github.com/usersd/usersd/internal/users"
 )
 
@@ -57,7 +58,9 @@ func importRowV1(u *usersv1.User) *usersv1.User {
 // operationToProto returns the v1 form of an operation: v2's, whose
 // messages are v1's field for field (TestOperationShapesMatch).
 func operationToProto(op *users.Operation) *usersv1.Operation {
-	return sameShape[*usersv1.Operation](operationToProtoV2(op))
+	pb := sameShape[*usersv1.Operation](operationToProtoV2(op))
+	pb.Name = names.Operations.Name(op.ID) // v1's names have no tenant
+	return pb
 }
 
 // eventToProto returns the v1 form of an event.

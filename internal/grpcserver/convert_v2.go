@@ -2,6 +2,7 @@ package grpcserver
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -17,8 +18,43 @@ import (
 // the errors they return are the domain's ("id", "user.id"), which
 // fieldpaths.go turns into v2's on the way out.
 
-// userName returns the v2 resource name of the user with the id.
-func userName(id string) string { return names.Users.Name(id) }
+// userName returns the v2 resource name of the tenant's user with the id.
+func userName(tenant, id string) string { return names.Users.InTenant(tenant, id) }
+
+// tenantName returns the v2 resource name of the tenant.
+func tenantName(tenant string) string { return names.Tenants.Name(tenant) }
+
+// scopedOf returns the tenant and the id in name, the resource name of a
+// tenant's resource in collection c: "tenants/{tenant}/{c}/{id}", or
+// "{c}/{id}" for the default tenant's, whose tenant is "" (the domain's
+// default). An empty name is an empty id, which the domain reports as
+// required on field; any other name that is not one of c's is invalid on
+// field. Whether the tenant and the id are well formed is the domain's to
+// check.
+func scopedOf(c names.Collection, field, name string) (tenant, id string, err error) {
+	if name == "" {
+		return "", "", nil
+	}
+	tenant, id, ok := c.Scoped(name)
+	if !ok {
+		return "", "", users.Invalid(field, c.NotScoped(name))
+	}
+	return tenant, id, nil
+}
+
+// parentOf returns the tenant id in parent, "tenants/{tenant}" (or
+// "tenants/-", AllTenants, where a call allows it); "" for an empty
+// parent, the default tenant.
+func parentOf(parent string) (string, error) {
+	if parent == "" {
+		return "", nil
+	}
+	tenant, ok := names.Tenants.ID(parent)
+	if !ok || strings.Contains(tenant, "/") {
+		return "", users.Invalid("parent", names.Tenants.NotOne(parent))
+	}
+	return tenant, nil
+}
 
 // idOf returns the id in name, a resource name of collection c. An empty
 // name is an empty id, which the domain reports as required on field; any
@@ -35,28 +71,49 @@ func idOf(c names.Collection, field, name string) (string, error) {
 	return id, nil
 }
 
-// idsFromNames returns the ids in BatchGetUsers' names, or an error that
-// names every malformed one.
-func idsFromNames(ns []string) ([]string, error) {
+// idsFromNames returns the tenant and the ids of BatchGetUsers' parent and
+// names, or an error that names every malformed name and every name of
+// another tenant than the parent's (or, without a parent, than the first
+// name's): one call reads one tenant.
+func idsFromNames(parent string, ns []string) (string, []string, error) {
+	tenant, err := parentOf(parent)
+	if err != nil {
+		return "", nil, err
+	}
+	tenant = orDefault(tenant)
+	fromParent := parent != ""
 	ids := make([]string, len(ns))
 	inv := &users.InvalidError{}
 	for i, name := range ns {
-		id, ok := names.Users.ID(name)
-		if !ok {
-			inv.Violations = append(inv.Violations, users.FieldViolation{Field: fmt.Sprintf("ids[%d]", i), Description: names.Users.NotOne(name)})
+		t, id, ok := names.Users.Scoped(name)
+		switch t = orDefault(t); {
+		case !ok:
+			inv.Violations = append(inv.Violations, users.FieldViolation{Field: fmt.Sprintf("ids[%d]", i), Description: names.Users.NotScoped(name)})
+		case i == 0 && !fromParent:
+			tenant = t
+		case t != tenant:
+			inv.Violations = append(inv.Violations, users.FieldViolation{Field: fmt.Sprintf("ids[%d]", i), Description: fmt.Sprintf("%q is not a user of %s: one call reads one tenant", name, tenantName(tenant))})
 		}
 		ids[i] = id
 	}
 	if len(inv.Violations) > 0 {
-		return nil, inv
+		return "", nil, inv
 	}
-	return ids, nil
+	return tenant, ids, nil
+}
+
+// orDefault is the tenant id, or the default tenant's for "".
+func orDefault(tenant string) string {
+	if tenant == "" {
+		return users.DefaultTenant
+	}
+	return tenant
 }
 
 // toProtoV2 returns the v2 form of a user.
 func toProtoV2(u *users.User) *usersv2.User {
 	return &usersv2.User{
-		Name:        userName(u.ID),
+		Name:        userName(u.Tenant, u.ID),
 		Email:       u.Email,
 		DisplayName: u.DisplayName,
 		State:       usersv2.User_State(u.State),
@@ -77,17 +134,17 @@ func toProtosV2(us []*users.User) []*usersv2.User {
 }
 
 // fromProtoV2 returns the fields of a v2 user that callers may set, its
-// name turned into an id.
+// name turned into a tenant and an id.
 func fromProtoV2(u *usersv2.User) (*users.User, error) {
 	if u == nil {
 		return nil, nil
 	}
-	id, err := idOf(names.Users, "user.id", u.GetName())
+	tenant, id, err := scopedOf(names.Users, "user.id", u.GetName())
 	if err != nil {
 		return nil, err
 	}
 	out := settableV2(u)
-	out.ID = id
+	out.Tenant, out.ID = tenant, id
 	return out, nil
 }
 
@@ -124,7 +181,7 @@ func pathsV2(paths []string) ([]string, error) {
 // and its outcome once it is done.
 func operationToProtoV2(op *users.Operation) *usersv2.Operation {
 	pb := &usersv2.Operation{
-		Name: names.Operations.Name(op.ID),
+		Name: names.Operations.InTenant(op.Tenant, op.ID),
 		Done: op.Done(),
 		Metadata: &usersv2.ImportUsersMetadata{
 			Total:      int32(op.Total),
@@ -148,7 +205,8 @@ func eventToProtoV2(ev users.Event) *usersv2.UserEvent {
 	pb := &usersv2.UserEvent{
 		Name:         names.UserEvents.Name(ev.ID),
 		Type:         string(ev.Type),
-		User:         userName(ev.UserID),
+		User:         userName(ev.Tenant, ev.UserID),
+		Tenant:       tenantName(ev.Tenant),
 		ChangedPaths: changedPaths(ev.Paths),
 		CreateTime:   timestamppb.New(ev.Time),
 		Cursor:       ev.Pos.Cursor(),
@@ -171,7 +229,8 @@ func webhookToProtoV2(w *users.Webhook, withSecret bool, b users.WebhookBacklog,
 		Backlog:             backlog,
 		LastSuccessTime:     timestampOrNil(w.LastSuccessTime),
 		LastFailureTime:     timestampOrNil(w.LastFailureTime),
-		Name:                names.Webhooks.Name(w.ID),
+		Name:                names.Webhooks.InTenant(w.Tenant, w.ID),
+		AllTenants:          w.AllTenants,
 		Url:                 w.URL,
 		EventTypes:          eventTypeNames(w.EventTypes),
 		Secret:              secretIf(w, withSecret),

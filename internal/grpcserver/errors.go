@@ -3,6 +3,7 @@ package grpcserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -23,8 +24,8 @@ import (
 const ErrorDomain = "usersd.dev"
 
 // codeOf is the one table from domain error kind to gRPC code. The gateway
-// derives the HTTP status from the code (400, 404, 409, 409, 400, 409, 503,
-// 409, 499, 504).
+// derives the HTTP status from the code (400, 404, 409, 409, 400, 409, 429,
+// 429, 503, 409, 499, 504).
 var codeOf = []struct {
 	kind error
 	code codes.Code
@@ -35,6 +36,8 @@ var codeOf = []struct {
 	{users.ErrIDTaken, codes.AlreadyExists},
 	{users.ErrWrongState, codes.FailedPrecondition},
 	{users.ErrEtagMismatch, codes.Aborted},
+	{users.ErrQuota, codes.ResourceExhausted},
+	{users.ErrRateLimited, codes.ResourceExhausted},
 	{users.ErrUnavailable, codes.Unavailable},
 	{users.ErrContention, codes.Aborted},
 	{context.Canceled, codes.Canceled},
@@ -95,6 +98,22 @@ func toStatus(err error) (st *status.Status, internal bool) {
 				st = withDetails
 			}
 		}
+		var re *users.RateError
+		if errors.As(err, &re) {
+			if withDetails, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retrySeconds(re.RetryAfter))}); derr == nil {
+				st = withDetails
+			}
+		}
+		var qe *users.QuotaError
+		if errors.As(err, &qe) {
+			qf := &errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
+				Subject:     tenantName(qe.Tenant),
+				Description: fmt.Sprintf("at most %d users that are not deleted (settings.max_users)", qe.MaxUsers),
+			}}}
+			if withDetails, derr := st.WithDetails(qf); derr == nil {
+				st = withDetails
+			}
+		}
 		return st, false
 	}
 	return status.New(codes.Internal, "internal error"), true
@@ -126,10 +145,15 @@ func Errors(count func(kind, cause string)) grpc.UnaryServerInterceptor {
 // are described at Errors.
 func callError(ctx context.Context, err error, count func(kind, cause string)) error {
 	st, internal := toStatus(err)
-	var se *users.StoreError
+	var (
+		se *users.StoreError
+		re *users.RateError
+	)
 	switch {
 	case internal:
 		telemetry.CallFrom(ctx).SetCause(err)
+	case errors.As(err, &re):
+		_ = grpc.SetHeader(ctx, metadata.Pairs(ratelimit.MDRetryAfter, strconv.Itoa(int(retrySeconds(re.RetryAfter)/time.Second))))
 	case errors.As(err, &se):
 		telemetry.CallFrom(ctx).SetCause(err)
 		_ = grpc.SetHeader(ctx, metadata.Pairs(ratelimit.MDRetryAfter, strconv.Itoa(int(RetryAfter/time.Second))))
@@ -138,4 +162,10 @@ func callError(ctx context.Context, err error, count func(kind, cause string)) e
 		}
 	}
 	return st.Err()
+}
+
+// retrySeconds is d rounded up to whole seconds, at least one: the
+// resolution of Retry-After.
+func retrySeconds(d time.Duration) time.Duration {
+	return max(time.Second, (d + time.Second - 1).Truncate(time.Second))
 }

@@ -25,13 +25,13 @@ const (
 // errDraining ends the streams of a server that is shutting down.
 var errDraining = status.Error(codes.Unavailable, "server shutting down; resume from your cursor")
 
-// watch is WatchUserEvents, of every API version: it sends the events
-// after the cursor after, a page at a time, then reads the feed again
+// watch is WatchUserEvents, of every API version: it sends the tenant's
+// events (every tenant's for users.AllTenants) after the cursor after, a page at a time, then reads the feed again
 // every watchPoll once it has caught up, until the client cancels or Drain
 // is called. The unary chain does not run for streams, so it validates req
 // and maps errors to statuses of the API version of method, a full method
 // name, itself.
-func (s *ServerV2) watch(ctx context.Context, method string, req proto.Message, after string, send func(users.Event) error) error {
+func (s *ServerV2) watch(ctx context.Context, method string, req proto.Message, tenant, after string, send func(users.Event) error) error {
 	if err := validator.Validate(req); err != nil {
 		return streamStatus(ctx, method, invalidFrom(err))
 	}
@@ -44,7 +44,7 @@ func (s *ServerV2) watch(ctx context.Context, method string, req proto.Message, 
 			return status.FromContextError(ctx.Err()).Err()
 		default:
 		}
-		page, err := s.svc.ListEvents(ctx, after, watchPageSize)
+		page, err := s.svc.ListEvents(ctx, tenant, after, watchPageSize)
 		if err != nil {
 			return streamStatus(ctx, method, err)
 		}

@@ -92,7 +92,8 @@ func summarize(evs []*userEvent) []eventSummary {
 // a purge a page at a time, and checks the cursors: each page's
 // next_cursor is its last event's, and an empty page gives back after.
 // Each version names the events and their user its way (userEvents/{id}
-// and users/{id} in v2), and both versions list the same events.
+// and tenants/default/users/{id} in v2), and both versions list the same
+// events.
 func TestListUserEvents(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, e *eventsEnv, v apiVersion) {
 		ctx := context.Background()

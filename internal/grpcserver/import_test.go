@@ -69,13 +69,26 @@ var ignoreOperationTimes = cmp.Options{
 	protocmp.IgnoreFields(&usersv2.ImportUsersMetadata{}, "create_time", "update_time"),
 }
 
-// operationID returns the id of an operation's name, failing the test when
-// the name is not "operations/{UUID}".
+// operationID returns the id of a v1 operation's name, failing the test
+// when the name is not "operations/{UUID}": v1 is unchanged by tenants.
 func operationID(t *testing.T, name string) string {
 	t.Helper()
-	id, ok := strings.CutPrefix(name, "operations/")
+	return operationIDWithPrefix(t, "operations/", name)
+}
+
+// operationIDIn returns the id of a v2 operation's name, failing the test
+// when the name is not the tenant's full name,
+// "tenants/{tenant}/operations/{UUID}".
+func operationIDIn(t *testing.T, tenant, name string) string {
+	t.Helper()
+	return operationIDWithPrefix(t, "tenants/"+tenant+"/operations/", name)
+}
+
+func operationIDWithPrefix(t *testing.T, prefix, name string) string {
+	t.Helper()
+	id, ok := strings.CutPrefix(name, prefix)
 	if _, err := uuid.Parse(id); !ok || err != nil {
-		t.Fatalf("operation name = %q, want operations/{UUID}", name)
+		t.Fatalf("operation name = %q, want %s{UUID}", name, prefix)
 	}
 	return id
 }
@@ -294,13 +307,15 @@ func TestImportUsersV2(t *testing.T) {
 		t.Errorf("GetOperation (-want +got):\n%s", diff)
 	}
 
-	// One operation, read through either version.
-	v1, err := c1.GetOperation(ctx, &usersv1.GetOperationRequest{Id: operationID(t, got.GetName())})
+	// One operation, read through either version, each naming it its way:
+	// v1 as it always has, v2 with the default tenant.
+	id := operationIDIn(t, users.DefaultTenant, got.GetName())
+	v1, err := c1.GetOperation(ctx, &usersv1.GetOperationRequest{Id: id})
 	if err != nil {
 		t.Fatalf("v1 GetOperation err = %v", err)
 	}
-	if v1.GetName() != got.GetName() || !v1.GetDone() || len(v1.GetResponse().GetFailures()) != 2 {
-		t.Errorf("v1 GetOperation = %v; want the v2 operation %v", v1, got)
+	if v1.GetName() != "operations/"+id || !v1.GetDone() || len(v1.GetResponse().GetFailures()) != 2 {
+		t.Errorf("v1 GetOperation = %v; want the v2 operation %v, named operations/%s", v1, got, id)
 	}
 
 	// A replay through v1 of the same rows is the same request.

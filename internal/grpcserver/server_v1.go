@@ -35,17 +35,17 @@ func (s *Server) Drain() { s.v2.Drain() }
 
 // CreateUser implements users.v1.UserService.
 func (s *Server) CreateUser(ctx context.Context, req *usersv1.CreateUserRequest) (*usersv1.User, error) {
-	return userV1(s.v2.createUser(ctx, fromProto(req.GetUser()), req.GetRequestId()))
+	return userV1(s.v2.createUser(ctx, users.DefaultTenant, fromProto(req.GetUser()), req.GetRequestId()))
 }
 
 // GetUser implements users.v1.UserService.
 func (s *Server) GetUser(ctx context.Context, req *usersv1.GetUserRequest) (*usersv1.User, error) {
-	return userV1(s.v2.svc.Get(ctx, req.GetId()))
+	return userV1(s.v2.svc.Get(ctx, users.DefaultTenant, req.GetId()))
 }
 
 // ListUsers implements users.v1.UserService.
 func (s *Server) ListUsers(ctx context.Context, req *usersv1.ListUsersRequest) (*usersv1.ListUsersResponse, error) {
-	res, err := s.v2.svc.List(ctx, listRequest(req))
+	res, err := s.v2.svc.List(ctx, listRequest(users.DefaultTenant, req))
 	if err != nil {
 		return nil, err
 	}
@@ -59,17 +59,17 @@ func (s *Server) UpdateUser(ctx context.Context, req *usersv1.UpdateUserRequest)
 
 // DeleteUser implements users.v1.UserService.
 func (s *Server) DeleteUser(ctx context.Context, req *usersv1.DeleteUserRequest) (*usersv1.User, error) {
-	return userV1(s.v2.lifecycle(ctx, s.v2.svc.Delete, req.GetId(), req.GetEtag()))
+	return userV1(s.v2.lifecycle(ctx, s.v2.svc.Delete, users.DefaultTenant, req.GetId(), req.GetEtag()))
 }
 
 // UndeleteUser implements users.v1.UserService.
 func (s *Server) UndeleteUser(ctx context.Context, req *usersv1.UndeleteUserRequest) (*usersv1.User, error) {
-	return userV1(s.v2.lifecycle(ctx, s.v2.svc.Undelete, req.GetId(), req.GetEtag()))
+	return userV1(s.v2.lifecycle(ctx, s.v2.svc.Undelete, users.DefaultTenant, req.GetId(), req.GetEtag()))
 }
 
 // BatchGetUsers implements users.v1.UserService.
 func (s *Server) BatchGetUsers(ctx context.Context, req *usersv1.BatchGetUsersRequest) (*usersv1.BatchGetUsersResponse, error) {
-	us, err := s.v2.svc.BatchGet(ctx, req.GetIds())
+	us, err := s.v2.svc.BatchGet(ctx, users.DefaultTenant, req.GetIds())
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (s *Server) BatchGetUsers(ctx context.Context, req *usersv1.BatchGetUsersRe
 // ImportUsers implements users.v1.UserService, as ServerV2.ImportUsers
 // does; the id of a row is ignored like its output-only fields.
 func (s *Server) ImportUsers(ctx context.Context, req *usersv1.ImportUsersRequest) (*usersv1.Operation, error) {
-	op, err := s.v2.importUsers(ctx, req.GetRequestId(), func() ([]users.ImportRow, error) {
+	op, err := s.v2.importUsers(ctx, users.DefaultTenant, req.GetRequestId(), func() ([]users.ImportRow, error) {
 		return importRows(req.GetUsers(), importRowV1, fromProto)
 	})
 	if err != nil {
@@ -90,7 +90,7 @@ func (s *Server) ImportUsers(ctx context.Context, req *usersv1.ImportUsersReques
 
 // GetOperation implements users.v1.UserService.
 func (s *Server) GetOperation(ctx context.Context, req *usersv1.GetOperationRequest) (*usersv1.Operation, error) {
-	op, err := s.v2.svc.GetOperation(ctx, req.GetId())
+	op, err := s.v2.svc.GetOperation(ctx, users.DefaultTenant, req.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +99,7 @@ func (s *Server) GetOperation(ctx context.Context, req *usersv1.GetOperationRequ
 
 // ListUserEvents implements users.v1.UserService.
 func (s *Server) ListUserEvents(ctx context.Context, req *usersv1.ListUserEventsRequest) (*usersv1.ListUserEventsResponse, error) {
-	page, err := s.v2.svc.ListEvents(ctx, req.GetAfter(), int(req.GetPageSize()))
+	page, err := s.v2.svc.ListEvents(ctx, users.DefaultTenant, req.GetAfter(), int(req.GetPageSize()))
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (s *Server) ListUserEvents(ctx context.Context, req *usersv1.ListUserEvents
 // WatchUserEvents implements users.v1.UserService with ServerV2's stream,
 // in v1's form.
 func (s *Server) WatchUserEvents(req *usersv1.WatchUserEventsRequest, stream grpc.ServerStreamingServer[usersv1.UserEvent]) error {
-	return s.v2.watch(stream.Context(), usersv1.UserService_WatchUserEvents_FullMethodName, req, req.GetAfter(), func(ev users.Event) error {
+	return s.v2.watch(stream.Context(), usersv1.UserService_WatchUserEvents_FullMethodName, req, users.DefaultTenant, req.GetAfter(), func(ev users.Event) error {
 		return stream.Send(eventToProto(ev))
 	})
 }
@@ -121,7 +121,9 @@ func (s *Server) WatchUserEvents(req *usersv1.WatchUserEventsRequest, stream grp
 // CreateWebhook implements users.v1.UserService. Its answer is the only
 // one, with that of a rotation, that carries the secret.
 func (s *Server) CreateWebhook(ctx context.Context, req *usersv1.CreateWebhookRequest) (*usersv1.Webhook, error) {
-	created, err := s.v2.svc.CreateWebhook(ctx, webhookRequest(req.GetWebhook()))
+	in := webhookRequest(req.GetWebhook())
+	in.Tenant = users.DefaultTenant
+	created, err := s.v2.svc.CreateWebhook(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +132,7 @@ func (s *Server) CreateWebhook(ctx context.Context, req *usersv1.CreateWebhookRe
 
 // GetWebhook implements users.v1.UserService.
 func (s *Server) GetWebhook(ctx context.Context, req *usersv1.GetWebhookRequest) (*usersv1.Webhook, error) {
-	w, err := s.v2.svc.GetWebhook(ctx, req.GetId())
+	w, err := s.v2.svc.GetWebhook(ctx, users.DefaultTenant, req.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +141,7 @@ func (s *Server) GetWebhook(ctx context.Context, req *usersv1.GetWebhookRequest)
 
 // ListWebhooks implements users.v1.UserService.
 func (s *Server) ListWebhooks(ctx context.Context, _ *usersv1.ListWebhooksRequest) (*usersv1.ListWebhooksResponse, error) {
-	ws, err := s.v2.svc.ListWebhooks(ctx)
+	ws, err := s.v2.svc.ListWebhooks(ctx, users.DefaultTenant)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +155,9 @@ func (s *Server) ListWebhooks(ctx context.Context, _ *usersv1.ListWebhooksReques
 // UpdateWebhook implements users.v1.UserService; see updateWebhook.
 func (s *Server) UpdateWebhook(ctx context.Context, req *usersv1.UpdateWebhookRequest) (*usersv1.Webhook, error) {
 	w := req.GetWebhook()
-	updated, rotated, err := s.v2.updateWebhook(ctx, w.GetId(), webhookRequest(w), req.GetUpdateMask().GetPaths(), "id")
+	in := webhookRequest(w)
+	in.Tenant = users.DefaultTenant
+	updated, rotated, err := s.v2.updateWebhook(ctx, w.GetId(), in, req.GetUpdateMask().GetPaths(), "id")
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +166,7 @@ func (s *Server) UpdateWebhook(ctx context.Context, req *usersv1.UpdateWebhookRe
 
 // DeleteWebhook implements users.v1.UserService.
 func (s *Server) DeleteWebhook(ctx context.Context, req *usersv1.DeleteWebhookRequest) (*emptypb.Empty, error) {
-	if err := s.v2.svc.DeleteWebhook(ctx, req.GetId()); err != nil {
+	if err := s.v2.svc.DeleteWebhook(ctx, users.DefaultTenant, req.GetId()); err != nil {
 		return nil, err
 	}
 	return &emptypb.Empty{}, nil
@@ -170,7 +174,7 @@ func (s *Server) DeleteWebhook(ctx context.Context, req *usersv1.DeleteWebhookRe
 
 // ListWebhookDeliveries implements users.v1.UserService.
 func (s *Server) ListWebhookDeliveries(ctx context.Context, req *usersv1.ListWebhookDeliveriesRequest) (*usersv1.ListWebhookDeliveriesResponse, error) {
-	as, err := s.v2.svc.ListDeliveryAttempts(ctx, req.GetWebhookId(), int(req.GetPageSize()))
+	as, err := s.v2.svc.ListDeliveryAttempts(ctx, users.DefaultTenant, req.GetWebhookId(), int(req.GetPageSize()))
 	if err != nil {
 		return nil, err
 	}

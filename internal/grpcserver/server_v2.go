@@ -45,35 +45,43 @@ func (s *ServerV2) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
 
 // CreateUser implements users.v2.UserService.
 func (s *ServerV2) CreateUser(ctx context.Context, req *usersv2.CreateUserRequest) (*usersv2.User, error) {
+	tenant, err := parentOf(req.GetParent())
+	if err != nil {
+		return nil, err
+	}
 	in, err := fromProtoV2(req.GetUser())
 	if err != nil {
 		return nil, err
 	}
-	return userV2(s.createUser(ctx, in, req.GetRequestId()))
+	return userV2(s.createUser(ctx, tenant, in, req.GetRequestId()))
 }
 
-// createUser creates a user under the request id of the request or of the
-// Idempotency-Key metadata.
-func (s *ServerV2) createUser(ctx context.Context, in *users.User, requestID string) (*users.User, error) {
+// createUser creates a user in the tenant under the request id of the
+// request or of the Idempotency-Key metadata.
+func (s *ServerV2) createUser(ctx context.Context, tenant string, in *users.User, requestID string) (*users.User, error) {
 	rid, err := orMD(ctx, requestID, "request_id", MDIdempotencyKey)
 	if err != nil {
 		return nil, err
 	}
-	return s.svc.Create(ctx, users.CreateRequest{User: in, RequestID: rid})
+	return s.svc.Create(ctx, users.CreateRequest{Tenant: tenant, User: in, RequestID: rid})
 }
 
 // GetUser implements users.v2.UserService.
 func (s *ServerV2) GetUser(ctx context.Context, req *usersv2.GetUserRequest) (*usersv2.User, error) {
-	id, err := idOf(names.Users, "id", req.GetName())
+	tenant, id, err := scopedOf(names.Users, "id", req.GetName())
 	if err != nil {
 		return nil, err
 	}
-	return userV2(s.svc.Get(ctx, id))
+	return userV2(s.svc.Get(ctx, tenant, id))
 }
 
 // ListUsers implements users.v2.UserService.
 func (s *ServerV2) ListUsers(ctx context.Context, req *usersv2.ListUsersRequest) (*usersv2.ListUsersResponse, error) {
-	res, err := s.svc.List(ctx, listRequest(req))
+	tenant, err := parentOf(req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.svc.List(ctx, listRequest(tenant, req))
 	if err != nil {
 		return nil, err
 	}
@@ -90,9 +98,10 @@ type listParams interface {
 }
 
 // listRequest returns the domain's form of a ListUsersRequest of any
-// version.
-func listRequest(req listParams) users.ListRequest {
+// version, in the tenant.
+func listRequest(tenant string, req listParams) users.ListRequest {
 	return users.ListRequest{
+		Tenant:      tenant,
 		PageSize:    int(req.GetPageSize()),
 		PageToken:   req.GetPageToken(),
 		Filter:      req.GetFilter(),
@@ -114,51 +123,55 @@ func (s *ServerV2) UpdateUser(ctx context.Context, req *usersv2.UpdateUserReques
 	return userV2(s.updateUser(ctx, in, paths, req.GetUser().GetEtag()))
 }
 
-// updateUser changes the fields of in named by paths, under the etag of
-// the request or of the If-Match metadata.
+// updateUser changes the fields of in (of its tenant) named by paths,
+// under the etag of the request or of the If-Match metadata.
 func (s *ServerV2) updateUser(ctx context.Context, in *users.User, paths []string, etag string) (*users.User, error) {
 	etag, err := orMD(ctx, etag, "user.etag", MDIfMatch)
 	if err != nil {
 		return nil, err
 	}
-	return s.svc.Update(ctx, users.UpdateRequest{User: in, Paths: paths, Etag: etag})
+	var tenant string
+	if in != nil {
+		tenant = in.Tenant
+	}
+	return s.svc.Update(ctx, users.UpdateRequest{Tenant: tenant, User: in, Paths: paths, Etag: etag})
 }
 
 // DeleteUser implements users.v2.UserService.
 func (s *ServerV2) DeleteUser(ctx context.Context, req *usersv2.DeleteUserRequest) (*usersv2.User, error) {
-	id, err := idOf(names.Users, "id", req.GetName())
+	tenant, id, err := scopedOf(names.Users, "id", req.GetName())
 	if err != nil {
 		return nil, err
 	}
-	return userV2(s.lifecycle(ctx, s.svc.Delete, id, req.GetEtag()))
+	return userV2(s.lifecycle(ctx, s.svc.Delete, tenant, id, req.GetEtag()))
 }
 
 // UndeleteUser implements users.v2.UserService.
 func (s *ServerV2) UndeleteUser(ctx context.Context, req *usersv2.UndeleteUserRequest) (*usersv2.User, error) {
-	id, err := idOf(names.Users, "id", req.GetName())
+	tenant, id, err := scopedOf(names.Users, "id", req.GetName())
 	if err != nil {
 		return nil, err
 	}
-	return userV2(s.lifecycle(ctx, s.svc.Undelete, id, req.GetEtag()))
+	return userV2(s.lifecycle(ctx, s.svc.Undelete, tenant, id, req.GetEtag()))
 }
 
-// lifecycle moves the user with the id with change (Delete or Undelete),
-// under the etag of the request or of the If-Match metadata.
-func (s *ServerV2) lifecycle(ctx context.Context, change func(ctx context.Context, id, etag string) (*users.User, error), id, etag string) (*users.User, error) {
+// lifecycle moves the tenant's user with the id with change (Delete or
+// Undelete), under the etag of the request or of the If-Match metadata.
+func (s *ServerV2) lifecycle(ctx context.Context, change func(ctx context.Context, tenant, id, etag string) (*users.User, error), tenant, id, etag string) (*users.User, error) {
 	etag, err := orMD(ctx, etag, "etag", MDIfMatch)
 	if err != nil {
 		return nil, err
 	}
-	return change(ctx, id, etag)
+	return change(ctx, tenant, id, etag)
 }
 
 // BatchGetUsers implements users.v2.UserService.
 func (s *ServerV2) BatchGetUsers(ctx context.Context, req *usersv2.BatchGetUsersRequest) (*usersv2.BatchGetUsersResponse, error) {
-	ids, err := idsFromNames(req.GetNames())
+	tenant, ids, err := idsFromNames(req.GetParent(), req.GetNames())
 	if err != nil {
 		return nil, err
 	}
-	us, err := s.svc.BatchGet(ctx, ids)
+	us, err := s.svc.BatchGet(ctx, tenant, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +183,11 @@ func (s *ServerV2) BatchGetUsers(ctx context.Context, req *usersv2.BatchGetUsers
 // reaches the domain rejected, so that it fails alone. The name and
 // output-only fields of the rows are ignored.
 func (s *ServerV2) ImportUsers(ctx context.Context, req *usersv2.ImportUsersRequest) (*usersv2.Operation, error) {
-	op, err := s.importUsers(ctx, req.GetRequestId(), func() ([]users.ImportRow, error) {
+	tenant, err := parentOf(req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	op, err := s.importUsers(ctx, tenant, req.GetRequestId(), func() ([]users.ImportRow, error) {
 		return importRows(req.GetUsers(), importRowV2, settableV2)
 	})
 	if err != nil {
@@ -179,10 +196,10 @@ func (s *ServerV2) ImportUsers(ctx context.Context, req *usersv2.ImportUsersRequ
 	return operationToProtoV2(op), nil
 }
 
-// importUsers starts the import of the rows that rows returns, under the
-// request id of the request or of the Idempotency-Key metadata, which is
-// checked first.
-func (s *ServerV2) importUsers(ctx context.Context, requestID string, rows func() ([]users.ImportRow, error)) (*users.Operation, error) {
+// importUsers starts the import into the tenant of the rows that rows
+// returns, under the request id of the request or of the Idempotency-Key
+// metadata, which is checked first.
+func (s *ServerV2) importUsers(ctx context.Context, tenant, requestID string, rows func() ([]users.ImportRow, error)) (*users.Operation, error) {
 	rid, err := orMD(ctx, requestID, "request_id", MDIdempotencyKey)
 	if err != nil {
 		return nil, err
@@ -191,16 +208,16 @@ func (s *ServerV2) importUsers(ctx context.Context, requestID string, rows func(
 	if err != nil {
 		return nil, err
 	}
-	return s.svc.Import(ctx, users.ImportRequest{Rows: rs, RequestID: rid})
+	return s.svc.Import(ctx, users.ImportRequest{Tenant: tenant, Rows: rs, RequestID: rid})
 }
 
 // GetOperation implements users.v2.UserService.
 func (s *ServerV2) GetOperation(ctx context.Context, req *usersv2.GetOperationRequest) (*usersv2.Operation, error) {
-	id, err := idOf(names.Operations, "id", req.GetName())
+	tenant, id, err := scopedOf(names.Operations, "id", req.GetName())
 	if err != nil {
 		return nil, err
 	}
-	op, err := s.svc.GetOperation(ctx, id)
+	op, err := s.svc.GetOperation(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +226,11 @@ func (s *ServerV2) GetOperation(ctx context.Context, req *usersv2.GetOperationRe
 
 // ListUserEvents implements users.v2.UserService.
 func (s *ServerV2) ListUserEvents(ctx context.Context, req *usersv2.ListUserEventsRequest) (*usersv2.ListUserEventsResponse, error) {
-	page, err := s.svc.ListEvents(ctx, req.GetAfter(), int(req.GetPageSize()))
+	tenant, err := parentOf(req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	page, err := s.svc.ListEvents(ctx, tenant, req.GetAfter(), int(req.GetPageSize()))
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +243,11 @@ func (s *ServerV2) ListUserEvents(ctx context.Context, req *usersv2.ListUserEven
 
 // WatchUserEvents implements users.v2.UserService; see watch.
 func (s *ServerV2) WatchUserEvents(req *usersv2.WatchUserEventsRequest, stream grpc.ServerStreamingServer[usersv2.UserEvent]) error {
-	return s.watch(stream.Context(), usersv2.UserService_WatchUserEvents_FullMethodName, req, req.GetAfter(), func(ev users.Event) error {
+	tenant, err := parentOf(req.GetParent())
+	if err != nil {
+		return streamStatus(stream.Context(), usersv2.UserService_WatchUserEvents_FullMethodName, err)
+	}
+	return s.watch(stream.Context(), usersv2.UserService_WatchUserEvents_FullMethodName, req, tenant, req.GetAfter(), func(ev users.Event) error {
 		return stream.Send(eventToProtoV2(ev))
 	})
 }
@@ -230,7 +255,13 @@ func (s *ServerV2) WatchUserEvents(req *usersv2.WatchUserEventsRequest, stream g
 // CreateWebhook implements users.v2.UserService. Its answer is the only
 // one, with that of a rotation, that carries the secret.
 func (s *ServerV2) CreateWebhook(ctx context.Context, req *usersv2.CreateWebhookRequest) (*usersv2.Webhook, error) {
-	created, err := s.svc.CreateWebhook(ctx, webhookRequest(req.GetWebhook())) // the name is ignored
+	tenant, err := parentOf(req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	in := webhookRequest(req.GetWebhook()) // the name is ignored
+	in.Tenant, in.AllTenants = tenant, req.GetWebhook().GetAllTenants()
+	created, err := s.svc.CreateWebhook(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -240,11 +271,11 @@ func (s *ServerV2) CreateWebhook(ctx context.Context, req *usersv2.CreateWebhook
 
 // GetWebhook implements users.v2.UserService.
 func (s *ServerV2) GetWebhook(ctx context.Context, req *usersv2.GetWebhookRequest) (*usersv2.Webhook, error) {
-	id, err := idOf(names.Webhooks, "id", req.GetName())
+	tenant, id, err := scopedOf(names.Webhooks, "id", req.GetName())
 	if err != nil {
 		return nil, err
 	}
-	w, err := s.svc.GetWebhook(ctx, id)
+	w, err := s.svc.GetWebhook(ctx, orDefault(tenant), id)
 	if err != nil {
 		return nil, err
 	}
@@ -252,8 +283,12 @@ func (s *ServerV2) GetWebhook(ctx context.Context, req *usersv2.GetWebhookReques
 }
 
 // ListWebhooks implements users.v2.UserService.
-func (s *ServerV2) ListWebhooks(ctx context.Context, _ *usersv2.ListWebhooksRequest) (*usersv2.ListWebhooksResponse, error) {
-	ws, err := s.svc.ListWebhooks(ctx)
+func (s *ServerV2) ListWebhooks(ctx context.Context, req *usersv2.ListWebhooksRequest) (*usersv2.ListWebhooksResponse, error) {
+	tenant, err := parentOf(req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	ws, err := s.svc.ListWebhooks(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +307,7 @@ func (s *ServerV2) ListWebhooks(ctx context.Context, _ *usersv2.ListWebhooksRequ
 // UpdateWebhook implements users.v2.UserService; see updateWebhook.
 func (s *ServerV2) UpdateWebhook(ctx context.Context, req *usersv2.UpdateWebhookRequest) (*usersv2.Webhook, error) {
 	w := req.GetWebhook()
-	id, err := idOf(names.Webhooks, "webhook.id", w.GetName())
+	tenant, id, err := scopedOf(names.Webhooks, "webhook.id", w.GetName())
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +316,9 @@ func (s *ServerV2) UpdateWebhook(ctx context.Context, req *usersv2.UpdateWebhook
 		// looks the subscription up by its empty id.
 		return nil, users.Invalid("webhook.id", "required")
 	}
-	updated, rotated, err := s.updateWebhook(ctx, id, webhookRequest(w), req.GetUpdateMask().GetPaths(), "name")
+	in := webhookRequest(w)
+	in.Tenant = tenant
+	updated, rotated, err := s.updateWebhook(ctx, id, in, req.GetUpdateMask().GetPaths(), "name")
 	if err != nil {
 		return nil, err
 	}
@@ -299,11 +336,11 @@ func (s *ServerV2) webhookV2(ctx context.Context, w *users.Webhook, withSecret b
 
 // DeleteWebhook implements users.v2.UserService.
 func (s *ServerV2) DeleteWebhook(ctx context.Context, req *usersv2.DeleteWebhookRequest) (*emptypb.Empty, error) {
-	id, err := idOf(names.Webhooks, "id", req.GetName())
+	tenant, id, err := scopedOf(names.Webhooks, "id", req.GetName())
 	if err != nil {
 		return nil, err
 	}
-	if err := s.svc.DeleteWebhook(ctx, id); err != nil {
+	if err := s.svc.DeleteWebhook(ctx, tenant, id); err != nil {
 		return nil, err
 	}
 	return &emptypb.Empty{}, nil
@@ -311,11 +348,11 @@ func (s *ServerV2) DeleteWebhook(ctx context.Context, req *usersv2.DeleteWebhook
 
 // ListWebhookDeliveries implements users.v2.UserService.
 func (s *ServerV2) ListWebhookDeliveries(ctx context.Context, req *usersv2.ListWebhookDeliveriesRequest) (*usersv2.ListWebhookDeliveriesResponse, error) {
-	id, err := idOf(names.Webhooks, "webhook_id", req.GetParent())
+	tenant, id, err := scopedOf(names.Webhooks, "webhook_id", req.GetParent())
 	if err != nil {
 		return nil, err
 	}
-	as, err := s.svc.ListDeliveryAttempts(ctx, id, int(req.GetPageSize()))
+	as, err := s.svc.ListDeliveryAttempts(ctx, tenant, id, int(req.GetPageSize()))
 	if err != nil {
 		return nil, err
 	}

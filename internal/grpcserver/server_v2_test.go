@@ -155,22 +155,35 @@ func names(us []*usersv2.User) []string {
 	return out
 }
 
-// asV2 returns what users.v2 must answer where users.v1 answered u.
+// asV2 returns what users.v2 must answer where users.v1 answered u: v1
+// acts on the default tenant, and v2 answers with full names.
 func asV2(u *usersv1.User) *usersv2.User {
 	return &usersv2.User{
-		Name: "users/" + u.GetId(), Email: u.GetEmail(), DisplayName: u.GetDisplayName(),
+		Name: userIn(users.DefaultTenant, u.GetId()), Email: u.GetEmail(), DisplayName: u.GetDisplayName(),
 		State: usersv2.User_State(u.GetState()), Labels: u.GetLabels(),
 		CreateTime: u.GetCreateTime(), UpdateTime: u.GetUpdateTime(), DeleteTime: u.GetDeleteTime(), Etag: u.GetEtag(),
 	}
 }
 
-// idOf returns the id in a v2 name, failing the test unless the name is
-// "users/" and a lower-case UUID.
+// userIn is the full v2 name of the tenant's user with the id, as v2
+// answers it.
+func userIn(tenant, id string) string { return "tenants/" + tenant + "/users/" + id }
+
+// idOf returns the id in a v2 name as v2 answers it, failing the test
+// unless the name is the default tenant's full user name,
+// "tenants/default/users/" and a lower-case UUID.
 func idOf(t *testing.T, name string) string {
 	t.Helper()
-	id, ok := strings.CutPrefix(name, "users/")
+	return idIn(t, users.DefaultTenant, name)
+}
+
+// idIn returns the id in a v2 name as v2 answers it, failing the test
+// unless the name is "tenants/{tenant}/users/" and a lower-case UUID.
+func idIn(t *testing.T, tenant, name string) string {
+	t.Helper()
+	id, ok := strings.CutPrefix(name, "tenants/"+tenant+"/users/")
 	if _, err := uuid.Parse(id); !ok || err != nil || len(id) != 36 || id != strings.ToLower(id) {
-		t.Fatalf("name %q is not users/{uuid}", name)
+		t.Fatalf("name %q is not tenants/%s/users/{uuid}", name, tenant)
 	}
 	return id
 }
@@ -197,7 +210,7 @@ func TestV2UserLifecycle(t *testing.T) {
 	if diff := cmp.Diff(want, ada, protocmp.Transform(), protocmp.IgnoreFields(&usersv2.User{}, "name", "create_time", "update_time", "etag")); diff != "" {
 		t.Errorf("CreateUser (-want +got):\n%s", diff)
 	}
-	if idOf(t, ada.GetName()) == idOf(t, in.GetName()) {
+	if idOf(t, ada.GetName()) == strings.TrimPrefix(in.GetName(), "users/") {
 		t.Errorf("CreateUser name = %q, the one asked for; want a new one", ada.GetName())
 	}
 	if ada.GetCreateTime() == nil || !ada.GetCreateTime().AsTime().Equal(ada.GetUpdateTime().AsTime()) || ada.GetDeleteTime() != nil || ada.GetEtag() == "" {
@@ -505,7 +518,7 @@ func TestCrossVersion(t *testing.T) {
 		}},
 		{"v2 ListUsers", func(id string) (*usersv2.User, error) {
 			res, err := c2.ListUsers(ctx, &usersv2.ListUsersRequest{ShowDeleted: true})
-			if i := slices.Index(names(res.GetUsers()), "users/"+id); i >= 0 {
+			if i := slices.Index(names(res.GetUsers()), userIn(users.DefaultTenant, id)); i >= 0 {
 				return res.GetUsers()[i], err
 			}
 			return nil, err

@@ -19,7 +19,9 @@ import (
 // webhook subscriptions, for the tests that run one scenario per version
 // (see forEachVersion). It hides the request and response types, and
 // whether users, events and webhooks are named by id (v1) or by resource
-// name (v2): a ref is an id in v1 and a name such as users/{id} in v2.
+// name (v2): a ref is an id in v1 and a name such as
+// tenants/default/users/{id} in v2, which answers with full names (v1 acts
+// on the default tenant, and so do these tests).
 type apiVersion interface {
 	// name is the subtest's name: "v1" or "v2".
 	name() string
@@ -218,9 +220,9 @@ func (v v1API) listWebhookDeliveries(ctx context.Context, id string, pageSize in
 type v2API struct{ c usersv2.UserServiceClient }
 
 func (v2API) name() string                                      { return "v2" }
-func (v2API) userRef(id string) string                          { return "users/" + id }
+func (v2API) userRef(id string) string                          { return "tenants/default/users/" + id }
 func (v2API) eventRef(id string) string                         { return "userEvents/" + id }
-func (v2API) webhookRef(id string) string                       { return "webhooks/" + id }
+func (v2API) webhookRef(id string) string                       { return "tenants/default/webhooks/" + id }
 func (v2API) webhookRefOf(w webhookMsg) string                  { return w.(*usersv2.Webhook).GetName() }
 func (v2API) newWebhook(ref string, w webhookFields) webhookMsg { return webhookV2(ref, w) }
 

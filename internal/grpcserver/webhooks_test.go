@@ -24,7 +24,8 @@ func maskPaths(paths ...string) *fieldmaskpb.FieldMask { return &fieldmaskpb.Fie
 // on create and after a rotation only, updates change the fields the mask
 // names and ignore output-only ones (and v2's name), and a deleted
 // subscription is gone. Each version names the subscription its way
-// (webhooks/{id} in v2), and both versions see the same subscription.
+// (tenants/default/webhooks/{id} in v2), and both versions see the same
+// subscription.
 func TestWebhooks(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, e *eventsEnv, v apiVersion) {
 		ctx := context.Background()

@@ -159,7 +159,7 @@ func (w *workers) deliver(ctx context.Context, args DeliverBatchArgs, reruns, pr
 			return ctx.Err()
 		}
 	}
-	hook, err := svc.GetWebhook(ctx, args.WebhookID)
+	hook, err := svc.GetWebhook(ctx, users.AllTenants, args.WebhookID)
 	switch {
 	case errors.Is(err, users.ErrNotFound):
 		log.Info().Str("webhook_id", args.WebhookID).Int("events", len(args.Events)).Msg("webhook deleted; deliveries dropped")

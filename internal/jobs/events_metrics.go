@@ -83,7 +83,7 @@ func (m *eventMetrics) Collect(ch chan<- prometheus.Metric) {
 	if !slices.Contains(m.sinks, sinkWebhooks) {
 		return
 	}
-	hooks, err := m.svc.ListWebhooks(ctx)
+	hooks, err := m.svc.ListWebhooks(ctx, users.AllTenants)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(m.hookDesc, fmt.Errorf("listing webhooks: %w", err))
 		return
@@ -118,7 +118,7 @@ func feedLag(ctx context.Context, svc *users.Service, sink string) (time.Duratio
 	if err != nil {
 		return 0, err
 	}
-	page, err := svc.ListEvents(ctx, pos.Cursor(), 1)
+	page, err := svc.ListEvents(ctx, users.AllTenants, pos.Cursor(), 1)
 	if err != nil || len(page.Events) == 0 {
 		return 0, err
 	}

@@ -432,22 +432,22 @@ func testPurgeRetention[TTx any](t *testing.T, h *harness[TTx]) {
 		return u
 	}
 	old, recent, live := create("old@example.com"), create("recent@example.com"), create("live@example.com")
-	if _, err := svc.Delete(ctx, old.ID, ""); err != nil {
+	if _, err := svc.Delete(ctx, users.DefaultTenant, old.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	set(t0.Add(2 * 24 * time.Hour))
-	if _, err := svc.Delete(ctx, recent.ID, ""); err != nil {
+	if _, err := svc.Delete(ctx, users.DefaultTenant, recent.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	// 31 days after the first delete, 29 after the second.
 	set(t0.Add(31 * 24 * time.Hour))
 	start(t, q, svc, jobs.Deps{})
 	testkit.Eventually(t, 20*time.Second, "the user deleted 31 days ago is still there", func() bool {
-		_, err := svc.Get(ctx, old.ID)
+		_, err := svc.Get(ctx, users.DefaultTenant, old.ID)
 		return errors.Is(err, users.ErrNotFound)
 	})
 	for _, u := range []*users.User{recent, live} {
-		if _, err := svc.Get(ctx, u.ID); err != nil {
+		if _, err := svc.Get(ctx, users.DefaultTenant, u.ID); err != nil {
 			t.Errorf("user %s (%s): %v, want kept", u.ID, u.Email, err)
 		}
 	}

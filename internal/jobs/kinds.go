@@ -224,7 +224,7 @@ func (w *publishWorker) Work(ctx context.Context, job *river.Job[PublishArgs]) e
 	}
 	deadline := time.Now().Add(publishBudget)
 	for time.Now().Before(deadline) {
-		page, err := svc.ListEvents(ctx, pos.Cursor(), users.MaxEventPageSize)
+		page, err := svc.ListEvents(ctx, users.AllTenants, pos.Cursor(), users.MaxEventPageSize)
 		if err != nil || len(page.Events) == 0 {
 			return err
 		}

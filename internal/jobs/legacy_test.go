@@ -36,7 +36,7 @@ func testLegacyDeliveryJob[TTx any](t *testing.T, h *harness[TTx]) {
 	}
 	var ev users.Event
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		page, err := svc.ListEvents(ctx, "", 10)
+		page, err := svc.ListEvents(ctx, users.DefaultTenant, "", 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +68,7 @@ func testLegacyDeliveryJob[TTx any](t *testing.T, h *harness[TTx]) {
 	start(t, q, svc, jobs.Deps{Deliverer: d})
 
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		as, err := svc.ListDeliveryAttempts(ctx, hook.ID, 10)
+		as, err := svc.ListDeliveryAttempts(ctx, users.DefaultTenant, hook.ID, 10)
 		if err != nil {
 			t.Fatal(err)
 		}

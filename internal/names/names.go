@@ -1,8 +1,11 @@
 // Package names reads and writes the AIP-122 resource names of the users
-// API: "users/{id}", "operations/{id}", "userEvents/{id}", "webhooks/{id}"
-// and "tenants/{id}". It is the one parser of those names; the API server and
-// the authorization rules both use it. Whether an {id} is a UUID is not its
-// concern: the domain checks ids.
+// API: "tenants/{tenant}", the resources of a tenant
+// ("tenants/{tenant}/users/{id}", "tenants/{tenant}/operations/{id}",
+// "tenants/{tenant}/webhooks/{id}", each also written without the tenant
+// for the default tenant's), and "userEvents/{id}". It is the one parser of
+// those names; the API server and the authorization rules both use it.
+// Whether an {id} is a UUID or a tenant id is not its concern: the domain
+// checks ids.
 package names
 
 import (
@@ -43,4 +46,33 @@ func (c Collection) ID(name string) (string, bool) {
 // message: `"x" is not a user name (users/{id})`.
 func (c Collection) NotOne(name string) string {
 	return fmt.Sprintf("%q is not %s (%s{id})", name, c.noun, c.prefix)
+}
+
+// InTenant returns the name of the tenant's resource with the id:
+// "tenants/{tenant}/{collection}/{id}".
+func (c Collection) InTenant(tenant, id string) string {
+	return Tenants.prefix + tenant + "/" + c.prefix + id
+}
+
+// Scoped reads the name of a tenant's resource: the tenant and the id of
+// "tenants/{tenant}/{collection}/{id}", or "" and the id of
+// "{collection}/{id}", the default tenant's; false when name is neither.
+func (c Collection) Scoped(name string) (tenant, id string, ok bool) {
+	rest, scoped := strings.CutPrefix(name, Tenants.prefix)
+	if !scoped {
+		id, ok = c.ID(name)
+		return "", id, ok
+	}
+	tenant, rest, ok = strings.Cut(rest, "/")
+	if !ok || tenant == "" {
+		return "", "", false
+	}
+	id, ok = c.ID(rest)
+	return tenant, id, ok
+}
+
+// NotScoped says that name is not one of the collection's, for an error
+// message: `"x" is not a user name (tenants/{tenant}/users/{id})`.
+func (c Collection) NotScoped(name string) string {
+	return fmt.Sprintf("%q is not %s (%s{tenant}/%s{id})", name, c.noun, Tenants.prefix, c.prefix)
 }

@@ -1,7 +1,8 @@
 // Package natsevents publishes user events to NATS JetStream: each event of
-// the outbox goes to the subject "usersd.events.<type>" (for example
-// usersd.events.user.created) of the stream USERSD_EVENTS, with the event id
-// as Nats-Msg-Id, so the stream drops a copy published again within its
+// the outbox goes to the subject "usersd.events.<tenant>.<type>" (for
+// example usersd.events.acme.user.created) of the stream USERSD_EVENTS,
+// with the tenant in the header Usersd-Tenant and the event id as
+// Nats-Msg-Id, so the stream drops a copy published again within its
 // duplicate window. The body is the same versioned JSON as a webhook's.
 package natsevents
 
@@ -21,6 +22,8 @@ import (
 const (
 	StreamName    = "USERSD_EVENTS"
 	SubjectPrefix = "usersd.events."
+	// HeaderTenant carries the id of the event's tenant.
+	HeaderTenant = "Usersd-Tenant"
 	// DuplicateWindow is how long the stream remembers message ids.
 	DuplicateWindow = 10 * time.Minute
 )
@@ -62,8 +65,11 @@ func connect(ctx context.Context, url, stream, prefix string) (*Publisher, error
 	return &Publisher{nc: nc, js: js, prefix: prefix}, nil
 }
 
-// Subject is the subject of events of type t.
-func Subject(t users.EventType) string { return SubjectPrefix + string(t) }
+// Subject is the subject of the tenant's events of type t. Tenant ids are
+// lower-case letters, digits and hyphens: one subject token.
+func Subject(tenant string, t users.EventType) string {
+	return SubjectPrefix + tenant + "." + string(t)
+}
 
 // Publish publishes ev and waits for the stream's acknowledgement.
 func (p *Publisher) Publish(ctx context.Context, ev users.Event) error {
@@ -71,7 +77,8 @@ func (p *Publisher) Publish(ctx context.Context, ev users.Event) error {
 	if err != nil {
 		return err
 	}
-	msg := &nats.Msg{Subject: p.prefix + string(ev.Type), Data: body, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: p.prefix + ev.Tenant + "." + string(ev.Type), Data: body, Header: nats.Header{}}
+	msg.Header.Set(HeaderTenant, ev.Tenant)
 	if ev.TraceParent != "" {
 		msg.Header.Set("traceparent", ev.TraceParent)
 	}

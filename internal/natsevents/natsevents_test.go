@@ -141,10 +141,10 @@ func newEvent(t *testing.T, typ users.EventType) users.Event {
 	t.Helper()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	u := &users.User{
-		ID: "0194d0a0-0000-7000-8000-00000000000a", Email: "ada@example.com", DisplayName: "Ada",
+		Tenant: users.DefaultTenant, ID: "0194d0a0-0000-7000-8000-00000000000a", Email: "ada@example.com", DisplayName: "Ada",
 		State: users.StateActive, CreateTime: now, UpdateTime: now, Revision: 1,
 	}
-	ev := users.Event{ID: newID(t), Type: typ, UserID: u.ID, User: u, Time: now}
+	ev := users.Event{ID: newID(t), Tenant: users.DefaultTenant, Type: typ, UserID: u.ID, User: u, Time: now}
 	if typ == users.EventPurged {
 		ev.User = nil
 	}
@@ -163,17 +163,18 @@ func newID(t *testing.T) string {
 
 func TestSubject(t *testing.T) {
 	for _, tt := range []struct {
-		typ  users.EventType
-		want string
+		tenant string
+		typ    users.EventType
+		want   string
 	}{
-		{users.EventCreated, "usersd.events.user.created"},
-		{users.EventUpdated, "usersd.events.user.updated"},
-		{users.EventDeleted, "usersd.events.user.deleted"},
-		{users.EventUndeleted, "usersd.events.user.undeleted"},
-		{users.EventPurged, "usersd.events.user.purged"},
+		{"default", users.EventCreated, "usersd.events.default.user.created"},
+		{"acme", users.EventUpdated, "usersd.events.acme.user.updated"},
+		{"acme-eu-2", users.EventDeleted, "usersd.events.acme-eu-2.user.deleted"},
+		{"default", users.EventUndeleted, "usersd.events.default.user.undeleted"},
+		{"default", users.EventPurged, "usersd.events.default.user.purged"},
 	} {
-		if got := Subject(tt.typ); got != tt.want {
-			t.Errorf("Subject(%s) = %q, want %q", tt.typ, got, tt.want)
+		if got := Subject(tt.tenant, tt.typ); got != tt.want {
+			t.Errorf("Subject(%s, %s) = %q, want %q", tt.tenant, tt.typ, got, tt.want)
 		}
 	}
 }
@@ -342,7 +343,9 @@ func TestPublish(t *testing.T) {
 	traced.TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 	updated := newEvent(t, users.EventUpdated)
 	updated.Paths = []string{"display_name"}
-	evs := []users.Event{traced, updated, newEvent(t, users.EventDeleted), newEvent(t, users.EventUndeleted), newEvent(t, users.EventPurged)}
+	other := newEvent(t, users.EventDeleted)
+	other.Tenant = "acme"
+	evs := []users.Event{traced, updated, other, newEvent(t, users.EventUndeleted), newEvent(t, users.EventPurged)}
 	for _, ev := range evs {
 		if err := p.Publish(t.Context(), ev); err != nil {
 			t.Fatalf("Publish(%s %s) err = %v", ev.Type, ev.ID, err)
@@ -354,8 +357,11 @@ func TestPublish(t *testing.T) {
 	}
 	for i, ev := range evs {
 		m := msgs[i]
-		if want := s.prefix + string(ev.Type); m.Subject != want {
+		if want := s.prefix + ev.Tenant + "." + string(ev.Type); m.Subject != want {
 			t.Errorf("event %s: subject %q, want %q", ev.Type, m.Subject, want)
+		}
+		if got := m.Header.Get(HeaderTenant); got != ev.Tenant {
+			t.Errorf("event %s: %s = %q, want %q", ev.Type, HeaderTenant, got, ev.Tenant)
 		}
 		if got := m.Header.Get(jetstream.MsgIDHeader); got != ev.ID {
 			t.Errorf("event %s: %s = %q, want the event id %q", ev.Type, jetstream.MsgIDHeader, got, ev.ID)

@@ -32,19 +32,19 @@ type operation struct {
 // version; Build fails on an RPC it lacks. The gateway sets the success
 // statuses (forwardResponse), grpcserver the errors (codeOf).
 var operations = map[string]operation{
-	"CreateUser":            {success: http.StatusCreated, errors: []int{409}, idempotent: true},
+	"CreateUser":            {success: http.StatusCreated, errors: []int{404, 409}, idempotent: true},
 	"GetUser":               {errors: []int{404}},
-	"ListUsers":             {},
+	"ListUsers":             {errors: []int{404}},
 	"UpdateUser":            {errors: []int{404, 409}, conditional: true},
 	"DeleteUser":            {errors: []int{404, 409}, conditional: true},
 	"UndeleteUser":          {errors: []int{404, 409}, conditional: true},
 	"BatchGetUsers":         {errors: []int{404}},
-	"ImportUsers":           {success: http.StatusAccepted, errors: []int{409}, idempotent: true},
+	"ImportUsers":           {success: http.StatusAccepted, errors: []int{404, 409}, idempotent: true},
 	"GetOperation":          {errors: []int{404}},
-	"ListUserEvents":        {},
-	"CreateWebhook":         {success: http.StatusCreated},
+	"ListUserEvents":        {errors: []int{404}},
+	"CreateWebhook":         {success: http.StatusCreated, errors: []int{404}},
 	"GetWebhook":            {errors: []int{404}},
-	"ListWebhooks":          {},
+	"ListWebhooks":          {errors: []int{404}},
 	"UpdateWebhook":         {errors: []int{404}},
 	"DeleteWebhook":         {errors: []int{404}},
 	"ListWebhookDeliveries": {errors: []int{404}},
@@ -75,13 +75,13 @@ var errorResponses = map[int]struct {
 		`{"code":16,"message":"missing bearer token","details":[]}`, []string{"WWW-Authenticate"}},
 	403: {"PermissionDenied", "PERMISSION_DENIED: the token lacks the scope the call needs.",
 		`{"code":7,"message":"the token lacks scope users.write","details":[]}`, nil},
-	404: {"NotFound", "NOT_FOUND: no such resource (a soft-deleted user is found, in state DELETED).",
+	404: {"NotFound", "NOT_FOUND: no such resource (a soft-deleted user is found, in state DELETED), or no such tenant, or one the caller's token is not bound to.",
 		`{"code":5,"message":"not found","details":[]}`, nil},
 	409: {"Conflict", "ALREADY_EXISTS: the email address (or id) is taken. ABORTED: the etag is stale, or the call lost a race with a concurrent one; read again and retry.",
 		`{"code":6,"message":"email address already in use","details":[]}`, nil},
 	413: {"PayloadTooLarge", "The request body is larger than the server's --max-body-bytes.",
 		`{"code":3,"message":"request body larger than 1048576 bytes","details":[]}`, nil},
-	429: {"TooManyRequests", "RESOURCE_EXHAUSTED: the caller's rate limit is spent; retry after Retry-After seconds. Nothing was changed.",
+	429: {"TooManyRequests", "RESOURCE_EXHAUSTED: the caller's or the tenant's rate limit is spent; retry after Retry-After seconds. Or the tenant is at its limit of users (settings.max_users): the details hold a google.rpc.QuotaFailure, and there is no Retry-After. Nothing was changed.",
 		`{"code":8,"message":"rate limit exceeded; retry later","details":[]}`, []string{"Retry-After"}},
 	503: {"Unavailable", "UNAVAILABLE: the database is away, failing over or saturated, or the server is shutting down or overloaded; retry after Retry-After seconds. Nothing was changed.",
 		`{"code":14,"message":"the service is unavailable for a moment; retry the request","details":[]}`, []string{"Retry-After"}},
@@ -278,11 +278,22 @@ func complete(op *openapi3.Operation, a API) error {
 	if !ok {
 		return fmt.Errorf("operation id %q is not Service_Method", op.OperationID)
 	}
+	// protoc-gen-openapiv2 numbers the additional bindings of an RPC
+	// (GetUser2): in v2 they are the paths without a tenant, which act on
+	// the default tenant.
+	opID := rpc
+	if base := strings.TrimRight(rpc, "0123456789"); base != rpc {
+		rpc, opID = base, base+"InDefaultTenant"
+		// The tenant is the path's: these paths have none.
+		op.Parameters = slices.DeleteFunc(op.Parameters, func(p *openapi3.ParameterRef) bool {
+			return p.Value != nil && p.Value.In == openapi3.ParameterInQuery && p.Value.Name == "parent"
+		})
+	}
 	o, ok := operations[rpc]
 	if !ok {
 		return fmt.Errorf("RPC %s is not in openapidoc's operations table", rpc)
 	}
-	op.OperationID = rpc
+	op.OperationID = opID
 	method := "/" + string(a.File.Package()) + "." + service + "/" + rpc
 	scope, ok := auth.Scope(method)
 	if !ok {

@@ -43,16 +43,16 @@ import (
 // repeats nothing. See docs/events.md.
 
 // eventColumns are the columns eventRow scans, in its order.
-const eventColumns = "txid, seq, id, type, user_id, snapshot, paths, time, trace_parent"
+const eventColumns = "txid, seq, id, tenant_id, type, user_id, snapshot, paths, time, trace_parent"
 
 const (
 	// appendEventsSQL inserts events given as arrays, one element per
 	// event, in array order, so that their seqs follow it. Paths travel as
 	// JSON arrays, since Postgres arrays cannot be ragged.
-	appendEventsSQL = `INSERT INTO events (id, type, user_id, snapshot, paths, time, trace_parent)
-SELECT e.id, e.type, e.user_id, e.snapshot::jsonb, ARRAY(SELECT jsonb_array_elements_text(e.paths::jsonb)), e.time, e.trace_parent
-FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
-	WITH ORDINALITY AS e(id, type, user_id, snapshot, paths, time, trace_parent, n)
+	appendEventsSQL = `INSERT INTO events (id, tenant_id, type, user_id, snapshot, paths, time, trace_parent)
+SELECT e.id, e.tenant_id, e.type, e.user_id, e.snapshot::jsonb, ARRAY(SELECT jsonb_array_elements_text(e.paths::jsonb)), e.time, e.trace_parent
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])
+	WITH ORDINALITY AS e(id, tenant_id, type, user_id, snapshot, paths, time, trace_parent, n)
 ORDER BY e.n`
 
 	// listEvents reads the feed after ($1, $2): only events of
@@ -67,6 +67,18 @@ LIMIT $3`
 	purgeEvents = `DELETE FROM events WHERE id IN (
 	SELECT id FROM events WHERE time < $1 ORDER BY time LIMIT $2)`
 )
+
+// listTenantEvents is listEvents for the tenant $4's events only, on
+// events_tenant_txid_seq: the same order and the same bound, so a
+// tenant's feed is the feed of every tenant without the others'
+// events. A deleted tenant's feed is empty.
+var listTenantEvents = `SELECT ` + eventColumns + `
+FROM events
+WHERE tenant_id = $4 AND ` + usersql.LiveTenant("$4") + `
+	AND (txid, seq) > ($1::xid8, $2::bigint)
+	AND txid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY txid, seq
+LIMIT $3`
 
 // createdEventArgs returns the arguments $11…$14 of insertUser and
 // insertUserWithKey for ev, a user.created event.
@@ -87,6 +99,7 @@ func appendEventsStmt(evs []users.Event) (string, []any, error) {
 	n := len(evs)
 	var (
 		ids          = make([]pgtype.UUID, n)
+		tenants      = make([]string, n)
 		types        = make([]string, n)
 		userIDs      = make([]pgtype.UUID, n)
 		snapshots    = make([]pgtype.Text, n)
@@ -114,11 +127,11 @@ func appendEventsStmt(evs []users.Event) (string, []any, error) {
 				return "", nil, fmt.Errorf("event %s: paths: %w", ev.ID, err)
 			}
 		}
-		ids[i], types[i], userIDs[i] = pgUUID(id), string(ev.Type), pgUUID(userID)
+		ids[i], tenants[i], types[i], userIDs[i] = pgUUID(id), ev.Tenant, string(ev.Type), pgUUID(userID)
 		snapshots[i] = pgtype.Text{String: string(snapshot), Valid: snapshot != nil}
 		paths[i], times[i], traceParents[i] = string(p), ev.Time, ev.TraceParent
 	}
-	return appendEventsSQL, []any{ids, types, userIDs, snapshots, paths, times, traceParents}, nil
+	return appendEventsSQL, []any{ids, tenants, types, userIDs, snapshots, paths, times, traceParents}, nil
 }
 
 // appendEvents inserts evs within tx, the transaction of their changes.
@@ -136,29 +149,39 @@ func appendEvents(ctx context.Context, tx pgx.Tx, evs []users.Event) error {
 	return nil
 }
 
-// ListEvents returns the events after the position that no transaction can
-// precede any more, in (txid, seq) order, in one statement; see
-// users.EventStore and the comment at the top of this file.
-func (s *Store) ListEvents(ctx context.Context, after users.EventPos, limit int) (_ []users.Event, err error) {
-	defer wrap(ctx, &err, "list events")
+// ListEvents returns the tenant's events (every tenant's for
+// users.AllTenants) after the position that no transaction can precede any
+// more, in (txid, seq) order, in one statement; see users.EventStore and
+// the comment at the top of this file.
+func (s *Store) ListEvents(ctx context.Context, tenant string, after users.EventPos, limit int) (_ []users.Event, err error) {
+	defer wrap(ctx, &err, "list events of %s", tenant)
 	if limit <= 0 {
 		return nil, nil
 	}
 	var evs []users.Event
 	err = s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
-		evs, err = listEventsAfter(ctx, c, after, limit)
+		evs, err = listEventsAfter(ctx, c, tenant, after, limit)
 		return err
 	})
 	return evs, err
 }
 
-// listEventsAfter runs listEvents on q, the pool or a transaction: the
-// events after the position below the xmin of the statement's snapshot.
-func listEventsAfter(ctx context.Context, q querier, after users.EventPos, limit int) ([]users.Event, error) {
+// listEventsAfter runs listEvents, or listTenantEvents for a tenant other
+// than users.AllTenants, on q, the pool or a transaction: the events after
+// the position below the xmin of the statement's snapshot.
+func listEventsAfter(ctx context.Context, q querier, tenant string, after users.EventPos, limit int) ([]users.Event, error) {
 	if after.Seq < 0 {
 		return nil, errors.New("negative seq") // ParseEventCursor makes none
 	}
-	rows, err := q.Query(ctx, listEvents, after.Tx, after.Seq, limit)
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	if tenant == users.AllTenants {
+		rows, err = q.Query(ctx, listEvents, after.Tx, after.Seq, limit)
+	} else {
+		rows, err = q.Query(ctx, listTenantEvents, after.Tx, after.Seq, limit, tenant)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +235,7 @@ func (s *Store) GetEvent(ctx context.Context, id string) (_ *users.Event, err er
 type eventRow struct {
 	pos      users.EventPos
 	id, uid  pgtype.UUID
+	tenant   string
 	typ      string
 	snapshot []byte
 	paths    []string
@@ -220,14 +244,16 @@ type eventRow struct {
 }
 
 func (r *eventRow) dest() []any {
-	return []any{&r.pos.Tx, &r.pos.Seq, &r.id, &r.typ, &r.uid, &r.snapshot, &r.paths, &r.time, &r.trace}
+	return []any{&r.pos.Tx, &r.pos.Seq, &r.id, &r.tenant, &r.typ, &r.uid, &r.snapshot, &r.paths, &r.time, &r.trace}
 }
 
-// event converts the row: the time in UTC, nil for no paths.
+// event converts the row: the time in UTC, nil for no paths, the tenant
+// on the event and its user.
 func (r *eventRow) event() (users.Event, error) {
 	ev := users.Event{
 		Pos:         r.pos,
 		ID:          uuid.UUID(r.id.Bytes).String(),
+		Tenant:      r.tenant,
 		Type:        users.EventType(r.typ),
 		UserID:      uuid.UUID(r.uid.Bytes).String(),
 		Time:        r.time.UTC(),
@@ -241,6 +267,7 @@ func (r *eventRow) event() (users.Event, error) {
 		if err != nil {
 			return ev, fmt.Errorf("event %s: %w", ev.ID, err)
 		}
+		u.Tenant = ev.Tenant
 		ev.User = u
 	}
 	return ev, nil

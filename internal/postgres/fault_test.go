@@ -105,7 +105,7 @@ func TestUnavailableWhenNoServer(t *testing.T) {
 	pool := newPool(t, "postgres://postgres@"+addr+"/x?sslmode=disable&connect_timeout=2")
 	s := postgres.NewStore(pool)
 	start := time.Now()
-	_, err = s.GetUser(t.Context(), "5f0c4b1e-3b7a-4c1e-9a51-1d2b3c4d5e6f")
+	_, err = s.GetUser(t.Context(), users.DefaultTenant, "5f0c4b1e-3b7a-4c1e-9a51-1d2b3c4d5e6f")
 	wantStoreError(t, "GetUser", err, users.ErrUnavailable, "connect")
 	_, err = s.CreateUser(t.Context(), userstest.NewUser(1), nil)
 	wantStoreError(t, "CreateUser", err, users.ErrUnavailable, "connect")
@@ -137,13 +137,13 @@ func TestPoolExhausted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err = s.GetUser(ctx, "5f0c4b1e-3b7a-4c1e-9a51-1d2b3c4d5e6f")
+	_, err = s.GetUser(ctx, users.DefaultTenant, "5f0c4b1e-3b7a-4c1e-9a51-1d2b3c4d5e6f")
 	wantStoreError(t, "GetUser", err, users.ErrUnavailable, "pool_exhausted")
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("GetUser waited %v, want about the 100ms acquire timeout", took)
 	}
 	held.Release()
-	if _, err := s.GetUser(ctx, "5f0c4b1e-3b7a-4c1e-9a51-1d2b3c4d5e6f"); !errors.Is(err, users.ErrNotFound) {
+	if _, err := s.GetUser(ctx, users.DefaultTenant, "5f0c4b1e-3b7a-4c1e-9a51-1d2b3c4d5e6f"); !errors.Is(err, users.ErrNotFound) {
 		t.Errorf("GetUser with a free connection err = %v, want ErrNotFound", err)
 	}
 }
@@ -166,7 +166,7 @@ func TestConnectionsTerminated(t *testing.T) {
 	defer admin.Close(context.Background())
 	for i := range 5 {
 		// Warm up several connections, then end them all.
-		if _, err := s.BatchGetUsers(ctx, []string{created.ID}); err != nil {
+		if _, err := s.BatchGetUsers(ctx, users.DefaultTenant, []string{created.ID}); err != nil {
 			t.Fatal(err)
 		}
 		var ended int
@@ -178,7 +178,7 @@ func TestConnectionsTerminated(t *testing.T) {
 		if ended == 0 {
 			t.Fatalf("round %d: no connection to end", i)
 		}
-		if _, err := s.GetUser(ctx, created.ID); err != nil {
+		if _, err := s.GetUser(ctx, users.DefaultTenant, created.ID); err != nil {
 			t.Errorf("round %d: GetUser after the server ended %d connections: %v", i, ended, err)
 		}
 		_, err = s.CreateUser(ctx, userstest.NewUser(10+i), nil)
@@ -211,9 +211,9 @@ func TestReadOnlyDatabase(t *testing.T) {
 	ro := postgres.NewStore(newPool(t, dsn)) // new connections take the setting
 	_, err = ro.CreateUser(ctx, userstest.NewUser(2), nil)
 	wantStoreError(t, "CreateUser", err, users.ErrUnavailable, "read_only")
-	_, err = ro.UpdateUser(ctx, u.ID, func(u *users.User) error { u.DisplayName = "X"; return nil })
+	_, err = ro.UpdateUser(ctx, users.DefaultTenant, u.ID, func(u *users.User) error { u.DisplayName = "X"; return nil })
 	wantStoreError(t, "UpdateUser", err, users.ErrUnavailable, "read_only")
-	if _, err := ro.GetUser(ctx, u.ID); err != nil {
+	if _, err := ro.GetUser(ctx, users.DefaultTenant, u.ID); err != nil {
 		t.Errorf("GetUser on a read-only database: %v", err)
 	}
 }

@@ -25,13 +25,13 @@ const (
 	// insertOperation inserts nothing when the request id is taken: a
 	// concurrent import of the same request id waits for the first
 	// transaction and then inserts nothing.
-	insertOperation = `INSERT INTO operations (id, request_id, fingerprint, total, chunks, create_time)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (request_id) DO NOTHING`
+	insertOperation = `INSERT INTO operations (tenant_id, id, request_id, fingerprint, total, chunks, create_time)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (tenant_id, request_id) DO NOTHING`
 
 	// selectOperation reads an operation with one row per finished chunk
 	// (or one row of NULL chunk columns); readOperation sums them.
-	selectOperation = `SELECT o.id, o.request_id, o.fingerprint, o.total, o.chunks, o.create_time,
+	selectOperation = `SELECT o.tenant_id, o.id, o.request_id, o.fingerprint, o.total, o.chunks, o.create_time,
 	c.imported, c.failed, c.failures, c.finish_time
 FROM operations o LEFT JOIN operation_chunks c ON c.operation_id = o.id
 WHERE `
@@ -46,23 +46,35 @@ ON CONFLICT (operation_id, chunk) DO NOTHING`
 	finishChunk = `UPDATE operation_chunks SET imported = $3, failed = $4, failures = $5, finish_time = $6
 WHERE operation_id = $1 AND chunk = $2`
 
-	// importUsers inserts a chunk's users in one statement, in the order
-	// given. A row whose address belongs to a live user, stored before or
-	// inserted earlier by this statement, is skipped; any other conflict
-	// (an id in use) is an error. RETURNING names the rows inserted.
-	importUsers = `INSERT INTO users (id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision)
-SELECT r.id, r.email, r.email_key, r.display_name, r.state, r.labels::jsonb, r.create_time, r.update_time, r.delete_time, r.revision
+	// importUsers inserts a chunk's users into the tenant $11 in one
+	// statement, in the order given. A row whose address belongs to a live
+	// user of the tenant, stored before or inserted earlier by this
+	// statement, is skipped; any other conflict (an id in use) is an error.
+	// RETURNING names the rows inserted.
+	importUsers = `INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision)
+SELECT $11::text, r.id, r.email, r.email_key, r.display_name, r.state, r.labels::jsonb, r.create_time, r.update_time, r.delete_time, r.revision
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
 	$7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::bigint[])
 	WITH ORDINALITY AS r(id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision, n)
 ORDER BY r.n
-ON CONFLICT (email_key) WHERE state <> 'DELETED' DO NOTHING
+ON CONFLICT (tenant_id, email_key) WHERE state <> 'DELETED' DO NOTHING
 RETURNING id`
+
+	// operationTenant reads the tenant of the operation $1.
+	operationTenant = "SELECT tenant_id FROM operations WHERE id = $1"
+
+	// dropUsers deletes the users with the ids $1.
+	dropUsers = "DELETE FROM users WHERE id = ANY($1)"
 )
 
-// CreateImport stores op and enqueues its chunks on the Store's Jobs, in
-// one transaction; see users.ImportStore. It inserts first and reads the
-// stored operation only when the request id is taken.
+// selectLiveOperation is the condition on selectOperation of the tenant's
+// ($1) operation with the id ($2), while the tenant is live.
+var selectLiveOperation = "o.tenant_id = $1 AND o.id = $2 AND " + usersql.LiveTenant("$1")
+
+// CreateImport checks that the tenant is live, stores op and enqueues its
+// chunks on the Store's Jobs, in one transaction; see users.ImportStore.
+// It inserts first and reads the stored operation only when the request id
+// is taken.
 func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users.IdempotencyKey, chunks []users.ImportChunk) (_ *users.Operation, err error) {
 	defer wrap(ctx, &err, "create import %s", op.ID)
 	if s.jobs == nil {
@@ -84,11 +96,14 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 		return nil, err
 	}
 	defer tx.Rollback(ctx)
+	if err := liveTenant(ctx, tx, op.Tenant); err != nil {
+		return nil, err
+	}
 
 	// The operation row may vanish between the two statements (if
 	// operations expire); the next attempt then inserts.
 	for range 3 {
-		tag, err := tx.Exec(ctx, insertOperation, pgUUID(id), key.RequestID, fingerprint, op.Total, op.Chunks, op.CreateTime)
+		tag, err := tx.Exec(ctx, insertOperation, op.Tenant, pgUUID(id), key.RequestID, fingerprint, op.Total, op.Chunks, op.CreateTime)
 		if err != nil {
 			return nil, err
 		}
@@ -101,6 +116,7 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 			}
 			created := users.Truncate(op.CreateTime)
 			return &users.Operation{
+				Tenant:     op.Tenant,
 				ID:         op.ID,
 				RequestID:  key.RequestID,
 				Total:      op.Total,
@@ -109,7 +125,7 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 				UpdateTime: created,
 			}, nil
 		}
-		got, stored, err := readOperation(ctx, tx, "o.request_id = $1", key.RequestID)
+		got, stored, err := readOperation(ctx, tx, "o.tenant_id = $1 AND o.request_id = $2", op.Tenant, key.RequestID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}
@@ -124,9 +140,9 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 	return nil, fmt.Errorf("import request %s: operation keeps disappearing", key.RequestID)
 }
 
-// GetOperation reads the operation and its finished chunks in one
+// GetOperation reads the tenant's operation and its finished chunks in one
 // statement; see users.ImportStore.
-func (s *Store) GetOperation(ctx context.Context, id string) (_ *users.Operation, err error) {
+func (s *Store) GetOperation(ctx context.Context, tenant, id string) (_ *users.Operation, err error) {
 	defer wrap(ctx, &err, "operation %s", id)
 	uid, ok := parseID(id)
 	if !ok {
@@ -134,7 +150,7 @@ func (s *Store) GetOperation(ctx context.Context, id string) (_ *users.Operation
 	}
 	var op *users.Operation
 	err = s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
-		op, _, err = readOperation(ctx, c, "o.id = $1", uid)
+		op, _, err = readOperation(ctx, c, selectLiveOperation, tenant, uid)
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -144,10 +160,10 @@ func (s *Store) GetOperation(ctx context.Context, id string) (_ *users.Operation
 }
 
 // readOperation reads the operation that matches where (a condition on o
-// with one parameter) and sums its finished chunks. It returns the
+// with the parameters args) and sums its finished chunks. It returns the
 // operation and its fingerprint, or pgx.ErrNoRows.
-func readOperation(ctx context.Context, q querier, where string, arg any) (*users.Operation, []byte, error) {
-	rows, err := q.Query(ctx, selectOperation+where, arg)
+func readOperation(ctx context.Context, q querier, where string, args ...any) (*users.Operation, []byte, error) {
+	rows, err := q.Query(ctx, selectOperation+where, args...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -164,7 +180,7 @@ func readOperation(ctx context.Context, q querier, where string, arg any) (*user
 			imported, failed pgtype.Int4
 			finish           pgtype.Timestamptz
 		)
-		err := rows.Scan(&id, &o.RequestID, &fp, &o.Total, &o.Chunks, &o.CreateTime,
+		err := rows.Scan(&o.Tenant, &id, &o.RequestID, &fp, &o.Total, &o.Chunks, &o.CreateTime,
 			&imported, &failed, &failures, &finish)
 		if err != nil {
 			return nil, nil, err
@@ -191,8 +207,13 @@ func readOperation(ctx context.Context, q querier, where string, arg any) (*user
 	return op, fingerprint, nil
 }
 
-// ImportChunk claims the chunk, inserts its valid users in one statement
-// and records the outcome, in one transaction; see users.ImportStore.
+// ImportChunk claims the chunk, reads the operation's tenant and its
+// limit of users, inserts the chunk's valid users in one statement and
+// records the outcome, in one transaction; see users.ImportStore. For a
+// tenant with a limit it holds the tenant's row from the count to the
+// commit (tenantQuota); the rows the insert took past the limit are
+// deleted again before the commit, and fail with users.ReasonQuota, as do
+// the rows after them.
 func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid []users.ImportedUser, failed []users.RowFailure) (err error) {
 	defer wrap(ctx, &err, "operation %s chunk %s", opID, strconv.Itoa(chunk))
 	uid, ok := parseID(opID)
@@ -220,10 +241,25 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 	if tag.RowsAffected() == 0 {
 		return nil // a job that ran again
 	}
+	var tenant string
+	if err := tx.QueryRow(ctx, operationTenant, uid).Scan(&tenant); err != nil {
+		return err
+	}
+	quota, err := tenantQuota(ctx, tx, tenant)
+	reason := users.ReasonQuota
+	if errors.Is(err, users.ErrNotFound) {
+		// The tenant was deleted since the import began: its users are
+		// out of reach, and the rows are not imported.
+		quota, err, reason = usersql.Quota{Tenant: tenant, Max: 1, Live: 1}, nil, users.ReasonTenantDeleted
+	}
+	if err != nil {
+		return err
+	}
+	left := quota.Left()
 
 	inserted := make(map[[16]byte]bool, len(valid))
-	if len(valid) > 0 {
-		rows, err := tx.Query(ctx, importUsers, args...)
+	if len(valid) > 0 && left != 0 {
+		rows, err := tx.Query(ctx, importUsers, append(args, tenant)...)
 		if err != nil {
 			return fmt.Errorf("import users: %w", err)
 		}
@@ -236,16 +272,31 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 			return fmt.Errorf("import users: %w", err)
 		}
 	}
-	imported := 0
-	failures := slices.Clone(failed)
-	var evs []users.Event
+	var (
+		imported int
+		failures = slices.Clone(failed)
+		evs      []users.Event
+		over     []pgtype.UUID // inserted past the limit
+	)
 	for i, v := range valid {
-		if inserted[ids[i].Bytes] {
+		switch {
+		case left >= 0 && int64(imported) == left:
+			if inserted[ids[i].Bytes] {
+				over = append(over, ids[i])
+			}
+			failures = append(failures, users.RowFailure{Index: v.Index, Reason: reason})
+		case inserted[ids[i].Bytes]:
 			imported++
+			v.User.Tenant = tenant
 			evs = append(evs, users.CreatedEvent(ctx, v.User))
-			continue
+		default:
+			failures = append(failures, users.RowFailure{Index: v.Index, Reason: users.ReasonEmailTaken})
 		}
-		failures = append(failures, users.RowFailure{Index: v.Index, Reason: users.ReasonEmailTaken})
+	}
+	if len(over) > 0 {
+		if _, err := tx.Exec(ctx, dropUsers, over); err != nil {
+			return fmt.Errorf("import users past the limit: %w", err)
+		}
 	}
 	if err := appendEvents(ctx, tx, evs); err != nil {
 		return err
@@ -265,8 +316,20 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 	return nil
 }
 
-// importArgs returns the arguments of importUsers, one array per column,
-// and the first of them: the users' ids.
+// liveTenant returns users.ErrNotFound, read on q, when the tenant is
+// deleted or missing.
+func liveTenant(ctx context.Context, q rowQuerier, tenant string) error {
+	var maxUsers int64
+	err := q.QueryRow(ctx, tenantLimit, tenant).Scan(&maxUsers)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("tenant %s: %w", tenant, users.ErrNotFound)
+	}
+	return err
+}
+
+// importArgs returns the arguments $1…$10 of importUsers, one array per
+// column, and the first of them: the users' ids. The tenant ($11) is the
+// caller's to add.
 func importArgs(valid []users.ImportedUser) ([]pgtype.UUID, []any, error) {
 	n := len(valid)
 	var (

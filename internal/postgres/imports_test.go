@@ -24,7 +24,7 @@ func TestCreateImportWithoutJobs(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no job queue configured") {
 		t.Errorf("CreateImport without jobs err = %v, want no job queue configured", err)
 	}
-	if _, err := s.GetOperation(ctx, op.ID); !errors.Is(err, users.ErrNotFound) {
+	if _, err := s.GetOperation(ctx, users.DefaultTenant, op.ID); !errors.Is(err, users.ErrNotFound) {
 		t.Errorf("GetOperation after CreateImport without jobs err = %v, want ErrNotFound", err)
 	}
 }

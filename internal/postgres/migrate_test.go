@@ -67,7 +67,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Version 0 is goose's own row.
-	if diff := cmp.Diff(map[int64]int64{0: 1, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1}, got); diff != "" {
+	if diff := cmp.Diff(map[int64]int64{0: 1, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1}, got); diff != "" {
 		t.Errorf("goose_db_version rows per version (-want +got):\n%s", diff)
 	}
 
@@ -105,18 +105,19 @@ func TestSchema(t *testing.T) {
 		"events_pkey":                      "CREATE UNIQUE INDEX events_pkey ON public.events USING btree (id)",
 		"events_time":                      "CREATE INDEX events_time ON public.events USING btree (\"time\")",
 		"events_txid_seq":                  "CREATE UNIQUE INDEX events_txid_seq ON public.events USING btree (txid, seq)",
+		"events_tenant_txid_seq":           "CREATE INDEX events_tenant_txid_seq ON public.events USING btree (tenant_id, txid, seq)",
 		"goose_db_version_pkey":            "CREATE UNIQUE INDEX goose_db_version_pkey ON public.goose_db_version USING btree (id)",
-		"idempotency_keys_pkey":            "CREATE UNIQUE INDEX idempotency_keys_pkey ON public.idempotency_keys USING btree (request_id)",
+		"idempotency_keys_pkey":            "CREATE UNIQUE INDEX idempotency_keys_pkey ON public.idempotency_keys USING btree (tenant_id, request_id)",
 		"idempotency_keys_user_id":         "CREATE INDEX idempotency_keys_user_id ON public.idempotency_keys USING btree (user_id)",
 		"idempotency_keys_create_time":     "CREATE INDEX idempotency_keys_create_time ON public.idempotency_keys USING btree (create_time)",
 		"operation_chunks_pkey":            "CREATE UNIQUE INDEX operation_chunks_pkey ON public.operation_chunks USING btree (operation_id, chunk)",
 		"operations_pkey":                  "CREATE UNIQUE INDEX operations_pkey ON public.operations USING btree (id)",
-		"operations_request_id_key":        "CREATE UNIQUE INDEX operations_request_id_key ON public.operations USING btree (request_id)",
+		"operations_tenant_request_id_key": "CREATE UNIQUE INDEX operations_tenant_request_id_key ON public.operations USING btree (tenant_id, request_id)",
 		"tenants_pkey":                     "CREATE UNIQUE INDEX tenants_pkey ON public.tenants USING btree (id)",
 		"users_deleted_delete_time":        "CREATE INDEX users_deleted_delete_time ON public.users USING btree (delete_time) WHERE (state = 'DELETED'::text)",
-		"users_create_time_id":             "CREATE INDEX users_create_time_id ON public.users USING btree (create_time, id)",
-		"users_email_key_id":               "CREATE INDEX users_email_key_id ON public.users USING btree (email_key, id)",
-		"users_email_key_live":             "CREATE UNIQUE INDEX users_email_key_live ON public.users USING btree (email_key) WHERE (state <> 'DELETED'::text)",
+		"users_tenant_create_time_id":      "CREATE INDEX users_tenant_create_time_id ON public.users USING btree (tenant_id, create_time, id)",
+		"users_tenant_email_key_id":        "CREATE INDEX users_tenant_email_key_id ON public.users USING btree (tenant_id, email_key, id)",
+		"users_tenant_email_key_live":      "CREATE UNIQUE INDEX users_tenant_email_key_live ON public.users USING btree (tenant_id, email_key) WHERE (state <> 'DELETED'::text)",
 		"users_pkey":                       "CREATE UNIQUE INDEX users_pkey ON public.users USING btree (id)",
 		"webhooks_pkey":                    "CREATE UNIQUE INDEX webhooks_pkey ON public.webhooks USING btree (id)",
 		"webhook_attempts_pkey":            "CREATE UNIQUE INDEX webhook_attempts_pkey ON public.webhook_attempts USING btree (id)",

@@ -18,6 +18,7 @@ import (
 
 	"github.com/usersd/usersd/internal/postgres"
 	"github.com/usersd/usersd/internal/postgres/pgtest"
+	"github.com/usersd/usersd/internal/users"
 	"github.com/usersd/usersd/internal/users/userstest"
 )
 
@@ -46,7 +47,7 @@ func TestNewPoolTracing(t *testing.T) {
 	}
 
 	rctx, root := tp.Tracer("test").Start(ctx, "request")
-	if _, err := s.GetUser(rctx, u.ID); err != nil {
+	if _, err := s.GetUser(rctx, users.DefaultTenant, u.ID); err != nil {
 		t.Fatal(err)
 	}
 	root.End()

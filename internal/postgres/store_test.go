@@ -25,19 +25,19 @@ func TestMalformedIDs(t *testing.T) {
 	// Stored ids are canonical; other spellings of a UUID match nothing,
 	// as on SQLite, where ids are text.
 	for _, id := range []string{"", "not-a-uuid", "'; DROP TABLE users; --", strings.ToUpper(u.ID), "{" + u.ID + "}", "urn:uuid:" + u.ID} {
-		if _, err := s.GetUser(ctx, id); !errors.Is(err, users.ErrNotFound) {
+		if _, err := s.GetUser(ctx, users.DefaultTenant, id); !errors.Is(err, users.ErrNotFound) {
 			t.Errorf("GetUser(%q) err = %v, want ErrNotFound", id, err)
 		}
-		_, err := s.UpdateUser(ctx, id, func(*users.User) error { return errors.New("fn called") })
+		_, err := s.UpdateUser(ctx, users.DefaultTenant, id, func(*users.User) error { return errors.New("fn called") })
 		if !errors.Is(err, users.ErrNotFound) {
 			t.Errorf("UpdateUser(%q) err = %v, want ErrNotFound", id, err)
 		}
 	}
-	got, err := s.BatchGetUsers(ctx, []string{"not-a-uuid", u.ID, strings.ToUpper(u.ID), u.ID})
+	got, err := s.BatchGetUsers(ctx, users.DefaultTenant, []string{"not-a-uuid", u.ID, strings.ToUpper(u.ID), u.ID})
 	if err != nil || len(got) != 1 || got[0].ID != u.ID {
 		t.Errorf("BatchGetUsers = %v, %v; want just %s", got, err, u.ID)
 	}
-	got, err = s.BatchGetUsers(ctx, []string{"x"})
+	got, err = s.BatchGetUsers(ctx, users.DefaultTenant, []string{"x"})
 	if err != nil || len(got) != 0 {
 		t.Errorf("BatchGetUsers(no valid id) = %v, %v; want none", got, err)
 	}
@@ -69,7 +69,7 @@ func TestRoundTrip(t *testing.T) {
 
 	// Labels with characters JSON escapes survive.
 	labels := map[string]string{"a<b": `"q"&\`, "ü": "\u2028"}
-	got, err = s.UpdateUser(ctx, u.ID, func(x *users.User) error { x.Labels = labels; return nil })
+	got, err = s.UpdateUser(ctx, users.DefaultTenant, u.ID, func(x *users.User) error { x.Labels = labels; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("labels (-want +got):\n%s", diff)
 	}
 	// Clearing them stores '{}' and reads back nil.
-	got, err = s.UpdateUser(ctx, u.ID, func(x *users.User) error { x.Labels = nil; return nil })
+	got, err = s.UpdateUser(ctx, users.DefaultTenant, u.ID, func(x *users.User) error { x.Labels = nil; return nil })
 	if err != nil || got.Labels != nil || mustGet(t, s, u.ID).Labels != nil {
 		t.Errorf("cleared labels = %v, %v; want nil", got.Labels, err)
 	}
@@ -121,7 +121,7 @@ func TestDuplicateID(t *testing.T) {
 
 func mustGet(t testing.TB, s users.Store, id string) *users.User {
 	t.Helper()
-	u, err := s.GetUser(context.Background(), id)
+	u, err := s.GetUser(context.Background(), users.DefaultTenant, id)
 	if err != nil {
 		t.Fatalf("GetUser(%s) err = %v", id, err)
 	}
@@ -179,7 +179,7 @@ func TestUpdateCancelledWhileLocked(t *testing.T) {
 	uctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = s.UpdateUser(uctx, u.ID, func(x *users.User) error { x.DisplayName = "late"; return nil })
+	_, err = s.UpdateUser(uctx, users.DefaultTenant, u.ID, func(x *users.User) error { x.DisplayName = "late"; return nil })
 	elapsed := time.Since(start)
 	if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("UpdateUser while locked: err = %v, want the context's error", err)
@@ -203,7 +203,7 @@ func TestUpdateCancelledWhileLocked(t *testing.T) {
 		t.Errorf("after the cancelled update: %+v, want unchanged", got)
 	}
 	// The store still works.
-	if _, err := s.UpdateUser(ctx, u.ID, func(x *users.User) error { x.DisplayName = "now"; return nil }); err != nil {
+	if _, err := s.UpdateUser(ctx, users.DefaultTenant, u.ID, func(x *users.User) error { x.DisplayName = "now"; return nil }); err != nil {
 		t.Errorf("UpdateUser after release: %v", err)
 	}
 }
@@ -224,7 +224,7 @@ func TestListMatchesGet(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i == 1 {
-			u, err = s.UpdateUser(ctx, u.ID, func(x *users.User) error {
+			u, err = s.UpdateUser(ctx, users.DefaultTenant, u.ID, func(x *users.User) error {
 				x.State, x.DeleteTime = users.StateDeleted, x.UpdateTime
 				return nil
 			})
@@ -234,14 +234,14 @@ func TestListMatchesGet(t *testing.T) {
 		}
 		want = append(want, u)
 	}
-	got, err := s.ListUsers(ctx, users.ListQuery{ShowDeleted: true, Limit: 10})
+	got, err := s.ListUsers(ctx, users.ListQuery{Tenant: users.DefaultTenant, ShowDeleted: true, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ListUsers (-want +got):\n%s", diff)
 	}
-	got, err = s.BatchGetUsers(ctx, userIDs(want))
+	got, err = s.BatchGetUsers(ctx, users.DefaultTenant, userIDs(want))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,20 +273,20 @@ func BenchmarkStore(b *testing.B) {
 	}
 	b.Run("GetUser", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
-			if _, err := s.GetUser(ctx, ids[i%len(ids)]); err != nil {
+			if _, err := s.GetUser(ctx, users.DefaultTenant, ids[i%len(ids)]); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("BatchGetUsers10", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := s.BatchGetUsers(ctx, ids[:10]); err != nil {
+			if _, err := s.BatchGetUsers(ctx, users.DefaultTenant, ids[:10]); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("ListUsers50", func(b *testing.B) {
-		q := users.ListQuery{
+		q := users.ListQuery{Tenant: users.DefaultTenant,
 			Filter: users.Filter{{Field: users.FieldState, Op: users.OpEq, Value: users.StateActive}},
 			Order:  users.Order{Field: users.OrderEmail},
 			Limit:  50,
@@ -299,7 +299,7 @@ func BenchmarkStore(b *testing.B) {
 	})
 	b.Run("UpdateUser", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
-			_, err := s.UpdateUser(ctx, ids[i%len(ids)], func(u *users.User) error {
+			_, err := s.UpdateUser(ctx, users.DefaultTenant, ids[i%len(ids)], func(u *users.User) error {
 				u.DisplayName = "x"
 				return nil
 			})

@@ -64,15 +64,15 @@ func TestUnstorableText(t *testing.T) {
 			return err
 		}},
 		{"update display name NUL", func() error {
-			_, err := s.UpdateUser(ctx, existing.ID, func(u *users.User) error { u.DisplayName = "x\x00"; return nil })
+			_, err := s.UpdateUser(ctx, users.DefaultTenant, existing.ID, func(u *users.User) error { u.DisplayName = "x\x00"; return nil })
 			return err
 		}},
 		{"update label NUL", func() error {
-			_, err := s.UpdateUser(ctx, existing.ID, func(u *users.User) error { u.Labels = map[string]string{"k": "\x00"}; return nil })
+			_, err := s.UpdateUser(ctx, users.DefaultTenant, existing.ID, func(u *users.User) error { u.Labels = map[string]string{"k": "\x00"}; return nil })
 			return err
 		}},
 		{"filter NUL", func() error {
-			_, err := s.ListUsers(ctx, users.ListQuery{Filter: users.Filter{{Field: users.FieldDisplayName, Op: users.OpEq, Value: "\x00"}}, Limit: 10})
+			_, err := s.ListUsers(ctx, users.ListQuery{Tenant: users.DefaultTenant, Filter: users.Filter{{Field: users.FieldDisplayName, Op: users.OpEq, Value: "\x00"}}, Limit: 10})
 			return err
 		}},
 		{"webhook url NUL", func() error {
@@ -93,16 +93,16 @@ func TestUnstorableText(t *testing.T) {
 			if err := tt.call(); !errors.Is(err, users.ErrInvalid) {
 				t.Errorf("err = %v, want users.ErrInvalid", err)
 			}
-			if _, err := s.GetUser(ctx, existing.ID); err != nil {
+			if _, err := s.GetUser(ctx, users.DefaultTenant, existing.ID); err != nil {
 				t.Errorf("GetUser after the refusal err = %v", err)
 			}
 		})
 	}
 
-	if got, err := s.GetUser(ctx, existing.ID); err != nil || got.Revision != existing.Revision {
+	if got, err := s.GetUser(ctx, users.DefaultTenant, existing.ID); err != nil || got.Revision != existing.Revision {
 		t.Errorf("GetUser = revision %v, %v; want %d, unchanged", got, err, existing.Revision)
 	}
-	if us, err := s.ListUsers(ctx, users.ListQuery{Limit: 10}); err != nil || len(us) != 1 {
+	if us, err := s.ListUsers(ctx, users.ListQuery{Tenant: users.DefaultTenant, Limit: 10}); err != nil || len(us) != 1 {
 		t.Errorf("ListUsers = %d users, %v; want only the first", len(us), err)
 	}
 

@@ -29,12 +29,12 @@ import (
 
 // webhookColumns are the columns webhookRow scans, in its order.
 const webhookColumns = "id, url, event_types, secret, enabled, consecutive_failures, disabled_reason, create_time, update_time, " +
-	"last_success_time, last_failure_time"
+	"last_success_time, last_failure_time, tenant_id, all_tenants"
 
 const (
 	selectWebhooks = "SELECT " + webhookColumns + " FROM webhooks "
 
-	insertWebhook = "INSERT INTO webhooks (" + webhookColumns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+	insertWebhook = "INSERT INTO webhooks (" + webhookColumns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 
 	// updateWebhook writes the mutable columns.
 	updateWebhook = `UPDATE webhooks SET url = $2, event_types = $3, secret = $4, enabled = $5,
@@ -54,9 +54,15 @@ FROM webhook_attempts WHERE webhook_id = $1 ORDER BY time DESC, id DESC LIMIT $2
 	lockSink = "SELECT tx, seq FROM event_sinks WHERE name = $1 FOR UPDATE"
 )
 
-// CreateWebhook counts the subscriptions and inserts w in one transaction
-// that holds a lock on the table no other CreateWebhook can share, so that
-// concurrent creates cannot pass MaxWebhooks; see users.WebhookStore.
+// webhookTenant is usersql.TenantMatch of the tenant bound to $2: the
+// subscriptions of that tenant while it is live, or every one for
+// users.AllTenants.
+var webhookTenant = usersql.TenantMatch("$2")
+
+// CreateWebhook checks that w's tenant is live, counts the subscriptions
+// and inserts w in one transaction that holds a lock on the table no other
+// CreateWebhook can share, so that concurrent creates cannot pass
+// MaxWebhooks; see users.WebhookStore.
 func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.Webhook, err error) {
 	defer wrap(ctx, &err, "webhook %s", w.ID)
 	args, err := webhookArgs(w)
@@ -68,6 +74,9 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.W
 		return nil, err
 	}
 	defer tx.Rollback(ctx)
+	if err := liveTenant(ctx, tx, w.Tenant); err != nil {
+		return nil, err
+	}
 	if _, err := tx.Exec(ctx, "LOCK TABLE webhooks IN SHARE ROW EXCLUSIVE MODE"); err != nil {
 		return nil, err
 	}
@@ -91,8 +100,9 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.W
 	return usersql.StoredWebhook(w.Clone()), nil
 }
 
-// GetWebhook reads the subscription in one statement; see users.WebhookStore.
-func (s *Store) GetWebhook(ctx context.Context, id string) (_ *users.Webhook, err error) {
+// GetWebhook reads the tenant's subscription in one statement; see
+// users.WebhookStore.
+func (s *Store) GetWebhook(ctx context.Context, tenant, id string) (_ *users.Webhook, err error) {
 	defer wrap(ctx, &err, "webhook %s", id)
 	uid, ok := parseID(id)
 	if !ok {
@@ -100,7 +110,7 @@ func (s *Store) GetWebhook(ctx context.Context, id string) (_ *users.Webhook, er
 	}
 	var w *users.Webhook
 	err = s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
-		w, err = scanWebhook(c.QueryRow(ctx, selectWebhooks+"WHERE id = $1", uid))
+		w, err = scanWebhook(c.QueryRow(ctx, selectWebhooks+"WHERE id = $1 AND "+webhookTenant, uid, tenant))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -109,21 +119,21 @@ func (s *Store) GetWebhook(ctx context.Context, id string) (_ *users.Webhook, er
 	return w, err
 }
 
-// ListWebhooks reads every subscription in one statement; see
+// ListWebhooks reads the tenant's subscriptions in one statement; see
 // users.WebhookStore.
-func (s *Store) ListWebhooks(ctx context.Context) (_ []*users.Webhook, err error) {
-	defer wrap(ctx, &err, "list webhooks")
+func (s *Store) ListWebhooks(ctx context.Context, tenant string) (_ []*users.Webhook, err error) {
+	defer wrap(ctx, &err, "list webhooks of %s", tenant)
 	var ws []*users.Webhook
 	err = s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
-		ws, err = queryWebhooks(ctx, c, selectWebhooks+"ORDER BY create_time, id")
+		ws, err = queryWebhooks(ctx, c, selectWebhooks+"WHERE "+usersql.TenantMatch("$1")+" ORDER BY create_time, id", tenant)
 		return err
 	})
 	return ws, err
 }
 
-// UpdateWebhook changes a subscription under a row lock; see
+// UpdateWebhook changes the tenant's subscription under a row lock; see
 // users.WebhookStore.
-func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Webhook) error) (_ *users.Webhook, err error) {
+func (s *Store) UpdateWebhook(ctx context.Context, tenant, id string, fn func(*users.Webhook) error) (_ *users.Webhook, err error) {
 	defer wrap(ctx, &err, "webhook %s", id)
 	uid, ok := parseID(id)
 	if !ok {
@@ -134,7 +144,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Web
 		return nil, err
 	}
 	defer tx.Rollback(ctx)
-	old, err := lockWebhook(ctx, tx, uid)
+	old, err := lockWebhook(ctx, tx, tenant, uid)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +154,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Web
 	}
 	// The columns UpdateWebhook does not write keep their stored values;
 	// the last attempt times are RecordDeliveryAttempts' to write.
-	w.ID, w.CreateTime = old.ID, old.CreateTime
+	w.ID, w.CreateTime, w.Tenant, w.AllTenants = old.ID, old.CreateTime, old.Tenant, old.AllTenants
 	w.LastSuccessTime, w.LastFailureTime = old.LastSuccessTime, old.LastFailureTime
 	if err := writeWebhook(ctx, tx, w); err != nil {
 		return nil, err
@@ -155,9 +165,10 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Web
 	return usersql.StoredWebhook(w), nil
 }
 
-// lockWebhook reads the subscription with SELECT … FOR UPDATE within tx.
-func lockWebhook(ctx context.Context, tx pgx.Tx, uid pgtype.UUID) (*users.Webhook, error) {
-	w, err := scanWebhook(tx.QueryRow(ctx, selectWebhooks+"WHERE id = $1 FOR UPDATE", uid))
+// lockWebhook reads the tenant's subscription (any tenant's for
+// users.AllTenants) with SELECT … FOR UPDATE within tx.
+func lockWebhook(ctx context.Context, tx pgx.Tx, tenant string, uid pgtype.UUID) (*users.Webhook, error) {
+	w, err := scanWebhook(tx.QueryRow(ctx, selectWebhooks+"WHERE id = $1 AND "+webhookTenant+" FOR UPDATE", uid, tenant))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, users.ErrNotFound
 	}
@@ -171,20 +182,20 @@ func writeWebhook(ctx context.Context, tx pgx.Tx, w *users.Webhook) error {
 		return err
 	}
 	// webhookArgs is in webhookColumns order; updateWebhook skips
-	// create_time.
-	_, err = tx.Exec(ctx, updateWebhook, append(args[:7], args[8:]...)...)
+	// create_time, tenant_id and all_tenants.
+	_, err = tx.Exec(ctx, updateWebhook, append(args[:7], args[8:11]...)...)
 	return err
 }
 
-// DeleteWebhook deletes the subscription, and by cascade its attempts, in
-// one statement; see users.WebhookStore.
-func (s *Store) DeleteWebhook(ctx context.Context, id string) (err error) {
+// DeleteWebhook deletes the tenant's subscription, and by cascade its
+// attempts, in one statement; see users.WebhookStore.
+func (s *Store) DeleteWebhook(ctx context.Context, tenant, id string) (err error) {
 	defer wrap(ctx, &err, "webhook %s", id)
 	uid, ok := parseID(id)
 	if !ok {
 		return users.ErrNotFound
 	}
-	tag, err := s.pool.Exec(ctx, "DELETE FROM webhooks WHERE id = $1", uid)
+	tag, err := s.pool.Exec(ctx, "DELETE FROM webhooks WHERE id = $1 AND "+webhookTenant, uid, tenant)
 	if err != nil {
 		return err
 	}
@@ -221,7 +232,7 @@ func (s *Store) RecordDeliveryAttempts(ctx context.Context, webhookID string, as
 		return nil, err
 	}
 	defer tx.Rollback(ctx)
-	w, err := lockWebhook(ctx, tx, uid)
+	w, err := lockWebhook(ctx, tx, users.AllTenants, uid)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +320,7 @@ func (s *Store) DispatchEvents(ctx context.Context, limit int) (_ int, err error
 	if err := tx.QueryRow(ctx, lockSink, usersql.DispatcherSink).Scan(&pos.Tx, &pos.Seq); err != nil {
 		return 0, err
 	}
-	evs, err := listEventsAfter(ctx, tx, pos, limit)
+	evs, err := listEventsAfter(ctx, tx, users.AllTenants, pos, limit)
 	if err != nil {
 		return 0, err
 	}
@@ -335,9 +346,10 @@ func (s *Store) DispatchEvents(ctx context.Context, limit int) (_ int, err error
 	return len(evs), nil
 }
 
-// queryWebhooks runs a select of webhookColumns and collects the rows.
-func queryWebhooks(ctx context.Context, q querier, sql string) ([]*users.Webhook, error) {
-	rows, err := q.Query(ctx, sql)
+// queryWebhooks runs a select of webhookColumns with args and collects the
+// rows.
+func queryWebhooks(ctx context.Context, q querier, sql string, args ...any) ([]*users.Webhook, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -364,17 +376,21 @@ type webhookRow struct {
 	failures               int
 	createTime, updateTime time.Time
 	lastSuccess, lastFail  pgtype.Timestamptz
+	tenant                 string
+	allTenants             bool
 }
 
 func (r *webhookRow) dest() []any {
 	return []any{&r.id, &r.url, &r.types, &r.secret, &r.enabled, &r.failures, &r.reason, &r.createTime, &r.updateTime,
-		&r.lastSuccess, &r.lastFail}
+		&r.lastSuccess, &r.lastFail, &r.tenant, &r.allTenants}
 }
 
 // webhook converts the row: times in UTC, the zero time for NULL, nil for
 // no event types.
 func (r *webhookRow) webhook() *users.Webhook {
 	w := &users.Webhook{
+		Tenant:              r.tenant,
+		AllTenants:          r.allTenants,
 		ID:                  uuid.UUID(r.id.Bytes).String(),
 		URL:                 r.url,
 		Secret:              r.secret,
@@ -415,5 +431,5 @@ func webhookArgs(w *users.Webhook) ([]any, error) {
 		types[i] = string(t)
 	}
 	return []any{pgUUID(id), w.URL, types, w.Secret, w.Enabled, w.ConsecutiveFailures, w.DisabledReason,
-		w.CreateTime, w.UpdateTime, nullTime(w.LastSuccessTime), nullTime(w.LastFailureTime)}, nil
+		w.CreateTime, w.UpdateTime, nullTime(w.LastSuccessTime), nullTime(w.LastFailureTime), w.Tenant, w.AllTenants}, nil
 }

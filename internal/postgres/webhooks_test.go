@@ -137,7 +137,7 @@ func TestDispatchEventsWaitsForConcurrent(t *testing.T) {
 			// Wait until both events are in the feed.
 			deadline := time.Now().Add(15 * time.Second)
 			for {
-				evs, err := s.ListEvents(ctx, users.EventPos{}, 10)
+				evs, err := s.ListEvents(ctx, users.AllTenants, users.EventPos{}, 10)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -45,7 +45,7 @@ func BenchmarkGetUser(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := s.GetUser(ctx, u.ID); err != nil {
+			if _, err := s.GetUser(ctx, users.DefaultTenant, u.ID); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -61,7 +61,7 @@ func BenchmarkUpdateUser(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.UpdateUser(ctx, u.ID, func(x *users.User) error { x.DisplayName = "Renamed"; return nil }); err != nil {
+		if _, err := s.UpdateUser(ctx, users.DefaultTenant, u.ID, func(x *users.User) error { x.DisplayName = "Renamed"; return nil }); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -75,7 +75,7 @@ func BenchmarkListUsers(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	q := users.ListQuery{Order: users.Order{Field: users.OrderEmail}, Limit: 50,
+	q := users.ListQuery{Tenant: users.DefaultTenant, Order: users.Order{Field: users.OrderEmail}, Limit: 50,
 		Filter: users.Filter{{Field: users.FieldState, Op: users.OpEq, Value: users.StateActive}}}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -141,7 +141,7 @@ func BenchmarkTraced(b *testing.B) {
 				ctx, root := tp.Tracer("bench").Start(context.Background(), "request")
 				defer root.End()
 				for pb.Next() {
-					if _, err := s.GetUser(ctx, u.ID); err != nil {
+					if _, err := s.GetUser(ctx, users.DefaultTenant, u.ID); err != nil {
 						b.Error(err)
 						return
 					}

@@ -23,11 +23,16 @@ import (
 // being reused once the newest events are purged.
 
 // eventColumns are the columns scanEvent reads, in its order.
-const eventColumns = "seq, id, type, user_id, snapshot, paths, time, trace_parent"
+const eventColumns = "seq, id, tenant_id, type, user_id, snapshot, paths, time, trace_parent"
 
 // listEventsSQL reads the feed after seq ?1: ListEvents runs it on the
 // readers, DispatchEvents within its writer transaction.
 const listEventsSQL = "SELECT " + eventColumns + " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+
+// listTenantEventsSQL reads one tenant's (?3) feed after seq ?1, on
+// events_tenant_seq; a deleted tenant's is empty.
+var listTenantEventsSQL = "SELECT " + eventColumns + " FROM events WHERE tenant_id = ?3 AND " + usersql.LiveTenant("?3") +
+	" AND seq > ?1 ORDER BY seq LIMIT ?2"
 
 // appendEvents inserts evs with ins, a stmtInsertEvent of the transaction
 // that made their changes.
@@ -50,7 +55,7 @@ func appendEvents(ctx context.Context, ins *sql.Stmt, evs ...users.Event) error 
 			}
 			paths = string(b)
 		}
-		_, err = ins.ExecContext(ctx, ev.ID, string(ev.Type), ev.UserID, snap, paths, ev.Time.UnixMicro(), ev.TraceParent)
+		_, err = ins.ExecContext(ctx, ev.ID, ev.Tenant, string(ev.Type), ev.UserID, snap, paths, ev.Time.UnixMicro(), ev.TraceParent)
 		if err != nil {
 			return fmt.Errorf("append event %s: %w", ev.Type, err)
 		}
@@ -58,16 +63,24 @@ func appendEvents(ctx context.Context, ins *sql.Stmt, evs ...users.Event) error 
 	return nil
 }
 
-// ListEvents reads the events after the position from the readers, in seq
-// order; see users.EventStore. Events from this store have Tx 0, so a position
-// with another Tx is not one of its cursors.
-func (s *Store) ListEvents(ctx context.Context, after users.EventPos, limit int) (_ []users.Event, err error) {
+// ListEvents reads the tenant's events (every tenant's for
+// users.AllTenants) after the position from the readers, in seq order; see
+// users.EventStore. Events from this store have Tx 0, so a position with
+// another Tx is not one of its cursors.
+func (s *Store) ListEvents(ctx context.Context, tenant string, after users.EventPos, limit int) (_ []users.Event, err error) {
 	defer wrap(ctx, &err, "list events")
 	if after.Tx != 0 {
 		return nil, users.Invalid("after", "not a cursor of this database's event feed")
 	}
 	if limit <= 0 {
 		return nil, nil // SQLite reads a negative LIMIT as none
+	}
+	if tenant != users.AllTenants {
+		list, err := s.stmt(ctx, stmtListTenantEvents)
+		if err != nil {
+			return nil, err
+		}
+		return listEvents(ctx, list, after, limit, tenant)
 	}
 	list, err := s.stmt(ctx, stmtListEvents)
 	if err != nil {
@@ -77,10 +90,11 @@ func (s *Store) ListEvents(ctx context.Context, after users.EventPos, limit int)
 }
 
 // listEvents runs list, a stmtListEvents on the readers or a
-// stmtListEventsTx of a writer transaction, and reads every row. The
-// caller checks after and limit.
-func listEvents(ctx context.Context, list *sql.Stmt, after users.EventPos, limit int) ([]users.Event, error) {
-	rows, err := list.QueryContext(ctx, after.Seq, limit)
+// stmtListEventsTx of a writer transaction, or a stmtListTenantEvents with
+// the tenant in more, and reads every row. The caller checks after and
+// limit.
+func listEvents(ctx context.Context, list *sql.Stmt, after users.EventPos, limit int, more ...any) ([]users.Event, error) {
+	rows, err := list.QueryContext(ctx, append([]any{after.Seq, limit}, more...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +136,7 @@ func scanEvent(row rowScanner) (users.Event, error) {
 		seq                 int64
 		userID, traceParent string
 	)
-	if err := row.Scan(&seq, &ev.ID, &typ, &userID, &snapshot, &paths, &micros, &traceParent); err != nil {
+	if err := row.Scan(&seq, &ev.ID, &ev.Tenant, &typ, &userID, &snapshot, &paths, &micros, &traceParent); err != nil {
 		return ev, err
 	}
 	ev.Pos = users.EventPos{Seq: seq}
@@ -132,6 +146,7 @@ func scanEvent(row rowScanner) (users.Event, error) {
 		if err != nil {
 			return ev, fmt.Errorf("event %s: %w", ev.ID, err)
 		}
+		u.Tenant = ev.Tenant
 		ev.User = u
 	}
 	if paths != "[]" {

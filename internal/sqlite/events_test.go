@@ -47,7 +47,7 @@ func TestEventFeedProof(t *testing.T) {
 // of the feed.
 func TestListEventsForeignCursor(t *testing.T) {
 	s := newStore(t)
-	_, err := s.ListEvents(context.Background(), users.EventPos{Tx: 7, Seq: 1}, 10)
+	_, err := s.ListEvents(context.Background(), users.DefaultTenant, users.EventPos{Tx: 7, Seq: 1}, 10)
 	var inv *users.InvalidError
 	if !errors.As(err, &inv) || inv.Violations[0].Field != "after" {
 		t.Errorf("ListEvents(Tx 7) err = %v, want an InvalidError on after", err)

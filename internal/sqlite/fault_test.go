@@ -83,7 +83,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal("5000 users fit in two more pages")
 	}
 	wantUnavailable(t, "CreateUser on a full database", full, "disk_full")
-	got, err := s.ListUsers(ctx, users.ListQuery{Limit: 1000})
+	got, err := s.ListUsers(ctx, users.ListQuery{Tenant: users.DefaultTenant, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

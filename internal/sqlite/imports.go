@@ -18,7 +18,7 @@ import (
 
 // selectOperation reads an operation with one row per finished chunk (or
 // one row of NULL chunk columns); readOperation sums them.
-const selectOperation = "SELECT o.id, o.request_id, o.fingerprint, o.total, o.chunks, o.create_time, " +
+const selectOperation = "SELECT o.tenant_id, o.id, o.request_id, o.fingerprint, o.total, o.chunks, o.create_time, " +
 	"c.imported, c.failed, c.failures, c.finish_time " +
 	"FROM operations o LEFT JOIN operation_chunks c ON c.operation_id = o.id "
 
@@ -38,13 +38,21 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 		return nil, err
 	}
 
+	tenants, err := s.tenantStmts(ctx)
+	if err != nil {
+		return nil, err
+	}
+
 	tx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
 
-	got, fingerprint, err := readOperation(ctx, tx.StmtContext(ctx, getOp), key.RequestID)
+	if _, err := tenants.alive(ctx, tx, op.Tenant); err != nil {
+		return nil, err
+	}
+	got, fingerprint, err := readOperation(ctx, tx.StmtContext(ctx, getOp), op.Tenant, key.RequestID)
 	switch {
 	case err == nil:
 		if !bytes.Equal(fingerprint, key.Fingerprint) {
@@ -60,7 +68,7 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 		fingerprint = []byte{} // nil would bind NULL
 	}
 	_, err = tx.StmtContext(ctx, insertOp).ExecContext(ctx,
-		op.ID, key.RequestID, fingerprint, op.Total, op.Chunks, op.CreateTime.UnixMicro())
+		op.Tenant, op.ID, key.RequestID, fingerprint, op.Total, op.Chunks, op.CreateTime.UnixMicro())
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +81,7 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 	s.db.afterCommit(ctx)
 	created := fromMicros(op.CreateTime.UnixMicro())
 	return &users.Operation{
+		Tenant:     op.Tenant,
 		ID:         op.ID,
 		RequestID:  key.RequestID,
 		Total:      op.Total,
@@ -82,26 +91,26 @@ func (s *Store) CreateImport(ctx context.Context, op *users.Operation, key users
 	}, nil
 }
 
-// GetOperation reads the operation and its finished chunks in one
+// GetOperation reads the tenant's operation and its finished chunks in one
 // statement on the readers; see users.ImportStore.
-func (s *Store) GetOperation(ctx context.Context, id string) (_ *users.Operation, err error) {
+func (s *Store) GetOperation(ctx context.Context, tenant, id string) (_ *users.Operation, err error) {
 	defer wrap(ctx, &err, "operation %s", id)
 	get, err := s.stmt(ctx, stmtGetOperation)
 	if err != nil {
 		return nil, err
 	}
-	op, _, err := readOperation(ctx, get, id)
+	op, _, err := readOperation(ctx, get, tenant, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, users.ErrNotFound
 	}
 	return op, err
 }
 
-// readOperation runs get, a selectOperation statement, with arg and sums
-// the chunks it returns. It returns the operation and its fingerprint, or
-// sql.ErrNoRows.
-func readOperation(ctx context.Context, get *sql.Stmt, arg any) (*users.Operation, []byte, error) {
-	rows, err := get.QueryContext(ctx, arg)
+// readOperation runs get, a selectOperation statement, with the tenant and
+// arg and sums the chunks it returns. It returns the operation and its
+// fingerprint, or sql.ErrNoRows.
+func readOperation(ctx context.Context, get *sql.Stmt, tenant string, arg any) (*users.Operation, []byte, error) {
+	rows, err := get.QueryContext(ctx, tenant, arg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -118,7 +127,7 @@ func readOperation(ctx context.Context, get *sql.Stmt, arg any) (*users.Operatio
 			imported, failed, finish sql.NullInt64
 			failures                 sql.NullString
 		)
-		err := rows.Scan(&o.ID, &o.RequestID, &fp, &o.Total, &o.Chunks, &createTime,
+		err := rows.Scan(&o.Tenant, &o.ID, &o.RequestID, &fp, &o.Total, &o.Chunks, &createTime,
 			&imported, &failed, &failures, &finish)
 		if err != nil {
 			return nil, nil, err
@@ -166,35 +175,59 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 		return err
 	}
 
+	tenants, err := s.tenantStmts(ctx)
+	if err != nil {
+		return err
+	}
+
 	tx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
 
-	var opExists, done bool
-	if err := tx.StmtContext(ctx, state).QueryRowContext(ctx, opID, chunk).Scan(&opExists, &done); err != nil {
+	var (
+		tenant sql.NullString
+		done   bool
+	)
+	if err := tx.StmtContext(ctx, state).QueryRowContext(ctx, opID, chunk).Scan(&tenant, &done); err != nil {
 		return err
 	}
-	if !opExists {
+	if !tenant.Valid {
 		return users.ErrNotFound
 	}
 	if done {
 		return nil // a job that ran again: the rollback ends a read
 	}
+	quota, err := tenants.quota(ctx, tx, tenant.String)
+	reason := users.ReasonQuota
+	if errors.Is(err, users.ErrNotFound) {
+		// The tenant was deleted since the import began: its users are
+		// out of reach, and the rows are not imported.
+		quota, err, reason = usersql.Quota{Tenant: tenant.String, Max: 1, Live: 1}, nil, users.ReasonTenantDeleted
+	}
+	if err != nil {
+		return err
+	}
+	left := quota.Left()
 
 	failures := slices.Clone(failed)
 	imported := 0
 	ins := tx.StmtContext(ctx, importUser)
 	insEvent := tx.StmtContext(ctx, insertEvent)
 	for _, v := range valid {
+		if left == 0 {
+			failures = append(failures, users.RowFailure{Index: v.Index, Reason: reason})
+			continue
+		}
 		u := v.User
+		u.Tenant = tenant.String
 		labels, err := encodeLabels(u.Labels)
 		if err != nil {
 			return fmt.Errorf("import user %s: %w", u.ID, err)
 		}
 		res, err := ins.ExecContext(ctx,
-			u.ID, u.Email, users.EmailKey(u.Email), u.DisplayName, u.State.String(), labels,
+			u.Tenant, u.ID, u.Email, users.EmailKey(u.Email), u.DisplayName, u.State.String(), labels,
 			u.CreateTime.UnixMicro(), u.UpdateTime.UnixMicro(), nullTime(u.DeleteTime), u.Revision)
 		if err != nil {
 			return fmt.Errorf("import user %s: %w", u.ID, err)
@@ -211,6 +244,9 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 			return fmt.Errorf("import user %s: %w", u.ID, err)
 		}
 		imported++
+		if left > 0 {
+			left--
+		}
 	}
 	usersql.SortFailures(failures)
 	encoded, err := usersql.EncodeFailures(failures)

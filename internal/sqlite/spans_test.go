@@ -158,10 +158,10 @@ func TestSpans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetUser(ctx, u.ID); err != nil {
+	if _, err := s.GetUser(ctx, users.DefaultTenant, u.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateUser(ctx, u.ID, func(*users.User) error { return nil }); err != nil {
+	if _, err := s.UpdateUser(ctx, users.DefaultTenant, u.ID, func(*users.User) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(rec.Ended()); n != 0 {
@@ -169,10 +169,10 @@ func TestSpans(t *testing.T) {
 	}
 
 	rctx, root := tp.Tracer("test").Start(ctx, "request")
-	if _, err := s.GetUser(rctx, u.ID); err != nil {
+	if _, err := s.GetUser(rctx, users.DefaultTenant, u.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetUser(rctx, "0190a5b4-0000-7000-8000-000000000000"); !errors.Is(err, users.ErrNotFound) {
+	if _, err := s.GetUser(rctx, users.DefaultTenant, "0190a5b4-0000-7000-8000-000000000000"); !errors.Is(err, users.ErrNotFound) {
 		t.Fatalf("GetUser(unknown) err = %v, want ErrNotFound", err)
 	}
 	if _, err := s.CreateUser(rctx, userstest.NewUser(2), nil); err != nil {
@@ -182,7 +182,7 @@ func TestSpans(t *testing.T) {
 	if _, err := s.CreateUser(rctx, userstest.NewUser(1), nil); !errors.Is(err, users.ErrEmailTaken) {
 		t.Fatalf("CreateUser(taken email) err = %v, want ErrEmailTaken", err)
 	}
-	_, err = s.UpdateUser(rctx, u.ID, func(*users.User) error { return fmt.Errorf("etag: %w", users.ErrEtagMismatch) })
+	_, err = s.UpdateUser(rctx, users.DefaultTenant, u.ID, func(*users.User) error { return fmt.Errorf("etag: %w", users.ErrEtagMismatch) })
 	if !errors.Is(err, users.ErrEtagMismatch) {
 		t.Fatalf("UpdateUser err = %v, want ErrEtagMismatch", err)
 	}
@@ -192,10 +192,11 @@ func TestSpans(t *testing.T) {
 		// GetUser, found and not found.
 		sqlSpan("SELECT"),
 		sqlSpan("SELECT"),
-		// CreateUser: the user and its event.
-		sqlSpan("BEGIN"), sqlSpan("INSERT"), sqlSpan("INSERT"), sqlSpan("COMMIT"),
+		// CreateUser: the tenant (live, without a limit), the user and
+		// its event.
+		sqlSpan("BEGIN"), sqlSpan("SELECT"), sqlSpan("INSERT"), sqlSpan("INSERT"), sqlSpan("COMMIT"),
 		// CreateUser, email taken.
-		sqlSpan("BEGIN"), failed(sqlSpan("INSERT")), sqlSpan("ROLLBACK"),
+		sqlSpan("BEGIN"), sqlSpan("SELECT"), failed(sqlSpan("INSERT")), sqlSpan("ROLLBACK"),
 		// UpdateUser, etag mismatch: read, then roll back.
 		sqlSpan("BEGIN"), sqlSpan("SELECT"), sqlSpan("ROLLBACK"),
 		{Name: "request", Kind: trace.SpanKindInternal, Attrs: map[string]string{}},
@@ -226,7 +227,7 @@ func TestSpansImport(t *testing.T) {
 	if err := s.ImportChunk(ctx, op.ID, 0, userstest.ImportedUsers(chunks[0])[1:], []users.RowFailure{{Index: 0, Reason: "r"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetOperation(ctx, op.ID); err != nil {
+	if _, err := s.GetOperation(ctx, users.DefaultTenant, op.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.PurgeDeleted(ctx, time.Now(), 10); err != nil {
@@ -262,7 +263,7 @@ func TestSpansEvents(t *testing.T) {
 	if _, err := s.CreateUser(ctx, userstest.NewUser(1), nil); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := s.ListEvents(ctx, users.EventPos{}, 10)
+	evs, err := s.ListEvents(ctx, users.DefaultTenant, users.EventPos{}, 10)
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("ListEvents = %d events, %v; want 1", len(evs), err)
 	}

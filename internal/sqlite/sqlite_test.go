@@ -162,11 +162,11 @@ func TestMigrate(t *testing.T) {
 		return fmt.Sprintf("%s; %d versions", strings.Join(names, ", "), versions)
 	}
 	first := schema()
-	want := "index events_time, index idempotency_keys_create_time, index idempotency_keys_user_id, " +
-		"index users_create_time_id, index users_deleted_delete_time, index users_email_key_id, index users_email_key_live, " +
+	want := "index events_tenant_seq, index events_time, index idempotency_keys_create_time, index idempotency_keys_user_id, " +
+		"index users_deleted_delete_time, index users_tenant_create_time_id, index users_tenant_email_key_id, index users_tenant_email_key_live, " +
 		"index webhook_attempts_webhook_id_time, " +
 		"table event_sinks, table events, table goose_db_version, table idempotency_keys, table operation_chunks, table operations, " +
-		"table tenants, table users, table webhook_attempts, table webhooks; 7 versions"
+		"table tenants, table users, table webhook_attempts, table webhooks; 8 versions"
 	if first != want {
 		t.Errorf("schema = %s, want %s", first, want)
 	}
@@ -273,7 +273,7 @@ func TestWriterBeginsImmediate(t *testing.T) {
 
 	conn := otherConn(t, path)
 
-	_, err = s.UpdateUser(ctx, u.ID, func(*users.User) error {
+	_, err = s.UpdateUser(ctx, users.DefaultTenant, u.ID, func(*users.User) error {
 		_, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE")
 		if err == nil {
 			conn.ExecContext(ctx, "ROLLBACK")
@@ -310,7 +310,7 @@ func TestConcurrentUpdates(t *testing.T) {
 	for g := range goroutines {
 		wg.Go(func() {
 			for i := range updates {
-				_, err := s.UpdateUser(ctx, u.ID, func(x *users.User) error {
+				_, err := s.UpdateUser(ctx, users.DefaultTenant, u.ID, func(x *users.User) error {
 					x.DisplayName = fmt.Sprintf("g%d-%d", g, i)
 					if x.Labels == nil {
 						x.Labels = map[string]string{}
@@ -330,7 +330,7 @@ func TestConcurrentUpdates(t *testing.T) {
 	for _, err := range errs {
 		t.Errorf("UpdateUser err = %v", err)
 	}
-	got, err := s.GetUser(ctx, u.ID)
+	got, err := s.GetUser(ctx, users.DefaultTenant, u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +364,7 @@ func TestCreateRoundTrip(t *testing.T) {
 	want.CreateTime = users.Truncate(u.CreateTime)
 	want.UpdateTime = users.Truncate(u.UpdateTime)
 	want.DeleteTime = users.Truncate(u.DeleteTime)
-	got, err := s.GetUser(ctx, u.ID)
+	got, err := s.GetUser(ctx, users.DefaultTenant, u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +384,7 @@ func TestCreateRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err = s.GetUser(ctx, v.ID)
+	got, err = s.GetUser(ctx, users.DefaultTenant, v.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +456,7 @@ func TestIdempotencyKeyRolledBackWithUser(t *testing.T) {
 func TestBatchGetEdges(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	got, err := s.BatchGetUsers(ctx, nil)
+	got, err := s.BatchGetUsers(ctx, users.DefaultTenant, nil)
 	if err != nil || len(got) != 0 {
 		t.Errorf("BatchGetUsers(nil) = %v, %v; want none", got, err)
 	}
@@ -468,11 +468,11 @@ func TestBatchGetEdges(t *testing.T) {
 		}
 		ids = append(ids, u.ID)
 	}
-	got, err = s.BatchGetUsers(ctx, ids)
+	got, err = s.BatchGetUsers(ctx, users.DefaultTenant, ids)
 	if err != nil || len(got) != len(ids) {
 		t.Errorf("BatchGetUsers(1000 ids) = %d users, %v; want 1000", len(got), err)
 	}
-	got, err = s.BatchGetUsers(ctx, []string{ids[7], ids[7]})
+	got, err = s.BatchGetUsers(ctx, users.DefaultTenant, []string{ids[7], ids[7]})
 	if err != nil || len(got) != 1 || got[0].ID != ids[7] {
 		t.Errorf("BatchGetUsers(duplicate id) = %v, %v; want user %s once", got, err, ids[7])
 	}

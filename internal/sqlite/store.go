@@ -84,64 +84,79 @@ func (s *Store) Ping(ctx context.Context) error {
 type stmtID int
 
 const (
-	stmtGetUser         stmtID = iota // on the readers
-	stmtGetUserTx                     // on the writer, within a transaction
-	stmtGetKey                        // on the writer
-	stmtInsertUser                    // on the writer
-	stmtInsertKey                     // on the writer
-	stmtUpdateUser                    // on the writer
-	stmtGetOperation                  // on the readers
-	stmtGetOperationTx                // on the writer, by request id
-	stmtInsertOperation               // on the writer
-	stmtChunkState                    // on the writer
-	stmtImportUser                    // on the writer
-	stmtInsertChunk                   // on the writer
-	stmtPurgeSelect                   // on the writer
-	stmtDeleteUser                    // on the writer
-	stmtInsertEvent                   // on the writer
-	stmtListEvents                    // on the readers
-	stmtPurgeEvents                   // on the writer
-	stmtListEventsTx                  // on the writer, within a transaction
-	stmtGetEvent                      // on the readers
+	stmtGetUser          stmtID = iota // on the readers
+	stmtGetUserTx                      // on the writer, within a transaction
+	stmtGetKey                         // on the writer
+	stmtInsertUser                     // on the writer
+	stmtInsertKey                      // on the writer
+	stmtUpdateUser                     // on the writer
+	stmtGetOperation                   // on the readers
+	stmtGetOperationTx                 // on the writer, by request id
+	stmtInsertOperation                // on the writer
+	stmtChunkState                     // on the writer
+	stmtImportUser                     // on the writer
+	stmtInsertChunk                    // on the writer
+	stmtPurgeSelect                    // on the writer
+	stmtDeleteUser                     // on the writer
+	stmtInsertEvent                    // on the writer
+	stmtListEvents                     // on the readers
+	stmtPurgeEvents                    // on the writer
+	stmtListEventsTx                   // on the writer, within a transaction
+	stmtGetEvent                       // on the readers
+	stmtPurgeTenantUsers               // on the writer
+	stmtTenantLimit                    // on the writer, within a transaction
+	stmtLiveUsers                      // on the writer, within a transaction
+	stmtListTenantEvents               // on the readers
 	numStmts
 )
 
 // readerStmts are the statements prepared on the readers.
-var readerStmts = [numStmts]bool{stmtGetUser: true, stmtGetOperation: true, stmtListEvents: true, stmtGetEvent: true}
+var readerStmts = [numStmts]bool{stmtGetUser: true, stmtGetOperation: true, stmtListEvents: true, stmtGetEvent: true, stmtListTenantEvents: true}
 
 var queries = [numStmts]string{
-	stmtGetUser:   selectUsers + "WHERE id = ?1",
-	stmtGetUserTx: selectUsers + "WHERE id = ?1",
-	stmtGetKey:    "SELECT fingerprint, user_id FROM idempotency_keys WHERE request_id = ?1",
-	stmtInsertUser: "INSERT INTO users (id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision) " +
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-	stmtInsertKey: "INSERT INTO idempotency_keys (request_id, fingerprint, user_id, create_time) VALUES (?1, ?2, ?3, ?4)",
+	stmtGetUser:   selectUsers + "WHERE tenant_id = ?1 AND id = ?2 AND " + liveTenant,
+	stmtGetUserTx: selectUsers + "WHERE tenant_id = ?1 AND id = ?2 AND " + liveTenant,
+	stmtGetKey:    "SELECT fingerprint, user_id FROM idempotency_keys WHERE tenant_id = ?1 AND request_id = ?2",
+	stmtInsertUser: "INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision) " +
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	stmtInsertKey: "INSERT INTO idempotency_keys (tenant_id, request_id, fingerprint, user_id, create_time) VALUES (?1, ?2, ?3, ?4, ?5)",
 	stmtUpdateUser: "UPDATE users SET email = ?2, email_key = ?3, display_name = ?4, state = ?5, labels = ?6, " +
 		"update_time = ?7, delete_time = ?8, revision = revision + 1 WHERE id = ?1",
-	stmtGetOperation:    selectOperation + "WHERE o.id = ?1",
-	stmtGetOperationTx:  selectOperation + "WHERE o.request_id = ?1",
-	stmtInsertOperation: "INSERT INTO operations (id, request_id, fingerprint, total, chunks, create_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	stmtChunkState: "SELECT EXISTS (SELECT 1 FROM operations WHERE id = ?1), " +
+	stmtGetOperation:    selectOperation + "WHERE o.tenant_id = ?1 AND o.id = ?2 AND " + liveTenant,
+	stmtGetOperationTx:  selectOperation + "WHERE o.tenant_id = ?1 AND o.request_id = ?2",
+	stmtInsertOperation: "INSERT INTO operations (tenant_id, id, request_id, fingerprint, total, chunks, create_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	// The operation's tenant (NULL when there is no such operation), and
+	// whether the chunk has finished.
+	stmtChunkState: "SELECT (SELECT tenant_id FROM operations WHERE id = ?1), " +
 		"EXISTS (SELECT 1 FROM operation_chunks WHERE operation_id = ?1 AND chunk = ?2)",
 	// An address taken by a live user, stored before or earlier in the
 	// same chunk, makes the insert do nothing; any other conflict (an id
 	// in use) is an error.
-	stmtImportUser: "INSERT INTO users (id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision) " +
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) " +
-		"ON CONFLICT (email_key) WHERE state <> 'DELETED' DO NOTHING",
+	stmtImportUser: "INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision) " +
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) " +
+		"ON CONFLICT (tenant_id, email_key) WHERE state <> 'DELETED' DO NOTHING",
 	stmtInsertChunk: "INSERT INTO operation_chunks (operation_id, chunk, imported, failed, failures, finish_time) " +
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	stmtPurgeSelect: "SELECT id FROM users WHERE state = 'DELETED' AND delete_time < ?1 ORDER BY delete_time LIMIT ?2",
+	stmtPurgeSelect: "SELECT tenant_id, id FROM users WHERE state = 'DELETED' AND delete_time < ?1 ORDER BY delete_time LIMIT ?2",
+	// The users of the tenants deleted before the time.
+	stmtPurgeTenantUsers: "SELECT u.tenant_id, u.id FROM tenants t JOIN users u ON u.tenant_id = t.id " +
+		"WHERE t.state = 'DELETED' AND t.delete_time < ?1 LIMIT ?2",
 	// Deleting a user cascades to its idempotency keys.
 	stmtDeleteUser: "DELETE FROM users WHERE id = ?1",
-	stmtInsertEvent: "INSERT INTO events (id, type, user_id, snapshot, paths, time, trace_parent) " +
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	stmtListEvents:   listEventsSQL,
-	stmtListEventsTx: listEventsSQL,
-	stmtGetEvent:     "SELECT " + eventColumns + " FROM events WHERE id = ?1",
+	stmtInsertEvent: "INSERT INTO events (id, tenant_id, type, user_id, snapshot, paths, time, trace_parent) " +
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	stmtListEvents:       listEventsSQL,
+	stmtListEventsTx:     listEventsSQL,
+	stmtListTenantEvents: listTenantEventsSQL,
+	stmtGetEvent:         "SELECT " + eventColumns + " FROM events WHERE id = ?1",
 	stmtPurgeEvents: "DELETE FROM events WHERE seq IN (SELECT seq FROM events " +
 		"WHERE time < ?1 ORDER BY time LIMIT ?2)",
+	stmtTenantLimit: "SELECT max_users FROM tenants WHERE id = ?1 AND state = 'ACTIVE'",
+	stmtLiveUsers:   usersql.LiveUsers(usersql.SQLite),
 }
+
+// liveTenant is usersql.LiveTenant of the tenant bound to ?1.
+var liveTenant = usersql.LiveTenant("?1")
 
 // stmt returns the prepared statement id, preparing it on first use. A
 // writer statement must be fetched before the writer transaction begins:

@@ -20,7 +20,7 @@ import (
 // Users: users.UserStore.
 
 // userColumns are the columns scanUser reads, in its order.
-const userColumns = "id, email, display_name, state, labels, create_time, update_time, delete_time, revision"
+const userColumns = "tenant_id, id, email, display_name, state, labels, create_time, update_time, delete_time, revision"
 
 const selectUsers = "SELECT " + userColumns + " FROM users "
 
@@ -44,6 +44,10 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 	if err != nil {
 		return nil, err
 	}
+	tenants, err := s.tenantStmts(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var getKey, getUser, insertKey *sql.Stmt
 	if key != nil {
 		if getKey, err = s.stmt(ctx, stmtGetKey); err != nil {
@@ -63,18 +67,22 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 	}
 	defer tx.Rollback()
 
+	quota, err := tenants.quota(ctx, tx, u.Tenant)
+	if err != nil {
+		return nil, err
+	}
 	if key != nil {
 		var (
 			fingerprint []byte
 			userID      string
 		)
-		err := tx.StmtContext(ctx, getKey).QueryRowContext(ctx, key.RequestID).Scan(&fingerprint, &userID)
+		err := tx.StmtContext(ctx, getKey).QueryRowContext(ctx, u.Tenant, key.RequestID).Scan(&fingerprint, &userID)
 		switch {
 		case err == nil:
 			if !bytes.Equal(fingerprint, key.Fingerprint) {
 				return nil, usersql.RequestIDReused()
 			}
-			got, err := scanUser(tx.StmtContext(ctx, getUser).QueryRowContext(ctx, userID))
+			got, err := scanUser(tx.StmtContext(ctx, getUser).QueryRowContext(ctx, u.Tenant, userID))
 			if err != nil {
 				return nil, fmt.Errorf("user %s of request %s: %w", userID, key.RequestID, err)
 			}
@@ -87,8 +95,11 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 		}
 	}
 
+	if quota.Full() {
+		return nil, quota.Err()
+	}
 	_, err = tx.StmtContext(ctx, insertUser).ExecContext(ctx,
-		u.ID, u.Email, users.EmailKey(u.Email), u.DisplayName, u.State.String(), labels,
+		u.Tenant, u.ID, u.Email, users.EmailKey(u.Email), u.DisplayName, u.State.String(), labels,
 		u.CreateTime.UnixMicro(), u.UpdateTime.UnixMicro(), nullTime(u.DeleteTime), u.Revision)
 	if err != nil {
 		return nil, writeError(err)
@@ -99,7 +110,7 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 			fingerprint = []byte{} // nil would bind NULL
 		}
 		_, err = tx.StmtContext(ctx, insertKey).ExecContext(ctx,
-			key.RequestID, fingerprint, u.ID, u.CreateTime.UnixMicro())
+			u.Tenant, key.RequestID, fingerprint, u.ID, u.CreateTime.UnixMicro())
 		if err != nil {
 			return nil, fmt.Errorf("request %s: %w", key.RequestID, err)
 		}
@@ -115,38 +126,43 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 	return created, nil
 }
 
-// GetUser returns the user with the id from the readers; see users.UserStore.
-func (s *Store) GetUser(ctx context.Context, id string) (_ *users.User, err error) {
+// GetUser returns the tenant's user with the id from the readers; see
+// users.UserStore.
+func (s *Store) GetUser(ctx context.Context, tenant, id string) (_ *users.User, err error) {
 	defer wrap(ctx, &err, "user %s", id)
 	get, err := s.stmt(ctx, stmtGetUser)
 	if err != nil {
 		return nil, err
 	}
-	u, err := scanUser(get.QueryRowContext(ctx, id))
+	u, err := scanUser(get.QueryRowContext(ctx, tenant, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, users.ErrNotFound
 	}
 	return u, err
 }
 
-// BatchGetUsers returns the users with the ids, in one statement on the
-// readers; see users.UserStore.
-func (s *Store) BatchGetUsers(ctx context.Context, ids []string) (_ []*users.User, err error) {
-	defer wrap(ctx, &err, "batch get users")
+// BatchGetUsers returns the tenant's users with the ids, in one statement
+// on the readers; see users.UserStore.
+func (s *Store) BatchGetUsers(ctx context.Context, tenant string, ids []string) (_ []*users.User, err error) {
+	defer wrap(ctx, &err, "batch get users of %s", tenant)
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	const where = "WHERE tenant_id = ?1 AND " // then liveTenant, then the ids
 	var b strings.Builder
-	b.Grow(len(selectUsers) + len("WHERE id IN (?)") + 2*(len(ids)-1))
+	b.Grow(len(selectUsers) + len(where) + len(liveTenant) + len(" AND id IN (?)") + 2*(len(ids)-1))
 	b.WriteString(selectUsers)
-	b.WriteString("WHERE id IN (?")
+	b.WriteString(where)
+	b.WriteString(liveTenant)
+	b.WriteString(" AND id IN (?")
 	for range len(ids) - 1 {
 		b.WriteString(",?")
 	}
 	b.WriteString(")")
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
+	args := make([]any, 1, 1+len(ids))
+	args[0] = tenant
+	for _, id := range ids {
+		args = append(args, id)
 	}
 	return s.query(ctx, b.String(), args, len(ids))
 }
@@ -178,7 +194,7 @@ func (s *Store) query(ctx context.Context, query string, args []any, sizeHint in
 // UpdateUser reads the user in a writer transaction, which holds the
 // database's write lock from its start, lets fn change a copy and writes it
 // back; see users.UserStore.
-func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*users.User) error) (_ *users.User, err error) {
+func (s *Store) UpdateUser(ctx context.Context, tenant, id string, fn func(*users.User) error) (_ *users.User, err error) {
 	defer wrap(ctx, &err, "user %s", id)
 	getUser, err := s.stmt(ctx, stmtGetUserTx)
 	if err != nil {
@@ -193,13 +209,18 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*users.User) 
 		return nil, err
 	}
 
+	tenants, err := s.tenantStmts(ctx)
+	if err != nil {
+		return nil, err
+	}
+
 	tx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
 
-	old, err := scanUser(tx.StmtContext(ctx, getUser).QueryRowContext(ctx, id))
+	old, err := scanUser(tx.StmtContext(ctx, getUser).QueryRowContext(ctx, tenant, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, users.ErrNotFound
 	}
@@ -209,6 +230,15 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*users.User) 
 	u := old.Clone()
 	if err := fn(u); err != nil {
 		return nil, usersql.FnError(err)
+	}
+	if old.State == users.StateDeleted && u.State != users.StateDeleted {
+		quota, err := tenants.quota(ctx, tx, tenant)
+		if err != nil {
+			return nil, err
+		}
+		if quota.Full() {
+			return nil, quota.Err()
+		}
 	}
 	labels, err := encodeLabels(u.Labels)
 	if err != nil {
@@ -221,7 +251,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*users.User) 
 		return nil, writeError(err)
 	}
 	// The columns UpdateUser does not write keep their stored values.
-	u.ID, u.CreateTime, u.Revision = old.ID, old.CreateTime, old.Revision+1
+	u.Tenant, u.ID, u.CreateTime, u.Revision = old.Tenant, old.ID, old.CreateTime, old.Revision+1
 	u = stored(u)
 	if ev, ok := users.ChangeEvent(ctx, old, u); ok {
 		if err := appendEvents(ctx, tx.StmtContext(ctx, insertEvent), ev); err != nil {
@@ -236,14 +266,19 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*users.User) 
 }
 
 // PurgeDeleted deletes up to limit users deleted before the time, those
-// deleted longest ago first, and appends their user.purged events, in one
-// writer transaction; see users.UserStore.
+// deleted longest ago first, then users of the tenants deleted before it,
+// and appends their user.purged events, in one writer transaction; a
+// deleted tenant left with no users goes too. See users.UserStore.
 func (s *Store) PurgeDeleted(ctx context.Context, before time.Time, limit int) (_ int, err error) {
 	defer wrap(ctx, &err, "purge deleted users")
 	if limit <= 0 {
 		return 0, nil // SQLite reads a negative LIMIT as none
 	}
-	pick, err := s.stmt(ctx, stmtPurgeSelect)
+	pickUsers, err := s.stmt(ctx, stmtPurgeSelect)
+	if err != nil {
+		return 0, err
+	}
+	pickTenantUsers, err := s.stmt(ctx, stmtPurgeTenantUsers)
 	if err != nil {
 		return 0, err
 	}
@@ -260,38 +295,96 @@ func (s *Store) PurgeDeleted(ctx context.Context, before time.Time, limit int) (
 		return 0, err
 	}
 	defer tx.Rollback()
-	ids, err := queryIDs(ctx, tx.StmtContext(ctx, pick), before.UnixMicro(), limit)
+	cutoff := before.UnixMicro()
+	refs, err := queryRefs(ctx, tx.StmtContext(ctx, pickUsers), cutoff, limit)
 	if err != nil {
 		return 0, err
 	}
-	del, insEvent := tx.StmtContext(ctx, deleteUser), tx.StmtContext(ctx, insertEvent)
-	for _, id := range ids {
-		if _, err := del.ExecContext(ctx, id); err != nil {
-			return 0, fmt.Errorf("purge user %s: %w", id, err)
+	if len(refs) < limit {
+		more, err := queryRefs(ctx, tx.StmtContext(ctx, pickTenantUsers), cutoff, limit-len(refs))
+		if err != nil {
+			return 0, err
 		}
-		if err := appendEvents(ctx, insEvent, users.PurgedEvent(ctx, id)); err != nil {
-			return 0, fmt.Errorf("purge user %s: %w", id, err)
+		refs = append(refs, more...)
+	}
+	del, insEvent := tx.StmtContext(ctx, deleteUser), tx.StmtContext(ctx, insertEvent)
+	for _, r := range refs {
+		if _, err := del.ExecContext(ctx, r.id); err != nil {
+			return 0, fmt.Errorf("purge user %s/%s: %w", r.tenant, r.id, err)
+		}
+		if err := appendEvents(ctx, insEvent, users.PurgedEvent(ctx, r.tenant, r.id)); err != nil {
+			return 0, fmt.Errorf("purge user %s/%s: %w", r.tenant, r.id, err)
+		}
+	}
+	if len(refs) < limit {
+		// Every user of the tenants deleted before the time is gone.
+		for _, q := range usersql.PurgeTenants(usersql.SQLite) {
+			if _, err := tx.ExecContext(ctx, q, cutoff); err != nil {
+				return 0, fmt.Errorf("purge deleted tenants: %w", err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, err
 	}
 	s.db.afterCommit(ctx)
-	return len(ids), nil
+	return len(refs), nil
 }
 
-// queryIDs runs q, which selects one text column, and reads every row, so
-// that the statement runs to its end.
-func queryIDs(ctx context.Context, q *sql.Stmt, args ...any) ([]string, error) {
+// userRef names a user: its tenant and id.
+type userRef struct{ tenant, id string }
+
+// queryRefs runs q, which selects a tenant and a user id, and reads every
+// row, so that the statement runs to its end.
+func queryRefs(ctx context.Context, q *sql.Stmt, args ...any) ([]userRef, error) {
 	rows, err := q.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
-	return collect(rows, nil, func(row rowScanner) (string, error) {
-		var id string
-		err := row.Scan(&id)
-		return id, err
+	return collect(rows, nil, func(row rowScanner) (userRef, error) {
+		var r userRef
+		err := row.Scan(&r.tenant, &r.id)
+		return r, err
 	})
+}
+
+// tenantStmts are the statements that read a tenant's limit and count its
+// users (stmtTenantLimit, stmtLiveUsers). They are prepared before a writer
+// transaction begins: the writer has one connection, which preparing within
+// the transaction would wait for forever.
+type tenantStmts struct{ limit, live *sql.Stmt }
+
+// tenantStmts prepares the statements of tenantStmts.
+func (s *Store) tenantStmts(ctx context.Context) (tenantStmts, error) {
+	limit, err := s.stmt(ctx, stmtTenantLimit)
+	if err != nil {
+		return tenantStmts{}, err
+	}
+	live, err := s.stmt(ctx, stmtLiveUsers)
+	return tenantStmts{limit: limit, live: live}, err
+}
+
+// alive returns users.ErrNotFound, within tx, when the tenant does not
+// exist or is deleted; its limit of users otherwise.
+func (t tenantStmts) alive(ctx context.Context, tx *sql.Tx, tenant string) (maxUsers int64, err error) {
+	err = tx.StmtContext(ctx, t.limit).QueryRowContext(ctx, tenant).Scan(&maxUsers)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("tenant %s: %w", tenant, users.ErrNotFound)
+	}
+	return maxUsers, err
+}
+
+// quota reads the tenant's limit of users, and when it has one counts its
+// users, within tx; or returns users.ErrNotFound when the tenant does not
+// exist or is deleted. The single writer keeps what it read true until the
+// commit.
+func (t tenantStmts) quota(ctx context.Context, tx *sql.Tx, tenant string) (usersql.Quota, error) {
+	q := usersql.Quota{Tenant: tenant}
+	var err error
+	if q.Max, err = t.alive(ctx, tx, tenant); err != nil || q.Max == 0 {
+		return q, err
+	}
+	return q, tx.StmtContext(ctx, t.live).QueryRowContext(ctx, tenant, q.Max).Scan(&q.Live)
 }
 
 // writeError translates an error from inserting or updating a user.
@@ -313,7 +406,7 @@ func scanUser(row rowScanner) (*users.User, error) {
 		createTime, updateTime int64
 		deleteTime             sql.NullInt64
 	)
-	err := row.Scan(&u.ID, &u.Email, &u.DisplayName, &state, &labels, &createTime, &updateTime, &deleteTime, &u.Revision)
+	err := row.Scan(&u.Tenant, &u.ID, &u.Email, &u.DisplayName, &state, &labels, &createTime, &updateTime, &deleteTime, &u.Revision)
 	if err != nil {
 		return nil, err
 	}

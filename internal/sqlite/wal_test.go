@@ -111,13 +111,13 @@ func TestWALStaysSmall(t *testing.T) {
 				}
 				var err error
 				if i%2 == 0 {
-					q := users.ListQuery{Order: users.Order{Field: users.OrderCreateTime, Desc: true}, Limit: 20}
+					q := users.ListQuery{Tenant: users.DefaultTenant, Order: users.Order{Field: users.OrderCreateTime, Desc: true}, Limit: 20}
 					var us []*users.User
 					if us, err = s.ListUsers(ctx, q); err == nil && len(us) > 0 {
-						_, err = s.GetUser(ctx, us[0].ID)
+						_, err = s.GetUser(ctx, users.DefaultTenant, us[0].ID)
 					}
 				} else {
-					_, err = s.BatchGetUsers(ctx, []string{userstest.NewUser(0).ID})
+					_, err = s.BatchGetUsers(ctx, users.DefaultTenant, []string{userstest.NewUser(0).ID})
 				}
 				if err != nil && ctx.Err() == nil {
 					errs <- fmt.Errorf("reader %d: %w", r, err)

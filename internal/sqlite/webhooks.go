@@ -22,12 +22,12 @@ import (
 
 // webhookColumns are the columns scanWebhook reads, in its order.
 const webhookColumns = "id, url, event_types, secret, enabled, consecutive_failures, disabled_reason, create_time, update_time, " +
-	"last_success_time, last_failure_time"
+	"last_success_time, last_failure_time, tenant_id, all_tenants"
 
 const (
 	selectWebhooks = "SELECT " + webhookColumns + " FROM webhooks "
 
-	insertWebhook = "INSERT INTO webhooks (" + webhookColumns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+	insertWebhook = "INSERT INTO webhooks (" + webhookColumns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
 
 	updateWebhook = "UPDATE webhooks SET url = ?2, event_types = ?3, secret = ?4, enabled = ?5, " +
 		"consecutive_failures = ?6, disabled_reason = ?7, update_time = ?8, " +
@@ -49,11 +49,18 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.W
 	if err != nil {
 		return nil, err
 	}
+	tenants, err := s.tenantStmts(ctx)
+	if err != nil {
+		return nil, err
+	}
 	tx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
+	if _, err := tenants.alive(ctx, tx, w.Tenant); err != nil {
+		return nil, err
+	}
 	var n int
 	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM webhooks").Scan(&n); err != nil {
 		return nil, err
@@ -75,33 +82,37 @@ func (s *Store) CreateWebhook(ctx context.Context, w *users.Webhook) (_ *users.W
 	return usersql.StoredWebhook(w.Clone()), nil
 }
 
-// GetWebhook reads the subscription from the readers; see users.WebhookStore.
-func (s *Store) GetWebhook(ctx context.Context, id string) (_ *users.Webhook, err error) {
+// GetWebhook reads the tenant's subscription from the readers; see
+// users.WebhookStore.
+func (s *Store) GetWebhook(ctx context.Context, tenant, id string) (_ *users.Webhook, err error) {
 	defer wrap(ctx, &err, "webhook %s", id)
-	w, err := scanWebhook(s.db.reader.QueryRowContext(ctx, selectWebhooks+"WHERE id = ?1", id))
+	w, err := scanWebhook(s.db.reader.QueryRowContext(ctx, selectWebhooks+"WHERE id = ?1 AND "+webhookTenant, id, tenant))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, users.ErrNotFound
 	}
 	return w, err
 }
 
-// ListWebhooks reads every subscription from the readers; see
+// ListWebhooks reads the tenant's subscriptions from the readers; see
 // users.WebhookStore.
-func (s *Store) ListWebhooks(ctx context.Context) (_ []*users.Webhook, err error) {
-	defer wrap(ctx, &err, "list webhooks")
-	return queryWebhooks(ctx, s.db.reader, selectWebhooks+"ORDER BY create_time, id")
+func (s *Store) ListWebhooks(ctx context.Context, tenant string) (_ []*users.Webhook, err error) {
+	defer wrap(ctx, &err, "list webhooks of %s", tenant)
+	return queryWebhooks(ctx, s.db.reader, selectWebhooks+"WHERE "+webhookTenant+" ORDER BY create_time, id", nil, tenant)
 }
+
+// webhookTenant is usersql.TenantMatch of the tenant bound to ?2.
+var webhookTenant = usersql.TenantMatch("?2")
 
 // UpdateWebhook reads the subscription in a writer transaction, lets fn
 // change a copy and writes it back; see users.WebhookStore.
-func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Webhook) error) (_ *users.Webhook, err error) {
+func (s *Store) UpdateWebhook(ctx context.Context, tenant, id string, fn func(*users.Webhook) error) (_ *users.Webhook, err error) {
 	defer wrap(ctx, &err, "webhook %s", id)
 	tx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	old, err := scanWebhook(tx.QueryRowContext(ctx, selectWebhooks+"WHERE id = ?1", id))
+	old, err := scanWebhook(tx.QueryRowContext(ctx, selectWebhooks+"WHERE id = ?1 AND "+webhookTenant, id, tenant))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, users.ErrNotFound
 	}
@@ -114,7 +125,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, id string, fn func(*users.Web
 	}
 	// The columns UpdateWebhook does not write keep their stored values;
 	// the last attempt times are RecordDeliveryAttempts' to write.
-	w.ID, w.CreateTime = old.ID, old.CreateTime
+	w.ID, w.CreateTime, w.Tenant, w.AllTenants = old.ID, old.CreateTime, old.Tenant, old.AllTenants
 	w.LastSuccessTime, w.LastFailureTime = old.LastSuccessTime, old.LastFailureTime
 	if err := writeWebhook(ctx, tx, w); err != nil {
 		return nil, err
@@ -140,14 +151,14 @@ func writeWebhook(ctx context.Context, tx *sql.Tx, w *users.Webhook) error {
 
 // DeleteWebhook deletes the subscription, and by cascade its attempts, in
 // a writer transaction; see users.WebhookStore.
-func (s *Store) DeleteWebhook(ctx context.Context, id string) (err error) {
+func (s *Store) DeleteWebhook(ctx context.Context, tenant, id string) (err error) {
 	defer wrap(ctx, &err, "webhook %s", id)
 	tx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, "DELETE FROM webhooks WHERE id = ?1", id)
+	res, err := tx.ExecContext(ctx, "DELETE FROM webhooks WHERE id = ?1 AND "+webhookTenant, id, tenant)
 	if err != nil {
 		return err
 	}
@@ -306,9 +317,10 @@ func (s *Store) DispatchEvents(ctx context.Context, limit int) (_ int, err error
 	return len(evs), nil
 }
 
-// queryWebhooks runs a select of webhookColumns and reads every row.
-func queryWebhooks(ctx context.Context, q queryer, query string) ([]*users.Webhook, error) {
-	rows, err := q.QueryContext(ctx, query)
+// queryWebhooks runs a select of webhookColumns with args and reads every
+// row.
+func queryWebhooks(ctx context.Context, q queryer, query string, args ...any) ([]*users.Webhook, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +337,7 @@ func scanWebhook(row rowScanner) (*users.Webhook, error) {
 		lastSuccess, lastFail  sql.NullInt64
 	)
 	err := row.Scan(&w.ID, &w.URL, &types, &w.Secret, &w.Enabled, &w.ConsecutiveFailures, &w.DisabledReason, &createTime, &updateTime,
-		&lastSuccess, &lastFail)
+		&lastSuccess, &lastFail, &w.Tenant, &w.AllTenants)
 	if err != nil {
 		return nil, err
 	}
@@ -358,5 +370,6 @@ func webhookArgs(w *users.Webhook) ([]any, error) {
 		types = string(b)
 	}
 	return []any{w.ID, w.URL, types, w.Secret, w.Enabled, w.ConsecutiveFailures, w.DisabledReason,
-		w.CreateTime.UnixMicro(), w.UpdateTime.UnixMicro(), nullTime(w.LastSuccessTime), nullTime(w.LastFailureTime)}, nil
+		w.CreateTime.UnixMicro(), w.UpdateTime.UnixMicro(), nullTime(w.LastSuccessTime), nullTime(w.LastFailureTime),
+		w.Tenant, w.AllTenants}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Error kinds. Each says what happened, in the domain's terms; test for
@@ -33,6 +34,14 @@ var (
 	ErrWrongState = errors.New("failed precondition")
 	// ErrEtagMismatch: the caller's etag is not the user's current etag.
 	ErrEtagMismatch = errors.New("etag mismatch")
+	// ErrQuota: the change would take a tenant past one of its limits
+	// (TenantSettings.MaxUsers). Errors of this kind are *QuotaError
+	// values.
+	ErrQuota = errors.New("resource exhausted")
+	// ErrRateLimited: the tenant's request rate
+	// (TenantSettings.RequestsPerSecond) is spent for the moment. Errors
+	// of this kind are *RateError values.
+	ErrRateLimited = errors.New("resource exhausted")
 	// ErrUnavailable: the store could not serve the request for a reason of
 	// infrastructure (the database is down, restarting, failing over,
 	// read-only, out of connections or disk, or busy past its timeout).
@@ -95,6 +104,34 @@ func Classify(ctx context.Context, err error, fault func(error) (cause string, k
 	}
 	return err
 }
+
+// QuotaError is an ErrQuota: the tenant already has MaxUsers users that are
+// not deleted.
+type QuotaError struct {
+	Tenant   string
+	MaxUsers int64
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("tenant %s has %d users that are not deleted, its limit (settings.max_users): %v", e.Tenant, e.MaxUsers, ErrQuota)
+}
+
+// Is reports that every QuotaError is an ErrQuota.
+func (e *QuotaError) Is(target error) bool { return target == ErrQuota }
+
+// RateError is an ErrRateLimited: the calls made in Tenant exceed its
+// request rate on this replica; RetryAfter is when a call would pass again.
+type RateError struct {
+	Tenant     string
+	RetryAfter time.Duration
+}
+
+func (e *RateError) Error() string {
+	return fmt.Sprintf("tenant %s is over its request rate (settings.requests_per_second): %v", e.Tenant, ErrRateLimited)
+}
+
+// Is reports that every RateError is an ErrRateLimited.
+func (e *RateError) Is(target error) bool { return target == ErrRateLimited }
 
 // Unavailable returns an ErrUnavailable *StoreError for err.
 func Unavailable(cause string, err error) *StoreError {

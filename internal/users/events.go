@@ -44,7 +44,9 @@ type Event struct {
 	Pos EventPos
 	// ID identifies the event (a UUIDv7): consumers that may see an event
 	// twice, through retries of their own, deduplicate on it.
-	ID     string
+	ID string
+	// Tenant is the id of the user's tenant.
+	Tenant string
 	Type   EventType
 	UserID string
 	// User is the user as the change left it; nil for EventPurged.
@@ -139,14 +141,15 @@ func TraceParent(ctx context.Context) string {
 	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
 }
 
-// newEvent returns an event of type typ about the user with the id, with a
-// new id, the current time and the trace parent of ctx.
-func newEvent(ctx context.Context, typ EventType, userID string, u *User, paths []string) Event {
+// newEvent returns an event of type typ about the tenant's user with the
+// id, with a new id, the current time and the trace parent of ctx.
+func newEvent(ctx context.Context, typ EventType, tenant, userID string, u *User, paths []string) Event {
 	if u != nil {
 		u = u.Clone()
 	}
 	return Event{
 		ID:          NewID(),
+		Tenant:      tenant,
 		Type:        typ,
 		UserID:      userID,
 		User:        u,
@@ -159,12 +162,13 @@ func newEvent(ctx context.Context, typ EventType, userID string, u *User, paths 
 // CreatedEvent returns the user.created event of u, which the store has
 // just inserted as it stands.
 func CreatedEvent(ctx context.Context, u *User) Event {
-	return newEvent(ctx, EventCreated, u.ID, u, nil)
+	return newEvent(ctx, EventCreated, u.Tenant, u.ID, u, nil)
 }
 
-// PurgedEvent returns the user.purged event of the user with the id.
-func PurgedEvent(ctx context.Context, id string) Event {
-	return newEvent(ctx, EventPurged, id, nil, nil)
+// PurgedEvent returns the user.purged event of the tenant's user with the
+// id.
+func PurgedEvent(ctx context.Context, tenant, id string) Event {
+	return newEvent(ctx, EventPurged, tenant, id, nil, nil)
 }
 
 // ChangeEvent returns the event of an update from old to new, new as the
@@ -185,7 +189,7 @@ func ChangeEvent(ctx context.Context, old, new *User) (Event, bool) {
 	case wasDeleted && !isDeleted:
 		typ = EventUndeleted
 	}
-	return newEvent(ctx, typ, new.ID, new, paths), true
+	return newEvent(ctx, typ, new.Tenant, new.ID, new, paths), true
 }
 
 // ChangedPaths returns the fields that differ between a and b, by their
@@ -220,11 +224,16 @@ type EventPage struct {
 	Next string
 }
 
-// ListEvents returns up to pageSize events that follow the cursor after
-// ("" for the beginning of the feed), in feed order. A consumer that
+// ListEvents returns up to pageSize events of the tenant (of every tenant
+// for AllTenants) that follow the cursor after ("" for the beginning of
+// the feed), in feed order. A consumer that
 // resumes from the last cursor it processed, an event's Pos.Cursor() or a
 // page's Next, sees every event exactly once. See docs/events.md.
-func (s *Service) ListEvents(ctx context.Context, after string, pageSize int) (*EventPage, error) {
+func (s *Service) ListEvents(ctx context.Context, tenant, after string, pageSize int) (*EventPage, error) {
+	tenant, err := s.inTenant(ctx, "parent", tenant)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case pageSize < 0:
 		return nil, Invalid("page_size", "must not be negative")
@@ -237,7 +246,7 @@ func (s *Service) ListEvents(ctx context.Context, after string, pageSize int) (*
 	if err != nil {
 		return nil, Invalid("after", fmt.Sprintf("%v: pass \"\" or a cursor from the feed", err))
 	}
-	evs, err := s.store.ListEvents(ctx, pos, pageSize)
+	evs, err := s.store.ListEvents(ctx, tenant, pos, pageSize)
 	if err != nil {
 		return nil, err
 	}

@@ -98,7 +98,7 @@ func TestTraceParent(t *testing.T) {
 func TestChangeEvent(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	old := &users.User{
-		ID: "u", Email: "a@example.com", DisplayName: "A", State: users.StateActive,
+		Tenant: "acme", ID: "u", Email: "a@example.com", DisplayName: "A", State: users.StateActive,
 		Labels: map[string]string{"k": "v"}, CreateTime: t0, UpdateTime: t0, Revision: 3,
 	}
 	deleted := old.Clone()
@@ -137,6 +137,9 @@ func TestChangeEvent(t *testing.T) {
 		if !ok {
 			continue
 		}
+		if ev.Tenant != next.Tenant {
+			t.Errorf("%s: ChangeEvent tenant = %q, want the user's %q", tt.name, ev.Tenant, next.Tenant)
+		}
 		if ev.Type != tt.wantType || !cmp.Equal(ev.Paths, tt.wantPaths) || ev.UserID != "u" || !cmp.Equal(ev.User, next) {
 			t.Errorf("%s: ChangeEvent = %s %s %v %+v; want %s u %v %+v", tt.name, ev.Type, ev.UserID, ev.Paths, ev.User, tt.wantType, tt.wantPaths, next)
 		}
@@ -172,13 +175,13 @@ func TestServiceEvents(t *testing.T) {
 	if _, err := svc.Update(ctx, users.UpdateRequest{User: &users.User{ID: u.ID, State: users.StateSuspended}, Paths: []string{"state"}}); err != nil {
 		t.Fatalf("Update(suspend) err = %v", err)
 	}
-	if _, err := svc.Delete(ctx, u.ID, ""); err != nil {
+	if _, err := svc.Delete(ctx, users.DefaultTenant, u.ID, ""); err != nil {
 		t.Fatalf("Delete err = %v", err)
 	}
-	if _, err := svc.Delete(ctx, u.ID, ""); err == nil {
+	if _, err := svc.Delete(ctx, users.DefaultTenant, u.ID, ""); err == nil {
 		t.Fatal("Delete(deleted) succeeded")
 	}
-	last, err := svc.Undelete(context.Background(), u.ID, "")
+	last, err := svc.Undelete(context.Background(), users.DefaultTenant, u.ID, "")
 	if err != nil {
 		t.Fatalf("Undelete err = %v", err)
 	}
@@ -202,7 +205,7 @@ func TestServiceEvents(t *testing.T) {
 		evs   []users.Event
 	)
 	for range 10 {
-		page, err := svc.ListEvents(context.Background(), after, 2)
+		page, err := svc.ListEvents(context.Background(), users.DefaultTenant, after, 2)
 		if err != nil {
 			t.Fatalf("ListEvents(%q) err = %v", after, err)
 		}
@@ -247,16 +250,16 @@ func TestServiceListEventsPageSize(t *testing.T) {
 		{users.MaxEventPageSize + 1, users.MaxEventPageSize},
 		{math.MaxInt32, users.MaxEventPageSize},
 	} {
-		page, err := svc.ListEvents(ctx, "", tt.size)
+		page, err := svc.ListEvents(ctx, users.DefaultTenant, "", tt.size)
 		if err != nil || len(page.Events) != tt.want {
 			t.Errorf("ListEvents(page size %d) = %d events, %v; want %d", tt.size, len(page.Events), err, tt.want)
 		}
 	}
-	page, err := svc.ListEvents(ctx, "", users.MaxEventPageSize)
+	page, err := svc.ListEvents(ctx, users.DefaultTenant, "", users.MaxEventPageSize)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rest, err := svc.ListEvents(ctx, page.Next, 0)
+	rest, err := svc.ListEvents(ctx, users.DefaultTenant, page.Next, 0)
 	if err != nil || len(rest.Events) != 1 || rest.Next != rest.Events[0].Pos.Cursor() {
 		t.Errorf("ListEvents(after the first %d) = %+v, %v; want the last event", users.MaxEventPageSize, rest, err)
 	}
@@ -265,15 +268,15 @@ func TestServiceListEventsPageSize(t *testing.T) {
 func TestServiceListEventsInvalid(t *testing.T) {
 	ctx := context.Background()
 	svc := newService(t, users.Config{})
-	_, err := svc.ListEvents(ctx, "", -1)
+	_, err := svc.ListEvents(ctx, users.DefaultTenant, "", -1)
 	checkInvalid(t, "ListEvents(page size -1)", err, "page_size")
 	for _, after := range []string{"garbage!", "AQ", " ", (users.EventPos{Seq: 1}).Cursor() + "A"} {
-		_, err := svc.ListEvents(ctx, after, 10)
+		_, err := svc.ListEvents(ctx, users.DefaultTenant, after, 10)
 		checkInvalid(t, fmt.Sprintf("ListEvents(after %q)", after), err, "after")
 	}
 	// A cursor of another store's feed (a Postgres transaction id) is no
 	// position in SQLite's.
-	_, err = svc.ListEvents(ctx, (users.EventPos{Tx: 5, Seq: 1}).Cursor(), 10)
+	_, err = svc.ListEvents(ctx, users.DefaultTenant, (users.EventPos{Tx: 5, Seq: 1}).Cursor(), 10)
 	checkInvalid(t, "ListEvents(a Postgres cursor on SQLite)", err, "after")
 }
 
@@ -301,7 +304,7 @@ func TestServicePurgeEvents(t *testing.T) {
 			if err != nil || n != tt.want {
 				t.Errorf("PurgeEvents = %d, %v; want %d", n, err, tt.want)
 			}
-			page, err := svc.ListEvents(ctx, "", 0)
+			page, err := svc.ListEvents(ctx, users.DefaultTenant, "", 0)
 			if err != nil || len(page.Events) != 3-tt.want {
 				t.Errorf("after PurgeEvents, ListEvents = %d events, %v; want %d", len(page.Events), err, 3-tt.want)
 			}

@@ -26,6 +26,8 @@ const (
 // Operation is a long-running operation (AIP-151): today, a bulk import.
 // Its progress is derived from the chunks that have finished.
 type Operation struct {
+	// Tenant is the id of the tenant the import inserts users into.
+	Tenant    string
 	ID        string
 	RequestID string
 	// Total is the number of rows in the import; Chunks the number of jobs
@@ -49,6 +51,14 @@ func (o *Operation) Done() bool { return o.ChunksDone >= o.Chunks }
 // ReasonEmailTaken is the failure of an imported row whose address belongs
 // to a user that is not deleted: stored before, or earlier in the import.
 const ReasonEmailTaken = "email: already in use by another user"
+
+// ReasonQuota is the failure of an imported row that would take its tenant
+// past its limit of users (TenantSettings.MaxUsers).
+const ReasonQuota = "tenant: at its limit of users (settings.max_users)"
+
+// ReasonTenantDeleted is the failure of an imported row whose tenant was
+// deleted while the import ran.
+const ReasonTenantDeleted = "tenant: deleted"
 
 // RowFailure says why one row of an import was not imported.
 type RowFailure struct {
@@ -84,7 +94,9 @@ type ImportedUser struct {
 
 // ImportRequest is the input of Import.
 type ImportRequest struct {
-	Rows []ImportRow
+	// Tenant is the tenant to import into; "" is DefaultTenant.
+	Tenant string
+	Rows   []ImportRow
 	// RequestID is required: replaying it returns the same operation.
 	RequestID string
 }
@@ -92,6 +104,10 @@ type ImportRequest struct {
 // Import starts a bulk import and returns its operation at once; jobs
 // enqueued in the same transaction do the work, ChunkSize rows each.
 func (s *Service) Import(ctx context.Context, req ImportRequest) (*Operation, error) {
+	tenant, err := s.oneTenant(ctx, "parent", req.Tenant)
+	if err != nil {
+		return nil, err
+	}
 	var vs violations
 	switch n := len(req.Rows); {
 	case n == 0:
@@ -109,6 +125,7 @@ func (s *Service) Import(ctx context.Context, req ImportRequest) (*Operation, er
 	size := s.chunkSize
 	now := s.clock()
 	op := &Operation{
+		Tenant:     tenant,
 		ID:         NewID(),
 		RequestID:  req.RequestID,
 		Total:      len(req.Rows),
@@ -198,13 +215,18 @@ func rowReason(err error) string {
 	return strings.Join(parts, "; ")
 }
 
-// GetOperation returns the operation with the id and its progress.
-func (s *Service) GetOperation(ctx context.Context, id string) (*Operation, error) {
-	id, err := checkID("id", id)
+// GetOperation returns the tenant's operation with the id and its
+// progress.
+func (s *Service) GetOperation(ctx context.Context, tenant, id string) (*Operation, error) {
+	tenant, err := s.oneTenant(ctx, "name", tenant)
 	if err != nil {
 		return nil, err
 	}
-	return s.store.GetOperation(ctx, id)
+	id, err = checkID("id", id)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.GetOperation(ctx, tenant, id)
 }
 
 // PurgeDeleted hard-deletes the users that were soft-deleted longer ago than

@@ -31,8 +31,11 @@ const (
 // µs (8) | len(email key) (2) | email key | id (16 bytes of UUID) | MAC (16).
 type pageTokens struct{ key []byte }
 
-// queryDigest identifies the parameters a token is valid for.
-func queryDigest(filter string, o Order, showDeleted bool) uint64 {
+// queryDigest identifies the parameters a token is valid for, the tenant
+// among them: a token of one tenant's list is rejected in another's. The
+// default tenant adds nothing, so tokens issued before tenants existed stay
+// valid.
+func queryDigest(tenant, filter string, o Order, showDeleted bool) uint64 {
 	h := sha256.New()
 	var b [3]byte
 	b[0] = byte(o.Field)
@@ -44,6 +47,12 @@ func queryDigest(filter string, o Order, showDeleted bool) uint64 {
 	}
 	h.Write(b[:])
 	h.Write([]byte(filter))
+	if tenant != DefaultTenant {
+		// A filter that parses holds no NUL: the tenant cannot be
+		// confused with the end of a filter.
+		h.Write([]byte{0})
+		h.Write([]byte(tenant))
+	}
 	return binary.BigEndian.Uint64(h.Sum(nil))
 }
 

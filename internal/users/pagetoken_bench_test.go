@@ -17,10 +17,10 @@ func BenchmarkPageToken(b *testing.B) {
 	b.Run("digest", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			queryDigest(filter, order, false)
+			queryDigest(DefaultTenant, filter, order, false)
 		}
 	})
-	d := queryDigest(filter, order, false)
+	d := queryDigest(DefaultTenant, filter, order, false)
 	b.Run("encode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

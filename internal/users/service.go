@@ -24,6 +24,7 @@ type Service struct {
 	newSecret      func() string
 	disableAfter   int
 	backlogs       BacklogReader
+	gate           TenantGate
 }
 
 // Config holds the Service's settings. The zero value is usable.
@@ -53,6 +54,9 @@ type Config struct {
 	// Backlogs reads the subscriptions' backlogs (the job queue); nil:
 	// WebhookBacklogs reports none.
 	Backlogs BacklogReader
+	// TenantGate, when set, admits every call made in a tenant first (the
+	// per-tenant request rate).
+	TenantGate TenantGate
 }
 
 // NewService returns a Service that keeps users in store.
@@ -69,6 +73,7 @@ func NewService(store Store, cfg Config) *Service {
 		newSecret:      cfg.NewWebhookSecret,
 		disableAfter:   cmp.Or(cfg.DisableWebhookAfter, DefaultDisableAfter),
 		backlogs:       cfg.Backlogs,
+		gate:           cfg.TenantGate,
 	}
 	if s.tokens.key == nil {
 		s.tokens.key = DefaultPageTokenKey
@@ -86,6 +91,8 @@ func (s *Service) clock() time.Time { return Truncate(s.now()) }
 
 // CreateRequest is the input of Create.
 type CreateRequest struct {
+	// Tenant is the tenant to create the user in; "" is DefaultTenant.
+	Tenant string
 	// User carries the caller's fields: Email, DisplayName, State (ACTIVE,
 	// the default, or SUSPENDED) and Labels. Other fields are ignored.
 	User *User
@@ -95,6 +102,10 @@ type CreateRequest struct {
 
 // Create creates a user. See Store.CreateUser for the idempotency rules.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (*User, error) {
+	tenant, err := s.oneTenant(ctx, "parent", req.Tenant)
+	if err != nil {
+		return nil, err
+	}
 	if req.User == nil {
 		return nil, Invalid("user", "required")
 	}
@@ -102,6 +113,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*User, error) 
 	if err != nil {
 		return nil, err
 	}
+	u.Tenant = tenant
 	var key *IdempotencyKey
 	if req.RequestID != "" {
 		key = &IdempotencyKey{RequestID: req.RequestID, Fingerprint: fingerprint(u)}
@@ -182,18 +194,27 @@ func checkID(field, id string) (string, error) {
 	return c, nil
 }
 
-// Get returns the user with the id, deleted or not.
-func (s *Service) Get(ctx context.Context, id string) (*User, error) {
-	id, err := checkID("id", id)
+// Get returns the tenant's user with the id, deleted or not.
+func (s *Service) Get(ctx context.Context, tenant, id string) (*User, error) {
+	tenant, err := s.oneTenant(ctx, "name", tenant)
 	if err != nil {
 		return nil, err
 	}
-	return s.store.GetUser(ctx, id)
+	id, err = checkID("id", id)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.GetUser(ctx, tenant, id)
 }
 
-// BatchGet returns the users with the given ids in the same order
-// (AIP-231). If any id is unknown it returns ErrNotFound and no users.
-func (s *Service) BatchGet(ctx context.Context, ids []string) ([]*User, error) {
+// BatchGet returns the tenant's users with the given ids in the same order
+// (AIP-231). If any id is unknown in the tenant it returns ErrNotFound and
+// no users.
+func (s *Service) BatchGet(ctx context.Context, tenant string, ids []string) ([]*User, error) {
+	tenant, err := s.oneTenant(ctx, "parent", tenant)
+	if err != nil {
+		return nil, err
+	}
 	if len(ids) > MaxBatchGet {
 		return nil, Invalid("ids", fmt.Sprintf("%d ids, more than %d", len(ids), MaxBatchGet))
 	}
@@ -212,7 +233,7 @@ func (s *Service) BatchGet(ctx context.Context, ids []string) ([]*User, error) {
 	if len(canon) == 0 {
 		return nil, nil
 	}
-	found, err := s.store.BatchGetUsers(ctx, canon)
+	found, err := s.store.BatchGetUsers(ctx, tenant, canon)
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +254,8 @@ func (s *Service) BatchGet(ctx context.Context, ids []string) ([]*User, error) {
 
 // ListRequest is the input of List.
 type ListRequest struct {
+	// Tenant is the tenant whose users are listed; "" is DefaultTenant.
+	Tenant      string
 	PageSize    int
 	PageToken   string
 	Filter      string
@@ -249,6 +272,10 @@ type ListResult struct {
 
 // List returns a page of users (AIP-132, AIP-158, AIP-160).
 func (s *Service) List(ctx context.Context, req ListRequest) (*ListResult, error) {
+	tenant, err := s.oneTenant(ctx, "parent", req.Tenant)
+	if err != nil {
+		return nil, err
+	}
 	size := req.PageSize
 	switch {
 	case size < 0:
@@ -266,8 +293,8 @@ func (s *Service) List(ctx context.Context, req ListRequest) (*ListResult, error
 	if err != nil {
 		return nil, err
 	}
-	q := ListQuery{Filter: filter, Order: order, ShowDeleted: req.ShowDeleted, Limit: size + 1}
-	digest := queryDigest(req.Filter, order, req.ShowDeleted)
+	q := ListQuery{Tenant: tenant, Filter: filter, Order: order, ShowDeleted: req.ShowDeleted, Limit: size + 1}
+	digest := queryDigest(tenant, req.Filter, order, req.ShowDeleted)
 	if req.PageToken != "" {
 		if q.After, err = s.tokens.decode(req.PageToken, digest); err != nil {
 			return nil, &InvalidError{
@@ -291,6 +318,8 @@ func (s *Service) List(ctx context.Context, req ListRequest) (*ListResult, error
 
 // UpdateRequest is the input of Update.
 type UpdateRequest struct {
+	// Tenant is the user's tenant; "" is DefaultTenant.
+	Tenant string
 	// User carries the id and the new values.
 	User *User
 	// Paths are the fields to change (AIP-134) in snake_case or
@@ -315,6 +344,10 @@ var (
 
 // Update changes the user's fields named by the request.
 func (s *Service) Update(ctx context.Context, req UpdateRequest) (*User, error) {
+	tenant, err := s.oneTenant(ctx, "user.name", req.Tenant)
+	if err != nil {
+		return nil, err
+	}
 	in := req.User
 	if in == nil {
 		return nil, Invalid("user", "required")
@@ -344,7 +377,7 @@ func (s *Service) Update(ctx context.Context, req UpdateRequest) (*User, error) 
 		return nil, err
 	}
 	etag := normalizeEtag(req.Etag)
-	return s.store.UpdateUser(ctx, id, func(u *User) error {
+	return s.store.UpdateUser(ctx, tenant, id, func(u *User) error {
 		if err := checkEtag(u, etag); err != nil {
 			return err
 		}
@@ -404,9 +437,9 @@ func checkEtag(u *User, etag string) error {
 	return nil
 }
 
-// Delete soft-deletes the user (AIP-164) and returns it.
-func (s *Service) Delete(ctx context.Context, id, etag string) (*User, error) {
-	return s.changeUser(ctx, id, etag, func(u *User) error {
+// Delete soft-deletes the tenant's user (AIP-164) and returns it.
+func (s *Service) Delete(ctx context.Context, tenant, id, etag string) (*User, error) {
+	return s.changeUser(ctx, tenant, id, etag, func(u *User) error {
 		if u.State == StateDeleted {
 			return fmt.Errorf("user %s is already deleted: %w", u.ID, ErrWrongState)
 		}
@@ -416,9 +449,10 @@ func (s *Service) Delete(ctx context.Context, id, etag string) (*User, error) {
 	})
 }
 
-// Undelete restores a soft-deleted user to ACTIVE and returns it.
-func (s *Service) Undelete(ctx context.Context, id, etag string) (*User, error) {
-	return s.changeUser(ctx, id, etag, func(u *User) error {
+// Undelete restores the tenant's soft-deleted user to ACTIVE and returns
+// it.
+func (s *Service) Undelete(ctx context.Context, tenant, id, etag string) (*User, error) {
+	return s.changeUser(ctx, tenant, id, etag, func(u *User) error {
 		if u.State != StateDeleted {
 			return fmt.Errorf("user %s is not deleted: %w", u.ID, ErrWrongState)
 		}
@@ -427,15 +461,19 @@ func (s *Service) Undelete(ctx context.Context, id, etag string) (*User, error) 
 	})
 }
 
-// changeUser runs fn on the user with the id (a request's "id" field) under
-// the store's lock, after checking the caller's etag.
-func (s *Service) changeUser(ctx context.Context, id, etag string, fn func(*User) error) (*User, error) {
-	id, err := checkID("id", id)
+// changeUser runs fn on the tenant's user with the id (a request's "id"
+// field) under the store's lock, after checking the caller's etag.
+func (s *Service) changeUser(ctx context.Context, tenant, id, etag string, fn func(*User) error) (*User, error) {
+	tenant, err := s.oneTenant(ctx, "name", tenant)
+	if err != nil {
+		return nil, err
+	}
+	id, err = checkID("id", id)
 	if err != nil {
 		return nil, err
 	}
 	etag = normalizeEtag(etag)
-	return s.store.UpdateUser(ctx, id, func(u *User) error {
+	return s.store.UpdateUser(ctx, tenant, id, func(u *User) error {
 		if err := checkEtag(u, etag); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package users_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/usersd/usersd/internal/sqlite"
 	"github.com/usersd/usersd/internal/users"
+	"github.com/usersd/usersd/internal/users/userstest"
 )
 
 // clock is a settable clock for users.Config.Now.
@@ -35,7 +37,8 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // newService returns a Service with cfg over a migrated SQLite store in a
-// fresh directory, closed when the test ends.
+// fresh directory, closed when the test ends. Its job queue records what
+// is enqueued and runs nothing.
 func newService(t *testing.T, cfg users.Config) *users.Service {
 	t.Helper()
 	ctx := context.Background()
@@ -52,7 +55,7 @@ func newService(t *testing.T, cfg users.Config) *users.Service {
 	if err := sqlite.Migrate(ctx, db, nil); err != nil {
 		t.Fatalf("sqlite.Migrate err = %v", err)
 	}
-	return users.NewService(sqlite.NewStore(db), cfg)
+	return users.NewService(sqlite.NewStore(db, sqlite.WithJobs(&userstest.Queue[*sql.Tx]{})), cfg)
 }
 
 func newUser(n int) *users.User {
@@ -105,7 +108,7 @@ func TestLifecycleTimes(t *testing.T) {
 				t.Errorf("%s %s = %v, want UTC", op, name, ts)
 			}
 		}
-		stored, err := svc.Get(ctx, got.ID)
+		stored, err := svc.Get(ctx, users.DefaultTenant, got.ID)
 		if err != nil {
 			t.Fatalf("Get after %s err = %v", op, err)
 		}
@@ -122,7 +125,7 @@ func TestLifecycleTimes(t *testing.T) {
 	}
 	t0 := time.Date(2026, 3, 4, 4, 6, 7, 123456000, time.UTC)
 	want := &users.User{
-		ID: created.ID, Email: "Ada@Example.com", DisplayName: "Ada", State: users.StateActive,
+		Tenant: users.DefaultTenant, ID: created.ID, Email: "Ada@Example.com", DisplayName: "Ada", State: users.StateActive,
 		Labels: map[string]string{"team": "core"}, CreateTime: t0, UpdateTime: t0, Revision: 1,
 	}
 	check(t, "Create", want, created)
@@ -144,7 +147,7 @@ func TestLifecycleTimes(t *testing.T) {
 	}
 
 	clk.Advance(time.Minute)
-	deleted, err := svc.Delete(ctx, created.ID, updated.Etag())
+	deleted, err := svc.Delete(ctx, users.DefaultTenant, created.ID, updated.Etag())
 	if err != nil {
 		t.Fatalf("Delete err = %v", err)
 	}
@@ -153,7 +156,7 @@ func TestLifecycleTimes(t *testing.T) {
 	check(t, "Delete", want, deleted)
 
 	clk.Advance(time.Hour)
-	undeleted, err := svc.Undelete(ctx, created.ID, `W/"`+deleted.Etag()+`"`)
+	undeleted, err := svc.Undelete(ctx, users.DefaultTenant, created.ID, `W/"`+deleted.Etag()+`"`)
 	if err != nil {
 		t.Fatalf("Undelete err = %v", err)
 	}
@@ -167,16 +170,16 @@ func TestLifecyclePreconditions(t *testing.T) {
 	svc := newService(t, users.Config{})
 	u := mustCreate(t, svc, newUser(1))
 
-	if _, err := svc.Undelete(ctx, u.ID, ""); !errors.Is(err, users.ErrWrongState) {
+	if _, err := svc.Undelete(ctx, users.DefaultTenant, u.ID, ""); !errors.Is(err, users.ErrWrongState) {
 		t.Errorf("Undelete(active) err = %v, want ErrWrongState", err)
 	}
-	if _, err := svc.Delete(ctx, u.ID, "0123456789abcdef"); !errors.Is(err, users.ErrEtagMismatch) {
+	if _, err := svc.Delete(ctx, users.DefaultTenant, u.ID, "0123456789abcdef"); !errors.Is(err, users.ErrEtagMismatch) {
 		t.Errorf("Delete(stale etag) err = %v, want ErrEtagMismatch", err)
 	}
-	if _, err := svc.Delete(ctx, u.ID, ""); err != nil {
+	if _, err := svc.Delete(ctx, users.DefaultTenant, u.ID, ""); err != nil {
 		t.Fatalf("Delete err = %v", err)
 	}
-	if _, err := svc.Delete(ctx, u.ID, ""); !errors.Is(err, users.ErrWrongState) {
+	if _, err := svc.Delete(ctx, users.DefaultTenant, u.ID, ""); !errors.Is(err, users.ErrWrongState) {
 		t.Errorf("Delete(deleted) err = %v, want ErrWrongState", err)
 	}
 	_, err := svc.Update(ctx, users.UpdateRequest{User: &users.User{ID: u.ID, DisplayName: "X"}})

@@ -27,79 +27,95 @@ type Store interface {
 	TenantStore
 }
 
-// UserStore keeps users.
+// UserStore keeps users. Every user belongs to a tenant; the methods that
+// take a tenant act on that tenant's users only, and on none while the
+// tenant is deleted (or does not exist): then they return ErrNotFound, as
+// for a user that does not exist.
 type UserStore interface {
-	// CreateUser inserts u. If key is not nil, the insert is idempotent:
-	// when a user was already created with key.RequestID and the same
-	// key.Fingerprint, CreateUser returns that user (as it is now) and
-	// inserts nothing; with another fingerprint it returns an *InvalidError
-	// with Reason ReasonRequestIDReused. It returns ErrEmailTaken when a
-	// user that is not deleted has the same EmailKey. A user it inserts gets
-	// a CreatedEvent; a replay appends no event.
+	// CreateUser inserts u into the tenant u.Tenant. If key is not nil,
+	// the insert is idempotent: when a user of the tenant was already
+	// created with key.RequestID and the same key.Fingerprint, CreateUser
+	// returns that user (as it is now) and inserts nothing; with another
+	// fingerprint it returns an *InvalidError with Reason
+	// ReasonRequestIDReused. It returns ErrEmailTaken when a user of the
+	// tenant that is not deleted has the same EmailKey, ErrNotFound when
+	// the tenant does not exist or is deleted, and a *QuotaError when the
+	// tenant's MaxUsers users that are not deleted exist already. A user
+	// it inserts gets a CreatedEvent; a replay appends no event.
 	CreateUser(ctx context.Context, u *User, key *IdempotencyKey) (*User, error)
 
-	// GetUser returns the user with the id, deleted or not, or ErrNotFound.
-	GetUser(ctx context.Context, id string) (*User, error)
+	// GetUser returns the tenant's user with the id, deleted or not, or
+	// ErrNotFound.
+	GetUser(ctx context.Context, tenant, id string) (*User, error)
 
-	// BatchGetUsers returns the users with the given ids that exist, in any
-	// order; ids that match no user are left out.
-	BatchGetUsers(ctx context.Context, ids []string) ([]*User, error)
+	// BatchGetUsers returns the tenant's users with the given ids that
+	// exist, in any order; ids that match no user of the tenant are left
+	// out.
+	BatchGetUsers(ctx context.Context, tenant string, ids []string) ([]*User, error)
 
-	// ListUsers returns up to q.Limit users that match q, in q's order,
-	// starting after q.After.
+	// ListUsers returns up to q.Limit users of the tenant q.Tenant that
+	// match q, in q's order, starting after q.After.
 	ListUsers(ctx context.Context, q ListQuery) ([]*User, error)
 
-	// UpdateUser reads the user with the id, locks it, and calls fn with a
-	// copy. If fn returns nil, it stores the changed copy with Revision
-	// incremented and returns it; if fn returns an error, nothing changes
-	// and UpdateUser returns that error. It returns ErrNotFound for an
-	// unknown id and ErrEmailTaken when the new email collides. A stored
-	// change appends the ChangeEvent of the user as read and as written,
-	// when there is one.
-	UpdateUser(ctx context.Context, id string, fn func(*User) error) (*User, error)
+	// UpdateUser reads the tenant's user with the id, locks it, and calls
+	// fn with a copy. If fn returns nil, it stores the changed copy with
+	// Revision incremented and returns it; if fn returns an error, nothing
+	// changes and UpdateUser returns that error. It returns ErrNotFound for
+	// an unknown id and ErrEmailTaken when the new email collides. A change
+	// that makes a deleted user live again returns a *QuotaError when the
+	// tenant is at its MaxUsers. A stored change appends the ChangeEvent of
+	// the user as read and as written, when there is one.
+	UpdateUser(ctx context.Context, tenant, id string, fn func(*User) error) (*User, error)
 
 	// PurgeDeleted hard-deletes up to limit users that have been DELETED
-	// since before the given time, with their idempotency keys, and returns
-	// how many it removed. Each user removed gets a PurgedEvent.
+	// since before the given time, or whose tenant has, with their
+	// idempotency keys, and returns how many it removed. Each user removed
+	// gets a PurgedEvent. A deleted tenant that has no users left is
+	// removed too, with its operations and webhook subscriptions.
 	PurgeDeleted(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // ImportStore keeps bulk imports: their operations and the users they
 // insert.
 type ImportStore interface {
-	// CreateImport stores op and, in the same transaction, enqueues one job
-	// per chunk, so that the import runs if and only if op is stored. If an
-	// operation was already created with key.RequestID and the same
-	// key.Fingerprint, it returns that operation (with its progress now) and
-	// stores and enqueues nothing; with another fingerprint it returns an
-	// *InvalidError with Reason ReasonRequestIDReused.
+	// CreateImport stores op, in the tenant op.Tenant, and, in the same
+	// transaction, enqueues one job per chunk, so that the import runs if
+	// and only if op is stored. If an operation of the tenant was already
+	// created with key.RequestID and the same key.Fingerprint, it returns
+	// that operation (with its progress now) and stores and enqueues
+	// nothing; with another fingerprint it returns an *InvalidError with
+	// Reason ReasonRequestIDReused. It returns ErrNotFound when the tenant
+	// does not exist or is deleted.
 	CreateImport(ctx context.Context, op *Operation, key IdempotencyKey, chunks []ImportChunk) (*Operation, error)
 
-	// GetOperation returns the operation with the id, its progress summed
-	// over the chunks that have finished and Failures sorted by Index, or
-	// ErrNotFound.
-	GetOperation(ctx context.Context, id string) (*Operation, error)
+	// GetOperation returns the tenant's operation with the id, its
+	// progress summed over the chunks that have finished and Failures
+	// sorted by Index, or ErrNotFound.
+	GetOperation(ctx context.Context, tenant, id string) (*Operation, error)
 
 	// ImportChunk records chunk number chunk of operation opID as finished,
-	// in one transaction: it inserts each valid user, unless the address
-	// belongs to a user that is not deleted (then the row fails with a
-	// reason that says so), and stores the chunk's counts and failures. If
-	// the chunk was already recorded it does nothing, so running a chunk
-	// twice imports its rows once. It returns ErrNotFound for an unknown
-	// operation. Each user inserted gets a CreatedEvent, in row order.
+	// in one transaction: it inserts each valid user into the operation's
+	// tenant, unless the address belongs to a user of the tenant that is
+	// not deleted (then the row fails with ReasonEmailTaken) or the tenant
+	// is at its MaxUsers (ReasonQuota), and stores the chunk's counts and
+	// failures. If the chunk was already recorded it does nothing, so
+	// running a chunk twice imports its rows once. It returns ErrNotFound
+	// for an unknown operation. Each user inserted gets a CreatedEvent, in
+	// row order.
 	ImportChunk(ctx context.Context, opID string, chunk int, valid []ImportedUser, failed []RowFailure) error
 }
 
 // EventStore reads and trims the event feed: the outbox that the other
 // stores' changes append to.
 type EventStore interface {
-	// ListEvents returns up to limit events that come after the position
-	// after, in feed order (EventPos.Less), with their Pos set. It returns
+	// ListEvents returns up to limit events of the tenant (of every
+	// tenant for AllTenants) that come after the position after, in feed
+	// order (EventPos.Less), with their Pos set. It returns
 	// an event only once no event can ever appear before it: a reader that
 	// passes the Pos of the last event it read as after never misses an
 	// event and never reads one twice, however many transactions append
 	// events concurrently. A limit of zero or less returns no events.
-	ListEvents(ctx context.Context, after EventPos, limit int) ([]Event, error)
+	ListEvents(ctx context.Context, tenant string, after EventPos, limit int) ([]Event, error)
 
 	// PurgeEvents deletes up to limit events appended before the given
 	// time, oldest first, and returns how many it removed. Positions stay
@@ -114,20 +130,24 @@ type EventStore interface {
 // WebhookStore keeps webhook subscriptions and their delivery attempts,
 // and dispatches the event feed to them.
 type WebhookStore interface {
-	// CreateWebhook stores w. It returns an *InvalidError on field
-	// "webhook" when MaxWebhooks subscriptions exist, and ErrIDTaken when
-	// a subscription with w.ID is stored.
+	// CreateWebhook stores w in the tenant w.Tenant. It returns an
+	// *InvalidError on field "webhook" when MaxWebhooks subscriptions
+	// exist, ErrIDTaken when a subscription with w.ID is stored, and
+	// ErrNotFound when the tenant does not exist or is deleted.
 	CreateWebhook(ctx context.Context, w *Webhook) (*Webhook, error)
-	// GetWebhook returns the subscription with the id, or ErrNotFound.
-	GetWebhook(ctx context.Context, id string) (*Webhook, error)
-	// ListWebhooks returns every subscription by CreateTime, then id.
-	ListWebhooks(ctx context.Context) ([]*Webhook, error)
-	// UpdateWebhook reads the subscription, locks it, and stores what fn
-	// made of a copy; as UpdateUser. ErrNotFound for an unknown id.
-	UpdateWebhook(ctx context.Context, id string, fn func(*Webhook) error) (*Webhook, error)
-	// DeleteWebhook deletes the subscription and its delivery attempts,
-	// or returns ErrNotFound.
-	DeleteWebhook(ctx context.Context, id string) error
+	// GetWebhook returns the tenant's subscription with the id (any
+	// tenant's for AllTenants), or ErrNotFound.
+	GetWebhook(ctx context.Context, tenant, id string) (*Webhook, error)
+	// ListWebhooks returns the tenant's subscriptions (every tenant's for
+	// AllTenants) by CreateTime, then id.
+	ListWebhooks(ctx context.Context, tenant string) ([]*Webhook, error)
+	// UpdateWebhook reads the tenant's subscription, locks it, and stores
+	// what fn made of a copy; as UpdateUser. ErrNotFound for an unknown
+	// id.
+	UpdateWebhook(ctx context.Context, tenant, id string, fn func(*Webhook) error) (*Webhook, error)
+	// DeleteWebhook deletes the tenant's subscription and its delivery
+	// attempts, or returns ErrNotFound.
+	DeleteWebhook(ctx context.Context, tenant, id string) error
 	// RecordDeliveryAttempts stores the attempts to the subscription
 	// webhookID (every one's WebhookID) and, in the same transaction,
 	// applies each in turn to the subscription as Webhook.Record does: a
@@ -146,7 +166,7 @@ type WebhookStore interface {
 	// webhook dispatcher (before every event at first), up to limit events
 	// after it in feed order (the same events ListEvents would return), and
 	// the enabled subscriptions; it enqueues one delivery job per event and
-	// subscription that Wants its type, through the store's job queue in
+	// subscription that Wants it (its tenant and type), through the store's job queue in
 	// the same transaction, advances the position past the events read, and
 	// commits. It returns how many events it read. Concurrent calls take
 	// turns, so no event is dispatched twice.
@@ -173,6 +193,8 @@ type IdempotencyKey struct {
 
 // ListQuery says which users ListUsers returns.
 type ListQuery struct {
+	// Tenant is the tenant whose users are listed.
+	Tenant      string
 	Filter      Filter
 	Order       Order
 	ShowDeleted bool

@@ -18,6 +18,73 @@ import (
 // unversioned paths act on it. It cannot be deleted.
 const DefaultTenant = "default"
 
+// AllTenants stands for every tenant in the calls that read across them
+// (the event feed, webhook subscriptions): AIP-159's "-". Only a caller
+// that is not bound to a tenant may use it.
+const AllTenants = "-"
+
+type boundTenantKey struct{}
+
+// BindTenant returns a copy of ctx for a caller that may act in the tenant
+// only: the Service answers its calls about any other tenant, or about
+// AllTenants, with ErrNotFound, as if nothing were there, so that what
+// exists in another tenant does not show. The API's authentication binds
+// each caller that lacks the platform scope.
+func BindTenant(ctx context.Context, tenant string) context.Context {
+	return context.WithValue(ctx, boundTenantKey{}, tenant)
+}
+
+// BoundTenant returns the tenant ctx's caller is bound to, and whether it
+// is bound to one.
+func BoundTenant(ctx context.Context) (string, bool) {
+	t, ok := ctx.Value(boundTenantKey{}).(string)
+	return t, ok
+}
+
+// inTenant returns the tenant a call acts in: tenant, from the request
+// field named field, or DefaultTenant when it is empty. It returns an
+// *InvalidError when tenant is not a tenant id, ErrNotFound when the caller
+// is bound to another tenant, and the gate's error when the tenant's
+// request rate is spent. AllTenants passes for a caller that is not bound;
+// the calls that do not read across tenants refuse it with oneTenant.
+func (s *Service) inTenant(ctx context.Context, field, tenant string) (string, error) {
+	if tenant == "" {
+		tenant = DefaultTenant
+	}
+	if tenant != AllTenants {
+		if err := CheckTenantID(field, tenant); err != nil {
+			return "", err
+		}
+	}
+	if bound, ok := BoundTenant(ctx); ok && bound != tenant {
+		// Nothing of the request in the message: the answer is the same
+		// whatever the other tenant holds, and whichever it is.
+		return "", ErrNotFound
+	}
+	if s.gate != nil && tenant != AllTenants {
+		if err := s.gate.Admit(ctx, tenant); err != nil {
+			return "", err
+		}
+	}
+	return tenant, nil
+}
+
+// oneTenant is inTenant for the calls that act in one tenant, which refuse
+// AllTenants.
+func (s *Service) oneTenant(ctx context.Context, field, tenant string) (string, error) {
+	if tenant == AllTenants {
+		return "", Invalid(field, `names one tenant; "-" (every tenant) is not allowed here`)
+	}
+	return s.inTenant(ctx, field, tenant)
+}
+
+// TenantGate admits the calls made in a tenant: the per-tenant request
+// rate (TenantSettings.RequestsPerSecond). Admit returns nil, or a
+// *RateError when the tenant's rate is spent.
+type TenantGate interface {
+	Admit(ctx context.Context, tenant string) error
+}
+
 // Bounds of tenants.
 const (
 	DefaultTenantPageSize = 50

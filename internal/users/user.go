@@ -44,6 +44,8 @@ func ParseState(s string) (State, bool) {
 
 // User is a person known to the system.
 type User struct {
+	// Tenant is the id of the tenant the user belongs to.
+	Tenant      string
 	ID          string
 	Email       string
 	DisplayName string

@@ -28,8 +28,15 @@ const (
 // Webhook is a subscription: the events of the listed types are POSTed to
 // URL, signed with Secret (Standard Webhooks).
 type Webhook struct {
-	ID  string
-	URL string
+	// Tenant is the id of the tenant the subscription belongs to.
+	Tenant string
+	// AllTenants makes the subscription receive the events of every
+	// tenant, not only its own. Only a caller that is not bound to a
+	// tenant (the platform) may set it, see, change or delete such a
+	// subscription.
+	AllTenants bool
+	ID         string
+	URL        string
 	// EventTypes are the types delivered; empty means every type.
 	EventTypes []EventType
 	// Secret signs the deliveries ("whsec_…").
@@ -52,6 +59,12 @@ type Webhook struct {
 // Wants reports whether events of type t are delivered to w.
 func (w *Webhook) Wants(t EventType) bool {
 	return len(w.EventTypes) == 0 || slices.Contains(w.EventTypes, t)
+}
+
+// Receives reports whether w is sent ev: an event of its tenant, or of any
+// tenant when it is AllTenants, of a type it Wants.
+func (w *Webhook) Receives(ev *Event) bool {
+	return (w.AllTenants || w.Tenant == ev.Tenant) && w.Wants(ev.Type)
 }
 
 // Delivery is one event to deliver to one subscription: the argument of a
@@ -81,6 +94,11 @@ type DeliveryAttempt struct {
 
 // WebhookRequest is the input of CreateWebhook and UpdateWebhook.
 type WebhookRequest struct {
+	// Tenant is the subscription's tenant; "" is DefaultTenant.
+	Tenant string
+	// AllTenants, for CreateWebhook, subscribes to the events of every
+	// tenant.
+	AllTenants bool
 	URL        string
 	EventTypes []EventType
 	Enabled    bool
@@ -117,6 +135,13 @@ func (s *Service) checkWebhook(vs *violations, req WebhookRequest, fields map[st
 // CreateWebhook creates a subscription with a new secret and returns it,
 // the only time the secret is shown.
 func (s *Service) CreateWebhook(ctx context.Context, req WebhookRequest) (*Webhook, error) {
+	tenant, err := s.oneTenant(ctx, "parent", req.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	if _, bound := BoundTenant(ctx); bound && req.AllTenants {
+		return nil, Invalid("webhook.all_tenants", "only the platform (a caller not bound to a tenant) may subscribe to every tenant's events")
+	}
 	var vs violations
 	s.checkWebhook(&vs, req, map[string]bool{"url": true, "event_types": true})
 	if err := vs.err(); err != nil {
@@ -124,6 +149,8 @@ func (s *Service) CreateWebhook(ctx context.Context, req WebhookRequest) (*Webho
 	}
 	now := s.clock()
 	w := &Webhook{
+		Tenant:     tenant,
+		AllTenants: req.AllTenants,
 		ID:         NewID(),
 		URL:        req.URL,
 		EventTypes: slices.Compact(slices.Sorted(slices.Values(req.EventTypes))),
@@ -135,24 +162,56 @@ func (s *Service) CreateWebhook(ctx context.Context, req WebhookRequest) (*Webho
 	return s.store.CreateWebhook(ctx, w)
 }
 
-// GetWebhook returns the subscription with the id.
-func (s *Service) GetWebhook(ctx context.Context, id string) (*Webhook, error) {
-	id, err := checkID("id", id)
+// GetWebhook returns the tenant's subscription with the id (any tenant's
+// for AllTenants).
+func (s *Service) GetWebhook(ctx context.Context, tenant, id string) (*Webhook, error) {
+	tenant, err := s.inTenant(ctx, "name", tenant)
 	if err != nil {
 		return nil, err
 	}
-	return s.store.GetWebhook(ctx, id)
+	id, err = checkID("id", id)
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.store.GetWebhook(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	if !visible(ctx, w) {
+		return nil, fmt.Errorf("webhook %s: %w", id, ErrNotFound)
+	}
+	return w, nil
 }
 
-// ListWebhooks returns every subscription, oldest first.
-func (s *Service) ListWebhooks(ctx context.Context) ([]*Webhook, error) {
-	return s.store.ListWebhooks(ctx)
+// visible reports whether ctx's caller may see w: a caller bound to a
+// tenant does not see the subscriptions to every tenant.
+func visible(ctx context.Context, w *Webhook) bool {
+	_, bound := BoundTenant(ctx)
+	return !bound || !w.AllTenants
+}
+
+// ListWebhooks returns the tenant's subscriptions (every tenant's for
+// AllTenants), oldest first.
+func (s *Service) ListWebhooks(ctx context.Context, tenant string) ([]*Webhook, error) {
+	tenant, err := s.inTenant(ctx, "parent", tenant)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := s.store.ListWebhooks(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(ws, func(w *Webhook) bool { return !visible(ctx, w) }), nil
 }
 
 // UpdateWebhook changes the fields of the subscription that req.Paths
 // name. Enabling a subscription resets its failure count.
 func (s *Service) UpdateWebhook(ctx context.Context, id string, req WebhookRequest) (*Webhook, error) {
-	id, err := checkID("webhook.id", id)
+	tenant, err := s.oneTenant(ctx, "webhook.name", req.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	id, err = checkID("webhook.id", id)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +235,10 @@ func (s *Service) UpdateWebhook(ctx context.Context, id string, req WebhookReque
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
-	return s.store.UpdateWebhook(ctx, id, func(w *Webhook) error {
+	return s.store.UpdateWebhook(ctx, tenant, id, func(w *Webhook) error {
+		if !visible(ctx, w) {
+			return fmt.Errorf("webhook %s: %w", id, ErrNotFound)
+		}
 		if fields["url"] {
 			w.URL = req.URL
 		}
@@ -199,18 +261,25 @@ func (s *Service) UpdateWebhook(ctx context.Context, id string, req WebhookReque
 
 // DeleteWebhook deletes the subscription and its delivery records; queued
 // deliveries to it are dropped when they run.
-func (s *Service) DeleteWebhook(ctx context.Context, id string) error {
-	id, err := checkID("id", id)
+func (s *Service) DeleteWebhook(ctx context.Context, tenant, id string) error {
+	tenant, err := s.oneTenant(ctx, "name", tenant)
 	if err != nil {
 		return err
 	}
-	return s.store.DeleteWebhook(ctx, id)
+	if _, err := s.GetWebhook(ctx, tenant, id); err != nil {
+		return err
+	}
+	return s.store.DeleteWebhook(ctx, tenant, id)
 }
 
 // ListDeliveryAttempts returns the latest delivery attempts to the
 // subscription, newest first.
-func (s *Service) ListDeliveryAttempts(ctx context.Context, id string, pageSize int) ([]DeliveryAttempt, error) {
-	id, err := checkID("webhook_id", id)
+func (s *Service) ListDeliveryAttempts(ctx context.Context, tenant, id string, pageSize int) ([]DeliveryAttempt, error) {
+	tenant, err := s.oneTenant(ctx, "parent", tenant)
+	if err != nil {
+		return nil, err
+	}
+	id, err = checkID("webhook_id", id)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +291,7 @@ func (s *Service) ListDeliveryAttempts(ctx context.Context, id string, pageSize 
 	case pageSize > MaxDeliveryPageSize:
 		pageSize = MaxDeliveryPageSize
 	}
-	if _, err := s.store.GetWebhook(ctx, id); err != nil {
+	if _, err := s.GetWebhook(ctx, tenant, id); err != nil {
 		return nil, err
 	}
 	return s.store.ListDeliveryAttempts(ctx, id, pageSize)

@@ -52,6 +52,8 @@ import (
 //     member of data.user, so it is lowerCamelCase like them (the event's
 //     users.Event.Paths, which are snake_case field mask paths, converted).
 //     It is [] for user.created and user.purged, never null.
+//   - data.tenant is the id of the user's tenant ("default" for the users
+//     of v1 and of the paths without a tenant).
 //
 // Within a version, members are only ever added: receivers must ignore
 // members they do not know. A change to any existing member's meaning or
@@ -72,6 +74,7 @@ type payloadData struct {
 	UserID       string    `json:"userId"`
 	User         *userJSON `json:"user"`
 	ChangedPaths []string  `json:"changedPaths"`
+	Tenant       string    `json:"tenant"`
 }
 
 // userJSON is a user as the v1 HTTP API shows it: users.v1.User through
@@ -106,6 +109,7 @@ func Payload(ev users.Event) ([]byte, error) {
 		Data: payloadData{
 			UserID:       ev.UserID,
 			ChangedPaths: make([]string, len(ev.Paths)),
+			Tenant:       ev.Tenant,
 		},
 	}
 	for i, path := range ev.Paths {

@@ -35,6 +35,7 @@ func testEvent() users.Event {
 	u := testUser()
 	return users.Event{
 		ID:          "01890a5d-ac96-774b-bcce-b302099a8057",
+		Tenant:      users.DefaultTenant,
 		Type:        users.EventDeleted,
 		UserID:      u.ID,
 		User:        u,
@@ -46,7 +47,7 @@ func testEvent() users.Event {
 
 func TestPayload(t *testing.T) {
 	ev := testEvent()
-	purged := users.Event{ID: "01890a5d-ac96-774b-bcce-b302099a8058", Type: users.EventPurged, UserID: ev.UserID, Time: time.Date(2026, 3, 11, 0, 0, 0, 5000, time.FixedZone("x", 3600))}
+	purged := users.Event{ID: "01890a5d-ac96-774b-bcce-b302099a8058", Tenant: "acme", Type: users.EventPurged, UserID: ev.UserID, Time: time.Date(2026, 3, 11, 0, 0, 0, 5000, time.FixedZone("x", 3600))}
 	tests := []struct {
 		name string
 		ev   users.Event
@@ -59,13 +60,13 @@ func TestPayload(t *testing.T) {
 				`"data":{"userId":"01890a5d-ac96-774b-bcce-b302099a8000","user":{"id":"01890a5d-ac96-774b-bcce-b302099a8000","email":"ada@example.com",` +
 				`"displayName":"Ada Lovelace","state":"STATE_DELETED","labels":{"b":"2","team":"math"},"createTime":"2026-03-01T00:00:00Z",` +
 				`"updateTime":"2026-03-04T05:06:07.123456Z","deleteTime":"2026-03-04T05:06:07.123456Z","etag":"` + ev.User.Etag() + `"},` +
-				`"changedPaths":["displayName","state","labels","deleteTime"]}}`,
+				`"changedPaths":["displayName","state","labels","deleteTime"],"tenant":"default"}}`,
 		},
 		{
 			name: "purged",
 			ev:   purged,
 			want: `{"version":1,"type":"user.purged","id":"01890a5d-ac96-774b-bcce-b302099a8058","timestamp":"2026-03-10T23:00:00.000005Z",` +
-				`"data":{"userId":"01890a5d-ac96-774b-bcce-b302099a8000","user":null,"changedPaths":[]}}`,
+				`"data":{"userId":"01890a5d-ac96-774b-bcce-b302099a8000","user":null,"changedPaths":[],"tenant":"acme"}}`,
 		},
 	}
 	for _, tt := range tests {
@@ -138,11 +139,12 @@ func TestPayloadRefusesBadEventID(t *testing.T) {
 func ExamplePayload() {
 	body, _ := webhooks.Payload(users.Event{
 		ID:     "01890a5d-ac96-774b-bcce-b302099a8058",
+		Tenant: "acme",
 		Type:   users.EventPurged,
 		UserID: "01890a5d-ac96-774b-bcce-b302099a8000",
 		Time:   time.Date(2026, 3, 10, 23, 0, 0, 0, time.UTC),
 	})
 	fmt.Println(string(body))
 	// Output:
-	// {"version":1,"type":"user.purged","id":"01890a5d-ac96-774b-bcce-b302099a8058","timestamp":"2026-03-10T23:00:00Z","data":{"userId":"01890a5d-ac96-774b-bcce-b302099a8000","user":null,"changedPaths":[]}}
+	// {"version":1,"type":"user.purged","id":"01890a5d-ac96-774b-bcce-b302099a8058","timestamp":"2026-03-10T23:00:00Z","data":{"userId":"01890a5d-ac96-774b-bcce-b302099a8000","user":null,"changedPaths":[],"tenant":"acme"}}
 }

@@ -140,8 +140,9 @@ func (Tenant_State) EnumDescriptor() ([]byte, []int) {
 // User is a person known to the system.
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The resource name, "users/{id}" (AIP-122); {id} is a server-assigned
-	// UUIDv7. Output only on create; identifies the user on update.
+	// The resource name, "tenants/{tenant}/users/{id}" (AIP-122); {id} is a
+	// server-assigned UUIDv7. Output only on create; identifies the user on
+	// update.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Email address, unique among users that are not deleted (compared
 	// case-insensitively). Required on create.
@@ -266,7 +267,10 @@ type CreateUserRequest struct {
 	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	// Idempotency key (AIP-155). Any string of 1 to 128 visible ASCII
 	// characters; a UUID is a good choice.
-	RequestId     string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The tenant, "tenants/{tenant}"; empty for "tenants/default". Over HTTP
+	// it is the path's, and the paths without it act on the default tenant.
+	Parent        string `protobuf:"bytes,3,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -315,10 +319,17 @@ func (x *CreateUserRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *CreateUserRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
 // GetUserRequest is the input of GetUser.
 type GetUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The user's name, "users/{id}".
+	// The user's name, "tenants/{tenant}/users/{id}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -379,7 +390,10 @@ type ListUsersRequest struct {
 	// (default) or "desc".
 	OrderBy string `protobuf:"bytes,4,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
 	// Include soft-deleted users.
-	ShowDeleted   bool `protobuf:"varint,5,opt,name=show_deleted,json=showDeleted,proto3" json:"show_deleted,omitempty"`
+	ShowDeleted bool `protobuf:"varint,5,opt,name=show_deleted,json=showDeleted,proto3" json:"show_deleted,omitempty"`
+	// The tenant, "tenants/{tenant}"; empty for "tenants/default". Over HTTP
+	// it is the path's, and the paths without it act on the default tenant.
+	Parent        string `protobuf:"bytes,6,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -447,6 +461,13 @@ func (x *ListUsersRequest) GetShowDeleted() bool {
 		return x.ShowDeleted
 	}
 	return false
+}
+
+func (x *ListUsersRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
 }
 
 // ListUsersResponse is the output of ListUsers.
@@ -565,7 +586,7 @@ func (x *UpdateUserRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 // DeleteUserRequest is the input of DeleteUser.
 type DeleteUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The user's name, "users/{id}".
+	// The user's name, "tenants/{tenant}/users/{id}".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// When set, the user's current etag.
 	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
@@ -620,7 +641,7 @@ func (x *DeleteUserRequest) GetEtag() string {
 // UndeleteUserRequest is the input of UndeleteUser.
 type UndeleteUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The user's name, "users/{id}".
+	// The user's name, "tenants/{tenant}/users/{id}".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// When set, the user's current etag.
 	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
@@ -675,8 +696,11 @@ func (x *UndeleteUserRequest) GetEtag() string {
 // BatchGetUsersRequest is the input of BatchGetUsers.
 type BatchGetUsersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Names of the users to return, "users/{id}", at most 1000.
-	Names         []string `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	// Names of the users to return, "tenants/{tenant}/users/{id}", at most 1000.
+	Names []string `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	// The tenant, "tenants/{tenant}"; empty for "tenants/default". Over HTTP
+	// it is the path's, and the paths without it act on the default tenant.
+	Parent        string `protobuf:"bytes,2,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -716,6 +740,13 @@ func (x *BatchGetUsersRequest) GetNames() []string {
 		return x.Names
 	}
 	return nil
+}
+
+func (x *BatchGetUsersRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
 }
 
 // BatchGetUsersResponse is the output of BatchGetUsers.
@@ -775,7 +806,10 @@ type ImportUsersRequest struct {
 	// Idempotency key (AIP-155), required. Any string of 1 to 128 visible
 	// ASCII characters; a UUID is a good choice. Replaying it with the same
 	// users returns the same operation.
-	RequestId     string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The tenant, "tenants/{tenant}"; empty for "tenants/default". Over HTTP
+	// it is the path's, and the paths without it act on the default tenant.
+	Parent        string `protobuf:"bytes,3,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -824,10 +858,17 @@ func (x *ImportUsersRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *ImportUsersRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
 // GetOperationRequest is the input of GetOperation.
 type GetOperationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The operation's name, "operations/{id}".
+	// The operation's name, "tenants/{tenant}/operations/{id}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -876,7 +917,8 @@ func (x *GetOperationRequest) GetName() string {
 // the same fields.
 type Operation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The operation's resource name, "operations/{id}"; {id} is a UUID.
+	// The operation's resource name, "tenants/{tenant}/operations/{id}";
+	// {id} is a UUID.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Whether every row has been handled. An operation that is done does not
 	// change any more.
@@ -1140,7 +1182,12 @@ type ListUserEventsRequest struct {
 	After string `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
 	// Maximum events to return: 0 means 100, values above 1000 are treated as
 	// 1000, negative values are rejected.
-	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The tenant, "tenants/{tenant}", or "tenants/-" for every tenant's
+	// events (the platform scope only); empty for "tenants/default". Over
+	// HTTP it is the path's, and the path without it reads the default
+	// tenant's.
+	Parent        string `protobuf:"bytes,3,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1187,6 +1234,13 @@ func (x *ListUserEventsRequest) GetPageSize() int32 {
 		return x.PageSize
 	}
 	return 0
+}
+
+func (x *ListUserEventsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
 }
 
 // ListUserEventsResponse is the output of ListUserEvents.
@@ -1250,7 +1304,12 @@ func (x *ListUserEventsResponse) GetNextCursor() string {
 type WatchUserEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The cursor to resume after, as in ListUserEventsRequest.
-	After         string `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
+	After string `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
+	// The tenant, "tenants/{tenant}", or "tenants/-" for every tenant's
+	// events (the platform scope only); empty for "tenants/default". Over
+	// HTTP it is the path's, and the path without it reads the default
+	// tenant's.
+	Parent        string `protobuf:"bytes,2,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1292,6 +1351,13 @@ func (x *WatchUserEventsRequest) GetAfter() string {
 	return ""
 }
 
+func (x *WatchUserEventsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
 // UserEvent is one change to one user, recorded in the transaction that
 // made it: it exists if and only if the change committed.
 type UserEvent struct {
@@ -1303,7 +1369,7 @@ type UserEvent struct {
 	// What happened: "user.created", "user.updated", "user.deleted",
 	// "user.undeleted" or "user.purged". More types may be added.
 	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
-	// The name of the user concerned, "users/{id}".
+	// The name of the user concerned, "tenants/{tenant}/users/{id}".
 	User string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
 	// The user as the change left it; absent for "user.purged".
 	Snapshot *User `protobuf:"bytes,4,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
@@ -1317,7 +1383,9 @@ type UserEvent struct {
 	Cursor string `protobuf:"bytes,7,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// The W3C traceparent of the request that made the change; empty when it
 	// was made outside any trace.
-	Traceparent   string `protobuf:"bytes,8,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	Traceparent string `protobuf:"bytes,8,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	// The tenant of the user concerned, "tenants/{id}".
+	Tenant        string `protobuf:"bytes,9,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1408,11 +1476,18 @@ func (x *UserEvent) GetTraceparent() string {
 	return ""
 }
 
+func (x *UserEvent) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
 // Webhook is a subscription: the user events of the listed types are
 // POSTed to url, signed with secret (Standard Webhooks).
 type Webhook struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The resource name, "webhooks/{id}" (AIP-122); {id} is a
+	// The resource name, "tenants/{tenant}/webhooks/{id}" (AIP-122); {id} is a
 	// server-assigned UUIDv7. Output only on create; identifies the
 	// subscription on update.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1447,8 +1522,12 @@ type Webhook struct {
 	// Output only. When a delivery attempt last failed; unset until one
 	// does.
 	LastFailureTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=last_failure_time,json=lastFailureTime,proto3" json:"last_failure_time,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Whether the subscription receives the events of every tenant, not only
+	// its own. Only the platform (the scope tenants.admin) may set it on
+	// create, or see such a subscription. Immutable.
+	AllTenants    bool `protobuf:"varint,13,opt,name=all_tenants,json=allTenants,proto3" json:"all_tenants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Webhook) Reset() {
@@ -1565,6 +1644,13 @@ func (x *Webhook) GetLastFailureTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Webhook) GetAllTenants() bool {
+	if x != nil {
+		return x.AllTenants
+	}
+	return false
+}
+
 // WebhookBacklog is what a subscription has still to receive: the events
 // dispatched to it that are neither delivered nor given up yet.
 type WebhookBacklog struct {
@@ -1635,7 +1721,10 @@ func (x *WebhookBacklog) GetAge() *durationpb.Duration {
 type CreateWebhookRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The subscription; name, secret and output-only fields are ignored.
-	Webhook       *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	Webhook *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// The tenant, "tenants/{tenant}"; empty for "tenants/default". Over HTTP
+	// it is the path's, and the paths without it act on the default tenant.
+	Parent        string `protobuf:"bytes,2,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1677,10 +1766,17 @@ func (x *CreateWebhookRequest) GetWebhook() *Webhook {
 	return nil
 }
 
+func (x *CreateWebhookRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
 // GetWebhookRequest is the input of GetWebhook.
 type GetWebhookRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The subscription's name, "webhooks/{id}".
+	// The subscription's name, "tenants/{tenant}/webhooks/{id}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1725,7 +1821,12 @@ func (x *GetWebhookRequest) GetName() string {
 
 // ListWebhooksRequest is the input of ListWebhooks.
 type ListWebhooksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant, "tenants/{tenant}", or "tenants/-" for every tenant's
+	// subscriptions (the platform scope only); empty for "tenants/default".
+	// Over HTTP it is the path's, and the path without it reads the default
+	// tenant's.
+	Parent        string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1758,6 +1859,13 @@ func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
 	return file_users_v2_users_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListWebhooksRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
 }
 
 // ListWebhooksResponse is the output of ListWebhooks.
@@ -1868,7 +1976,7 @@ func (x *UpdateWebhookRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 // DeleteWebhookRequest is the input of DeleteWebhook.
 type DeleteWebhookRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The subscription's name, "webhooks/{id}".
+	// The subscription's name, "tenants/{tenant}/webhooks/{id}".
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1914,7 +2022,7 @@ func (x *DeleteWebhookRequest) GetName() string {
 // ListWebhookDeliveriesRequest is the input of ListWebhookDeliveries.
 type ListWebhookDeliveriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The subscription's name, "webhooks/{id}".
+	// The subscription's name, "tenants/{tenant}/webhooks/{id}".
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// Maximum attempts to return: 0 means 50, values above 500 are treated as
 	// 500, negative values are rejected.
@@ -2686,9 +2794,9 @@ var File_users_v2_users_proto protoreflect.FileDescriptor
 
 const file_users_v2_users_proto_rawDesc = "" +
 	"\n" +
-	"\x14users/v2/users.proto\x12\busers.v2\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x05\n" +
-	"\x04User\x12q\n" +
-	"\x04name\x18\x01 \x01(\tB]\xbaHZ\xd8\x01\x01rU2S^users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12#\n" +
+	"\x14users/v2/users.proto\x12\busers.v2\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x05\n" +
+	"\x04User\x12\x9b\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x86\x01\xbaH\x82\x01\xd8\x01\x01r}2{^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12#\n" +
 	"\x05email\x18\x02 \x01(\tB\r\xbaH\n" +
 	"\xd8\x01\x01r\x05\x18\xfe\x01`\x01R\x05email\x12.\n" +
 	"\fdisplay_name\x18\x03 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\x18\xc8\x01R\vdisplayName\x124\n" +
@@ -2708,44 +2816,48 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fSTATE_ACTIVE\x10\x01\x12\x13\n" +
 	"\x0fSTATE_SUSPENDED\x10\x02\x12\x11\n" +
-	"\rSTATE_DELETED\x10\x03\"x\n" +
+	"\rSTATE_DELETED\x10\x03\"\xc2\x01\n" +
 	"\x11CreateUserRequest\x12*\n" +
 	"\x04user\x18\x01 \x01(\v2\x0e.users.v2.UserB\x06\xbaH\x03\xc8\x01\x01R\x04user\x127\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x102\x0e^[!-~]{1,128}$R\trequestId\"\x80\x01\n" +
-	"\x0eGetUserRequest\x12n\n" +
-	"\x04name\x18\x01 \x01(\tBZ\xbaHWrU2S^users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\xca\x01\n" +
+	"request_id\x18\x02 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x102\x0e^[!-~]{1,128}$R\trequestId\x12H\n" +
+	"\x06parent\x18\x03 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\"\xaa\x01\n" +
+	"\x0eGetUserRequest\x12\x97\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x82\x01\xbaH\x7fr}2{^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\x94\x02\n" +
 	"\x10ListUsersRequest\x12$\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12'\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12 \n" +
 	"\x06filter\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\x06filter\x12\"\n" +
 	"\border_by\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\aorderBy\x12!\n" +
-	"\fshow_deleted\x18\x05 \x01(\bR\vshowDeleted\"a\n" +
+	"\fshow_deleted\x18\x05 \x01(\bR\vshowDeleted\x12H\n" +
+	"\x06parent\x18\x06 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\"a\n" +
 	"\x11ListUsersResponse\x12$\n" +
 	"\x05users\x18\x01 \x03(\v2\x0e.users.v2.UserR\x05users\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"|\n" +
 	"\x11UpdateUserRequest\x12*\n" +
 	"\x04user\x18\x01 \x01(\v2\x0e.users.v2.UserB\x06\xbaH\x03\xc8\x01\x01R\x04user\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
-	"updateMask\"\xa0\x01\n" +
-	"\x11DeleteUserRequest\x12n\n" +
-	"\x04name\x18\x01 \x01(\tBZ\xbaHWrU2S^users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12\x1b\n" +
-	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"\xa2\x01\n" +
-	"\x13UndeleteUserRequest\x12n\n" +
-	"\x04name\x18\x01 \x01(\tBZ\xbaHWrU2S^users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12\x1b\n" +
-	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"\x90\x01\n" +
-	"\x14BatchGetUsersRequest\x12x\n" +
-	"\x05names\x18\x01 \x03(\tBb\xbaH_\x92\x01\\\x10\xe8\a\"WrU2S^users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x05names\"=\n" +
+	"updateMask\"\xca\x01\n" +
+	"\x11DeleteUserRequest\x12\x97\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x82\x01\xbaH\x7fr}2{^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12\x1b\n" +
+	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"\xcc\x01\n" +
+	"\x13UndeleteUserRequest\x12\x97\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x82\x01\xbaH\x7fr}2{^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12\x1b\n" +
+	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"\x86\x02\n" +
+	"\x14BatchGetUsersRequest\x12\xa3\x01\n" +
+	"\x05names\x18\x01 \x03(\tB\x8c\x01\xbaH\x88\x01\x92\x01\x84\x01\x10\xe8\a\"\x7fr}2{^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x05names\x12H\n" +
+	"\x06parent\x18\x02 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\"=\n" +
 	"\x15BatchGetUsersResponse\x12$\n" +
-	"\x05users\x18\x01 \x03(\v2\x0e.users.v2.UserR\x05users\"\x85\x01\n" +
+	"\x05users\x18\x01 \x03(\v2\x0e.users.v2.UserR\x05users\"\xcf\x01\n" +
 	"\x12ImportUsersRequest\x126\n" +
 	"\x05users\x18\x01 \x03(\v2\x0e.users.v2.UserB\x10\xbaH\r\x92\x01\n" +
 	"\b\x01\x10\x90N\"\x03\xd8\x01\x03R\x05users\x127\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tB\x18\xbaH\x15\xc8\x01\x01r\x102\x0e^[!-~]{1,128}$R\trequestId\"\x8a\x01\n" +
-	"\x13GetOperationRequest\x12s\n" +
-	"\x04name\x18\x01 \x01(\tB_\xbaH\\rZ2X^operations/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\xa9\x01\n" +
+	"request_id\x18\x02 \x01(\tB\x18\xbaH\x15\xc8\x01\x01r\x102\x0e^[!-~]{1,128}$R\trequestId\x12H\n" +
+	"\x06parent\x18\x03 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\"\xb7\x01\n" +
+	"\x13GetOperationRequest\x12\x9f\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x8a\x01\xbaH\x86\x01r\x83\x012\x80\x01^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?operations/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\xa9\x01\n" +
 	"\tOperation\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\bR\x04done\x129\n" +
@@ -2763,16 +2875,18 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\bfailures\x18\x01 \x03(\v2\x17.users.v2.ImportFailureR\bfailures\"=\n" +
 	"\rImportFailure\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\\\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xaa\x01\n" +
 	"\x15ListUserEventsRequest\x12\x1d\n" +
 	"\x05after\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05after\x12$\n" +
-	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\"f\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12L\n" +
+	"\x06parent\x18\x03 \x01(\tB4\xbaH1\xd8\x01\x01r,2*^tenants/(-|[a-z][a-z0-9-]{1,61}[a-z0-9])$R\x06parent\"f\n" +
 	"\x16ListUserEventsResponse\x12+\n" +
 	"\x06events\x18\x01 \x03(\v2\x13.users.v2.UserEventR\x06events\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
-	"nextCursor\"7\n" +
+	"nextCursor\"\x85\x01\n" +
 	"\x16WatchUserEventsRequest\x12\x1d\n" +
-	"\x05after\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05after\"\x8f\x02\n" +
+	"\x05after\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05after\x12L\n" +
+	"\x06parent\x18\x02 \x01(\tB4\xbaH1\xd8\x01\x01r,2*^tenants/(-|[a-z][a-z0-9-]{1,61}[a-z0-9])$R\x06parent\"\xa7\x02\n" +
 	"\tUserEvent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
@@ -2782,9 +2896,10 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x16\n" +
 	"\x06cursor\x18\a \x01(\tR\x06cursor\x12 \n" +
-	"\vtraceparent\x18\b \x01(\tR\vtraceparent\"\x9e\x05\n" +
-	"\aWebhook\x12t\n" +
-	"\x04name\x18\x01 \x01(\tB`\xbaH]\xd8\x01\x01rX2V^webhooks/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12 \n" +
+	"\vtraceparent\x18\b \x01(\tR\vtraceparent\x12\x16\n" +
+	"\x06tenant\x18\t \x01(\tR\x06tenant\"\xeb\x05\n" +
+	"\aWebhook\x12\x9f\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x8a\x01\xbaH\x86\x01\xd8\x01\x01r\x80\x012~^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?webhooks/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12 \n" +
 	"\x03url\x18\x02 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\x10\x88\x01\x01R\x03url\x12/\n" +
 	"\vevent_types\x18\x03 \x03(\tB\x0e\xbaH\v\x92\x01\b\x10\x10\"\x04r\x02\x18@R\n" +
 	"eventTypes\x12\x16\n" +
@@ -2799,26 +2914,30 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\abacklog\x18\n" +
 	" \x01(\v2\x18.users.v2.WebhookBacklogR\abacklog\x12F\n" +
 	"\x11last_success_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0flastSuccessTime\x12F\n" +
-	"\x11last_failure_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0flastFailureTime\"\x9d\x01\n" +
+	"\x11last_failure_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0flastFailureTime\x12\x1f\n" +
+	"\vall_tenants\x18\r \x01(\bR\n" +
+	"allTenants\"\x9d\x01\n" +
 	"\x0eWebhookBacklog\x12\x16\n" +
 	"\x06events\x18\x01 \x01(\x03R\x06events\x12F\n" +
 	"\x11oldest_event_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0foldestEventTime\x12+\n" +
-	"\x03age\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03age\"K\n" +
+	"\x03age\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03age\"\x95\x01\n" +
 	"\x14CreateWebhookRequest\x123\n" +
-	"\awebhook\x18\x01 \x01(\v2\x11.users.v2.WebhookB\x06\xbaH\x03\xc8\x01\x01R\awebhook\"\x86\x01\n" +
-	"\x11GetWebhookRequest\x12q\n" +
-	"\x04name\x18\x01 \x01(\tB]\xbaHZrX2V^webhooks/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\x15\n" +
-	"\x13ListWebhooksRequest\"E\n" +
+	"\awebhook\x18\x01 \x01(\v2\x11.users.v2.WebhookB\x06\xbaH\x03\xc8\x01\x01R\awebhook\x12H\n" +
+	"\x06parent\x18\x02 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\"\xb2\x01\n" +
+	"\x11GetWebhookRequest\x12\x9c\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x87\x01\xbaH\x83\x01r\x80\x012~^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?webhooks/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"c\n" +
+	"\x13ListWebhooksRequest\x12L\n" +
+	"\x06parent\x18\x01 \x01(\tB4\xbaH1\xd8\x01\x01r,2*^tenants/(-|[a-z][a-z0-9-]{1,61}[a-z0-9])$R\x06parent\"E\n" +
 	"\x14ListWebhooksResponse\x12-\n" +
 	"\bwebhooks\x18\x01 \x03(\v2\x11.users.v2.WebhookR\bwebhooks\"\x88\x01\n" +
 	"\x14UpdateWebhookRequest\x123\n" +
 	"\awebhook\x18\x01 \x01(\v2\x11.users.v2.WebhookB\x06\xbaH\x03\xc8\x01\x01R\awebhook\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
-	"updateMask\"\x89\x01\n" +
-	"\x14DeleteWebhookRequest\x12q\n" +
-	"\x04name\x18\x01 \x01(\tB]\xbaHZrX2V^webhooks/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\xbb\x01\n" +
-	"\x1cListWebhookDeliveriesRequest\x12u\n" +
-	"\x06parent\x18\x01 \x01(\tB]\xbaHZrX2V^webhooks/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x06parent\x12$\n" +
+	"updateMask\"\xb5\x01\n" +
+	"\x14DeleteWebhookRequest\x12\x9c\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x87\x01\xbaH\x83\x01r\x80\x012~^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?webhooks/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\xe7\x01\n" +
+	"\x1cListWebhookDeliveriesRequest\x12\xa0\x01\n" +
+	"\x06parent\x18\x01 \x01(\tB\x87\x01\xbaH\x83\x01r\x80\x012~^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?webhooks/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x06parent\x12$\n" +
 	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\"Z\n" +
 	"\x1dListWebhookDeliveriesResponse\x129\n" +
 	"\n" +
@@ -2876,29 +2995,29 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"w\n" +
 	"\x15UndeleteTenantRequest\x12A\n" +
 	"\x04name\x18\x01 \x01(\tB-\xbaH*r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x04name\x12\x1b\n" +
-	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag2\xae\r\n" +
-	"\vUserService\x12R\n" +
+	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag2\xab\x12\n" +
+	"\vUserService\x12x\n" +
 	"\n" +
-	"CreateUser\x12\x1b.users.v2.CreateUserRequest\x1a\x0e.users.v2.User\"\x17\x82\xd3\xe4\x93\x02\x11:\x04user\"\t/v2/users\x12O\n" +
-	"\aGetUser\x12\x18.users.v2.GetUserRequest\x1a\x0e.users.v2.User\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v2/{name=users/*}\x12W\n" +
-	"\tListUsers\x12\x1a.users.v2.ListUsersRequest\x1a\x1b.users.v2.ListUsersResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v2/users\x12`\n" +
+	"CreateUser\x12\x1b.users.v2.CreateUserRequest\x1a\x0e.users.v2.User\"=\x82\xd3\xe4\x93\x027:\x04userZ\x11:\x04user\"\t/v2/users\"\x1c/v2/{parent=tenants/*}/users\x12o\n" +
+	"\aGetUser\x12\x18.users.v2.GetUserRequest\x1a\x0e.users.v2.User\":\x82\xd3\xe4\x93\x024Z\x14\x12\x12/v2/{name=users/*}\x12\x1c/v2/{name=tenants/*/users/*}\x12w\n" +
+	"\tListUsers\x12\x1a.users.v2.ListUsersRequest\x1a\x1b.users.v2.ListUsersResponse\"1\x82\xd3\xe4\x93\x02+Z\v\x12\t/v2/users\x12\x1c/v2/{parent=tenants/*}/users\x12\x8b\x01\n" +
 	"\n" +
-	"UpdateUser\x12\x1b.users.v2.UpdateUserRequest\x1a\x0e.users.v2.User\"%\x82\xd3\xe4\x93\x02\x1f:\x04user2\x17/v2/{user.name=users/*}\x12U\n" +
+	"UpdateUser\x12\x1b.users.v2.UpdateUserRequest\x1a\x0e.users.v2.User\"P\x82\xd3\xe4\x93\x02J:\x04userZ\x1f:\x04user2\x17/v2/{user.name=users/*}2!/v2/{user.name=tenants/*/users/*}\x12u\n" +
 	"\n" +
-	"DeleteUser\x12\x1b.users.v2.DeleteUserRequest\x1a\x0e.users.v2.User\"\x1a\x82\xd3\xe4\x93\x02\x14*\x12/v2/{name=users/*}\x12e\n" +
-	"\fUndeleteUser\x12\x1d.users.v2.UndeleteUserRequest\x1a\x0e.users.v2.User\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v2/{name=users/*}:undelete\x12l\n" +
-	"\rBatchGetUsers\x12\x1e.users.v2.BatchGetUsersRequest\x1a\x1f.users.v2.BatchGetUsersResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v2/users:batchGet\x12]\n" +
-	"\vImportUsers\x12\x1c.users.v2.ImportUsersRequest\x1a\x13.users.v2.Operation\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v2/users:import\x12c\n" +
-	"\fGetOperation\x12\x1d.users.v2.GetOperationRequest\x1a\x13.users.v2.Operation\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v2/{name=operations/*}\x12k\n" +
-	"\x0eListUserEvents\x12\x1f.users.v2.ListUserEventsRequest\x1a .users.v2.ListUserEventsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v2/userEvents\x12J\n" +
-	"\x0fWatchUserEvents\x12 .users.v2.WatchUserEventsRequest\x1a\x13.users.v2.UserEvent0\x01\x12a\n" +
-	"\rCreateWebhook\x12\x1e.users.v2.CreateWebhookRequest\x1a\x11.users.v2.Webhook\"\x1d\x82\xd3\xe4\x93\x02\x17:\awebhook\"\f/v2/webhooks\x12[\n" +
+	"DeleteUser\x12\x1b.users.v2.DeleteUserRequest\x1a\x0e.users.v2.User\":\x82\xd3\xe4\x93\x024Z\x14*\x12/v2/{name=users/*}*\x1c/v2/{name=tenants/*/users/*}\x12\x91\x01\n" +
+	"\fUndeleteUser\x12\x1d.users.v2.UndeleteUserRequest\x1a\x0e.users.v2.User\"R\x82\xd3\xe4\x93\x02L:\x01*Z :\x01*\"\x1b/v2/{name=users/*}:undelete\"%/v2/{name=tenants/*/users/*}:undelete\x12\x95\x01\n" +
+	"\rBatchGetUsers\x12\x1e.users.v2.BatchGetUsersRequest\x1a\x1f.users.v2.BatchGetUsersResponse\"C\x82\xd3\xe4\x93\x02=Z\x14\x12\x12/v2/users:batchGet\x12%/v2/{parent=tenants/*}/users:batchGet\x12\x87\x01\n" +
+	"\vImportUsers\x12\x1c.users.v2.ImportUsersRequest\x1a\x13.users.v2.Operation\"E\x82\xd3\xe4\x93\x02?:\x01*Z\x15:\x01*\"\x10/v2/users:import\"#/v2/{parent=tenants/*}/users:import\x12\x88\x01\n" +
+	"\fGetOperation\x12\x1d.users.v2.GetOperationRequest\x1a\x13.users.v2.Operation\"D\x82\xd3\xe4\x93\x02>Z\x19\x12\x17/v2/{name=operations/*}\x12!/v2/{name=tenants/*/operations/*}\x12\x90\x01\n" +
+	"\x0eListUserEvents\x12\x1f.users.v2.ListUserEventsRequest\x1a .users.v2.ListUserEventsResponse\";\x82\xd3\xe4\x93\x025Z\x10\x12\x0e/v2/userEvents\x12!/v2/{parent=tenants/*}/userEvents\x12J\n" +
+	"\x0fWatchUserEvents\x12 .users.v2.WatchUserEventsRequest\x1a\x13.users.v2.UserEvent0\x01\x12\x8d\x01\n" +
+	"\rCreateWebhook\x12\x1e.users.v2.CreateWebhookRequest\x1a\x11.users.v2.Webhook\"I\x82\xd3\xe4\x93\x02C:\awebhookZ\x17:\awebhook\"\f/v2/webhooks\"\x1f/v2/{parent=tenants/*}/webhooks\x12~\n" +
 	"\n" +
-	"GetWebhook\x12\x1b.users.v2.GetWebhookRequest\x1a\x11.users.v2.Webhook\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v2/{name=webhooks/*}\x12c\n" +
-	"\fListWebhooks\x12\x1d.users.v2.ListWebhooksRequest\x1a\x1e.users.v2.ListWebhooksResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v2/webhooks\x12r\n" +
-	"\rUpdateWebhook\x12\x1e.users.v2.UpdateWebhookRequest\x1a\x11.users.v2.Webhook\".\x82\xd3\xe4\x93\x02(:\awebhook2\x1d/v2/{webhook.name=webhooks/*}\x12f\n" +
-	"\rDeleteWebhook\x12\x1e.users.v2.DeleteWebhookRequest\x1a\x16.google.protobuf.Empty\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v2/{name=webhooks/*}\x12\x94\x01\n" +
-	"\x15ListWebhookDeliveries\x12&.users.v2.ListWebhookDeliveriesRequest\x1a'.users.v2.ListWebhookDeliveriesResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v2/{parent=webhooks/*}/deliveries2\xe3\x04\n" +
+	"GetWebhook\x12\x1b.users.v2.GetWebhookRequest\x1a\x11.users.v2.Webhook\"@\x82\xd3\xe4\x93\x02:Z\x17\x12\x15/v2/{name=webhooks/*}\x12\x1f/v2/{name=tenants/*/webhooks/*}\x12\x86\x01\n" +
+	"\fListWebhooks\x12\x1d.users.v2.ListWebhooksRequest\x1a\x1e.users.v2.ListWebhooksResponse\"7\x82\xd3\xe4\x93\x021Z\x0e\x12\f/v2/webhooks\x12\x1f/v2/{parent=tenants/*}/webhooks\x12\xa6\x01\n" +
+	"\rUpdateWebhook\x12\x1e.users.v2.UpdateWebhookRequest\x1a\x11.users.v2.Webhook\"b\x82\xd3\xe4\x93\x02\\:\awebhookZ(:\awebhook2\x1d/v2/{webhook.name=webhooks/*}2'/v2/{webhook.name=tenants/*/webhooks/*}\x12\x89\x01\n" +
+	"\rDeleteWebhook\x12\x1e.users.v2.DeleteWebhookRequest\x1a\x16.google.protobuf.Empty\"@\x82\xd3\xe4\x93\x02:Z\x17*\x15/v2/{name=webhooks/*}*\x1f/v2/{name=tenants/*/webhooks/*}\x12\xc4\x01\n" +
+	"\x15ListWebhookDeliveries\x12&.users.v2.ListWebhookDeliveriesRequest\x1a'.users.v2.ListWebhookDeliveriesResponse\"Z\x82\xd3\xe4\x93\x02TZ$\x12\"/v2/{parent=webhooks/*}/deliveries\x12,/v2/{parent=tenants/*/webhooks/*}/deliveries2\xe3\x04\n" +
 	"\rTenantService\x12\\\n" +
 	"\fCreateTenant\x12\x1d.users.v2.CreateTenantRequest\x1a\x10.users.v2.Tenant\"\x1b\x82\xd3\xe4\x93\x02\x15:\x06tenant\"\v/v2/tenants\x12W\n" +
 	"\tGetTenant\x12\x1a.users.v2.GetTenantRequest\x1a\x10.users.v2.Tenant\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v2/{name=tenants/*}\x12_\n" +

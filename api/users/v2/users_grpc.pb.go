@@ -46,8 +46,14 @@ const (
 // UserService manages the users of an organisation.
 //
 // v2 names every resource by its AIP-122 resource name in a field called
-// name: users are "users/{id}", operations "operations/{id}", user events
-// "userEvents/{id}" and webhook subscriptions "webhooks/{id}". Where v1
+// name. Users, operations and webhook subscriptions belong to a tenant (see
+// TenantService): users are "tenants/{tenant}/users/{id}", operations
+// "tenants/{tenant}/operations/{id}" and webhook subscriptions
+// "tenants/{tenant}/webhooks/{id}"; user events are "userEvents/{id}" and
+// name their tenant. A name without "tenants/{tenant}/" ("users/{id}"), and
+// an empty parent, are the default tenant's: that is how v2 named
+// resources before tenants, and it still works. Answers always carry the
+// full name. Where v1
 // carried a bare id, v2 carries a name; a field that refers to another
 // resource is named after it and holds its name (UserEvent.user,
 // WebhookDelivery.event). Everything else behaves as in v1, on the same
@@ -59,8 +65,10 @@ const (
 // Errors follow google.rpc.Status. Field problems are INVALID_ARGUMENT with a
 // google.rpc.BadRequest detail that names every offending field.
 type UserServiceClient interface {
-	// CreateUser creates a user. The server assigns the name, "users/{id}"
-	// with a UUIDv7 id.
+	// CreateUser creates a user in the tenant parent. The server assigns the
+	// name, "tenants/{tenant}/users/{id}" with a UUIDv7 id. A tenant at its
+	// limit of users (settings.max_users) refuses it with RESOURCE_EXHAUSTED
+	// and a google.rpc.QuotaFailure (HTTP 429).
 	//
 	// The call is idempotent when the caller sets request_id (or, over HTTP,
 	// the Idempotency-Key header): replaying the same key with the same request
@@ -124,9 +132,9 @@ type UserServiceClient interface {
 	// cursor of the last event received.
 	WatchUserEvents(ctx context.Context, in *WatchUserEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[UserEvent], error)
 	// CreateWebhook subscribes a URL to user events. The server assigns the
-	// name, "webhooks/{id}" with a UUIDv7 id. The answer is the only one that
-	// carries the subscription's signing secret: keep it. Over HTTP it is
-	// answered with 201 Created and a Location header.
+	// name, "tenants/{tenant}/webhooks/{id}" with a UUIDv7 id. The answer is
+	// the only one that carries the subscription's signing secret: keep it.
+	// Over HTTP it is answered with 201 Created and a Location header.
 	CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*Webhook, error)
 	// GetWebhook returns a subscription, without its secret.
 	GetWebhook(ctx context.Context, in *GetWebhookRequest, opts ...grpc.CallOption) (*Webhook, error)
@@ -341,8 +349,14 @@ func (c *userServiceClient) ListWebhookDeliveries(ctx context.Context, in *ListW
 // UserService manages the users of an organisation.
 //
 // v2 names every resource by its AIP-122 resource name in a field called
-// name: users are "users/{id}", operations "operations/{id}", user events
-// "userEvents/{id}" and webhook subscriptions "webhooks/{id}". Where v1
+// name. Users, operations and webhook subscriptions belong to a tenant (see
+// TenantService): users are "tenants/{tenant}/users/{id}", operations
+// "tenants/{tenant}/operations/{id}" and webhook subscriptions
+// "tenants/{tenant}/webhooks/{id}"; user events are "userEvents/{id}" and
+// name their tenant. A name without "tenants/{tenant}/" ("users/{id}"), and
+// an empty parent, are the default tenant's: that is how v2 named
+// resources before tenants, and it still works. Answers always carry the
+// full name. Where v1
 // carried a bare id, v2 carries a name; a field that refers to another
 // resource is named after it and holds its name (UserEvent.user,
 // WebhookDelivery.event). Everything else behaves as in v1, on the same
@@ -354,8 +368,10 @@ func (c *userServiceClient) ListWebhookDeliveries(ctx context.Context, in *ListW
 // Errors follow google.rpc.Status. Field problems are INVALID_ARGUMENT with a
 // google.rpc.BadRequest detail that names every offending field.
 type UserServiceServer interface {
-	// CreateUser creates a user. The server assigns the name, "users/{id}"
-	// with a UUIDv7 id.
+	// CreateUser creates a user in the tenant parent. The server assigns the
+	// name, "tenants/{tenant}/users/{id}" with a UUIDv7 id. A tenant at its
+	// limit of users (settings.max_users) refuses it with RESOURCE_EXHAUSTED
+	// and a google.rpc.QuotaFailure (HTTP 429).
 	//
 	// The call is idempotent when the caller sets request_id (or, over HTTP,
 	// the Idempotency-Key header): replaying the same key with the same request
@@ -419,9 +435,9 @@ type UserServiceServer interface {
 	// cursor of the last event received.
 	WatchUserEvents(*WatchUserEventsRequest, grpc.ServerStreamingServer[UserEvent]) error
 	// CreateWebhook subscribes a URL to user events. The server assigns the
-	// name, "webhooks/{id}" with a UUIDv7 id. The answer is the only one that
-	// carries the subscription's signing secret: keep it. Over HTTP it is
-	// answered with 201 Created and a Location header.
+	// name, "tenants/{tenant}/webhooks/{id}" with a UUIDv7 id. The answer is
+	// the only one that carries the subscription's signing secret: keep it.
+	// Over HTTP it is answered with 201 Created and a Location header.
 	CreateWebhook(context.Context, *CreateWebhookRequest) (*Webhook, error)
 	// GetWebhook returns a subscription, without its secret.
 	GetWebhook(context.Context, *GetWebhookRequest) (*Webhook, error)

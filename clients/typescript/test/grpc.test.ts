@@ -56,7 +56,7 @@ test("scenario over gRPC, with error details and the event stream", async () => 
   const requestId = `ts-grpc-${run}`;
   const email = `ada-${run}@example.com`;
   const ada = await client.createUser({ user: { email, displayName: "Ada Lovelace" }, requestId });
-  assert.match(ada.name, /^users\/[0-9a-f-]{36}$/);
+  assert.match(ada.name, /^tenants\/default\/users\/[0-9a-f-]{36}$/);
   assert.equal(ada.state, User_State.ACTIVE);
   assert.ok(ada.createTime && timestampDate(ada.createTime).getTime() > 0);
   assert.equal(ada.deleteTime, undefined);

@@ -27,9 +27,9 @@ after(async () => {
   await usersd?.stop();
 });
 
-/** The user's id: the last segment of its resource name, users/{user}. */
+/** The user's id: the last segment of its resource name, tenants/{tenant}/users/{user}. */
 function idOf(u: User | undefined): string {
-  const id = u?.name?.split("/")[1];
+  const id = u?.name?.split("/").at(-1);
   assert.ok(id, `no id in ${JSON.stringify(u)}`);
   return id;
 }
@@ -75,7 +75,7 @@ test("scenario: create, get, list, update, delete, undelete, errors, import", as
   const id = idOf(ada);
 
   // Get.
-  const got = await client.GET("/v2/users/{user}", { params: { path: { user: id } } });
+  const got = await client.GET("/v2/tenants/{tenant}/users/{user}", { params: { path: { tenant: "default", user: id } } });
   assert.equal(got.response.status, 200);
   assert.deepEqual(got.data, ada);
   assert.equal(got.response.headers.get("ETag"), `"${ada.etag}"`);
@@ -100,28 +100,28 @@ test("scenario: create, get, list, update, delete, undelete, errors, import", as
   assert.deepEqual(emails, [1, 2, 3].map((n) => `pager-${n}-${run}@example.com`));
 
   // Update with the etag; the old etag is then stale: 409.
-  const updated = await client.PATCH("/v2/users/{user}", {
-    params: { path: { user: id }, header: { "If-Match": `"${ada.etag}"` } },
+  const updated = await client.PATCH("/v2/tenants/{tenant}/users/{user}", {
+    params: { path: { tenant: "default", user: id }, header: { "If-Match": `"${ada.etag}"` } },
     body: { displayName: "Ada, Countess of Lovelace" },
   });
   assert.equal(updated.response.status, 200, JSON.stringify(updated.error));
   assert.equal(updated.data?.displayName, "Ada, Countess of Lovelace");
   assert.notEqual(updated.data?.etag, ada.etag);
-  const stale = await client.PATCH("/v2/users/{user}", {
-    params: { path: { user: id } },
+  const stale = await client.PATCH("/v2/tenants/{tenant}/users/{user}", {
+    params: { path: { tenant: "default", user: id } },
     body: { displayName: "Stale", etag: ada.etag },
   });
   assert.equal(stale.response.status, 409);
   assert.equal(stale.error?.code, 10, "ABORTED");
 
   // Delete with the current etag, then undelete.
-  const deleted = await client.DELETE("/v2/users/{user}", {
-    params: { path: { user: id }, query: { etag: updated.data?.etag } },
+  const deleted = await client.DELETE("/v2/tenants/{tenant}/users/{user}", {
+    params: { path: { tenant: "default", user: id }, query: { etag: updated.data?.etag } },
   });
   assert.equal(deleted.response.status, 200, JSON.stringify(deleted.error));
   assert.equal(deleted.data?.state, "STATE_DELETED");
   assert.ok(deleted.data?.deleteTime);
-  const undeleted = await client.POST("/v2/users/{user}:undelete", { params: { path: { user: id } }, body: {} });
+  const undeleted = await client.POST("/v2/tenants/{tenant}/users/{user}:undelete", { params: { path: { tenant: "default", user: id } }, body: {} });
   assert.equal(undeleted.response.status, 200, JSON.stringify(undeleted.error));
   assert.equal(undeleted.data?.state, "STATE_ACTIVE");
   assert.equal(undeleted.data?.deleteTime, null);
@@ -136,7 +136,7 @@ test("scenario: create, get, list, update, delete, undelete, errors, import", as
     violations.map((v) => v.field),
     ["user.email"],
   );
-  const missing = await client.GET("/v2/users/{user}", { params: { path: { user: "0190a5b4-0000-7000-8000-000000000000" } } });
+  const missing = await client.GET("/v2/tenants/{tenant}/users/{user}", { params: { path: { tenant: "default", user: "0190a5b4-0000-7000-8000-000000000000" } } });
   assert.equal(missing.response.status, 404);
   assert.equal(missing.error?.code, 5, "NOT_FOUND");
 
@@ -152,10 +152,10 @@ test("scenario: create, get, list, update, delete, undelete, errors, import", as
     },
   });
   assert.equal(started.response.status, 202, JSON.stringify(started.error));
-  const operation = started.data?.name?.split("/")[1];
+  const operation = started.data?.name?.split("/").at(-1);
   assert.ok(operation);
-  assert.equal(started.response.headers.get("Location"), `/v2/operations/${operation}`);
-  const poll = () => client.GET("/v2/operations/{operation}", { params: { path: { operation } } });
+  assert.equal(started.response.headers.get("Location"), `/v2/tenants/default/operations/${operation}`);
+  const poll = () => client.GET("/v2/tenants/{tenant}/operations/{operation}", { params: { path: { tenant: "default", operation } } });
   let op = started.data;
   const deadline = Date.now() + 30_000;
   while (!op?.done) {

@@ -19,7 +19,7 @@ interface Delivery {
 interface EventPayload {
   type: string;
   id: string;
-  data: { userId: string; user: { id: string; email: string } | null };
+  data: { userId: string; tenant: string; user: { id: string; email: string } | null };
 }
 
 let usersd: Usersd;
@@ -88,7 +88,7 @@ test("a Node.js receiver verifies usersd's webhook signatures with standardwebho
   const d = received.find((r) => r.body.includes(email));
   assert.ok(event && d);
   assert.equal(event.type, "user.created");
-  assert.equal(`users/${event.data.userId}`, created.data?.name);
+  assert.equal(`tenants/${event.data.tenant}/users/${event.data.userId}`, created.data?.name);
   assert.equal(event.id, d.headers["webhook-id"], "webhook-id is the event id");
 
   // The same library refuses what usersd did not sign.

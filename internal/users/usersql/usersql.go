@@ -51,18 +51,29 @@ var columns = [...]string{
 	users.FieldUpdateTime:  "update_time",
 }
 
+// LiveTenant is the condition that the tenant whose id is bound to the
+// placeholder p exists and is not deleted: the users of a deleted tenant
+// are out of reach.
+func LiveTenant(p string) string {
+	return "EXISTS (SELECT 1 FROM tenants WHERE tenants.id = " + p + " AND tenants.state = 'ACTIVE')"
+}
+
 // ListClause returns "WHERE … ORDER BY … LIMIT …" for q, to follow
-// "SELECT <columns> FROM users ", and the arguments it binds.
+// "SELECT <columns> FROM users ", and the arguments it binds. The users
+// are q.Tenant's, none while the tenant is deleted; the indexes of the
+// stores lead with the tenant.
 func ListClause(d Dialect, q users.ListQuery) (string, []any, error) {
 	var (
 		b    strings.Builder
 		args []any
-		and  = " WHERE "
+		and  = " AND "
 	)
 	bind := func(v any) string {
 		args = append(args, v)
 		return d.Placeholder(len(args))
 	}
+	t := bind(q.Tenant)
+	fmt.Fprintf(&b, " WHERE tenant_id = %s AND %s", t, LiveTenant(t))
 	if !q.ShowDeleted {
 		fmt.Fprintf(&b, "%sstate <> %s", and, bind(users.StateDeleted.String()))
 		and = " AND "

@@ -11,13 +11,13 @@ import (
 const DispatcherSink = "webhooks"
 
 // Deliveries returns the deliveries of evs to hooks, in event order: one per
-// event and enabled subscription that wants its type, with the event's
-// time.
+// event and enabled subscription that receives it (users.Webhook.Receives),
+// with the event's time.
 func Deliveries(evs []users.Event, hooks []*users.Webhook) []users.Delivery {
 	var out []users.Delivery
 	for _, ev := range evs {
 		for _, w := range hooks {
-			if w.Enabled && w.Wants(ev.Type) {
+			if w.Enabled && w.Receives(&ev) {
 				out = append(out, users.Delivery{WebhookID: w.ID, EventID: ev.ID, Time: ev.Time})
 			}
 		}

@@ -46,7 +46,7 @@ func BenchmarkReads(b *testing.B, s ImportStore) {
 	b.Run("GetUser", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			if _, err := s.GetUser(ctx, us[i%len(us)].ID); err != nil {
+			if _, err := s.GetUser(ctx, users.DefaultTenant, us[i%len(us)].ID); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -58,7 +58,7 @@ func BenchmarkReads(b *testing.B, s ImportStore) {
 	b.Run("BatchGetUsers-100", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if got, err := s.BatchGetUsers(ctx, ids); err != nil || len(got) != len(ids) {
+			if got, err := s.BatchGetUsers(ctx, users.DefaultTenant, ids); err != nil || len(got) != len(ids) {
 				b.Fatal(len(got), err)
 			}
 		}
@@ -66,7 +66,7 @@ func BenchmarkReads(b *testing.B, s ImportStore) {
 	order := users.Order{Field: users.OrderEmail}
 	active := users.Filter{{Field: users.FieldState, Op: users.OpEq, Value: users.StateActive}}
 	// The cursor of a page about 100 active users before the end.
-	all, err := s.ListUsers(ctx, users.ListQuery{Order: order, Filter: active, Limit: benchUsers})
+	all, err := s.ListUsers(ctx, users.ListQuery{Tenant: users.DefaultTenant, Order: order, Filter: active, Limit: benchUsers})
 	if err != nil || len(all) < 200 {
 		b.Fatal(len(all), err)
 	}
@@ -76,7 +76,7 @@ func BenchmarkReads(b *testing.B, s ImportStore) {
 		name  string
 		after *users.Cursor
 	}{{"first", nil}, {"deep", deep}} {
-		q := users.ListQuery{Order: order, Filter: active, After: bc.after, Limit: 51}
+		q := users.ListQuery{Tenant: users.DefaultTenant, Order: order, Filter: active, After: bc.after, Limit: 51}
 		b.Run("ListUsers/"+bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -22,12 +22,13 @@ import (
 // transactions among them.
 const feedWait = 15 * time.Second
 
-// EventStore is what the feed tests use: the feed, and the stores whose
-// changes append to it.
+// EventStore is what the feed tests use: the feed, the stores whose
+// changes append to it, and the tenants its events belong to.
 type EventStore interface {
 	users.EventStore
 	users.UserStore
 	users.ImportStore
+	users.TenantStore
 }
 
 // TestEventStore is the part of the suite for users.EventStore. newStore
@@ -43,24 +44,28 @@ func TestEventStore(t *testing.T, newStore func(t *testing.T) EventStore) {
 		{"PurgeEvents", storeOnly(testPurgeEvents)},
 		{"GetEvent", storeOnly(testGetEvent)},
 		{"Cancelled", storeOnly(testCancelled)},
+		// Tenants: tenants_isolation.go.
+		{"TenantEvents", storeOnly(testTenantEvents)},
+		{"TenantPurgeEvents", storeOnly(testTenantPurgeEvents)},
 	})
 }
 
-// readUntil reads the feed after the position until it has read an event
-// for which stop returns true, and returns the events read, that one
-// included. It fails the test if no such event comes within feedWait.
-func readUntil(t *testing.T, s users.EventStore, after users.EventPos, stop func(users.Event) bool) []users.Event {
+// readTenantUntil reads the feed of the tenant (of every tenant for
+// users.AllTenants) after the position until it has read an event for
+// which stop returns true, and returns the events read, that one included.
+// It fails the test if no such event comes within feedWait.
+func readTenantUntil(t *testing.T, s users.EventStore, tenant string, after users.EventPos, stop func(users.Event) bool) []users.Event {
 	t.Helper()
 	var out []users.Event
 	deadline := time.Now().Add(feedWait)
 	for {
-		evs, err := s.ListEvents(context.Background(), after, 100)
+		evs, err := s.ListEvents(context.Background(), tenant, after, 100)
 		if err != nil {
-			t.Fatalf("ListEvents(%+v) err = %v", after, err)
+			t.Fatalf("ListEvents(%s, %+v) err = %v", tenant, after, err)
 		}
 		for _, ev := range evs {
 			if !after.Less(ev.Pos) {
-				t.Fatalf("ListEvents(%+v) returned event %s at %+v, not after it", after, ev.ID, ev.Pos)
+				t.Fatalf("ListEvents(%s, %+v) returned event %s at %+v, not after it", tenant, after, ev.ID, ev.Pos)
 			}
 			after = ev.Pos
 			out = append(out, ev)
@@ -77,13 +82,21 @@ func readUntil(t *testing.T, s users.EventStore, after users.EventPos, stop func
 	}
 }
 
-// readN reads the first n events after the position.
+// readN reads the first n events of the default tenant after the
+// position.
 func readN(t *testing.T, s users.EventStore, after users.EventPos, n int) []users.Event {
+	t.Helper()
+	return readTenantN(t, s, users.DefaultTenant, after, n)
+}
+
+// readTenantN is readN on the feed of the tenant (of every tenant for
+// users.AllTenants).
+func readTenantN(t *testing.T, s users.EventStore, tenant string, after users.EventPos, n int) []users.Event {
 	t.Helper()
 	if n == 0 {
 		return nil
 	}
-	return readUntil(t, s, after, func(users.Event) bool { n--; return n == 0 })
+	return readTenantUntil(t, s, tenant, after, func(users.Event) bool { n--; return n == 0 })
 }
 
 // mark creates a user and reads the feed after the position up to that
@@ -92,10 +105,17 @@ func readN(t *testing.T, s users.EventStore, after users.EventPos, n int) []user
 // still unread: a change that should append nothing shows up here if it did.
 func mark(t *testing.T, s feed, after users.EventPos) []users.Event {
 	t.Helper()
+	return markIn(t, s, users.DefaultTenant, after)
+}
+
+// markIn is mark on the feed of the tenant, with a marker of the tenant.
+func markIn(t *testing.T, s feed, tenant string, after users.EventPos) []users.Event {
+	t.Helper()
 	m := NewUser(999)
+	m.Tenant = tenant
 	m.Email = "marker-" + m.ID + "@example.com"
 	create(t, s, m)
-	evs := readUntil(t, s, after, func(ev users.Event) bool { return ev.UserID == m.ID })
+	evs := readTenantUntil(t, s, tenant, after, func(ev users.Event) bool { return ev.UserID == m.ID })
 	return evs[:len(evs)-1]
 }
 
@@ -122,8 +142,10 @@ func tracedContext() (context.Context, string) {
 		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 }
 
-// wantEvent is what a test expects of an event.
+// wantEvent is what a test expects of an event. checkEvents takes an empty
+// Tenant for users.DefaultTenant.
 type wantEvent struct {
+	Tenant      string
 	Type        users.EventType
 	UserID      string
 	User        *users.User
@@ -136,9 +158,15 @@ type wantEvent struct {
 // user.
 func checkEvents(t *testing.T, what string, evs []users.Event, want []wantEvent, from, to time.Time) {
 	t.Helper()
+	want = slices.Clone(want)
+	for i := range want {
+		if want[i].Tenant == "" {
+			want[i].Tenant = users.DefaultTenant
+		}
+	}
 	got := make([]wantEvent, len(evs))
 	for i, ev := range evs {
-		got[i] = wantEvent{Type: ev.Type, UserID: ev.UserID, User: ev.User, Paths: ev.Paths, TraceParent: ev.TraceParent}
+		got[i] = wantEvent{Tenant: ev.Tenant, Type: ev.Type, UserID: ev.UserID, User: ev.User, Paths: ev.Paths, TraceParent: ev.TraceParent}
 		if id, err := uuid.Parse(ev.ID); err != nil || id.Version() != 7 || id.String() != ev.ID {
 			t.Errorf("%s: event %d id %q is not a canonical UUIDv7", what, i, ev.ID)
 		}
@@ -220,7 +248,7 @@ func testEventUpdate(t *testing.T, s EventStore) {
 
 	update := func(ctx context.Context, fn func(*users.User) error) *users.User {
 		t.Helper()
-		got, err := s.UpdateUser(ctx, u.ID, fn)
+		got, err := s.UpdateUser(ctx, users.DefaultTenant, u.ID, fn)
 		if err != nil {
 			t.Fatalf("UpdateUser err = %v", err)
 		}
@@ -261,7 +289,7 @@ func testEventUpdate(t *testing.T, s EventStore) {
 	expect(users.EventDeleted, got, "", "state", "delete_time")
 
 	// u's address is free while u is deleted.
-	moved, err := s.UpdateUser(bg, other.ID, func(x *users.User) error { x.Email = "new@example.com"; return nil })
+	moved, err := s.UpdateUser(bg, users.DefaultTenant, other.ID, func(x *users.User) error { x.Email = "new@example.com"; return nil })
 	if err != nil {
 		t.Fatalf("UpdateUser(address of a deleted user) err = %v", err)
 	}
@@ -270,16 +298,16 @@ func testEventUpdate(t *testing.T, s EventStore) {
 	// Updates that fail append nothing: the function's error, a taken
 	// address, an unknown user.
 	boom := errors.New("boom")
-	if _, err := s.UpdateUser(bg, other.ID, func(x *users.User) error { x.DisplayName = "x"; return boom }); !errors.Is(err, boom) {
+	if _, err := s.UpdateUser(bg, users.DefaultTenant, other.ID, func(x *users.User) error { x.DisplayName = "x"; return boom }); !errors.Is(err, boom) {
 		t.Fatalf("UpdateUser(fn fails) err = %v, want %v", err, boom)
 	}
-	if _, err := s.UpdateUser(bg, u.ID, func(x *users.User) error {
+	if _, err := s.UpdateUser(bg, users.DefaultTenant, u.ID, func(x *users.User) error {
 		x.State, x.DeleteTime = users.StateActive, time.Time{}
 		return nil
 	}); !errors.Is(err, users.ErrEmailTaken) {
 		t.Fatalf("UpdateUser(undelete to a taken address) err = %v, want ErrEmailTaken", err)
 	}
-	if _, err := s.UpdateUser(bg, uuid.Must(uuid.NewV7()).String(), func(*users.User) error { return nil }); !errors.Is(err, users.ErrNotFound) {
+	if _, err := s.UpdateUser(bg, users.DefaultTenant, uuid.Must(uuid.NewV7()).String(), func(*users.User) error { return nil }); !errors.Is(err, users.ErrNotFound) {
 		t.Fatalf("UpdateUser(unknown) err = %v, want ErrNotFound", err)
 	}
 	checkEvents(t, "UpdateUser", mark(t, s, start), want, from, users.Now())
@@ -303,7 +331,7 @@ func testEventImport(t *testing.T, s EventStore) {
 	}
 	var want []wantEvent
 	for _, i := range []int{0, 1, 3} {
-		u, err := s.GetUser(context.Background(), valid[i].User.ID)
+		u, err := s.GetUser(context.Background(), users.DefaultTenant, valid[i].User.ID)
 		if err != nil {
 			t.Fatalf("GetUser(row %d) err = %v", i, err)
 		}
@@ -323,7 +351,7 @@ func testEventPurge(t *testing.T, s EventStore) {
 			break // stays live
 		}
 		at := cutoff.Add(-time.Duration(3-i) * time.Hour)
-		if _, err := s.UpdateUser(bg, u.ID, func(x *users.User) error {
+		if _, err := s.UpdateUser(bg, users.DefaultTenant, u.ID, func(x *users.User) error {
 			x.State, x.DeleteTime, x.UpdateTime = users.StateDeleted, at, at
 			return nil
 		}); err != nil {
@@ -363,7 +391,7 @@ func testEventFeedPaging(t *testing.T, s EventStore) {
 	const n = 30
 	for i := range n / 2 {
 		u := create(t, s, NewUser(i))
-		if _, err := s.UpdateUser(ctx, u.ID, func(x *users.User) error { x.DisplayName += "!"; return nil }); err != nil {
+		if _, err := s.UpdateUser(ctx, users.DefaultTenant, u.ID, func(x *users.User) error { x.DisplayName += "!"; return nil }); err != nil {
 			t.Fatalf("UpdateUser err = %v", err)
 		}
 	}
@@ -386,7 +414,7 @@ func testEventFeedPaging(t *testing.T, s EventStore) {
 			if err != nil {
 				t.Fatalf("ParseEventCursor(%q) err = %v", cursor, err)
 			}
-			page, err := s.ListEvents(ctx, after, size)
+			page, err := s.ListEvents(ctx, users.DefaultTenant, after, size)
 			if err != nil {
 				t.Fatalf("ListEvents(%+v, %d) err = %v", after, size, err)
 			}
@@ -404,14 +432,14 @@ func testEventFeedPaging(t *testing.T, s EventStore) {
 		}
 	}
 	// From the middle, from the end, and no limit.
-	if got, err := s.ListEvents(ctx, all[9].Pos, 5); err != nil || !cmp.Equal(all[10:15], got) {
+	if got, err := s.ListEvents(ctx, users.DefaultTenant, all[9].Pos, 5); err != nil || !cmp.Equal(all[10:15], got) {
 		t.Errorf("ListEvents(after event 9, 5) = %v, %v; want events 10 to 14", summarizeEvents(got), err)
 	}
-	if got, err := s.ListEvents(ctx, all[n-1].Pos, 10); err != nil || len(got) != 0 {
+	if got, err := s.ListEvents(ctx, users.DefaultTenant, all[n-1].Pos, 10); err != nil || len(got) != 0 {
 		t.Errorf("ListEvents(after the last event) = %v, %v; want none", summarizeEvents(got), err)
 	}
 	for _, limit := range []int{0, -1} {
-		if got, err := s.ListEvents(ctx, users.EventPos{}, limit); err != nil || len(got) != 0 {
+		if got, err := s.ListEvents(ctx, users.DefaultTenant, users.EventPos{}, limit); err != nil || len(got) != 0 {
 			t.Errorf("ListEvents(limit %d) = %d events, %v; want none", limit, len(got), err)
 		}
 	}
@@ -440,7 +468,7 @@ func testPurgeEvents(t *testing.T, s EventStore) {
 	// The feed now starts at the recent events, and cursors of purged
 	// events still resume before them.
 	for _, after := range []users.EventPos{{}, old[0].Pos, old[2].Pos} {
-		got, err := s.ListEvents(ctx, after, 10)
+		got, err := s.ListEvents(ctx, users.DefaultTenant, after, 10)
 		if err != nil || !cmp.Equal(recent, got) {
 			t.Errorf("ListEvents(%+v) after the purge = %v, %v; want the %d recent events", after, summarizeEvents(got), err, len(recent))
 		}
@@ -488,10 +516,10 @@ func testCancelled(t *testing.T, s EventStore) {
 	u := create(t, s, NewUser(1))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := s.GetUser(ctx, u.ID); err == nil {
+	if _, err := s.GetUser(ctx, users.DefaultTenant, u.ID); err == nil {
 		t.Error("GetUser with a cancelled context succeeded")
 	}
-	if _, err := s.UpdateUser(ctx, u.ID, func(*users.User) error { return nil }); err == nil {
+	if _, err := s.UpdateUser(ctx, users.DefaultTenant, u.ID, func(*users.User) error { return nil }); err == nil {
 		t.Error("UpdateUser with a cancelled context succeeded")
 	}
 	if _, err := s.CreateUser(ctx, NewUser(2), nil); err == nil {
@@ -502,11 +530,11 @@ func testCancelled(t *testing.T, s EventStore) {
 	if _, err := s.CreateImport(ctx, op, importKey(op, "fp"), chunks); err == nil {
 		t.Error("CreateImport with a cancelled context succeeded")
 	}
-	if _, err := s.GetOperation(context.Background(), op.ID); !errors.Is(err, users.ErrNotFound) {
+	if _, err := s.GetOperation(context.Background(), users.DefaultTenant, op.ID); !errors.Is(err, users.ErrNotFound) {
 		t.Errorf("GetOperation after a cancelled CreateImport err = %v, want ErrNotFound", err)
 	}
 	op, chunks = createImport(t, s, "req-live", 2)
-	if _, err := s.GetOperation(ctx, op.ID); err == nil {
+	if _, err := s.GetOperation(ctx, users.DefaultTenant, op.ID); err == nil {
 		t.Error("GetOperation with a cancelled context succeeded")
 	}
 	if err := s.ImportChunk(ctx, op.ID, 0, ImportedUsers(chunks[0]), nil); err == nil {
@@ -518,7 +546,7 @@ func testCancelled(t *testing.T, s EventStore) {
 	if _, err := s.PurgeDeleted(ctx, time.Now(), 10); err == nil {
 		t.Error("PurgeDeleted with a cancelled context succeeded")
 	}
-	if _, err := s.ListEvents(ctx, users.EventPos{}, 10); err == nil {
+	if _, err := s.ListEvents(ctx, users.DefaultTenant, users.EventPos{}, 10); err == nil {
 		t.Error("ListEvents with a cancelled context succeeded")
 	}
 	if _, err := s.PurgeEvents(ctx, time.Now(), 10); err == nil {

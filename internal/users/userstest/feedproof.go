@@ -193,7 +193,9 @@ func consume(ctx context.Context, s feed, cfg FeedProof, writersDone <-chan stru
 		if after != last {
 			return fmt.Errorf("cursor %q reads back as %+v, want %+v", cursor, after, last)
 		}
-		evs, err := s.ListEvents(ctx, after, 1+rand.IntN(8))
+		// Every tenant's feed: the outbox holds them all (the writers'
+		// users are all of the default tenant).
+		evs, err := s.ListEvents(ctx, users.AllTenants, after, 1+rand.IntN(8))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil // a writer failed; ProveFeed reports it
@@ -208,6 +210,9 @@ func consume(ctx context.Context, s feed, cfg FeedProof, writersDone <-chan stru
 			seen[ev.ID]++
 			last, cursor = ev.Pos, ev.Pos.Cursor()
 			rev, known := revisions[ev.UserID]
+			if ev.Tenant != users.DefaultTenant {
+				res.violate("event %s (%s) of user %s names tenant %q, want %q", ev.ID, ev.Type, ev.UserID, ev.Tenant, users.DefaultTenant)
+			}
 			switch {
 			case rev < 0:
 				res.violate("event %s (%s) of user %s after its user.purged", ev.ID, ev.Type, ev.UserID)
@@ -258,7 +263,7 @@ func writeChanges(ctx context.Context, s feed, w int, stop time.Time, changes, f
 	// fn returns errSkip to change nothing.
 	update := func(id string, fn func(*users.User) error) error {
 		var changed bool
-		_, err := s.UpdateUser(ctx, id, func(u *users.User) error {
+		_, err := s.UpdateUser(ctx, users.DefaultTenant, id, func(u *users.User) error {
 			before := u.Clone()
 			if err := fn(u); err != nil {
 				return err

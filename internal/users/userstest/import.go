@@ -17,11 +17,12 @@ import (
 	"github.com/usersd/usersd/internal/users"
 )
 
-// ImportStore is what the import tests use: the imports, and the users
-// they insert.
+// ImportStore is what the import tests use: the imports, the users they
+// insert, and the tenants they insert them into.
 type ImportStore interface {
 	users.ImportStore
 	users.UserStore
+	users.TenantStore
 }
 
 // TestImportStore is the part of the suite for users.ImportStore.
@@ -42,6 +43,12 @@ func TestImportStore(t *testing.T, newStore func(t *testing.T) (ImportStore, *Jo
 		{"ImportFailuresSorted", storeOnly(testImportFailuresSorted)},
 		{"ImportChunkFull", storeOnly(testImportChunkFull)},
 		{"ImportChunkConcurrent", storeOnly(testImportChunkConcurrent)},
+		// Tenants: tenants_isolation.go.
+		{"TenantImportIsolation", testTenantImportIsolation},
+		{"TenantImportMissingTenant", testTenantImportMissingTenant},
+		{"TenantImportQuota", storeOnly(testTenantImportQuota)},
+		{"TenantImportChunkDeletedTenant", storeOnly(testTenantImportChunkDeletedTenant)},
+		{"TenantPurgeOperations", storeOnly(testTenantPurgeOperations)},
 	})
 }
 
@@ -102,13 +109,14 @@ func (j *Jobs) Chunks() []users.ImportChunk {
 	return slices.Clone(j.chunks)
 }
 
-// NewImport returns an operation that is not stored yet, with request id
-// requestID and one chunk of each size, as users.Service.Import makes
-// them. Its create time is an hour ago, so that chunks finish after it.
-// The rows' addresses derive from requestID.
+// NewImport returns an operation into the default tenant that is not
+// stored yet, with request id requestID and one chunk of each size, as
+// users.Service.Import makes them. Its create time is an hour ago, so that
+// chunks finish after it. The rows' addresses derive from requestID.
 func NewImport(requestID string, sizes ...int) (*users.Operation, []users.ImportChunk) {
 	now := users.Now().Add(-time.Hour)
 	op := &users.Operation{
+		Tenant:     users.DefaultTenant,
 		ID:         uuid.Must(uuid.NewV7()).String(),
 		RequestID:  requestID,
 		Chunks:     len(sizes),
@@ -140,8 +148,8 @@ func NewImport(requestID string, sizes ...int) (*users.Operation, []users.Import
 }
 
 // ImportedUsers returns the rows of c as valid users, as
-// users.Service.ImportChunk makes them: fresh ids, the current time and
-// revision 1.
+// users.Service.ImportChunk makes them: fresh ids, the current time,
+// revision 1, and no tenant (the store inserts them into the operation's).
 func ImportedUsers(c users.ImportChunk) []users.ImportedUser {
 	now := users.Now()
 	out := make([]users.ImportedUser, len(c.Rows))
@@ -178,7 +186,7 @@ func createImport(t *testing.T, s users.ImportStore, requestID string, sizes ...
 
 func getOperation(t *testing.T, s users.ImportStore, id string) *users.Operation {
 	t.Helper()
-	op, err := s.GetOperation(context.Background(), id)
+	op, err := s.GetOperation(context.Background(), users.DefaultTenant, id)
 	if err != nil {
 		t.Fatalf("GetOperation(%s) err = %v", id, err)
 	}
@@ -205,6 +213,7 @@ func testImportCreate(t *testing.T, s ImportStore, jobs *Jobs) {
 		t.Fatalf("CreateImport err = %v", err)
 	}
 	want := &users.Operation{
+		Tenant:     users.DefaultTenant,
 		ID:         op.ID,
 		RequestID:  "req-create",
 		Total:      7,
@@ -262,7 +271,7 @@ func testImportReplay(t *testing.T, s ImportStore, jobs *Jobs) {
 		t.Errorf("reused request id with another request: err = %v, want InvalidError %s on request_id", err, users.ReasonRequestIDReused)
 	}
 	for _, id := range []string{retry.ID, other.ID} {
-		if _, err := s.GetOperation(ctx, id); !errors.Is(err, users.ErrNotFound) {
+		if _, err := s.GetOperation(ctx, users.DefaultTenant, id); !errors.Is(err, users.ErrNotFound) {
 			t.Errorf("GetOperation(%s) of a refused or replayed import err = %v, want ErrNotFound", id, err)
 		}
 	}
@@ -279,7 +288,7 @@ func testImportEnqueueFails(t *testing.T, s ImportStore, jobs *Jobs) {
 	if _, err := s.CreateImport(ctx, op, importKey(op, "fp"), chunks); !errors.Is(err, boom) {
 		t.Fatalf("CreateImport with a failing queue err = %v, want %v", err, boom)
 	}
-	if _, err := s.GetOperation(ctx, op.ID); !errors.Is(err, users.ErrNotFound) {
+	if _, err := s.GetOperation(ctx, users.DefaultTenant, op.ID); !errors.Is(err, users.ErrNotFound) {
 		t.Errorf("GetOperation after a failed enqueue err = %v, want ErrNotFound", err)
 	}
 
@@ -320,6 +329,7 @@ func testImportConcurrent(t *testing.T, s ImportStore, jobs *Jobs) {
 func testOperationProgress(t *testing.T, s ImportStore) {
 	op, chunks := createImport(t, s, "req-progress", 2, 2, 1)
 	want := &users.Operation{
+		Tenant:     users.DefaultTenant,
 		ID:         op.ID,
 		RequestID:  op.RequestID,
 		Total:      5,
@@ -375,14 +385,14 @@ func testOperationNotFound(t *testing.T, s ImportStore) {
 	op, chunks := NewImport("req-missing", 2)
 	createImport(t, s, "req-other", 1)
 	for _, id := range []string{op.ID, "not-a-uuid"} {
-		if _, err := s.GetOperation(ctx, id); !errors.Is(err, users.ErrNotFound) {
+		if _, err := s.GetOperation(ctx, users.DefaultTenant, id); !errors.Is(err, users.ErrNotFound) {
 			t.Errorf("GetOperation(%q) err = %v, want ErrNotFound", id, err)
 		}
 		valid := ImportedUsers(chunks[0])
 		if err := s.ImportChunk(ctx, id, 0, valid, nil); !errors.Is(err, users.ErrNotFound) {
 			t.Errorf("ImportChunk(%q) err = %v, want ErrNotFound", id, err)
 		}
-		if _, err := s.GetUser(ctx, valid[0].User.ID); !errors.Is(err, users.ErrNotFound) {
+		if _, err := s.GetUser(ctx, users.DefaultTenant, valid[0].User.ID); !errors.Is(err, users.ErrNotFound) {
 			t.Errorf("ImportChunk(%q) stored a user: GetUser err = %v", id, err)
 		}
 	}
@@ -395,12 +405,15 @@ func testImportChunkUsers(t *testing.T, s ImportStore) {
 	valid[0].User.Labels = map[string]string{"team": "core", "tier": "gold"}
 	importChunk(t, s, op.ID, 0, valid, nil)
 	for _, v := range valid {
-		got, err := s.GetUser(ctx, v.User.ID)
+		got, err := s.GetUser(ctx, users.DefaultTenant, v.User.ID)
 		if err != nil {
 			t.Errorf("GetUser(row %d) err = %v", v.Index, err)
 			continue
 		}
-		if diff := cmp.Diff(v.User, got); diff != "" {
+		// The user is the operation's tenant's.
+		want := v.User.Clone()
+		want.Tenant = op.Tenant
+		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("row %d stored as (-want +got):\n%s", v.Index, diff)
 		}
 	}
@@ -423,7 +436,7 @@ func testImportChunkEmailTaken(t *testing.T, s ImportStore) {
 	ctx := context.Background()
 	live := create(t, s, NewUser(1))
 	gone := create(t, s, NewUser(2))
-	if _, err := s.UpdateUser(ctx, gone.ID, softDelete); err != nil {
+	if _, err := s.UpdateUser(ctx, users.DefaultTenant, gone.ID, softDelete); err != nil {
 		t.Fatalf("UpdateUser(delete) err = %v", err)
 	}
 	op, chunks := createImport(t, s, "req-taken", 6)
@@ -438,6 +451,7 @@ func testImportChunkEmailTaken(t *testing.T, s ImportStore) {
 
 	got := getOperation(t, s, op.ID)
 	want := &users.Operation{
+		Tenant:     users.DefaultTenant,
 		ID:         op.ID,
 		RequestID:  op.RequestID,
 		Total:      6,
@@ -457,7 +471,7 @@ func testImportChunkEmailTaken(t *testing.T, s ImportStore) {
 		t.Errorf("operation (-want +got):\n%s", diff)
 	}
 	for _, v := range valid {
-		_, err := s.GetUser(ctx, v.User.ID)
+		_, err := s.GetUser(ctx, users.DefaultTenant, v.User.ID)
 		stored := v.Index == 1 || v.Index == 2 || v.Index == 5
 		if stored && err != nil {
 			t.Errorf("row %d (%s): GetUser err = %v, want it imported", v.Index, v.User.Email, err)
@@ -466,7 +480,7 @@ func testImportChunkEmailTaken(t *testing.T, s ImportStore) {
 			t.Errorf("row %d (%s): GetUser err = %v, want ErrNotFound: the address was taken", v.Index, v.User.Email, err)
 		}
 	}
-	if got, err := s.GetUser(ctx, live.ID); err != nil || !cmp.Equal(live, got) {
+	if got, err := s.GetUser(ctx, users.DefaultTenant, live.ID); err != nil || !cmp.Equal(live, got) {
 		t.Errorf("the live user changed: %+v, %v; want %+v", got, err, live)
 	}
 	if n := countAll(t, s); n != 5 {
@@ -491,7 +505,7 @@ func testImportChunkTwice(t *testing.T, s ImportStore) {
 		t.Errorf("operation changed by the second run (-first +second):\n%s", diff)
 	}
 	for _, v := range second {
-		if _, err := s.GetUser(ctx, v.User.ID); !errors.Is(err, users.ErrNotFound) {
+		if _, err := s.GetUser(ctx, users.DefaultTenant, v.User.ID); !errors.Is(err, users.ErrNotFound) {
 			t.Errorf("the second run stored row %d: GetUser err = %v", v.Index, err)
 		}
 	}
@@ -548,7 +562,7 @@ func testImportChunkFull(t *testing.T, s ImportStore) {
 	}
 	// The earlier of two rows with one address is the one imported.
 	for _, i := range []int{6, 7, len(valid) - 1} {
-		_, err := s.GetUser(ctx, valid[i].User.ID)
+		_, err := s.GetUser(ctx, users.DefaultTenant, valid[i].User.ID)
 		if imported := i%7 != 0; imported != (err == nil) {
 			t.Errorf("row %d: GetUser err = %v, imported = %v", i, err, imported)
 		}

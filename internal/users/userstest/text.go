@@ -126,7 +126,7 @@ func testControlCharacters(t *testing.T, s users.Store, jobs *Jobs) {
 			t.Fatalf("ImportChunk(%d) err = %v", c.Chunk, err)
 		}
 	}
-	op, err = svc.GetOperation(ctx, op.ID)
+	op, err = svc.GetOperation(ctx, users.DefaultTenant, op.ID)
 	if err != nil {
 		t.Fatalf("GetOperation err = %v", err)
 	}
@@ -149,7 +149,7 @@ func testControlCharacters(t *testing.T, s users.Store, jobs *Jobs) {
 	if err != nil || got.ConsecutiveFailures != 1 {
 		t.Fatalf("RecordDeliveryAttempt = %v, %v; want a webhook with one failure", got, err)
 	}
-	attempts, err := svc.ListDeliveryAttempts(ctx, hook.ID, 10)
+	attempts, err := svc.ListDeliveryAttempts(ctx, users.DefaultTenant, hook.ID, 10)
 	if err != nil || len(attempts) != 1 {
 		t.Fatalf("ListDeliveryAttempts = %v, %v; want one attempt", attempts, err)
 	}
@@ -169,10 +169,10 @@ func testControlCharacters(t *testing.T, s users.Store, jobs *Jobs) {
 	if want := []string{existing.Email, "valid@example.com"}; !slices.Equal(emails, want) {
 		t.Errorf("users stored = %q, want %q", emails, want)
 	}
-	if u, err := svc.Get(ctx, existing.ID); err != nil || u.Revision != existing.Revision {
+	if u, err := svc.Get(ctx, users.DefaultTenant, existing.ID); err != nil || u.Revision != existing.Revision {
 		t.Errorf("Get(%s) = revision %v, %v; want %d: an update went through", existing.ID, u, err, existing.Revision)
 	}
-	hooks, err := svc.ListWebhooks(ctx)
+	hooks, err := svc.ListWebhooks(ctx, users.DefaultTenant)
 	if err != nil || len(hooks) != 1 || hooks[0].URL != hook.URL {
 		t.Errorf("ListWebhooks = %v, %v; want only %s", hooks, err, hook.URL)
 	}

@@ -1,9 +1,11 @@
 // Package userstest is the conformance suite of the users stores: every
 // store runs the same tests, so the SQLite and Postgres stores behave
 // alike. It has one part per store interface (TestUserStore,
-// TestImportStore, TestEventStore, TestWebhookStore, TestSinkStore), each
-// of which takes a constructor of just what its tests use; Run runs them
-// all on one store.
+// TestImportStore, TestEventStore, TestWebhookStore, TestSinkStore,
+// TestTenantStore), each of which takes a constructor of just what its
+// tests use; Run runs them all on one store. The tests that need no other
+// tenant use users.DefaultTenant, which every migrated store holds; those
+// of tenants_isolation.go create tenants of their own.
 package userstest
 
 import (
@@ -34,7 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (users.Store, *Jobs)) {
 	}
 	t.Run("UserStore", func(t *testing.T) {
 		t.Parallel()
-		TestUserStore(t, func(t *testing.T) users.UserStore { return store(t) })
+		TestUserStore(t, func(t *testing.T) UserStore { return store(t) })
 	})
 	t.Run("ImportStore", func(t *testing.T) {
 		t.Parallel()
@@ -61,10 +63,17 @@ func Run(t *testing.T, newStore func(t *testing.T) (users.Store, *Jobs)) {
 	})
 }
 
+// UserStore is what the user tests use: the users, and the tenants they
+// belong to.
+type UserStore interface {
+	users.UserStore
+	users.TenantStore
+}
+
 // TestUserStore is the part of the suite for users.UserStore. newStore
 // must return an empty, migrated store that lives until the test ends.
-func TestUserStore(t *testing.T, newStore func(t *testing.T) users.UserStore) {
-	run(t, withoutJobs(newStore), []test[users.UserStore]{
+func TestUserStore(t *testing.T, newStore func(t *testing.T) UserStore) {
+	run(t, withoutJobs(newStore), []test[UserStore]{
 		{"CreateGet", storeOnly(testCreateGet)},
 		{"GetNotFound", storeOnly(testGetNotFound)},
 		{"DuplicateEmail", storeOnly(testDuplicateEmail)},
@@ -79,6 +88,16 @@ func TestUserStore(t *testing.T, newStore func(t *testing.T) users.UserStore) {
 		{"ListOrders", storeOnly(testListOrders)},
 		{"ListFilters", storeOnly(testListFilters)},
 		{"PurgeDeleted", storeOnly(testPurgeDeleted)},
+		// Tenants: tenants_isolation.go.
+		{"TenantSameEmail", storeOnly(testTenantSameEmail)},
+		{"TenantUserIsolation", storeOnly(testTenantUserIsolation)},
+		{"TenantListIsolation", storeOnly(testTenantListIsolation)},
+		{"TenantIdempotencyKeys", storeOnly(testTenantIdempotencyKeys)},
+		{"TenantCreateUserMissingTenant", storeOnly(testTenantCreateUserMissingTenant)},
+		{"TenantDeletedHidesUsers", storeOnly(testTenantDeletedHidesUsers)},
+		{"TenantQuota", storeOnly(testTenantQuota)},
+		{"TenantQuotaConcurrent", storeOnly(testTenantQuotaConcurrent)},
+		{"TenantPurgeDeleted", storeOnly(testTenantPurgeDeleted)},
 	})
 }
 
@@ -111,11 +130,12 @@ func storeOnly[S any](fn func(t *testing.T, s S)) func(t *testing.T, s S, jobs *
 
 var base = time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
 
-// NewUser returns a valid user that is not stored yet; n makes its email and
-// times distinct.
+// NewUser returns a valid user of the default tenant that is not stored
+// yet; n makes its email and times distinct.
 func NewUser(n int) *users.User {
 	ts := base.Add(time.Duration(n) * time.Minute)
 	return &users.User{
+		Tenant:      users.DefaultTenant,
 		ID:          uuid.Must(uuid.NewV7()).String(),
 		Email:       fmt.Sprintf("User%03d@Example.com", n),
 		DisplayName: fmt.Sprintf("User %d", n),
@@ -135,7 +155,7 @@ func create(t *testing.T, s users.UserStore, u *users.User) *users.User {
 	return got
 }
 
-func testCreateGet(t *testing.T, s users.UserStore) {
+func testCreateGet(t *testing.T, s UserStore) {
 	ctx := context.Background()
 	u := NewUser(1)
 	u.Labels = map[string]string{"team": "core", "tier": "gold"}
@@ -147,7 +167,7 @@ func testCreateGet(t *testing.T, s users.UserStore) {
 	if diff := cmp.Diff(u, created); diff != "" {
 		t.Errorf("CreateUser returned a different user (-want +got):\n%s", diff)
 	}
-	got, err := s.GetUser(ctx, u.ID)
+	got, err := s.GetUser(ctx, users.DefaultTenant, u.ID)
 	if err != nil {
 		t.Fatalf("GetUser err = %v", err)
 	}
@@ -157,7 +177,7 @@ func testCreateGet(t *testing.T, s users.UserStore) {
 
 	plain := NewUser(2) // no labels: reads back as nil labels
 	create(t, s, plain)
-	got, err = s.GetUser(ctx, plain.ID)
+	got, err = s.GetUser(ctx, users.DefaultTenant, plain.ID)
 	if err != nil {
 		t.Fatalf("GetUser err = %v", err)
 	}
@@ -166,22 +186,22 @@ func testCreateGet(t *testing.T, s users.UserStore) {
 	}
 }
 
-func testGetNotFound(t *testing.T, s users.UserStore) {
+func testGetNotFound(t *testing.T, s UserStore) {
 	for _, id := range []string{uuid.Must(uuid.NewV7()).String(), "not-a-uuid"} {
-		if _, err := s.GetUser(context.Background(), id); !errors.Is(err, users.ErrNotFound) {
+		if _, err := s.GetUser(context.Background(), users.DefaultTenant, id); !errors.Is(err, users.ErrNotFound) {
 			t.Errorf("GetUser(%q) err = %v, want ErrNotFound", id, err)
 		}
 	}
 }
 
-func testDuplicateEmail(t *testing.T, s users.UserStore) {
+func testDuplicateEmail(t *testing.T, s UserStore) {
 	a := create(t, s, NewUser(1))
 	b := NewUser(2)
 	b.Email = strings.ToUpper(a.Email)
 	if _, err := s.CreateUser(context.Background(), b, nil); !errors.Is(err, users.ErrEmailTaken) {
 		t.Fatalf("CreateUser(%s) err = %v, want ErrEmailTaken", b.Email, err)
 	}
-	if _, err := s.GetUser(context.Background(), b.ID); !errors.Is(err, users.ErrNotFound) {
+	if _, err := s.GetUser(context.Background(), users.DefaultTenant, b.ID); !errors.Is(err, users.ErrNotFound) {
 		t.Errorf("rejected user was stored: GetUser err = %v", err)
 	}
 }
@@ -193,10 +213,10 @@ func softDelete(u *users.User) error {
 	return nil
 }
 
-func testEmailFreedByDelete(t *testing.T, s users.UserStore) {
+func testEmailFreedByDelete(t *testing.T, s UserStore) {
 	ctx := context.Background()
 	a := create(t, s, NewUser(1))
-	deleted, err := s.UpdateUser(ctx, a.ID, softDelete)
+	deleted, err := s.UpdateUser(ctx, users.DefaultTenant, a.ID, softDelete)
 	if err != nil {
 		t.Fatalf("UpdateUser(delete) err = %v", err)
 	}
@@ -206,14 +226,14 @@ func testEmailFreedByDelete(t *testing.T, s users.UserStore) {
 	b := NewUser(2)
 	b.Email = a.Email
 	create(t, s, b)
-	_, err = s.UpdateUser(ctx, a.ID, func(u *users.User) error {
+	_, err = s.UpdateUser(ctx, users.DefaultTenant, a.ID, func(u *users.User) error {
 		u.State, u.DeleteTime = users.StateActive, time.Time{}
 		return nil
 	})
 	if !errors.Is(err, users.ErrEmailTaken) {
 		t.Errorf("undelete with the address taken: err = %v, want ErrEmailTaken", err)
 	}
-	got, err := s.GetUser(ctx, a.ID)
+	got, err := s.GetUser(ctx, users.DefaultTenant, a.ID)
 	if err != nil || got.State != users.StateDeleted {
 		t.Errorf("after failed undelete GetUser = %+v, %v; want still DELETED", got, err)
 	}
@@ -221,14 +241,14 @@ func testEmailFreedByDelete(t *testing.T, s users.UserStore) {
 
 func countAll(t *testing.T, s users.UserStore) int {
 	t.Helper()
-	all, err := s.ListUsers(context.Background(), users.ListQuery{ShowDeleted: true, Limit: 10000})
+	all, err := s.ListUsers(context.Background(), users.ListQuery{Tenant: users.DefaultTenant, ShowDeleted: true, Limit: 10000})
 	if err != nil {
 		t.Fatalf("ListUsers err = %v", err)
 	}
 	return len(all)
 }
 
-func testIdempotency(t *testing.T, s users.UserStore) {
+func testIdempotency(t *testing.T, s UserStore) {
 	ctx := context.Background()
 	key := &users.IdempotencyKey{RequestID: "req-1", Fingerprint: []byte("fp-a")}
 	first, err := s.CreateUser(ctx, NewUser(1), key)
@@ -244,7 +264,7 @@ func testIdempotency(t *testing.T, s users.UserStore) {
 		t.Errorf("replay returned another user (-first +replay):\n%s", diff)
 	}
 	// The replay returns the user as it is now.
-	renamed, err := s.UpdateUser(ctx, first.ID, func(u *users.User) error { u.DisplayName = "Renamed"; return nil })
+	renamed, err := s.UpdateUser(ctx, users.DefaultTenant, first.ID, func(u *users.User) error { u.DisplayName = "Renamed"; return nil })
 	if err != nil {
 		t.Fatalf("UpdateUser err = %v", err)
 	}
@@ -263,7 +283,7 @@ func testIdempotency(t *testing.T, s users.UserStore) {
 	}
 }
 
-func testIdempotencyConcurrent(t *testing.T, s users.UserStore) {
+func testIdempotencyConcurrent(t *testing.T, s UserStore) {
 	key := &users.IdempotencyKey{RequestID: "req-concurrent", Fingerprint: []byte("fp")}
 	sameID(t, 8, "CreateUser", "id", func() (string, error) {
 		u, err := s.CreateUser(context.Background(), NewUser(1), key)
@@ -301,11 +321,11 @@ func sameID(t *testing.T, n int, call, noun string, create func() (string, error
 	return ids[0]
 }
 
-func testUpdate(t *testing.T, s users.UserStore) {
+func testUpdate(t *testing.T, s UserStore) {
 	ctx := context.Background()
 	u := create(t, s, NewUser(1))
 	later := u.UpdateTime.Add(time.Hour)
-	got, err := s.UpdateUser(ctx, u.ID, func(x *users.User) error {
+	got, err := s.UpdateUser(ctx, users.DefaultTenant, u.ID, func(x *users.User) error {
 		x.Email = "new@example.com"
 		x.DisplayName = "New"
 		x.State = users.StateSuspended
@@ -324,7 +344,7 @@ func testUpdate(t *testing.T, s users.UserStore) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("UpdateUser returned (-want +got):\n%s", diff)
 	}
-	stored, err := s.GetUser(ctx, u.ID)
+	stored, err := s.GetUser(ctx, users.DefaultTenant, u.ID)
 	if err != nil {
 		t.Fatalf("GetUser err = %v", err)
 	}
@@ -337,25 +357,25 @@ func testUpdate(t *testing.T, s users.UserStore) {
 	create(t, s, old)
 }
 
-func testUpdateFnError(t *testing.T, s users.UserStore) {
+func testUpdateFnError(t *testing.T, s UserStore) {
 	u := create(t, s, NewUser(1))
 	boom := fmt.Errorf("rule broken: %w", users.ErrWrongState)
-	_, err := s.UpdateUser(context.Background(), u.ID, func(x *users.User) error {
+	_, err := s.UpdateUser(context.Background(), users.DefaultTenant, u.ID, func(x *users.User) error {
 		x.DisplayName = "changed"
 		return boom
 	})
 	if !errors.Is(err, users.ErrWrongState) {
 		t.Errorf("UpdateUser err = %v, want the function's error", err)
 	}
-	got, _ := s.GetUser(context.Background(), u.ID)
+	got, _ := s.GetUser(context.Background(), users.DefaultTenant, u.ID)
 	if diff := cmp.Diff(u, got); diff != "" {
 		t.Errorf("user changed although fn failed (-want +got):\n%s", diff)
 	}
 }
 
-func testUpdateNotFound(t *testing.T, s users.UserStore) {
+func testUpdateNotFound(t *testing.T, s UserStore) {
 	called := false
-	_, err := s.UpdateUser(context.Background(), uuid.Must(uuid.NewV7()).String(), func(*users.User) error {
+	_, err := s.UpdateUser(context.Background(), users.DefaultTenant, uuid.Must(uuid.NewV7()).String(), func(*users.User) error {
 		called = true
 		return nil
 	})
@@ -364,10 +384,10 @@ func testUpdateNotFound(t *testing.T, s users.UserStore) {
 	}
 }
 
-func testUpdateEmailConflict(t *testing.T, s users.UserStore) {
+func testUpdateEmailConflict(t *testing.T, s UserStore) {
 	a := create(t, s, NewUser(1))
 	b := create(t, s, NewUser(2))
-	_, err := s.UpdateUser(context.Background(), b.ID, func(u *users.User) error {
+	_, err := s.UpdateUser(context.Background(), users.DefaultTenant, b.ID, func(u *users.User) error {
 		u.Email = strings.ToLower(a.Email)
 		return nil
 	})
@@ -376,13 +396,13 @@ func testUpdateEmailConflict(t *testing.T, s users.UserStore) {
 	}
 }
 
-func testBatchGet(t *testing.T, s users.UserStore) {
+func testBatchGet(t *testing.T, s UserStore) {
 	var ids []string
 	for i := range 5 {
 		ids = append(ids, create(t, s, NewUser(i)).ID)
 	}
 	missing := uuid.Must(uuid.NewV7()).String()
-	got, err := s.BatchGetUsers(context.Background(), []string{ids[3], missing, ids[0], ids[4]})
+	got, err := s.BatchGetUsers(context.Background(), users.DefaultTenant, []string{ids[3], missing, ids[0], ids[4]})
 	if err != nil {
 		t.Fatalf("BatchGetUsers err = %v", err)
 	}
@@ -413,7 +433,7 @@ func seed(t *testing.T, s users.UserStore) []*users.User {
 	}
 	for i, u := range all {
 		if i%5 == 4 {
-			d, err := s.UpdateUser(context.Background(), u.ID, softDelete)
+			d, err := s.UpdateUser(context.Background(), users.DefaultTenant, u.ID, softDelete)
 			if err != nil {
 				t.Fatalf("delete: %v", err)
 			}
@@ -474,7 +494,7 @@ func page(t *testing.T, s users.UserStore, q users.ListQuery, pageSize int) []*u
 	return nil
 }
 
-func testListOrders(t *testing.T, s users.UserStore) {
+func testListOrders(t *testing.T, s UserStore) {
 	all := seed(t, s)
 	var live []*users.User
 	for _, u := range all {
@@ -491,20 +511,20 @@ func testListOrders(t *testing.T, s users.UserStore) {
 			if showDeleted {
 				want = all
 			}
-			got := page(t, s, users.ListQuery{Order: o, ShowDeleted: showDeleted}, 4)
+			got := page(t, s, users.ListQuery{Tenant: users.DefaultTenant, Order: o, ShowDeleted: showDeleted}, 4)
 			if diff := cmp.Diff(ids(sorted(want, o)), ids(got)); diff != "" {
 				t.Errorf("order %+v showDeleted=%v (-want +got):\n%s", o, showDeleted, diff)
 			}
 		}
 	}
 	// A full page is returned exactly.
-	got, err := s.ListUsers(context.Background(), users.ListQuery{Limit: 5})
+	got, err := s.ListUsers(context.Background(), users.ListQuery{Tenant: users.DefaultTenant, Limit: 5})
 	if err != nil || len(got) != 5 {
 		t.Errorf("ListUsers(limit 5) = %d users, %v; want 5", len(got), err)
 	}
 }
 
-func testListFilters(t *testing.T, s users.UserStore) {
+func testListFilters(t *testing.T, s UserStore) {
 	all := seed(t, s)
 	cut := all[10].CreateTime
 	tests := []struct {
@@ -547,19 +567,19 @@ func testListFilters(t *testing.T, s users.UserStore) {
 			}
 		}
 		o := users.Order{Field: users.OrderEmail, Desc: true}
-		got := page(t, s, users.ListQuery{Filter: tt.filter, Order: o, ShowDeleted: tt.showDeleted}, 3)
+		got := page(t, s, users.ListQuery{Tenant: users.DefaultTenant, Filter: tt.filter, Order: o, ShowDeleted: tt.showDeleted}, 3)
 		if diff := cmp.Diff(ids(sorted(want, o)), ids(got)); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
 		}
 	}
 }
 
-func testPurgeDeleted(t *testing.T, s users.UserStore) {
+func testPurgeDeleted(t *testing.T, s UserStore) {
 	ctx := context.Background()
 	cutoff := base.Add(24 * time.Hour)
 	deleteAt := func(u *users.User, at time.Time) {
 		t.Helper()
-		_, err := s.UpdateUser(ctx, u.ID, func(x *users.User) error {
+		_, err := s.UpdateUser(ctx, users.DefaultTenant, u.ID, func(x *users.User) error {
 			x.State, x.DeleteTime, x.UpdateTime = users.StateDeleted, at, at
 			return nil
 		})
@@ -594,12 +614,12 @@ func testPurgeDeleted(t *testing.T, s users.UserStore) {
 		}
 	}
 	for _, u := range []*users.User{old, older, justBefore} {
-		if _, err := s.GetUser(ctx, u.ID); !errors.Is(err, users.ErrNotFound) {
+		if _, err := s.GetUser(ctx, users.DefaultTenant, u.ID); !errors.Is(err, users.ErrNotFound) {
 			t.Errorf("user %s deleted before the cutoff: GetUser err = %v, want ErrNotFound", u.Email, err)
 		}
 	}
 	for _, u := range []*users.User{live, atCutoff, recent} {
-		if _, err := s.GetUser(ctx, u.ID); err != nil {
+		if _, err := s.GetUser(ctx, users.DefaultTenant, u.ID); err != nil {
 			t.Errorf("user %s: GetUser err = %v, want it kept", u.Email, err)
 		}
 	}

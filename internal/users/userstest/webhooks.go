@@ -17,12 +17,13 @@ import (
 
 // WebhookStore is what the webhook tests use: the subscriptions, users
 // whose changes make the events to dispatch, the feed they are read from,
-// and the dispatcher's position.
+// the dispatcher's position, and the tenants all of them belong to.
 type WebhookStore interface {
 	users.WebhookStore
 	users.UserStore
 	users.EventStore
 	users.SinkStore
+	users.TenantStore
 }
 
 // TestWebhookStore is the part of the suite for users.WebhookStore.
@@ -42,15 +43,21 @@ func TestWebhookStore(t *testing.T, newStore func(t *testing.T) (WebhookStore, *
 		{"Dispatch", testDispatch},
 		{"DispatchNoSubscribers", testDispatchNoSubscribers},
 		{"DispatchEnqueueFails", testDispatchEnqueueFails},
+		// Tenants: tenants_isolation.go.
+		{"TenantWebhookIsolation", storeOnly(testTenantWebhookIsolation)},
+		{"TenantWebhookMissingTenant", storeOnly(testTenantWebhookMissingTenant)},
+		{"TenantDispatch", testTenantDispatch},
+		{"TenantPurgeWebhooks", storeOnly(testTenantPurgeWebhooks)},
 	})
 }
 
-// NewWebhook returns an enabled subscription that is not stored yet, to
-// events of the given types (none: every type); n makes its URL and times
-// distinct.
+// NewWebhook returns an enabled subscription of the default tenant that is
+// not stored yet, to events of the given types (none: every type); n makes
+// its URL and times distinct.
 func NewWebhook(n int, types ...users.EventType) *users.Webhook {
 	ts := base.Add(time.Duration(n) * time.Minute)
 	return &users.Webhook{
+		Tenant:     users.DefaultTenant,
 		ID:         users.NewID(),
 		URL:        fmt.Sprintf("https://hooks.example.com/%d", n),
 		EventTypes: types,
@@ -72,7 +79,7 @@ func createWebhook(t *testing.T, s users.WebhookStore, w *users.Webhook) *users.
 
 func getWebhook(t *testing.T, s users.WebhookStore, id string) *users.Webhook {
 	t.Helper()
-	got, err := s.GetWebhook(context.Background(), id)
+	got, err := s.GetWebhook(context.Background(), users.DefaultTenant, id)
 	if err != nil {
 		t.Fatalf("GetWebhook(%s) err = %v", id, err)
 	}
@@ -99,7 +106,7 @@ func checkLastAttempts(t *testing.T, s users.WebhookStore, what string, got *use
 	if !failure.IsZero() {
 		failure = users.Truncate(failure)
 	}
-	ws, err := s.ListWebhooks(context.Background())
+	ws, err := s.ListWebhooks(context.Background(), users.DefaultTenant)
 	if err != nil {
 		t.Fatalf("%s: ListWebhooks err = %v", what, err)
 	}
@@ -124,7 +131,7 @@ func checkLastAttempts(t *testing.T, s users.WebhookStore, what string, got *use
 
 func testWebhookCreateGetList(t *testing.T, s WebhookStore) {
 	ctx := context.Background()
-	if ws, err := s.ListWebhooks(ctx); err != nil || len(ws) != 0 {
+	if ws, err := s.ListWebhooks(ctx, users.DefaultTenant); err != nil || len(ws) != 0 {
 		t.Fatalf("ListWebhooks(empty store) = %v, %v; want none", ws, err)
 	}
 	late := NewWebhook(3)
@@ -152,7 +159,7 @@ func testWebhookCreateGetList(t *testing.T, s WebhookStore) {
 	if second.ID < first.ID {
 		first, second = second, first
 	}
-	ws, err := s.ListWebhooks(ctx)
+	ws, err := s.ListWebhooks(ctx, users.DefaultTenant)
 	if err != nil {
 		t.Fatalf("ListWebhooks err = %v", err)
 	}
@@ -184,15 +191,15 @@ func testWebhookNotFound(t *testing.T, s WebhookStore) {
 	ctx := context.Background()
 	createWebhook(t, s, NewWebhook(1))
 	for _, id := range []string{users.NewID(), "not-a-uuid"} {
-		if _, err := s.GetWebhook(ctx, id); !errors.Is(err, users.ErrNotFound) {
+		if _, err := s.GetWebhook(ctx, users.DefaultTenant, id); !errors.Is(err, users.ErrNotFound) {
 			t.Errorf("GetWebhook(%q) err = %v, want ErrNotFound", id, err)
 		}
 		called := false
-		_, err := s.UpdateWebhook(ctx, id, func(*users.Webhook) error { called = true; return nil })
+		_, err := s.UpdateWebhook(ctx, users.DefaultTenant, id, func(*users.Webhook) error { called = true; return nil })
 		if !errors.Is(err, users.ErrNotFound) || called {
 			t.Errorf("UpdateWebhook(%q) err = %v, fn called %v; want ErrNotFound, not called", id, err, called)
 		}
-		if err := s.DeleteWebhook(ctx, id); !errors.Is(err, users.ErrNotFound) {
+		if err := s.DeleteWebhook(ctx, users.DefaultTenant, id); !errors.Is(err, users.ErrNotFound) {
 			t.Errorf("DeleteWebhook(%q) err = %v, want ErrNotFound", id, err)
 		}
 		a := users.DeliveryAttempt{WebhookID: id, EventID: users.NewID(), EventType: users.EventCreated, Attempt: 1, Time: users.Now()}
@@ -210,7 +217,7 @@ func testWebhookUpdate(t *testing.T, s WebhookStore) {
 	w := createWebhook(t, s, NewWebhook(1, users.EventCreated))
 	other := createWebhook(t, s, NewWebhook(2))
 	later := w.UpdateTime.Add(time.Hour)
-	got, err := s.UpdateWebhook(ctx, w.ID, func(x *users.Webhook) error {
+	got, err := s.UpdateWebhook(ctx, users.DefaultTenant, w.ID, func(x *users.Webhook) error {
 		if diff := gocmp.Diff(w, x); diff != "" {
 			t.Errorf("UpdateWebhook fn got (-want +got):\n%s", diff)
 		}
@@ -231,7 +238,7 @@ func testWebhookUpdate(t *testing.T, s WebhookStore) {
 		t.Fatalf("UpdateWebhook err = %v", err)
 	}
 	want := &users.Webhook{
-		ID: w.ID, URL: "https://other.example.com/hook", EventTypes: []users.EventType{users.EventDeleted, users.EventPurged},
+		Tenant: users.DefaultTenant, ID: w.ID, URL: "https://other.example.com/hook", EventTypes: []users.EventType{users.EventDeleted, users.EventPurged},
 		Secret: "whsec_new", ConsecutiveFailures: 4, DisabledReason: "paused", CreateTime: w.CreateTime, UpdateTime: later,
 	}
 	if diff := gocmp.Diff(want, got); diff != "" {
@@ -241,7 +248,7 @@ func testWebhookUpdate(t *testing.T, s WebhookStore) {
 		t.Errorf("GetWebhook after UpdateWebhook (-want +got):\n%s", diff)
 	}
 	// Back to every type.
-	got, err = s.UpdateWebhook(ctx, w.ID, func(x *users.Webhook) error { x.EventTypes = nil; return nil })
+	got, err = s.UpdateWebhook(ctx, users.DefaultTenant, w.ID, func(x *users.Webhook) error { x.EventTypes = nil; return nil })
 	if err != nil || got.EventTypes != nil || getWebhook(t, s, w.ID).EventTypes != nil {
 		t.Errorf("UpdateWebhook(no event types) = %+v, %v; want nil event types", got, err)
 	}
@@ -249,7 +256,7 @@ func testWebhookUpdate(t *testing.T, s WebhookStore) {
 	// An error from fn changes nothing.
 	before := getWebhook(t, s, w.ID)
 	boom := errors.New("boom")
-	_, err = s.UpdateWebhook(ctx, w.ID, func(x *users.Webhook) error { x.URL = "https://x.example.com"; return boom })
+	_, err = s.UpdateWebhook(ctx, users.DefaultTenant, w.ID, func(x *users.Webhook) error { x.URL = "https://x.example.com"; return boom })
 	if !errors.Is(err, boom) {
 		t.Errorf("UpdateWebhook(fn fails) err = %v, want %v", err, boom)
 	}
@@ -271,13 +278,13 @@ func testWebhookDelete(t *testing.T, s WebhookStore) {
 			t.Fatalf("RecordDeliveryAttempts err = %v", err)
 		}
 	}
-	if err := s.DeleteWebhook(ctx, w.ID); err != nil {
+	if err := s.DeleteWebhook(ctx, users.DefaultTenant, w.ID); err != nil {
 		t.Fatalf("DeleteWebhook err = %v", err)
 	}
-	if _, err := s.GetWebhook(ctx, w.ID); !errors.Is(err, users.ErrNotFound) {
+	if _, err := s.GetWebhook(ctx, users.DefaultTenant, w.ID); !errors.Is(err, users.ErrNotFound) {
 		t.Errorf("GetWebhook after DeleteWebhook err = %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteWebhook(ctx, w.ID); !errors.Is(err, users.ErrNotFound) {
+	if err := s.DeleteWebhook(ctx, users.DefaultTenant, w.ID); !errors.Is(err, users.ErrNotFound) {
 		t.Errorf("second DeleteWebhook err = %v, want ErrNotFound", err)
 	}
 	if as, err := s.ListDeliveryAttempts(ctx, w.ID, 10); err != nil || len(as) != 0 {
@@ -286,7 +293,7 @@ func testWebhookDelete(t *testing.T, s WebhookStore) {
 	if as, err := s.ListDeliveryAttempts(ctx, keep.ID, 10); err != nil || len(as) != 1 {
 		t.Errorf("ListDeliveryAttempts of another webhook = %v, %v; want its 1 attempt", as, err)
 	}
-	if ws, err := s.ListWebhooks(ctx); err != nil || !gocmp.Equal(webhookIDs(ws), []string{keep.ID}) {
+	if ws, err := s.ListWebhooks(ctx, users.DefaultTenant); err != nil || !gocmp.Equal(webhookIDs(ws), []string{keep.ID}) {
 		t.Errorf("ListWebhooks after DeleteWebhook = %v, %v; want [%s]", webhookIDs(ws), err, keep.ID)
 	}
 }
@@ -321,14 +328,14 @@ func testWebhookLimit(t *testing.T, s WebhookStore) {
 	if created != racers/2 {
 		t.Errorf("%d of %d concurrent CreateWebhook succeeded, want %d", created, racers, racers/2)
 	}
-	ws, err := s.ListWebhooks(ctx)
+	ws, err := s.ListWebhooks(ctx, users.DefaultTenant)
 	if err != nil || len(ws) != users.MaxWebhooks {
 		t.Fatalf("ListWebhooks = %d webhooks, %v; want %d", len(ws), err, users.MaxWebhooks)
 	}
 	if _, err := s.CreateWebhook(ctx, NewWebhook(2000)); !errors.Is(err, users.ErrInvalid) {
 		t.Errorf("CreateWebhook at the limit err = %v, want ErrInvalid", err)
 	}
-	if err := s.DeleteWebhook(ctx, ws[0].ID); err != nil {
+	if err := s.DeleteWebhook(ctx, users.DefaultTenant, ws[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	createWebhook(t, s, NewWebhook(2001))
@@ -367,7 +374,7 @@ func testDeliveryAttempts(t *testing.T, s WebhookStore) {
 		checkLastAttempts(t, s, fmt.Sprintf("RecordDeliveryAttempts #%d", i), got, wantLast[i].success, wantLast[i].failure)
 	}
 	// UpdateWebhook keeps them.
-	updated, err := s.UpdateWebhook(ctx, w.ID, func(x *users.Webhook) error { x.URL = "https://other.example.com/hook"; return nil })
+	updated, err := s.UpdateWebhook(ctx, users.DefaultTenant, w.ID, func(x *users.Webhook) error { x.URL = "https://other.example.com/hook"; return nil })
 	if err != nil {
 		t.Fatalf("UpdateWebhook err = %v", err)
 	}
@@ -576,10 +583,10 @@ func testDispatch(t *testing.T, s WebhookStore, jobs *Jobs) {
 	createdDeleted := createWebhook(t, s, NewWebhook(4, users.EventCreated, users.EventDeleted))
 
 	u1, u2 := create(t, s, NewUser(1)), create(t, s, NewUser(2))
-	if _, err := s.UpdateUser(ctx, u1.ID, func(u *users.User) error { u.DisplayName = "renamed"; return nil }); err != nil {
+	if _, err := s.UpdateUser(ctx, users.DefaultTenant, u1.ID, func(u *users.User) error { u.DisplayName = "renamed"; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateUser(ctx, u2.ID, softDelete); err != nil {
+	if _, err := s.UpdateUser(ctx, users.DefaultTenant, u2.ID, softDelete); err != nil {
 		t.Fatal(err)
 	}
 	evs := readN(t, s, users.EventPos{}, 4)

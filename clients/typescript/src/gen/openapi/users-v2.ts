@@ -15,7 +15,7 @@ export interface paths {
          * GetOperation returns an operation with its progress. Poll it until done
          *     is true; then response holds the outcome.
          */
-        get: operations["GetOperation"];
+        get: operations["GetOperationInDefaultTenant"];
         put?: never;
         post?: never;
         delete?: never;
@@ -72,6 +72,254 @@ export interface paths {
         patch: operations["UpdateTenant"];
         trace?: never;
     };
+    "/v2/tenants/{tenant}/operations/{operation}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * GetOperation returns an operation with its progress. Poll it until done
+         *     is true; then response holds the outcome.
+         */
+        get: operations["GetOperation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/userEvents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListUserEvents returns a page of the feed of user lifecycle events: the
+         *     events that follow the cursor after ("" for the beginning of the feed),
+         *     in feed order. Resuming from next_cursor, or from the cursor of the
+         *     last event processed, never misses an event and never repeats one (see
+         *     docs/events.md). Events older than the retention (7 days by default)
+         *     may be gone. The feed has no end, so it is read by cursor rather than
+         *     by page token (AIP-132): next_cursor is never empty once the feed has
+         *     been read past an event.
+         */
+        get: operations["ListUserEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** ListUsers returns users a page at a time (keyset pagination). */
+        get: operations["ListUsers"];
+        put?: never;
+        /**
+         * CreateUser creates a user in the tenant parent. The server assigns the
+         *     name, "tenants/{tenant}/users/{id}" with a UUIDv7 id. A tenant at its
+         *     limit of users (settings.max_users) refuses it with RESOURCE_EXHAUSTED
+         *     and a google.rpc.QuotaFailure (HTTP 429).
+         * @description The call is idempotent when the caller sets request_id (or, over HTTP,
+         *     the Idempotency-Key header): replaying the same key with the same request
+         *     returns the user the first call created; reusing a key for a different
+         *     request fails with INVALID_ARGUMENT naming request_id and a
+         *     google.rpc.ErrorInfo with reason REQUEST_ID_REUSED.
+         *     Over HTTP a new user is answered with 201 Created and a Location header.
+         */
+        post: operations["CreateUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/users/{user}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GetUser returns one user, soft-deleted users included. */
+        get: operations["GetUser"];
+        put?: never;
+        post?: never;
+        /**
+         * DeleteUser soft-deletes a user (AIP-164) and returns it. A deleted user
+         *     keeps its id, is hidden from ListUsers unless show_deleted is set, and
+         *     no longer reserves its email address.
+         */
+        delete: operations["DeleteUser"];
+        options?: never;
+        head?: never;
+        /**
+         * UpdateUser changes the fields named in update_mask (AIP-134). When etag
+         *     (or the If-Match header) is set and does not match the stored user, the
+         *     call fails with ABORTED (AIP-154).
+         */
+        patch: operations["UpdateUser"];
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/users/{user}:undelete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * UndeleteUser restores a soft-deleted user to ACTIVE. It fails with
+         *     ALREADY_EXISTS if another user took the email address meanwhile.
+         */
+        post: operations["UndeleteUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/users:batchGet": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * BatchGetUsers returns the users with the given names, in the order asked
+         *     (AIP-231). It is all or nothing: if any name is unknown the call fails
+         *     with NOT_FOUND and returns no users.
+         */
+        get: operations["BatchGetUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/users:import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * ImportUsers imports many users at once. It is a long-running operation
+         *     (AIP-151): the call stores the rows and returns the Operation at once;
+         *     chunks of rows are then imported in the background, and GetOperation
+         *     reports their progress until done is true.
+         * @description Each row is validated on its own: a row that breaks the rules of User,
+         *     or whose email is taken, fails alone and is listed in the response's
+         *     failures with its index; the other rows are imported. The name and
+         *     output-only fields of a row are ignored, as by CreateUser.
+         *
+         *     request_id is required: replaying it with the same rows returns the
+         *     same operation, with its progress now, and imports nothing again;
+         *     reusing it for other rows fails with INVALID_ARGUMENT naming request_id
+         *     and a google.rpc.ErrorInfo with reason REQUEST_ID_REUSED.
+         *     Over HTTP the call is answered with 202 Accepted and a Location header,
+         *     the operation's path.
+         */
+        post: operations["ImportUsers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListWebhooks returns every subscription, oldest first, without their
+         *     secrets. At most 100 subscriptions exist, so they come in one answer,
+         *     without pagination.
+         */
+        get: operations["ListWebhooks"];
+        put?: never;
+        /**
+         * CreateWebhook subscribes a URL to user events. The server assigns the
+         *     name, "tenants/{tenant}/webhooks/{id}" with a UUIDv7 id. The answer is
+         *     the only one that carries the subscription's signing secret: keep it.
+         *     Over HTTP it is answered with 201 Created and a Location header.
+         */
+        post: operations["CreateWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/webhooks/{webhook}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GetWebhook returns a subscription, without its secret. */
+        get: operations["GetWebhook"];
+        put?: never;
+        post?: never;
+        /** DeleteWebhook deletes a subscription and its delivery records. */
+        delete: operations["DeleteWebhook"];
+        options?: never;
+        head?: never;
+        /**
+         * UpdateWebhook changes the fields of a subscription named in
+         *     update_mask (AIP-134): url, event_types, enabled, and secret, which
+         *     rotates the secret (the answer then carries the new one). Enabling a
+         *     subscription resets its failure count.
+         */
+        patch: operations["UpdateWebhook"];
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/webhooks/{webhook}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListWebhookDeliveries returns the latest delivery attempts of a
+         *     subscription, newest first: the page_size latest, without a page token
+         *     to older ones (the server keeps only the latest).
+         */
+        get: operations["ListWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v2/tenants/{tenant}:undelete": {
         parameters: {
             query?: never;
@@ -109,7 +357,7 @@ export interface paths {
          *     by page token (AIP-132): next_cursor is never empty once the feed has
          *     been read past an event.
          */
-        get: operations["ListUserEvents"];
+        get: operations["ListUserEventsInDefaultTenant"];
         put?: never;
         post?: never;
         delete?: never;
@@ -126,11 +374,13 @@ export interface paths {
             cookie?: never;
         };
         /** ListUsers returns users a page at a time (keyset pagination). */
-        get: operations["ListUsers"];
+        get: operations["ListUsersInDefaultTenant"];
         put?: never;
         /**
-         * CreateUser creates a user. The server assigns the name, "users/{id}"
-         *     with a UUIDv7 id.
+         * CreateUser creates a user in the tenant parent. The server assigns the
+         *     name, "tenants/{tenant}/users/{id}" with a UUIDv7 id. A tenant at its
+         *     limit of users (settings.max_users) refuses it with RESOURCE_EXHAUSTED
+         *     and a google.rpc.QuotaFailure (HTTP 429).
          * @description The call is idempotent when the caller sets request_id (or, over HTTP,
          *     the Idempotency-Key header): replaying the same key with the same request
          *     returns the user the first call created; reusing a key for a different
@@ -138,7 +388,7 @@ export interface paths {
          *     google.rpc.ErrorInfo with reason REQUEST_ID_REUSED.
          *     Over HTTP a new user is answered with 201 Created and a Location header.
          */
-        post: operations["CreateUser"];
+        post: operations["CreateUserInDefaultTenant"];
         delete?: never;
         options?: never;
         head?: never;
@@ -153,7 +403,7 @@ export interface paths {
             cookie?: never;
         };
         /** GetUser returns one user, soft-deleted users included. */
-        get: operations["GetUser"];
+        get: operations["GetUserInDefaultTenant"];
         put?: never;
         post?: never;
         /**
@@ -161,7 +411,7 @@ export interface paths {
          *     keeps its id, is hidden from ListUsers unless show_deleted is set, and
          *     no longer reserves its email address.
          */
-        delete: operations["DeleteUser"];
+        delete: operations["DeleteUserInDefaultTenant"];
         options?: never;
         head?: never;
         /**
@@ -169,7 +419,7 @@ export interface paths {
          *     (or the If-Match header) is set and does not match the stored user, the
          *     call fails with ABORTED (AIP-154).
          */
-        patch: operations["UpdateUser"];
+        patch: operations["UpdateUserInDefaultTenant"];
         trace?: never;
     };
     "/v2/users/{user}:undelete": {
@@ -185,7 +435,7 @@ export interface paths {
          * UndeleteUser restores a soft-deleted user to ACTIVE. It fails with
          *     ALREADY_EXISTS if another user took the email address meanwhile.
          */
-        post: operations["UndeleteUser"];
+        post: operations["UndeleteUserInDefaultTenant"];
         delete?: never;
         options?: never;
         head?: never;
@@ -204,7 +454,7 @@ export interface paths {
          *     (AIP-231). It is all or nothing: if any name is unknown the call fails
          *     with NOT_FOUND and returns no users.
          */
-        get: operations["BatchGetUsers"];
+        get: operations["BatchGetUsersInDefaultTenant"];
         put?: never;
         post?: never;
         delete?: never;
@@ -239,7 +489,7 @@ export interface paths {
          *     Over HTTP the call is answered with 202 Accepted and a Location header,
          *     the operation's path.
          */
-        post: operations["ImportUsers"];
+        post: operations["ImportUsersInDefaultTenant"];
         delete?: never;
         options?: never;
         head?: never;
@@ -258,15 +508,15 @@ export interface paths {
          *     secrets. At most 100 subscriptions exist, so they come in one answer,
          *     without pagination.
          */
-        get: operations["ListWebhooks"];
+        get: operations["ListWebhooksInDefaultTenant"];
         put?: never;
         /**
          * CreateWebhook subscribes a URL to user events. The server assigns the
-         *     name, "webhooks/{id}" with a UUIDv7 id. The answer is the only one that
-         *     carries the subscription's signing secret: keep it. Over HTTP it is
-         *     answered with 201 Created and a Location header.
+         *     name, "tenants/{tenant}/webhooks/{id}" with a UUIDv7 id. The answer is
+         *     the only one that carries the subscription's signing secret: keep it.
+         *     Over HTTP it is answered with 201 Created and a Location header.
          */
-        post: operations["CreateWebhook"];
+        post: operations["CreateWebhookInDefaultTenant"];
         delete?: never;
         options?: never;
         head?: never;
@@ -281,11 +531,11 @@ export interface paths {
             cookie?: never;
         };
         /** GetWebhook returns a subscription, without its secret. */
-        get: operations["GetWebhook"];
+        get: operations["GetWebhookInDefaultTenant"];
         put?: never;
         post?: never;
         /** DeleteWebhook deletes a subscription and its delivery records. */
-        delete: operations["DeleteWebhook"];
+        delete: operations["DeleteWebhookInDefaultTenant"];
         options?: never;
         head?: never;
         /**
@@ -294,7 +544,7 @@ export interface paths {
          *     rotates the secret (the answer then carries the new one). Enabling a
          *     subscription resets its failure count.
          */
-        patch: operations["UpdateWebhook"];
+        patch: operations["UpdateWebhookInDefaultTenant"];
         trace?: never;
     };
     "/v2/webhooks/{webhook}/deliveries": {
@@ -309,7 +559,7 @@ export interface paths {
          *     subscription, newest first: the page_size latest, without a page token
          *     to older ones (the server keeps only the latest).
          */
-        get: operations["ListWebhookDeliveries"];
+        get: operations["ListWebhookDeliveriesInDefaultTenant"];
         put?: never;
         post?: never;
         delete?: never;
@@ -345,6 +595,22 @@ export interface components {
              */
             reason?: string;
         };
+        /** @description ImportUsersRequest is the input of ImportUsers. */
+        ImportUsersBody: {
+            /**
+             * @description Idempotency key (AIP-155), required. Any string of 1 to 128 visible
+             *     ASCII characters; a UUID is a good choice. Replaying it with the same
+             *     users returns the same operation.
+             */
+            requestId?: string;
+            /**
+             * @description The users to import, 1 to 10000. Each is validated on its own when it
+             *     is imported, not with the request: a row that breaks the rules of User
+             *     fails alone (see ImportUsersResponse.failures). The name and
+             *     output-only fields are ignored.
+             */
+            users?: components["schemas"]["User"][];
+        };
         /** @description ImportUsersMetadata is the progress of an import. */
         ImportUsersMetadata: {
             /**
@@ -375,6 +641,11 @@ export interface components {
         };
         /** @description ImportUsersRequest is the input of ImportUsers. */
         ImportUsersRequest: {
+            /**
+             * @description The tenant, "tenants/{tenant}"; empty for "tenants/default". Over HTTP
+             *     it is the path's, and the paths without it act on the default tenant.
+             */
+            parent?: string;
             /**
              * @description Idempotency key (AIP-155), required. Any string of 1 to 128 visible
              *     ASCII characters; a UUID is a good choice. Replaying it with the same
@@ -445,7 +716,10 @@ export interface components {
              */
             done?: boolean;
             metadata?: components["schemas"]["ImportUsersMetadata"] | null;
-            /** @description The operation's resource name, "operations/{id}"; {id} is a UUID. */
+            /**
+             * @description The operation's resource name, "tenants/{tenant}/operations/{id}";
+             *     {id} is a UUID.
+             */
             name?: string;
             response?: components["schemas"]["ImportUsersResponse"] | null;
         };
@@ -550,8 +824,9 @@ export interface components {
                 [key: string]: string;
             };
             /**
-             * @description The resource name, "users/{id}" (AIP-122); {id} is a server-assigned
-             *     UUIDv7. Output only on create; identifies the user on update.
+             * @description The resource name, "tenants/{tenant}/users/{id}" (AIP-122); {id} is a
+             *     server-assigned UUIDv7. Output only on create; identifies the user on
+             *     update.
              */
             name?: string;
             state?: components["schemas"]["User.State"];
@@ -597,6 +872,8 @@ export interface components {
              */
             name?: string;
             snapshot?: components["schemas"]["User"] | null;
+            /** @description The tenant of the user concerned, "tenants/{id}". */
+            tenant?: string;
             /**
              * @description The W3C traceparent of the request that made the change; empty when it
              *     was made outside any trace.
@@ -607,7 +884,7 @@ export interface components {
              *     "user.undeleted" or "user.purged". More types may be added.
              */
             type?: string;
-            /** @description The name of the user concerned, "users/{id}". */
+            /** @description The name of the user concerned, "tenants/{tenant}/users/{id}". */
             user?: string;
         };
         /**
@@ -615,6 +892,12 @@ export interface components {
          *     POSTed to url, signed with secret (Standard Webhooks).
          */
         Webhook: {
+            /**
+             * @description Whether the subscription receives the events of every tenant, not only
+             *     its own. Only the platform (the scope tenants.admin) may set it on
+             *     create, or see such a subscription. Immutable.
+             */
+            allTenants?: boolean;
             backlog?: components["schemas"]["WebhookBacklog"] | null;
             /**
              * Format: int32
@@ -651,7 +934,7 @@ export interface components {
              */
             readonly lastSuccessTime?: string | null;
             /**
-             * @description The resource name, "webhooks/{id}" (AIP-122); {id} is a
+             * @description The resource name, "tenants/{tenant}/webhooks/{id}" (AIP-122); {id} is a
              *     server-assigned UUIDv7. Output only on create; identifies the
              *     subscription on update.
              */
@@ -767,7 +1050,7 @@ export interface components {
                 "application/json": components["schemas"]["Status"];
             };
         };
-        /** @description NOT_FOUND: no such resource (a soft-deleted user is found, in state DELETED). */
+        /** @description NOT_FOUND: no such resource (a soft-deleted user is found, in state DELETED), or no such tenant, or one the caller's token is not bound to. */
         NotFound: {
             headers: {
                 [name: string]: unknown;
@@ -815,7 +1098,7 @@ export interface components {
                 "application/json": components["schemas"]["Status"];
             };
         };
-        /** @description RESOURCE_EXHAUSTED: the caller's rate limit is spent; retry after Retry-After seconds. Nothing was changed. */
+        /** @description RESOURCE_EXHAUSTED: the caller's or the tenant's rate limit is spent; retry after Retry-After seconds. Or the tenant is at its limit of users (settings.max_users): the details hold a google.rpc.QuotaFailure, and there is no Retry-After. Nothing was changed. */
         TooManyRequests: {
             headers: {
                 "Retry-After": components["headers"]["Retry-After"];
@@ -894,7 +1177,7 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    GetOperation: {
+    GetOperationInDefaultTenant: {
         parameters: {
             query?: never;
             header?: never;
@@ -1236,44 +1519,54 @@ export interface operations {
             };
         };
     };
-    UndeleteTenant: {
+    GetOperation: {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
-                 * @example "07dff3d6975efa09"
-                 */
-                "If-Match"?: components["parameters"]["If-Match"];
-            };
+            header?: never;
             path: {
                 /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
                 tenant: string;
+                /** @description The operation's id: the last segment of its resource name, tenants/{tenant}/operations/{operation}. */
+                operation: string;
             };
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["UndeleteTenantBody"];
-            };
-        };
+        requestBody?: never;
         responses: {
             /** @description OK. */
             200: {
                 headers: {
-                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Tenant"];
+                    /**
+                     * @example {
+                     *       "done": true,
+                     *       "metadata": {
+                     *         "createTime": "2026-12-07T02:08:44.575711Z",
+                     *         "failed": 1,
+                     *         "imported": 1,
+                     *         "total": 2,
+                     *         "updateTime": "2026-12-07T02:08:44.702113Z"
+                     *       },
+                     *       "name": "operations/01a24e42-b61f-7b03-9251-9ebee64f2285",
+                     *       "response": {
+                     *         "failures": [
+                     *           {
+                     *             "index": 1,
+                     *             "reason": "email: must be a valid email address"
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Operation"];
                 };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
             /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
@@ -1302,7 +1595,10 @@ export interface operations {
                 pageSize?: number;
             };
             header?: never;
-            path?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1319,6 +1615,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
             /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
@@ -1361,7 +1658,10 @@ export interface operations {
                 showDeleted?: boolean;
             };
             header?: never;
-            path?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1398,6 +1698,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
             /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
@@ -1427,7 +1728,10 @@ export interface operations {
                  */
                 "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
-            path?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
             cookie?: never;
         };
         /** @description The user to create; name and output-only fields are ignored. */
@@ -1475,6 +1779,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
@@ -1495,7 +1800,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id: the last segment of its resource name, users/{user}. */
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The user's id: the last segment of its resource name, tenants/{tenant}/users/{user}. */
                 user: string;
             };
             cookie?: never;
@@ -1558,7 +1865,9 @@ export interface operations {
                 "If-Match"?: components["parameters"]["If-Match"];
             };
             path: {
-                /** @description The user's id: the last segment of its resource name, users/{user}. */
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The user's id: the last segment of its resource name, tenants/{tenant}/users/{user}. */
                 user: string;
             };
             cookie?: never;
@@ -1619,7 +1928,9 @@ export interface operations {
                 "If-Match"?: components["parameters"]["If-Match"];
             };
             path: {
-                /** @description The user's id: the last segment of its resource name, users/{user}. */
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The user's id: the last segment of its resource name, tenants/{tenant}/users/{user}. */
                 user: string;
             };
             cookie?: never;
@@ -1728,7 +2039,9 @@ export interface operations {
                 "If-Match"?: components["parameters"]["If-Match"];
             };
             path: {
-                /** @description The user's id: the last segment of its resource name, users/{user}. */
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The user's id: the last segment of its resource name, tenants/{tenant}/users/{user}. */
                 user: string;
             };
             cookie?: never;
@@ -1771,11 +2084,14 @@ export interface operations {
     BatchGetUsers: {
         parameters: {
             query?: {
-                /** @description Names of the users to return, "users/{id}", at most 1000. */
+                /** @description Names of the users to return, "tenants/{tenant}/users/{id}", at most 1000. */
                 names?: string[];
             };
             header?: never;
-            path?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1816,10 +2132,12 @@ export interface operations {
                  */
                 "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
             };
-            path?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
             cookie?: never;
         };
-        /** @description ImportUsersRequest is the input of ImportUsers. */
         requestBody: {
             content: {
                 /**
@@ -1840,7 +2158,7 @@ export interface operations {
                  *       ]
                  *     }
                  */
-                "application/json": components["schemas"]["ImportUsersRequest"];
+                "application/json": components["schemas"]["ImportUsersBody"];
             };
         };
         responses: {
@@ -1871,6 +2189,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
@@ -1890,7 +2209,10 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1907,6 +2229,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
             /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
@@ -1924,7 +2247,10 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
             cookie?: never;
         };
         /** @description The subscription; name, secret and output-only fields are ignored. */
@@ -1957,6 +2283,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
@@ -1976,7 +2303,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The webhook's id: the last segment of its resource name, webhooks/{webhook}. */
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The webhook's id: the last segment of its resource name, tenants/{tenant}/webhooks/{webhook}. */
                 webhook: string;
             };
             cookie?: never;
@@ -2014,7 +2343,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The webhook's id: the last segment of its resource name, webhooks/{webhook}. */
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The webhook's id: the last segment of its resource name, tenants/{tenant}/webhooks/{webhook}. */
                 webhook: string;
             };
             cookie?: never;
@@ -2052,7 +2383,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The webhook's id: the last segment of its resource name, webhooks/{webhook}. */
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The webhook's id: the last segment of its resource name, tenants/{tenant}/webhooks/{webhook}. */
                 webhook: string;
             };
             cookie?: never;
@@ -2064,6 +2397,12 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /**
+                     * @description Whether the subscription receives the events of every tenant, not only
+                     *     its own. Only the platform (the scope tenants.admin) may set it on
+                     *     create, or see such a subscription. Immutable.
+                     */
+                    allTenants?: boolean;
                     backlog?: components["schemas"]["WebhookBacklog"];
                     /**
                      * Format: int32
@@ -2148,6 +2487,975 @@ export interface operations {
         };
     };
     ListWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Maximum attempts to return: 0 means 50, values above 500 are treated as
+                 *     500, negative values are rejected.
+                 */
+                pageSize?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The webhook's id: the last segment of its resource name, tenants/{tenant}/webhooks/{webhook}. */
+                webhook: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListWebhookDeliveriesResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    UndeleteTenant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+                 * @example "07dff3d6975efa09"
+                 */
+                "If-Match"?: components["parameters"]["If-Match"];
+            };
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UndeleteTenantBody"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tenant"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    ListUserEventsInDefaultTenant: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The cursor to resume after: "" for the beginning of the feed, or a
+                 *     next_cursor or UserEvent.cursor of an earlier call.
+                 */
+                after?: string;
+                /**
+                 * @description Maximum events to return: 0 means 100, values above 1000 are treated as
+                 *     1000, negative values are rejected.
+                 */
+                pageSize?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListUserEventsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    ListUsersInDefaultTenant: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Maximum users to return: 0 means 50, values above 1000 are treated as
+                 *     1000, negative values are rejected.
+                 */
+                pageSize?: number;
+                /**
+                 * @description next_page_token of a previous call with the same filter, order_by and
+                 *     show_deleted.
+                 */
+                pageToken?: string;
+                /**
+                 * @description AIP-160 filter subset: comparisons joined by AND, for example
+                 *     `state = "ACTIVE" AND create_time > "2026-01-01T00:00:00Z"`.
+                 *     Fields: state, email, display_name (= and !=), create_time, update_time
+                 *     (=, !=, <, <=, >, >=). See docs/api.md.
+                 */
+                filter?: string;
+                /**
+                 * @description "create_time" (default) or "email", each optionally followed by "asc"
+                 *     (default) or "desc".
+                 */
+                orderBy?: string;
+                /** @description Include soft-deleted users. */
+                showDeleted?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "nextPageToken": "CgwI5Yq/ywYQ6MjG8gESJDAxYTI0ZTQyLWI1ZGMtNzg2YS1iOGUzLTAyNjM3Mzc5ZTMzNQ",
+                     *       "users": [
+                     *         {
+                     *           "createTime": "2026-12-07T02:08:44.508537Z",
+                     *           "deleteTime": null,
+                     *           "displayName": "Ada Lovelace",
+                     *           "email": "ada@example.com",
+                     *           "etag": "07dff3d6975efa09",
+                     *           "labels": {
+                     *             "team": "math"
+                     *           },
+                     *           "name": "users/01a24e42-b5dc-786a-b8e3-02637379e335",
+                     *           "state": "STATE_ACTIVE",
+                     *           "updateTime": "2026-12-07T02:08:44.508537Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ListUsersResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    CreateUserInDefaultTenant: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Idempotency key (AIP-155). Any string of 1 to 128 visible ASCII
+                 *     characters; a UUID is a good choice.
+                 */
+                requestId?: string;
+            };
+            header?: {
+                /**
+                 * @description The request id (AIP-155), when the body or query has none: replaying it returns the first answer.
+                 * @example 0b9c3c4e-5c1d-4a8e-9a43-d3a1f1b0f6a2
+                 */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The user to create; name and output-only fields are ignored. */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "displayName": "Ada Lovelace",
+                 *       "email": "ada@example.com",
+                 *       "labels": {
+                 *         "team": "math"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["User"];
+            };
+        };
+        responses: {
+            /** @description Created: the Location header gives its path. */
+            201: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "createTime": "2026-12-07T02:08:44.508537Z",
+                     *       "deleteTime": null,
+                     *       "displayName": "Ada Lovelace",
+                     *       "email": "ada@example.com",
+                     *       "etag": "07dff3d6975efa09",
+                     *       "labels": {
+                     *         "team": "math"
+                     *       },
+                     *       "name": "users/01a24e42-b5dc-786a-b8e3-02637379e335",
+                     *       "state": "STATE_ACTIVE",
+                     *       "updateTime": "2026-12-07T02:08:44.508537Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    GetUserInDefaultTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id: the last segment of its resource name, users/{user}. */
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "createTime": "2026-12-07T02:08:44.508537Z",
+                     *       "deleteTime": null,
+                     *       "displayName": "Ada Lovelace",
+                     *       "email": "ada@example.com",
+                     *       "etag": "07dff3d6975efa09",
+                     *       "labels": {
+                     *         "team": "math"
+                     *       },
+                     *       "name": "users/01a24e42-b5dc-786a-b8e3-02637379e335",
+                     *       "state": "STATE_ACTIVE",
+                     *       "updateTime": "2026-12-07T02:08:44.508537Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    DeleteUserInDefaultTenant: {
+        parameters: {
+            query?: {
+                /** @description When set, the user's current etag. */
+                etag?: string;
+            };
+            header?: {
+                /**
+                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+                 * @example "07dff3d6975efa09"
+                 */
+                "If-Match"?: components["parameters"]["If-Match"];
+            };
+            path: {
+                /** @description The user's id: the last segment of its resource name, users/{user}. */
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "createTime": "2026-12-07T02:08:44.508537Z",
+                     *       "deleteTime": "2026-12-07T02:12:30.001982Z",
+                     *       "displayName": "Ada Lovelace",
+                     *       "email": "ada@example.com",
+                     *       "etag": "9f03c2a1d4e5b6c7",
+                     *       "labels": {
+                     *         "team": "math"
+                     *       },
+                     *       "name": "users/01a24e42-b5dc-786a-b8e3-02637379e335",
+                     *       "state": "STATE_DELETED",
+                     *       "updateTime": "2026-12-07T02:12:30.001982Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    UpdateUserInDefaultTenant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+                 * @example "07dff3d6975efa09"
+                 */
+                "If-Match"?: components["parameters"]["If-Match"];
+            };
+            path: {
+                /** @description The user's id: the last segment of its resource name, users/{user}. */
+                user: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * @description The user with its name and the new values of the fields to change. Its
+         *     etag, when set, must match the stored user.
+         */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "displayName": "Ada, Countess of Lovelace"
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * Format: date-time
+                     * @description Output only. When the user was created.
+                     */
+                    readonly createTime?: string;
+                    /**
+                     * Format: date-time
+                     * @description Output only. When the user was soft-deleted; unset unless DELETED.
+                     */
+                    readonly deleteTime?: string;
+                    /** @description Name to show, 1 to 200 characters. Required on create. */
+                    displayName?: string;
+                    /**
+                     * @description Email address, unique among users that are not deleted (compared
+                     *     case-insensitively). Required on create.
+                     */
+                    email?: string;
+                    /** @description Opaque version of the user, changed by every update (AIP-154). */
+                    etag?: string;
+                    /**
+                     * @description Free-form labels: at most 64; keys are 1 to 63 characters of lower-case
+                     *     letters, digits, '_', '-' or '.', starting with a letter; values are at
+                     *     most 255 characters.
+                     */
+                    labels?: {
+                        [key: string]: string;
+                    };
+                    state?: components["schemas"]["User.State"];
+                    /**
+                     * Format: date-time
+                     * @description Output only. When the user was last changed.
+                     */
+                    readonly updateTime?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "createTime": "2026-12-07T02:08:44.508537Z",
+                     *       "deleteTime": null,
+                     *       "displayName": "Ada, Countess of Lovelace",
+                     *       "email": "ada@example.com",
+                     *       "etag": "5be1c0b8e1f2a7d4",
+                     *       "labels": {
+                     *         "team": "math"
+                     *       },
+                     *       "name": "users/01a24e42-b5dc-786a-b8e3-02637379e335",
+                     *       "state": "STATE_ACTIVE",
+                     *       "updateTime": "2026-12-07T02:11:03.120044Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    UndeleteUserInDefaultTenant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+                 * @example "07dff3d6975efa09"
+                 */
+                "If-Match"?: components["parameters"]["If-Match"];
+            };
+            path: {
+                /** @description The user's id: the last segment of its resource name, users/{user}. */
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UndeleteUserBody"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    BatchGetUsersInDefaultTenant: {
+        parameters: {
+            query?: {
+                /** @description Names of the users to return, "tenants/{tenant}/users/{id}", at most 1000. */
+                names?: string[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchGetUsersResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    ImportUsersInDefaultTenant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The request id (AIP-155), when the body or query has none: replaying it returns the first answer.
+                 * @example 0b9c3c4e-5c1d-4a8e-9a43-d3a1f1b0f6a2
+                 */
+                "Idempotency-Key"?: components["parameters"]["Idempotency-Key"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description ImportUsersRequest is the input of ImportUsers. */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "requestId": "import-2026-12-07",
+                 *       "users": [
+                 *         {
+                 *           "displayName": "Lin Wei",
+                 *           "email": "lin@example.com",
+                 *           "labels": {
+                 *             "team": "ops"
+                 *           }
+                 *         },
+                 *         {
+                 *           "displayName": "X",
+                 *           "email": "not-an-address"
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["ImportUsersRequest"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the import has started; poll the operation the Location header gives until done. */
+            202: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "done": false,
+                     *       "metadata": {
+                     *         "createTime": "2026-12-07T02:08:44.575711Z",
+                     *         "failed": 0,
+                     *         "imported": 0,
+                     *         "total": 2,
+                     *         "updateTime": "2026-12-07T02:08:44.575711Z"
+                     *       },
+                     *       "name": "operations/01a24e42-b61f-7b03-9251-9ebee64f2285",
+                     *       "response": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Operation"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    ListWebhooksInDefaultTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListWebhooksResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    CreateWebhookInDefaultTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The subscription; name, secret and output-only fields are ignored. */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "enabled": true,
+                 *       "eventTypes": [
+                 *         "user.created",
+                 *         "user.deleted"
+                 *       ],
+                 *       "url": "https://hooks.example.org/usersd"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Webhook"];
+            };
+        };
+        responses: {
+            /** @description Created: the Location header gives its path. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    GetWebhookInDefaultTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id: the last segment of its resource name, webhooks/{webhook}. */
+                webhook: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    DeleteWebhookInDefaultTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id: the last segment of its resource name, webhooks/{webhook}. */
+                webhook: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    UpdateWebhookInDefaultTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id: the last segment of its resource name, webhooks/{webhook}. */
+                webhook: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * @description The subscription with its name and the new values of the fields to
+         *     change.
+         */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Whether the subscription receives the events of every tenant, not only
+                     *     its own. Only the platform (the scope tenants.admin) may set it on
+                     *     create, or see such a subscription. Immutable.
+                     */
+                    allTenants?: boolean;
+                    backlog?: components["schemas"]["WebhookBacklog"];
+                    /**
+                     * Format: int32
+                     * @description Output only. Failed delivery attempts since the last success.
+                     */
+                    readonly consecutiveFailures?: number;
+                    /**
+                     * Format: date-time
+                     * @description Output only. When the subscription was created.
+                     */
+                    readonly createTime?: string;
+                    /**
+                     * @description Output only. Why the server disabled the subscription; empty unless it
+                     *     did.
+                     */
+                    readonly disabledReason?: string;
+                    /**
+                     * @description Whether events are delivered. A subscription is disabled after too
+                     *     many failed deliveries in a row; enable it again with UpdateWebhook.
+                     */
+                    enabled?: boolean;
+                    /** @description The event types delivered, from UserEvent.type; empty means every type. */
+                    eventTypes?: string[];
+                    /**
+                     * Format: date-time
+                     * @description Output only. When a delivery attempt last failed; unset until one
+                     *     does.
+                     */
+                    readonly lastFailureTime?: string;
+                    /**
+                     * Format: date-time
+                     * @description Output only. When a delivery to the subscription last succeeded;
+                     *     unset until one does.
+                     */
+                    readonly lastSuccessTime?: string;
+                    /**
+                     * @description Output only. The secret that signs the deliveries ("whsec_…"). Set only
+                     *     in the answer of CreateWebhook and of an UpdateWebhook that rotates it;
+                     *     empty otherwise.
+                     */
+                    readonly secret?: string;
+                    /**
+                     * Format: date-time
+                     * @description Output only. When the subscription was last changed.
+                     */
+                    readonly updateTime?: string;
+                    /**
+                     * @description Where the events are POSTed: an absolute URL of at most 2048
+                     *     characters. The server may refuse schemes and addresses it must not
+                     *     reach (see docs/api.md). Required on create.
+                     */
+                    url?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    ListWebhookDeliveriesInDefaultTenant: {
         parameters: {
             query?: {
                 /**

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file users/v2/users.proto.
  */
 export const file_users_v2_users: GenFile = /*@__PURE__*/
-  fileDesc("ChR1c2Vycy92Mi91c2Vycy5wcm90bxIIdXNlcnMudjIi8QQKBFVzZXISawoEbmFtZRgBIAEoCUJdukha2AEBclUyU151c2Vycy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kEhwKBWVtYWlsGAIgASgJQg26SArYAQFyBRj+AWABEiEKDGRpc3BsYXlfbmFtZRgDIAEoCUILukgI2AEBcgMYyAESLQoFc3RhdGUYBCABKA4yFC51c2Vycy52Mi5Vc2VyLlN0YXRlQgi6SAWCAQIQARJZCgZsYWJlbHMYBSADKAsyGi51c2Vycy52Mi5Vc2VyLkxhYmVsc0VudHJ5Qi26SCqaAScQQCIcchoyGF5bYS16XVthLXowLTlfLi1dezAsNjJ9JCoFcgMY/wESLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtkZWxldGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoEZXRhZxgJIAEoCUIHukgEcgIYQBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEAoMU1RBVEVfQUNUSVZFEAESEwoPU1RBVEVfU1VTUEVOREVEEAISEQoNU1RBVEVfREVMRVRFRBADImcKEUNyZWF0ZVVzZXJSZXF1ZXN0EiQKBHVzZXIYASABKAsyDi51c2Vycy52Mi5Vc2VyQga6SAPIAQESLAoKcmVxdWVzdF9pZBgCIAEoCUIYukgV2AEBchAyDl5bIS1+XXsxLDEyOH0kInoKDkdldFVzZXJSZXF1ZXN0EmgKBG5hbWUYASABKAlCWrpIV3JVMlNedXNlcnMvWzAtOWEtZkEtRl17OH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17MTJ9JCKXAQoQTGlzdFVzZXJzUmVxdWVzdBIaCglwYWdlX3NpemUYASABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgSGAoGZmlsdGVyGAMgASgJQgi6SAVyAxiACBIZCghvcmRlcl9ieRgEIAEoCUIHukgEcgIYQBIUCgxzaG93X2RlbGV0ZWQYBSABKAgiSwoRTGlzdFVzZXJzUmVzcG9uc2USHQoFdXNlcnMYASADKAsyDi51c2Vycy52Mi5Vc2VyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJqChFVcGRhdGVVc2VyUmVxdWVzdBIkCgR1c2VyGAEgASgLMg4udXNlcnMudjIuVXNlckIGukgDyAEBEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayKUAQoRRGVsZXRlVXNlclJlcXVlc3QSaAoEbmFtZRgBIAEoCUJaukhXclUyU151c2Vycy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kEhUKBGV0YWcYAiABKAlCB7pIBHICGEAilgEKE1VuZGVsZXRlVXNlclJlcXVlc3QSaAoEbmFtZRgBIAEoCUJaukhXclUyU151c2Vycy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kEhUKBGV0YWcYAiABKAlCB7pIBHICGEAiiQEKFEJhdGNoR2V0VXNlcnNSZXF1ZXN0EnEKBW5hbWVzGAEgAygJQmK6SF+SAVwQ6AciV3JVMlNedXNlcnMvWzAtOWEtZkEtRl17OH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17MTJ9JCI2ChVCYXRjaEdldFVzZXJzUmVzcG9uc2USHQoFdXNlcnMYASADKAsyDi51c2Vycy52Mi5Vc2VyInMKEkltcG9ydFVzZXJzUmVxdWVzdBIvCgV1c2VycxgBIAMoCzIOLnVzZXJzLnYyLlVzZXJCELpIDZIBCggBEJBOIgPYAQMSLAoKcmVxdWVzdF9pZBgCIAEoCUIYukgVyAEBchAyDl5bIS1+XXsxLDEyOH0kIoQBChNHZXRPcGVyYXRpb25SZXF1ZXN0Em0KBG5hbWUYASABKAlCX7pIXHJaMlheb3BlcmF0aW9ucy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kIokBCglPcGVyYXRpb24SDAoEbmFtZRgBIAEoCRIMCgRkb25lGAIgASgIEi8KCG1ldGFkYXRhGAMgASgLMh0udXNlcnMudjIuSW1wb3J0VXNlcnNNZXRhZGF0YRIvCghyZXNwb25zZRgEIAEoCzIdLnVzZXJzLnYyLkltcG9ydFVzZXJzUmVzcG9uc2UiqAEKE0ltcG9ydFVzZXJzTWV0YWRhdGESDQoFdG90YWwYASABKAUSEAoIaW1wb3J0ZWQYAiABKAUSDgoGZmFpbGVkGAMgASgFEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQAoTSW1wb3J0VXNlcnNSZXNwb25zZRIpCghmYWlsdXJlcxgBIAMoCzIXLnVzZXJzLnYyLkltcG9ydEZhaWx1cmUiLgoNSW1wb3J0RmFpbHVyZRINCgVpbmRleBgBIAEoBRIOCgZyZWFzb24YAiABKAkiSwoVTGlzdFVzZXJFdmVudHNSZXF1ZXN0EhYKBWFmdGVyGAEgASgJQge6SARyAhhAEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoACJSChZMaXN0VXNlckV2ZW50c1Jlc3BvbnNlEiMKBmV2ZW50cxgBIAMoCzITLnVzZXJzLnYyLlVzZXJFdmVudBITCgtuZXh0X2N1cnNvchgCIAEoCSIwChZXYXRjaFVzZXJFdmVudHNSZXF1ZXN0EhYKBWFmdGVyGAEgASgJQge6SARyAhhAIsQBCglVc2VyRXZlbnQSDAoEbmFtZRgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBHVzZXIYAyABKAkSIAoIc25hcHNob3QYBCABKAsyDi51c2Vycy52Mi5Vc2VyEhUKDWNoYW5nZWRfcGF0aHMYBSADKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmN1cnNvchgHIAEoCRITCgt0cmFjZXBhcmVudBgIIAEoCSKOBAoHV2ViaG9vaxJuCgRuYW1lGAEgASgJQmC6SF3YAQFyWDJWXndlYmhvb2tzL1swLTlhLWZBLUZdezh9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezEyfSQSGwoDdXJsGAIgASgJQg66SAvYAQFyBhiAEIgBARIjCgtldmVudF90eXBlcxgDIAMoCUIOukgLkgEIEBAiBHICGEASDgoGc2VjcmV0GAQgASgJEg8KB2VuYWJsZWQYBSABKAgSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYBiABKAUSFwoPZGlzYWJsZWRfcmVhc29uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoHYmFja2xvZxgKIAEoCzIYLnVzZXJzLnYyLldlYmhvb2tCYWNrbG9nEjUKEWxhc3Rfc3VjY2Vzc190aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X2ZhaWx1cmVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAifwoOV2ViaG9va0JhY2tsb2cSDgoGZXZlbnRzGAEgASgDEjUKEW9sZGVzdF9ldmVudF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgNhZ2UYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQgoUQ3JlYXRlV2ViaG9va1JlcXVlc3QSKgoHd2ViaG9vaxgBIAEoCzIRLnVzZXJzLnYyLldlYmhvb2tCBrpIA8gBASKAAQoRR2V0V2ViaG9va1JlcXVlc3QSawoEbmFtZRgBIAEoCUJdukhaclgyVl53ZWJob29rcy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kIhUKE0xpc3RXZWJob29rc1JlcXVlc3QiOwoUTGlzdFdlYmhvb2tzUmVzcG9uc2USIwoId2ViaG9va3MYASADKAsyES51c2Vycy52Mi5XZWJob29rInMKFFVwZGF0ZVdlYmhvb2tSZXF1ZXN0EioKB3dlYmhvb2sYASABKAsyES51c2Vycy52Mi5XZWJob29rQga6SAPIAQESLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIoMBChREZWxldGVXZWJob29rUmVxdWVzdBJrCgRuYW1lGAEgASgJQl26SFpyWDJWXndlYmhvb2tzL1swLTlhLWZBLUZdezh9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezEyfSQiqQEKHExpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QSbQoGcGFyZW50GAEgASgJQl26SFpyWDJWXndlYmhvb2tzL1swLTlhLWZBLUZdezh9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezEyfSQSGgoJcGFnZV9zaXplGAIgASgFQge6SAQaAigAIk4KHUxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlEi0KCmRlbGl2ZXJpZXMYASADKAsyGS51c2Vycy52Mi5XZWJob29rRGVsaXZlcnki0gEKD1dlYmhvb2tEZWxpdmVyeRINCgVldmVudBgBIAEoCRISCgpldmVudF90eXBlGAIgASgJEg8KB2F0dGVtcHQYAyABKAUSDgoGc3RhdHVzGAQgASgFEioKB2xhdGVuY3kYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDwoHc3VjY2VzcxgGIAEoCBINCgVlcnJvchgHIAEoCRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirQMKBlRlbmFudBI+CgRuYW1lGAEgASgJQjC6SC3YAQFyKDImXnRlbmFudHMvW2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XSQSIQoMZGlzcGxheV9uYW1lGAIgASgJQgu6SAjYAQFyAxjIARIlCgVzdGF0ZRgDIAEoDjIWLnVzZXJzLnYyLlRlbmFudC5TdGF0ZRIqCghzZXR0aW5ncxgEIAEoCzIYLnVzZXJzLnYyLlRlbmFudFNldHRpbmdzEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGVsZXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKBGV0YWcYCCABKAlCB7pIBHICGEAiQwoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIQCgxTVEFURV9BQ1RJVkUQARIRCg1TVEFURV9ERUxFVEVEEAIiYgoOVGVuYW50U2V0dGluZ3MSGgoJbWF4X3VzZXJzGAEgASgFQge6SAQaAigAEjQKE3JlcXVlc3RzX3Blcl9zZWNvbmQYAiABKAFCF7pIFBISGQAAAACAhC5BKQAAAAAAAAAAInkKE0NyZWF0ZVRlbmFudFJlcXVlc3QSKAoGdGVuYW50GAEgASgLMhAudXNlcnMudjIuVGVuYW50Qga6SAPIAQESOAoJdGVuYW50X2lkGAIgASgJQiW6SCJyIDIeXlthLXpdW2EtejAtOS1dezEsNjF9W2EtejAtOV0kIk8KEEdldFRlbmFudFJlcXVlc3QSOwoEbmFtZRgBIAEoCUItukgqcigyJl50ZW5hbnRzL1thLXpdW2EtejAtOS1dezEsNjF9W2EtejAtOV0kIlsKEkxpc3RUZW5hbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgSFAoMc2hvd19kZWxldGVkGAMgASgIIlEKE0xpc3RUZW5hbnRzUmVzcG9uc2USIQoHdGVuYW50cxgBIAMoCzIQLnVzZXJzLnYyLlRlbmFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicAoTVXBkYXRlVGVuYW50UmVxdWVzdBIoCgZ0ZW5hbnQYASABKAsyEC51c2Vycy52Mi5UZW5hbnRCBrpIA8gBARIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siaQoTRGVsZXRlVGVuYW50UmVxdWVzdBI7CgRuYW1lGAEgASgJQi26SCpyKDImXnRlbmFudHMvW2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XSQSFQoEZXRhZxgCIAEoCUIHukgEcgIYQCJrChVVbmRlbGV0ZVRlbmFudFJlcXVlc3QSOwoEbmFtZRgBIAEoCUItukgqcigyJl50ZW5hbnRzL1thLXpdW2EtejAtOS1dezEsNjF9W2EtejAtOV0kEhUKBGV0YWcYAiABKAlCB7pIBHICGEAyrg0KC1VzZXJTZXJ2aWNlElIKCkNyZWF0ZVVzZXISGy51c2Vycy52Mi5DcmVhdGVVc2VyUmVxdWVzdBoOLnVzZXJzLnYyLlVzZXIiF4LT5JMCEToEdXNlciIJL3YyL3VzZXJzEk8KB0dldFVzZXISGC51c2Vycy52Mi5HZXRVc2VyUmVxdWVzdBoOLnVzZXJzLnYyLlVzZXIiGoLT5JMCFBISL3YyL3tuYW1lPXVzZXJzLyp9ElcKCUxpc3RVc2VycxIaLnVzZXJzLnYyLkxpc3RVc2Vyc1JlcXVlc3QaGy51c2Vycy52Mi5MaXN0VXNlcnNSZXNwb25zZSIRgtPkkwILEgkvdjIvdXNlcnMSYAoKVXBkYXRlVXNlchIbLnVzZXJzLnYyLlVwZGF0ZVVzZXJSZXF1ZXN0Gg4udXNlcnMudjIuVXNlciIlgtPkkwIfOgR1c2VyMhcvdjIve3VzZXIubmFtZT11c2Vycy8qfRJVCgpEZWxldGVVc2VyEhsudXNlcnMudjIuRGVsZXRlVXNlclJlcXVlc3QaDi51c2Vycy52Mi5Vc2VyIhqC0+STAhQqEi92Mi97bmFtZT11c2Vycy8qfRJlCgxVbmRlbGV0ZVVzZXISHS51c2Vycy52Mi5VbmRlbGV0ZVVzZXJSZXF1ZXN0Gg4udXNlcnMudjIuVXNlciImgtPkkwIgOgEqIhsvdjIve25hbWU9dXNlcnMvKn06dW5kZWxldGUSbAoNQmF0Y2hHZXRVc2VycxIeLnVzZXJzLnYyLkJhdGNoR2V0VXNlcnNSZXF1ZXN0Gh8udXNlcnMudjIuQmF0Y2hHZXRVc2Vyc1Jlc3BvbnNlIhqC0+STAhQSEi92Mi91c2VyczpiYXRjaEdldBJdCgtJbXBvcnRVc2VycxIcLnVzZXJzLnYyLkltcG9ydFVzZXJzUmVxdWVzdBoTLnVzZXJzLnYyLk9wZXJhdGlvbiIbgtPkkwIVOgEqIhAvdjIvdXNlcnM6aW1wb3J0EmMKDEdldE9wZXJhdGlvbhIdLnVzZXJzLnYyLkdldE9wZXJhdGlvblJlcXVlc3QaEy51c2Vycy52Mi5PcGVyYXRpb24iH4LT5JMCGRIXL3YyL3tuYW1lPW9wZXJhdGlvbnMvKn0SawoOTGlzdFVzZXJFdmVudHMSHy51c2Vycy52Mi5MaXN0VXNlckV2ZW50c1JlcXVlc3QaIC51c2Vycy52Mi5MaXN0VXNlckV2ZW50c1Jlc3BvbnNlIhaC0+STAhASDi92Mi91c2VyRXZlbnRzEkoKD1dhdGNoVXNlckV2ZW50cxIgLnVzZXJzLnYyLldhdGNoVXNlckV2ZW50c1JlcXVlc3QaEy51c2Vycy52Mi5Vc2VyRXZlbnQwARJhCg1DcmVhdGVXZWJob29rEh4udXNlcnMudjIuQ3JlYXRlV2ViaG9va1JlcXVlc3QaES51c2Vycy52Mi5XZWJob29rIh2C0+STAhc6B3dlYmhvb2siDC92Mi93ZWJob29rcxJbCgpHZXRXZWJob29rEhsudXNlcnMudjIuR2V0V2ViaG9va1JlcXVlc3QaES51c2Vycy52Mi5XZWJob29rIh2C0+STAhcSFS92Mi97bmFtZT13ZWJob29rcy8qfRJjCgxMaXN0V2ViaG9va3MSHS51c2Vycy52Mi5MaXN0V2ViaG9va3NSZXF1ZXN0Gh4udXNlcnMudjIuTGlzdFdlYmhvb2tzUmVzcG9uc2UiFILT5JMCDhIML3YyL3dlYmhvb2tzEnIKDVVwZGF0ZVdlYmhvb2sSHi51c2Vycy52Mi5VcGRhdGVXZWJob29rUmVxdWVzdBoRLnVzZXJzLnYyLldlYmhvb2siLoLT5JMCKDoHd2ViaG9vazIdL3YyL3t3ZWJob29rLm5hbWU9d2ViaG9va3MvKn0SZgoNRGVsZXRlV2ViaG9vaxIeLnVzZXJzLnYyLkRlbGV0ZVdlYmhvb2tSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Ih2C0+STAhcqFS92Mi97bmFtZT13ZWJob29rcy8qfRKUAQoVTGlzdFdlYmhvb2tEZWxpdmVyaWVzEiYudXNlcnMudjIuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBonLnVzZXJzLnYyLkxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlIiqC0+STAiQSIi92Mi97cGFyZW50PXdlYmhvb2tzLyp9L2RlbGl2ZXJpZXMy4wQKDVRlbmFudFNlcnZpY2USXAoMQ3JlYXRlVGVuYW50Eh0udXNlcnMudjIuQ3JlYXRlVGVuYW50UmVxdWVzdBoQLnVzZXJzLnYyLlRlbmFudCIbgtPkkwIVOgZ0ZW5hbnQiCy92Mi90ZW5hbnRzElcKCUdldFRlbmFudBIaLnVzZXJzLnYyLkdldFRlbmFudFJlcXVlc3QaEC51c2Vycy52Mi5UZW5hbnQiHILT5JMCFhIUL3YyL3tuYW1lPXRlbmFudHMvKn0SXwoLTGlzdFRlbmFudHMSHC51c2Vycy52Mi5MaXN0VGVuYW50c1JlcXVlc3QaHS51c2Vycy52Mi5MaXN0VGVuYW50c1Jlc3BvbnNlIhOC0+STAg0SCy92Mi90ZW5hbnRzEmwKDFVwZGF0ZVRlbmFudBIdLnVzZXJzLnYyLlVwZGF0ZVRlbmFudFJlcXVlc3QaEC51c2Vycy52Mi5UZW5hbnQiK4LT5JMCJToGdGVuYW50MhsvdjIve3RlbmFudC5uYW1lPXRlbmFudHMvKn0SXQoMRGVsZXRlVGVuYW50Eh0udXNlcnMudjIuRGVsZXRlVGVuYW50UmVxdWVzdBoQLnVzZXJzLnYyLlRlbmFudCIcgtPkkwIWKhQvdjIve25hbWU9dGVuYW50cy8qfRJtCg5VbmRlbGV0ZVRlbmFudBIfLnVzZXJzLnYyLlVuZGVsZXRlVGVuYW50UmVxdWVzdBoQLnVzZXJzLnYyLlRlbmFudCIogtPkkwIiOgEqIh0vdjIve25hbWU9dGVuYW50cy8qfTp1bmRlbGV0ZUIvWi1naXRodWIuY29tL3VzZXJzZC91c2Vyc2QvYXBpL3VzZXJzL3YyO3VzZXJzdjJiBnByb3RvMw", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChR1c2Vycy92Mi91c2Vycy5wcm90bxIIdXNlcnMudjIinAUKBFVzZXISlQEKBG5hbWUYASABKAlChgG6SIIB2AEBcn0ye14odGVuYW50cy9bYS16XVthLXowLTktXXsxLDYxfVthLXowLTldLyk/dXNlcnMvWzAtOWEtZkEtRl17OH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17MTJ9JBIcCgVlbWFpbBgCIAEoCUINukgK2AEBcgUY/gFgARIhCgxkaXNwbGF5X25hbWUYAyABKAlCC7pICNgBAXIDGMgBEi0KBXN0YXRlGAQgASgOMhQudXNlcnMudjIuVXNlci5TdGF0ZUIIukgFggECEAESWQoGbGFiZWxzGAUgAygLMhoudXNlcnMudjIuVXNlci5MYWJlbHNFbnRyeUItukgqmgEnEEAiHHIaMhheW2Etel1bYS16MC05Xy4tXXswLDYyfSQqBXIDGP8BEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGVsZXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKBGV0YWcYCSABKAlCB7pIBHICGEAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJYCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX0FDVElWRRABEhMKD1NUQVRFX1NVU1BFTkRFRBACEhEKDVNUQVRFX0RFTEVURUQQAyKpAQoRQ3JlYXRlVXNlclJlcXVlc3QSJAoEdXNlchgBIAEoCzIOLnVzZXJzLnYyLlVzZXJCBrpIA8gBARIsCgpyZXF1ZXN0X2lkGAIgASgJQhi6SBXYAQFyEDIOXlshLX5dezEsMTI4fSQSQAoGcGFyZW50GAMgASgJQjC6SC3YAQFyKDImXnRlbmFudHMvW2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XSQipAEKDkdldFVzZXJSZXF1ZXN0EpEBCgRuYW1lGAEgASgJQoIBukh/cn0ye14odGVuYW50cy9bYS16XVthLXowLTktXXsxLDYxfVthLXowLTldLyk/dXNlcnMvWzAtOWEtZkEtRl17OH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17MTJ9JCLZAQoQTGlzdFVzZXJzUmVxdWVzdBIaCglwYWdlX3NpemUYASABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgSGAoGZmlsdGVyGAMgASgJQgi6SAVyAxiACBIZCghvcmRlcl9ieRgEIAEoCUIHukgEcgIYQBIUCgxzaG93X2RlbGV0ZWQYBSABKAgSQAoGcGFyZW50GAYgASgJQjC6SC3YAQFyKDImXnRlbmFudHMvW2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XSQiSwoRTGlzdFVzZXJzUmVzcG9uc2USHQoFdXNlcnMYASADKAsyDi51c2Vycy52Mi5Vc2VyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJqChFVcGRhdGVVc2VyUmVxdWVzdBIkCgR1c2VyGAEgASgLMg4udXNlcnMudjIuVXNlckIGukgDyAEBEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayK+AQoRRGVsZXRlVXNlclJlcXVlc3QSkQEKBG5hbWUYASABKAlCggG6SH9yfTJ7Xih0ZW5hbnRzL1thLXpdW2EtejAtOS1dezEsNjF9W2EtejAtOV0vKT91c2Vycy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kEhUKBGV0YWcYAiABKAlCB7pIBHICGEAiwAEKE1VuZGVsZXRlVXNlclJlcXVlc3QSkQEKBG5hbWUYASABKAlCggG6SH9yfTJ7Xih0ZW5hbnRzL1thLXpdW2EtejAtOS1dezEsNjF9W2EtejAtOV0vKT91c2Vycy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kEhUKBGV0YWcYAiABKAlCB7pIBHICGEAi9wEKFEJhdGNoR2V0VXNlcnNSZXF1ZXN0EpwBCgVuYW1lcxgBIAMoCUKMAbpIiAGSAYQBEOgHIn9yfTJ7Xih0ZW5hbnRzL1thLXpdW2EtejAtOS1dezEsNjF9W2EtejAtOV0vKT91c2Vycy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kEkAKBnBhcmVudBgCIAEoCUIwukgt2AEBcigyJl50ZW5hbnRzL1thLXpdW2EtejAtOS1dezEsNjF9W2EtejAtOV0kIjYKFUJhdGNoR2V0VXNlcnNSZXNwb25zZRIdCgV1c2VycxgBIAMoCzIOLnVzZXJzLnYyLlVzZXIitQEKEkltcG9ydFVzZXJzUmVxdWVzdBIvCgV1c2VycxgBIAMoCzIOLnVzZXJzLnYyLlVzZXJCELpIDZIBCggBEJBOIgPYAQMSLAoKcmVxdWVzdF9pZBgCIAEoCUIYukgVyAEBchAyDl5bIS1+XXsxLDEyOH0kEkAKBnBhcmVudBgDIAEoCUIwukgt2AEBcigyJl50ZW5hbnRzL1thLXpdW2EtejAtOS1dezEsNjF9W2EtejAtOV0kIrEBChNHZXRPcGVyYXRpb25SZXF1ZXN0EpkBCgRuYW1lGAEgASgJQooBukiGAXKDATKAAV4odGVuYW50cy9bYS16XVthLXowLTktXXsxLDYxfVthLXowLTldLyk/b3BlcmF0aW9ucy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kIokBCglPcGVyYXRpb24SDAoEbmFtZRgBIAEoCRIMCgRkb25lGAIgASgIEi8KCG1ldGFkYXRhGAMgASgLMh0udXNlcnMudjIuSW1wb3J0VXNlcnNNZXRhZGF0YRIvCghyZXNwb25zZRgEIAEoCzIdLnVzZXJzLnYyLkltcG9ydFVzZXJzUmVzcG9uc2UiqAEKE0ltcG9ydFVzZXJzTWV0YWRhdGESDQoFdG90YWwYASABKAUSEAoIaW1wb3J0ZWQYAiABKAUSDgoGZmFpbGVkGAMgASgFEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQAoTSW1wb3J0VXNlcnNSZXNwb25zZRIpCghmYWlsdXJlcxgBIAMoCzIXLnVzZXJzLnYyLkltcG9ydEZhaWx1cmUiLgoNSW1wb3J0RmFpbHVyZRINCgVpbmRleBgBIAEoBRIOCgZyZWFzb24YAiABKAkikQEKFUxpc3RVc2VyRXZlbnRzUmVxdWVzdBIWCgVhZnRlchgBIAEoCUIHukgEcgIYQBIaCglwYWdlX3NpemUYAiABKAVCB7pIBBoCKAASRAoGcGFyZW50GAMgASgJQjS6SDHYAQFyLDIqXnRlbmFudHMvKC18W2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XSkkIlIKFkxpc3RVc2VyRXZlbnRzUmVzcG9uc2USIwoGZXZlbnRzGAEgAygLMhMudXNlcnMudjIuVXNlckV2ZW50EhMKC25leHRfY3Vyc29yGAIgASgJInYKFldhdGNoVXNlckV2ZW50c1JlcXVlc3QSFgoFYWZ0ZXIYASABKAlCB7pIBHICGEASRAoGcGFyZW50GAIgASgJQjS6SDHYAQFyLDIqXnRlbmFudHMvKC18W2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XSkkItQBCglVc2VyRXZlbnQSDAoEbmFtZRgBIAEoCRIMCgR0eXBlGAIgASgJEgwKBHVzZXIYAyABKAkSIAoIc25hcHNob3QYBCABKAsyDi51c2Vycy52Mi5Vc2VyEhUKDWNoYW5nZWRfcGF0aHMYBSADKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmN1cnNvchgHIAEoCRITCgt0cmFjZXBhcmVudBgIIAEoCRIOCgZ0ZW5hbnQYCSABKAkizwQKB1dlYmhvb2sSmQEKBG5hbWUYASABKAlCigG6SIYB2AEBcoABMn5eKHRlbmFudHMvW2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XS8pP3dlYmhvb2tzL1swLTlhLWZBLUZdezh9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezEyfSQSGwoDdXJsGAIgASgJQg66SAvYAQFyBhiAEIgBARIjCgtldmVudF90eXBlcxgDIAMoCUIOukgLkgEIEBAiBHICGEASDgoGc2VjcmV0GAQgASgJEg8KB2VuYWJsZWQYBSABKAgSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYBiABKAUSFwoPZGlzYWJsZWRfcmVhc29uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoHYmFja2xvZxgKIAEoCzIYLnVzZXJzLnYyLldlYmhvb2tCYWNrbG9nEjUKEWxhc3Rfc3VjY2Vzc190aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X2ZhaWx1cmVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLYWxsX3RlbmFudHMYDSABKAgifwoOV2ViaG9va0JhY2tsb2cSDgoGZXZlbnRzGAEgASgDEjUKEW9sZGVzdF9ldmVudF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgNhZ2UYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ihAEKFENyZWF0ZVdlYmhvb2tSZXF1ZXN0EioKB3dlYmhvb2sYASABKAsyES51c2Vycy52Mi5XZWJob29rQga6SAPIAQESQAoGcGFyZW50GAIgASgJQjC6SC3YAQFyKDImXnRlbmFudHMvW2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XSQirAEKEUdldFdlYmhvb2tSZXF1ZXN0EpYBCgRuYW1lGAEgASgJQocBukiDAXKAATJ+Xih0ZW5hbnRzL1thLXpdW2EtejAtOS1dezEsNjF9W2EtejAtOV0vKT93ZWJob29rcy9bMC05YS1mQS1GXXs4fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXs0fS1bMC05YS1mQS1GXXsxMn0kIlsKE0xpc3RXZWJob29rc1JlcXVlc3QSRAoGcGFyZW50GAEgASgJQjS6SDHYAQFyLDIqXnRlbmFudHMvKC18W2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XSkkIjsKFExpc3RXZWJob29rc1Jlc3BvbnNlEiMKCHdlYmhvb2tzGAEgAygLMhEudXNlcnMudjIuV2ViaG9vayJzChRVcGRhdGVXZWJob29rUmVxdWVzdBIqCgd3ZWJob29rGAEgASgLMhEudXNlcnMudjIuV2ViaG9va0IGukgDyAEBEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayKvAQoURGVsZXRlV2ViaG9va1JlcXVlc3QSlgEKBG5hbWUYASABKAlChwG6SIMBcoABMn5eKHRlbmFudHMvW2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XS8pP3dlYmhvb2tzL1swLTlhLWZBLUZdezh9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezR9LVswLTlhLWZBLUZdezEyfSQi1QEKHExpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QSmAEKBnBhcmVudBgBIAEoCUKHAbpIgwFygAEyfl4odGVuYW50cy9bYS16XVthLXowLTktXXsxLDYxfVthLXowLTldLyk/d2ViaG9va3MvWzAtOWEtZkEtRl17OH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17NH0tWzAtOWEtZkEtRl17MTJ9JBIaCglwYWdlX3NpemUYAiABKAVCB7pIBBoCKAAiTgodTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVzcG9uc2USLQoKZGVsaXZlcmllcxgBIAMoCzIZLnVzZXJzLnYyLldlYmhvb2tEZWxpdmVyeSLSAQoPV2ViaG9va0RlbGl2ZXJ5Eg0KBWV2ZW50GAEgASgJEhIKCmV2ZW50X3R5cGUYAiABKAkSDwoHYXR0ZW1wdBgDIAEoBRIOCgZzdGF0dXMYBCABKAUSKgoHbGF0ZW5jeRgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIPCgdzdWNjZXNzGAYgASgIEg0KBWVycm9yGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKtAwoGVGVuYW50Ej4KBG5hbWUYASABKAlCMLpILdgBAXIoMiZedGVuYW50cy9bYS16XVthLXowLTktXXsxLDYxfVthLXowLTldJBIhCgxkaXNwbGF5X25hbWUYAiABKAlCC7pICNgBAXIDGMgBEiUKBXN0YXRlGAMgASgOMhYudXNlcnMudjIuVGVuYW50LlN0YXRlEioKCHNldHRpbmdzGAQgASgLMhgudXNlcnMudjIuVGVuYW50U2V0dGluZ3MSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtkZWxldGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoEZXRhZxgIIAEoCUIHukgEcgIYQCJDCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX0FDVElWRRABEhEKDVNUQVRFX0RFTEVURUQQAiJiCg5UZW5hbnRTZXR0aW5ncxIaCgltYXhfdXNlcnMYASABKAVCB7pIBBoCKAASNAoTcmVxdWVzdHNfcGVyX3NlY29uZBgCIAEoAUIXukgUEhIZAAAAAICELkEpAAAAAAAAAAAieQoTQ3JlYXRlVGVuYW50UmVxdWVzdBIoCgZ0ZW5hbnQYASABKAsyEC51c2Vycy52Mi5UZW5hbnRCBrpIA8gBARI4Cgl0ZW5hbnRfaWQYAiABKAlCJbpIInIgMh5eW2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XSQiTwoQR2V0VGVuYW50UmVxdWVzdBI7CgRuYW1lGAEgASgJQi26SCpyKDImXnRlbmFudHMvW2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XSQiWwoSTGlzdFRlbmFudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiACBIUCgxzaG93X2RlbGV0ZWQYAyABKAgiUQoTTGlzdFRlbmFudHNSZXNwb25zZRIhCgd0ZW5hbnRzGAEgAygLMhAudXNlcnMudjIuVGVuYW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJwChNVcGRhdGVUZW5hbnRSZXF1ZXN0EigKBnRlbmFudBgBIAEoCzIQLnVzZXJzLnYyLlRlbmFudEIGukgDyAEBEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJpChNEZWxldGVUZW5hbnRSZXF1ZXN0EjsKBG5hbWUYASABKAlCLbpIKnIoMiZedGVuYW50cy9bYS16XVthLXowLTktXXsxLDYxfVthLXowLTldJBIVCgRldGFnGAIgASgJQge6SARyAhhAImsKFVVuZGVsZXRlVGVuYW50UmVxdWVzdBI7CgRuYW1lGAEgASgJQi26SCpyKDImXnRlbmFudHMvW2Etel1bYS16MC05LV17MSw2MX1bYS16MC05XSQSFQoEZXRhZxgCIAEoCUIHukgEcgIYQDKrEgoLVXNlclNlcnZpY2USeAoKQ3JlYXRlVXNlchIbLnVzZXJzLnYyLkNyZWF0ZVVzZXJSZXF1ZXN0Gg4udXNlcnMudjIuVXNlciI9gtPkkwI3OgR1c2VyWhE6BHVzZXIiCS92Mi91c2VycyIcL3YyL3twYXJlbnQ9dGVuYW50cy8qfS91c2VycxJvCgdHZXRVc2VyEhgudXNlcnMudjIuR2V0VXNlclJlcXVlc3QaDi51c2Vycy52Mi5Vc2VyIjqC0+STAjRaFBISL3YyL3tuYW1lPXVzZXJzLyp9EhwvdjIve25hbWU9dGVuYW50cy8qL3VzZXJzLyp9EncKCUxpc3RVc2VycxIaLnVzZXJzLnYyLkxpc3RVc2Vyc1JlcXVlc3QaGy51c2Vycy52Mi5MaXN0VXNlcnNSZXNwb25zZSIxgtPkkwIrWgsSCS92Mi91c2VycxIcL3YyL3twYXJlbnQ9dGVuYW50cy8qfS91c2VycxKLAQoKVXBkYXRlVXNlchIbLnVzZXJzLnYyLlVwZGF0ZVVzZXJSZXF1ZXN0Gg4udXNlcnMudjIuVXNlciJQgtPkkwJKOgR1c2VyWh86BHVzZXIyFy92Mi97dXNlci5uYW1lPXVzZXJzLyp9MiEvdjIve3VzZXIubmFtZT10ZW5hbnRzLyovdXNlcnMvKn0SdQoKRGVsZXRlVXNlchIbLnVzZXJzLnYyLkRlbGV0ZVVzZXJSZXF1ZXN0Gg4udXNlcnMudjIuVXNlciI6gtPkkwI0WhQqEi92Mi97bmFtZT11c2Vycy8qfSocL3YyL3tuYW1lPXRlbmFudHMvKi91c2Vycy8qfRKRAQoMVW5kZWxldGVVc2VyEh0udXNlcnMudjIuVW5kZWxldGVVc2VyUmVxdWVzdBoOLnVzZXJzLnYyLlVzZXIiUoLT5JMCTDoBKlogOgEqIhsvdjIve25hbWU9dXNlcnMvKn06dW5kZWxldGUiJS92Mi97bmFtZT10ZW5hbnRzLyovdXNlcnMvKn06dW5kZWxldGUSlQEKDUJhdGNoR2V0VXNlcnMSHi51c2Vycy52Mi5CYXRjaEdldFVzZXJzUmVxdWVzdBofLnVzZXJzLnYyLkJhdGNoR2V0VXNlcnNSZXNwb25zZSJDgtPkkwI9WhQSEi92Mi91c2VyczpiYXRjaEdldBIlL3YyL3twYXJlbnQ9dGVuYW50cy8qfS91c2VyczpiYXRjaEdldBKHAQoLSW1wb3J0VXNlcnMSHC51c2Vycy52Mi5JbXBvcnRVc2Vyc1JlcXVlc3QaEy51c2Vycy52Mi5PcGVyYXRpb24iRYLT5JMCPzoBKloVOgEqIhAvdjIvdXNlcnM6aW1wb3J0IiMvdjIve3BhcmVudD10ZW5hbnRzLyp9L3VzZXJzOmltcG9ydBKIAQoMR2V0T3BlcmF0aW9uEh0udXNlcnMudjIuR2V0T3BlcmF0aW9uUmVxdWVzdBoTLnVzZXJzLnYyLk9wZXJhdGlvbiJEgtPkkwI+WhkSFy92Mi97bmFtZT1vcGVyYXRpb25zLyp9EiEvdjIve25hbWU9dGVuYW50cy8qL29wZXJhdGlvbnMvKn0SkAEKDkxpc3RVc2VyRXZlbnRzEh8udXNlcnMudjIuTGlzdFVzZXJFdmVudHNSZXF1ZXN0GiAudXNlcnMudjIuTGlzdFVzZXJFdmVudHNSZXNwb25zZSI7gtPkkwI1WhASDi92Mi91c2VyRXZlbnRzEiEvdjIve3BhcmVudD10ZW5hbnRzLyp9L3VzZXJFdmVudHMSSgoPV2F0Y2hVc2VyRXZlbnRzEiAudXNlcnMudjIuV2F0Y2hVc2VyRXZlbnRzUmVxdWVzdBoTLnVzZXJzLnYyLlVzZXJFdmVudDABEo0BCg1DcmVhdGVXZWJob29rEh4udXNlcnMudjIuQ3JlYXRlV2ViaG9va1JlcXVlc3QaES51c2Vycy52Mi5XZWJob29rIkmC0+STAkM6B3dlYmhvb2taFzoHd2ViaG9vayIML3YyL3dlYmhvb2tzIh8vdjIve3BhcmVudD10ZW5hbnRzLyp9L3dlYmhvb2tzEn4KCkdldFdlYmhvb2sSGy51c2Vycy52Mi5HZXRXZWJob29rUmVxdWVzdBoRLnVzZXJzLnYyLldlYmhvb2siQILT5JMCOloXEhUvdjIve25hbWU9d2ViaG9va3MvKn0SHy92Mi97bmFtZT10ZW5hbnRzLyovd2ViaG9va3MvKn0ShgEKDExpc3RXZWJob29rcxIdLnVzZXJzLnYyLkxpc3RXZWJob29rc1JlcXVlc3QaHi51c2Vycy52Mi5MaXN0V2ViaG9va3NSZXNwb25zZSI3gtPkkwIxWg4SDC92Mi93ZWJob29rcxIfL3YyL3twYXJlbnQ9dGVuYW50cy8qfS93ZWJob29rcxKmAQoNVXBkYXRlV2ViaG9vaxIeLnVzZXJzLnYyLlVwZGF0ZVdlYmhvb2tSZXF1ZXN0GhEudXNlcnMudjIuV2ViaG9vayJigtPkkwJcOgd3ZWJob29rWig6B3dlYmhvb2syHS92Mi97d2ViaG9vay5uYW1lPXdlYmhvb2tzLyp9MicvdjIve3dlYmhvb2submFtZT10ZW5hbnRzLyovd2ViaG9va3MvKn0SiQEKDURlbGV0ZVdlYmhvb2sSHi51c2Vycy52Mi5EZWxldGVXZWJob29rUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eSJAgtPkkwI6WhcqFS92Mi97bmFtZT13ZWJob29rcy8qfSofL3YyL3tuYW1lPXRlbmFudHMvKi93ZWJob29rcy8qfRLEAQoVTGlzdFdlYmhvb2tEZWxpdmVyaWVzEiYudXNlcnMudjIuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBonLnVzZXJzLnYyLkxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlIlqC0+STAlRaJBIiL3YyL3twYXJlbnQ9d2ViaG9va3MvKn0vZGVsaXZlcmllcxIsL3YyL3twYXJlbnQ9dGVuYW50cy8qL3dlYmhvb2tzLyp9L2RlbGl2ZXJpZXMy4wQKDVRlbmFudFNlcnZpY2USXAoMQ3JlYXRlVGVuYW50Eh0udXNlcnMudjIuQ3JlYXRlVGVuYW50UmVxdWVzdBoQLnVzZXJzLnYyLlRlbmFudCIbgtPkkwIVOgZ0ZW5hbnQiCy92Mi90ZW5hbnRzElcKCUdldFRlbmFudBIaLnVzZXJzLnYyLkdldFRlbmFudFJlcXVlc3QaEC51c2Vycy52Mi5UZW5hbnQiHILT5JMCFhIUL3YyL3tuYW1lPXRlbmFudHMvKn0SXwoLTGlzdFRlbmFudHMSHC51c2Vycy52Mi5MaXN0VGVuYW50c1JlcXVlc3QaHS51c2Vycy52Mi5MaXN0VGVuYW50c1Jlc3BvbnNlIhOC0+STAg0SCy92Mi90ZW5hbnRzEmwKDFVwZGF0ZVRlbmFudBIdLnVzZXJzLnYyLlVwZGF0ZVRlbmFudFJlcXVlc3QaEC51c2Vycy52Mi5UZW5hbnQiK4LT5JMCJToGdGVuYW50MhsvdjIve3RlbmFudC5uYW1lPXRlbmFudHMvKn0SXQoMRGVsZXRlVGVuYW50Eh0udXNlcnMudjIuRGVsZXRlVGVuYW50UmVxdWVzdBoQLnVzZXJzLnYyLlRlbmFudCIcgtPkkwIWKhQvdjIve25hbWU9dGVuYW50cy8qfRJtCg5VbmRlbGV0ZVRlbmFudBIfLnVzZXJzLnYyLlVuZGVsZXRlVGVuYW50UmVxdWVzdBoQLnVzZXJzLnYyLlRlbmFudCIogtPkkwIiOgEqIh0vdjIve25hbWU9dGVuYW50cy8qfTp1bmRlbGV0ZUIvWi1naXRodWIuY29tL3VzZXJzZC91c2Vyc2QvYXBpL3VzZXJzL3YyO3VzZXJzdjJiBnByb3RvMw", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * User is a person known to the system.
@@ -23,8 +23,9 @@ export const file_users_v2_users: GenFile = /*@__PURE__*/
  */
 export type User = Message<"users.v2.User"> & {
   /**
-   * The resource name, "users/{id}" (AIP-122); {id} is a server-assigned
-   * UUIDv7. Output only on create; identifies the user on update.
+   * The resource name, "tenants/{tenant}/users/{id}" (AIP-122); {id} is a
+   * server-assigned UUIDv7. Output only on create; identifies the user on
+   * update.
    *
    * @generated from field: string name = 1;
    */
@@ -158,6 +159,14 @@ export type CreateUserRequest = Message<"users.v2.CreateUserRequest"> & {
    * @generated from field: string request_id = 2;
    */
   requestId: string;
+
+  /**
+   * The tenant, "tenants/{tenant}"; empty for "tenants/default". Over HTTP
+   * it is the path's, and the paths without it act on the default tenant.
+   *
+   * @generated from field: string parent = 3;
+   */
+  parent: string;
 };
 
 /**
@@ -174,7 +183,7 @@ export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE_
  */
 export type GetUserRequest = Message<"users.v2.GetUserRequest"> & {
   /**
-   * The user's name, "users/{id}".
+   * The user's name, "tenants/{tenant}/users/{id}".
    *
    * @generated from field: string name = 1;
    */
@@ -234,6 +243,14 @@ export type ListUsersRequest = Message<"users.v2.ListUsersRequest"> & {
    * @generated from field: bool show_deleted = 5;
    */
   showDeleted: boolean;
+
+  /**
+   * The tenant, "tenants/{tenant}"; empty for "tenants/default". Over HTTP
+   * it is the path's, and the paths without it act on the default tenant.
+   *
+   * @generated from field: string parent = 6;
+   */
+  parent: string;
 };
 
 /**
@@ -309,7 +326,7 @@ export const UpdateUserRequestSchema: GenMessage<UpdateUserRequest> = /*@__PURE_
  */
 export type DeleteUserRequest = Message<"users.v2.DeleteUserRequest"> & {
   /**
-   * The user's name, "users/{id}".
+   * The user's name, "tenants/{tenant}/users/{id}".
    *
    * @generated from field: string name = 1;
    */
@@ -337,7 +354,7 @@ export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE_
  */
 export type UndeleteUserRequest = Message<"users.v2.UndeleteUserRequest"> & {
   /**
-   * The user's name, "users/{id}".
+   * The user's name, "tenants/{tenant}/users/{id}".
    *
    * @generated from field: string name = 1;
    */
@@ -365,11 +382,19 @@ export const UndeleteUserRequestSchema: GenMessage<UndeleteUserRequest> = /*@__P
  */
 export type BatchGetUsersRequest = Message<"users.v2.BatchGetUsersRequest"> & {
   /**
-   * Names of the users to return, "users/{id}", at most 1000.
+   * Names of the users to return, "tenants/{tenant}/users/{id}", at most 1000.
    *
    * @generated from field: repeated string names = 1;
    */
   names: string[];
+
+  /**
+   * The tenant, "tenants/{tenant}"; empty for "tenants/default". Over HTTP
+   * it is the path's, and the paths without it act on the default tenant.
+   *
+   * @generated from field: string parent = 2;
+   */
+  parent: string;
 };
 
 /**
@@ -424,6 +449,14 @@ export type ImportUsersRequest = Message<"users.v2.ImportUsersRequest"> & {
    * @generated from field: string request_id = 2;
    */
   requestId: string;
+
+  /**
+   * The tenant, "tenants/{tenant}"; empty for "tenants/default". Over HTTP
+   * it is the path's, and the paths without it act on the default tenant.
+   *
+   * @generated from field: string parent = 3;
+   */
+  parent: string;
 };
 
 /**
@@ -440,7 +473,7 @@ export const ImportUsersRequestSchema: GenMessage<ImportUsersRequest> = /*@__PUR
  */
 export type GetOperationRequest = Message<"users.v2.GetOperationRequest"> & {
   /**
-   * The operation's name, "operations/{id}".
+   * The operation's name, "tenants/{tenant}/operations/{id}".
    *
    * @generated from field: string name = 1;
    */
@@ -464,7 +497,8 @@ export const GetOperationRequestSchema: GenMessage<GetOperationRequest> = /*@__P
  */
 export type Operation = Message<"users.v2.Operation"> & {
   /**
-   * The operation's resource name, "operations/{id}"; {id} is a UUID.
+   * The operation's resource name, "tenants/{tenant}/operations/{id}";
+   * {id} is a UUID.
    *
    * @generated from field: string name = 1;
    */
@@ -621,6 +655,16 @@ export type ListUserEventsRequest = Message<"users.v2.ListUserEventsRequest"> & 
    * @generated from field: int32 page_size = 2;
    */
   pageSize: number;
+
+  /**
+   * The tenant, "tenants/{tenant}", or "tenants/-" for every tenant's
+   * events (the platform scope only); empty for "tenants/default". Over
+   * HTTP it is the path's, and the path without it reads the default
+   * tenant's.
+   *
+   * @generated from field: string parent = 3;
+   */
+  parent: string;
 };
 
 /**
@@ -672,6 +716,16 @@ export type WatchUserEventsRequest = Message<"users.v2.WatchUserEventsRequest"> 
    * @generated from field: string after = 1;
    */
   after: string;
+
+  /**
+   * The tenant, "tenants/{tenant}", or "tenants/-" for every tenant's
+   * events (the platform scope only); empty for "tenants/default". Over
+   * HTTP it is the path's, and the path without it reads the default
+   * tenant's.
+   *
+   * @generated from field: string parent = 2;
+   */
+  parent: string;
 };
 
 /**
@@ -706,7 +760,7 @@ export type UserEvent = Message<"users.v2.UserEvent"> & {
   type: string;
 
   /**
-   * The name of the user concerned, "users/{id}".
+   * The name of the user concerned, "tenants/{tenant}/users/{id}".
    *
    * @generated from field: string user = 3;
    */
@@ -749,6 +803,13 @@ export type UserEvent = Message<"users.v2.UserEvent"> & {
    * @generated from field: string traceparent = 8;
    */
   traceparent: string;
+
+  /**
+   * The tenant of the user concerned, "tenants/{id}".
+   *
+   * @generated from field: string tenant = 9;
+   */
+  tenant: string;
 };
 
 /**
@@ -766,7 +827,7 @@ export const UserEventSchema: GenMessage<UserEvent> = /*@__PURE__*/
  */
 export type Webhook = Message<"users.v2.Webhook"> & {
   /**
-   * The resource name, "webhooks/{id}" (AIP-122); {id} is a
+   * The resource name, "tenants/{tenant}/webhooks/{id}" (AIP-122); {id} is a
    * server-assigned UUIDv7. Output only on create; identifies the
    * subscription on update.
    *
@@ -859,6 +920,15 @@ export type Webhook = Message<"users.v2.Webhook"> & {
    * @generated from field: google.protobuf.Timestamp last_failure_time = 12;
    */
   lastFailureTime?: Timestamp | undefined;
+
+  /**
+   * Whether the subscription receives the events of every tenant, not only
+   * its own. Only the platform (the scope tenants.admin) may set it on
+   * create, or see such a subscription. Immutable.
+   *
+   * @generated from field: bool all_tenants = 13;
+   */
+  allTenants: boolean;
 };
 
 /**
@@ -917,6 +987,14 @@ export type CreateWebhookRequest = Message<"users.v2.CreateWebhookRequest"> & {
    * @generated from field: users.v2.Webhook webhook = 1;
    */
   webhook?: Webhook | undefined;
+
+  /**
+   * The tenant, "tenants/{tenant}"; empty for "tenants/default". Over HTTP
+   * it is the path's, and the paths without it act on the default tenant.
+   *
+   * @generated from field: string parent = 2;
+   */
+  parent: string;
 };
 
 /**
@@ -933,7 +1011,7 @@ export const CreateWebhookRequestSchema: GenMessage<CreateWebhookRequest> = /*@_
  */
 export type GetWebhookRequest = Message<"users.v2.GetWebhookRequest"> & {
   /**
-   * The subscription's name, "webhooks/{id}".
+   * The subscription's name, "tenants/{tenant}/webhooks/{id}".
    *
    * @generated from field: string name = 1;
    */
@@ -953,6 +1031,15 @@ export const GetWebhookRequestSchema: GenMessage<GetWebhookRequest> = /*@__PURE_
  * @generated from message users.v2.ListWebhooksRequest
  */
 export type ListWebhooksRequest = Message<"users.v2.ListWebhooksRequest"> & {
+  /**
+   * The tenant, "tenants/{tenant}", or "tenants/-" for every tenant's
+   * subscriptions (the platform scope only); empty for "tenants/default".
+   * Over HTTP it is the path's, and the path without it reads the default
+   * tenant's.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
 };
 
 /**
@@ -1022,7 +1109,7 @@ export const UpdateWebhookRequestSchema: GenMessage<UpdateWebhookRequest> = /*@_
  */
 export type DeleteWebhookRequest = Message<"users.v2.DeleteWebhookRequest"> & {
   /**
-   * The subscription's name, "webhooks/{id}".
+   * The subscription's name, "tenants/{tenant}/webhooks/{id}".
    *
    * @generated from field: string name = 1;
    */
@@ -1043,7 +1130,7 @@ export const DeleteWebhookRequestSchema: GenMessage<DeleteWebhookRequest> = /*@_
  */
 export type ListWebhookDeliveriesRequest = Message<"users.v2.ListWebhookDeliveriesRequest"> & {
   /**
-   * The subscription's name, "webhooks/{id}".
+   * The subscription's name, "tenants/{tenant}/webhooks/{id}".
    *
    * @generated from field: string parent = 1;
    */
@@ -1499,8 +1586,14 @@ export const UndeleteTenantRequestSchema: GenMessage<UndeleteTenantRequest> = /*
  * UserService manages the users of an organisation.
  *
  * v2 names every resource by its AIP-122 resource name in a field called
- * name: users are "users/{id}", operations "operations/{id}", user events
- * "userEvents/{id}" and webhook subscriptions "webhooks/{id}". Where v1
+ * name. Users, operations and webhook subscriptions belong to a tenant (see
+ * TenantService): users are "tenants/{tenant}/users/{id}", operations
+ * "tenants/{tenant}/operations/{id}" and webhook subscriptions
+ * "tenants/{tenant}/webhooks/{id}"; user events are "userEvents/{id}" and
+ * name their tenant. A name without "tenants/{tenant}/" ("users/{id}"), and
+ * an empty parent, are the default tenant's: that is how v2 named
+ * resources before tenants, and it still works. Answers always carry the
+ * full name. Where v1
  * carried a bare id, v2 carries a name; a field that refers to another
  * resource is named after it and holds its name (UserEvent.user,
  * WebhookDelivery.event). Everything else behaves as in v1, on the same
@@ -1516,8 +1609,10 @@ export const UndeleteTenantRequestSchema: GenMessage<UndeleteTenantRequest> = /*
  */
 export const UserService: GenService<{
   /**
-   * CreateUser creates a user. The server assigns the name, "users/{id}"
-   * with a UUIDv7 id.
+   * CreateUser creates a user in the tenant parent. The server assigns the
+   * name, "tenants/{tenant}/users/{id}" with a UUIDv7 id. A tenant at its
+   * limit of users (settings.max_users) refuses it with RESOURCE_EXHAUSTED
+   * and a google.rpc.QuotaFailure (HTTP 429).
    *
    * The call is idempotent when the caller sets request_id (or, over HTTP,
    * the Idempotency-Key header): replaying the same key with the same request
@@ -1669,9 +1764,9 @@ export const UserService: GenService<{
   },
   /**
    * CreateWebhook subscribes a URL to user events. The server assigns the
-   * name, "webhooks/{id}" with a UUIDv7 id. The answer is the only one that
-   * carries the subscription's signing secret: keep it. Over HTTP it is
-   * answered with 201 Created and a Location header.
+   * name, "tenants/{tenant}/webhooks/{id}" with a UUIDv7 id. The answer is
+   * the only one that carries the subscription's signing secret: keep it.
+   * Over HTTP it is answered with 201 Created and a Location header.
    *
    * @generated from rpc users.v2.UserService.CreateWebhook
    */
