@@ -3,7 +3,11 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/usersd/usersd/internal/users"
 )
 
 // TestTenantsHTTP: TenantService over HTTP/JSON, every answer checked
@@ -63,4 +67,63 @@ func TestTenantsHTTP(t *testing.T) {
 		t.Errorf("a first page of one of two tenants has no next page: %s", list.Raw)
 	}
 	do("POST", "/v2/tenants/acme:undelete", `{}`).wantStatus(t, http.StatusOK)
+}
+
+// TestTenantLimitsHTTP checks a tenant's limits end to end over HTTP, with
+// the contract: past settings.maxUsers a create is 429 with a
+// google.rpc.QuotaFailure and no Retry-After, and an import fails the rows
+// past it; past settings.requestsPerSecond the tenant's calls are 429 with
+// Retry-After, while the default tenant's go on.
+func TestTenantLimitsHTTP(t *testing.T) {
+	s := startServer(t)
+	spec := newContract(t, "v2")
+	do := func(method, path, body string) response {
+		t.Helper()
+		r := s.do(t, method, path, body)
+		if err := spec.check(httptest.NewRequest(method, path, nil), r.Status, r.Header, []byte(r.Raw)); err != nil {
+			t.Error(err)
+		}
+		return r
+	}
+	do("POST", "/v2/tenants?tenantId=small", `{"displayName":"Small","settings":{"maxUsers":2}}`).wantStatus(t, http.StatusCreated)
+	do("POST", "/v2/tenants/small/users", `{"email":"one@example.com","displayName":"One"}`).wantStatus(t, http.StatusCreated)
+	do("POST", "/v2/tenants/small/users", `{"email":"two@example.com","displayName":"Two"}`).wantStatus(t, http.StatusCreated)
+	full := do("POST", "/v2/tenants/small/users", `{"email":"three@example.com","displayName":"Three"}`)
+	full.wantStatus(t, http.StatusTooManyRequests)
+	if full.Header.Get("Retry-After") != "" || !strings.Contains(full.Raw, `"@type":"type.googleapis.com/google.rpc.QuotaFailure"`) ||
+		!strings.Contains(full.Raw, `"subject":"tenants/small"`) {
+		t.Errorf("a create past maxUsers: Retry-After %q, body %s; want a QuotaFailure on tenants/small and no Retry-After", full.Header.Get("Retry-After"), full.Raw)
+	}
+	// The default tenant has no limit.
+	do("POST", "/v2/users", `{"email":"three@example.com","displayName":"Three"}`).wantStatus(t, http.StatusCreated)
+
+	// Raising the limit by one: an import of two gets one in.
+	do("PATCH", "/v2/tenants/small", `{"settings":{"maxUsers":3}}`).wantStatus(t, http.StatusOK)
+	imp := do("POST", "/v2/tenants/small/users:import", `{"requestId":"small-import","users":[{"email":"a@example.com","displayName":"A"},{"email":"b@example.com","displayName":"B"}]}`)
+	imp.wantStatus(t, http.StatusAccepted)
+	var op response
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if op = do("GET", imp.Header.Get("Location"), ""); op.Body["done"] == true || time.Now().After(deadline) {
+			break
+		}
+	}
+	if md, _ := op.Body["metadata"].(map[string]any); md["imported"] != 1.0 || md["failed"] != 1.0 || !strings.Contains(op.Raw, users.ReasonQuota) {
+		t.Errorf("an import of two into a tenant with room for one: %s", op.Raw)
+	}
+
+	// A rate of 2 a second: a burst of 2, then 429 with Retry-After.
+	do("POST", "/v2/tenants?tenantId=slow", `{"displayName":"Slow","settings":{"requestsPerSecond":2}}`).wantStatus(t, http.StatusCreated)
+	var limited response
+	passed := 0
+	for range 10 {
+		if limited = do("GET", "/v2/tenants/slow/users", ""); limited.Status != http.StatusOK {
+			break
+		}
+		passed++
+	}
+	if limited.Status != http.StatusTooManyRequests || limited.Header.Get("Retry-After") == "" || passed < 2 || passed > 4 {
+		t.Errorf("tenant at 2 requests/s: %d calls passed, then %d with Retry-After %q: %s; want 2 (or a few more as the bucket refills) then 429 with Retry-After",
+			passed, limited.Status, limited.Header.Get("Retry-After"), limited.Raw)
+	}
+	do("GET", "/v2/users", "").wantStatus(t, http.StatusOK) // another tenant's calls go on
 }

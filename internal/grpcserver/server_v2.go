@@ -275,7 +275,7 @@ func (s *ServerV2) GetWebhook(ctx context.Context, req *usersv2.GetWebhookReques
 	if err != nil {
 		return nil, err
 	}
-	w, err := s.svc.GetWebhook(ctx, orDefault(tenant), id)
+	w, err := s.svc.GetWebhook(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ func (s *ServerV2) updateWebhook(ctx context.Context, id string, in users.Webhoo
 	if len(paths) == 0 && len(mask) > 0 {
 		// Only ignored fields: nothing to change, but the domain's empty
 		// mask would mean url, event_types and enabled.
-		w, err := s.svc.GetWebhook(ctx, orDefault(in.Tenant), id)
+		w, err := s.svc.GetWebhook(ctx, in.Tenant, id)
 		return w, false, err
 	}
 	in.Paths = paths

@@ -142,7 +142,10 @@ func runBench(ctx context.Context, opt options, stdout, stderr io.Writer) (err e
 		for _, phase := range []struct {
 			name string
 			fn   func(context.Context) error
-		}{{"scale", h.scale}, {"start-up", h.startup}, {"profile", h.profile}, {"webhooks", h.webhooks}} {
+		}{{"scale", h.scale}, {"start-up", h.startup}, {"profile", h.profile}, {"webhooks", h.webhooks}, {"tenants", h.tenantPages}} {
+			if !h.opt.Phases[phase.name] {
+				continue
+			}
 			if err := phase.fn(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", phase.name, err))
 			}
@@ -158,6 +161,10 @@ func runBench(ctx context.Context, opt options, stdout, stderr io.Writer) (err e
 	h.print(path)
 	return errors.Join(append(errs, werr)...)
 }
+
+// allPhases are the phases after the table's rounds, in the order they
+// run.
+var allPhases = []string{"scale", "start-up", "profile", "webhooks", "tenants"}
 
 func (h *harness) logf(format string, args ...any) {
 	fmt.Fprintf(h.out, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)

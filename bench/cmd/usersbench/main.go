@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,13 +82,15 @@ type options struct {
 	Stores      []string
 
 	Rounds      int
-	Duration    time.Duration // each measured run
-	Warmup      time.Duration // before each measured run, not measured
-	Concurrency int           // requests in flight in the table's runs
-	Users       int           // seeded through the import API (multiple of 10,000)
-	ScaleUsers  int           // Postgres users for the list-page figures
-	Sweep       []int         // concurrencies of the scale figures
-	Pages       []int         // list pages measured, when there are that many
+	Duration    time.Duration   // each measured run
+	Warmup      time.Duration   // before each measured run, not measured
+	Concurrency int             // requests in flight in the table's runs
+	Users       int             // seeded through the import API (multiple of 10,000)
+	ScaleUsers  int             // Postgres users for the list-page figures; users of the tenant figure, on each store
+	Tenants     int             // tenants of the tenant figure
+	Phases      map[string]bool // the phases after the rounds that run
+	Sweep       []int           // concurrencies of the scale figures
+	Pages       []int           // list pages measured, when there are that many
 	PageSamples int
 	Starts      int
 	ProfileSecs int
@@ -124,7 +127,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	warm := fs.Duration("warmup", 0, "warm-up before each measured run (default 700ms; quick 300ms)")
 	fs.IntVar(&o.Concurrency, "concurrency", 32, "requests in flight in the table's runs")
 	users := fs.Int("users", 0, "users seeded through the import API, a multiple of 10000 (default 100000; quick 20000)")
-	scale := fs.Int("scale-users", 0, "Postgres users for the list-page figures (default 1000000; quick 200000)")
+	scale := fs.Int("scale-users", 0, "Postgres users for the list-page figures, and users of the tenant figure on each store (default 1000000; quick 200000)")
+	tenants := fs.Int("tenants", 0, "tenants the tenant figure spreads its users over (default 1000; quick 200)")
+	phases := fs.String("phases", strings.Join(allPhases, ","), "phases to run after the table's rounds, comma-separated; \"none\" for the table alone")
 	starts := fs.Int("starts", 0, "starts timed per store (default 20; quick 5)")
 	profSecs := fs.Int("profile-seconds", 0, "length of each CPU profile (default 5; quick 2)")
 	pages := fs.String("pages", "", "list pages measured, comma-separated (default 1,10,100,1000,10000; quick 1,100,1000)")
@@ -163,6 +168,20 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	o.Warmup = pickD(*warm, 700*time.Millisecond, 300*time.Millisecond)
 	o.Users = pick(*users, 100_000, 20_000)
 	o.ScaleUsers = pick(*scale, 1_000_000, 200_000)
+	o.Tenants = pick(*tenants, 1000, 200)
+	o.Phases = map[string]bool{}
+	for _, p := range strings.Split(*phases, ",") {
+		switch p = strings.TrimSpace(p); {
+		case p == "none":
+		case slices.Contains(allPhases, p):
+			o.Phases[p] = true
+		default:
+			return o, fmt.Errorf("-phases: %q is none of %v", p, allPhases)
+		}
+	}
+	if o.ScaleUsers < o.Tenants || o.Tenants < 1 {
+		return o, fmt.Errorf("-tenants %d: want at least 1, and no more than -scale-users", o.Tenants)
+	}
 	o.Starts = pick(*starts, 20, 5)
 	o.IdleWait = pickD(*idleWait, 30*time.Second, 5*time.Second)
 	if o.Quick {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -95,6 +97,9 @@ func (h *harness) print(path string) {
 			fmt.Fprintln(w)
 		}
 	}
+	for _, tp := range r.TenantPages {
+		printTenantPages(w, tp)
+	}
 	fmt.Fprintln(w)
 	byStore := map[string][]float64{}
 	for _, imp := range r.Imports {
@@ -151,4 +156,40 @@ func shares(ss []report.Share) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// printTenantPages prints the tenant figure of a store: for each order and
+// page, the worst p50 / p99 over the tenants measured.
+func printTenantPages(w io.Writer, tp report.TenantPages) {
+	tenants := map[string]bool{}
+	var pages []int
+	worst := map[string]map[int]report.PagePoint{}
+	for _, p := range tp.Pages {
+		tenants[p.Tenant] = true
+		if !slices.Contains(pages, p.Page) {
+			pages = append(pages, p.Page)
+		}
+		if worst[p.OrderBy] == nil {
+			worst[p.OrderBy] = map[int]report.PagePoint{}
+		}
+		c := worst[p.OrderBy][p.Page]
+		c.P50ms, c.P99ms = max(c.P50ms, p.P50ms), max(c.P99ms, p.P99ms)
+		worst[p.OrderBy][p.Page] = c
+	}
+	sort.Ints(pages)
+	fmt.Fprintf(w, "\nListUsers in one tenant of %d (%d users each, %s; seeded in %.0f s), pages of 50, filter %s, "+
+		"the worst p50 / p99 ms of %d tenants:\n\n", tp.Tenants, tp.UsersPerTenant, tp.Store, tp.SeedSeconds, pageFilter, len(tenants))
+	fmt.Fprint(w, "| order_by |")
+	for _, p := range pages {
+		fmt.Fprintf(w, " page %d |", p)
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---:|", len(pages)))
+	for _, o := range pageOrders {
+		fmt.Fprintf(w, "| %s |", o)
+		for _, p := range pages {
+			c := worst[o][p]
+			fmt.Fprintf(w, " %.2f / %.2f |", c.P50ms, c.P99ms)
+		}
+		fmt.Fprintln(w)
+	}
 }

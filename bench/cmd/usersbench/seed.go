@@ -60,9 +60,14 @@ func (h *harness) seed(ctx context.Context, st *store) error {
 	return h.pickIDs(ctx, srv, st)
 }
 
-// importUsers imports n users (at most importSize) and waits for the
-// operation to be done.
+// importUsers imports n users (at most importSize) into the default
+// tenant, through v1, and waits for the operation to be done.
 func (h *harness) importUsers(ctx context.Context, srv *server, st *store, prefix string, first, n int) (report.Import, error) {
+	return h.importUsersAt(ctx, srv, st, "/v1/users:import", prefix, first, n)
+}
+
+// importUsersAt is importUsers through the import call at path.
+func (h *harness) importUsersAt(ctx context.Context, srv *server, st *store, path, prefix string, first, n int) (report.Import, error) {
 	us := make([]map[string]any, n)
 	for i := range us {
 		us[i] = seedUser(prefix, first+i)
@@ -73,7 +78,7 @@ func (h *harness) importUsers(ctx context.Context, srv *server, st *store, prefi
 	}
 	imp := report.Import{Store: st.name, Users: n, Before: st.users}
 	start := time.Now()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+srv.httpAddr+"/v1/users:import", bytes.NewReader(body))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+srv.httpAddr+path, bytes.NewReader(body))
 	resp, err := h.client.Do(req)
 	if err != nil {
 		return imp, err

@@ -39,6 +39,7 @@ type Run struct {
 	Measurements []Measurement    `json:"measurements"`
 	Table        []Row            `json:"table"`
 	Scale        Scale            `json:"scale"`
+	TenantPages  []TenantPages    `json:"tenant_pages,omitempty"`
 	Startup      []Startup        `json:"startup"`
 	Footprint    Footprint        `json:"footprint"`
 	Imports      []Import         `json:"imports"`
@@ -173,6 +174,7 @@ type OpenLoop struct {
 // PagePoint is the latency of one page of ListUsers: the page-th page of
 // 50 (1 is the first) for a filter and order, reached through page tokens.
 type PagePoint struct {
+	Tenant   string  `json:"tenant,omitempty"` // of the tenant figure
 	Filter   string  `json:"filter"`
 	OrderBy  string  `json:"order_by"`
 	Page     int     `json:"page"`
@@ -180,6 +182,26 @@ type PagePoint struct {
 	P50ms    float64 `json:"p50_ms"`
 	P99ms    float64 `json:"p99_ms"`
 	Returned int     `json:"returned"` // users on the page
+}
+
+// TenantPages is the tenant figure of one store: ListUsers pages in a few
+// of Tenants tenants of UsersPerTenant users each.
+type TenantPages struct {
+	Store          string      `json:"store"`
+	Tenants        int         `json:"tenants"`
+	UsersPerTenant int         `json:"users_per_tenant"`
+	SeedSeconds    float64     `json:"seed_seconds"`
+	Pages          []PagePoint `json:"pages"`
+}
+
+// Worst returns the largest p50 and the largest p99 of the pages, of any
+// tenant, order and page.
+func (t TenantPages) Worst() PagePoint {
+	var w PagePoint
+	for _, p := range t.Pages {
+		w.P50ms, w.P99ms = max(w.P50ms, p.P50ms), max(w.P99ms, p.P99ms)
+	}
+	return w
 }
 
 // Startup is the time from exec to the first /readyz 200.
