@@ -114,8 +114,10 @@ const (
 var readerStmts = [numStmts]bool{stmtGetUser: true, stmtGetOperation: true, stmtListEvents: true, stmtGetEvent: true, stmtListTenantEvents: true}
 
 var queries = [numStmts]string{
-	stmtGetUser:   selectUsers + "WHERE tenant_id = ?1 AND id = ?2 AND " + liveTenant,
-	stmtGetUserTx: selectUsers + "WHERE tenant_id = ?1 AND id = ?2 AND " + liveTenant,
+	// By the primary key, then checked for the tenant (the unary + keeps
+	// the tenant's indexes out of the plan; see BatchGetUsers).
+	stmtGetUser:   selectUsers + "WHERE id = ?2 AND +tenant_id = ?1 AND " + liveTenant,
+	stmtGetUserTx: selectUsers + "WHERE id = ?2 AND +tenant_id = ?1 AND " + liveTenant,
 	stmtGetKey:    "SELECT fingerprint, user_id FROM idempotency_keys WHERE tenant_id = ?1 AND request_id = ?2",
 	stmtInsertUser: "INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision) " +
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",

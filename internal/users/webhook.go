@@ -169,7 +169,13 @@ func (s *Service) GetWebhook(ctx context.Context, tenant, id string) (*Webhook, 
 	if err != nil {
 		return nil, err
 	}
-	id, err = checkID("id", id)
+	return s.getWebhook(ctx, "id", tenant, id)
+}
+
+// getWebhook is GetWebhook once the tenant is checked, with the id from
+// the request field named field.
+func (s *Service) getWebhook(ctx context.Context, field, tenant, id string) (*Webhook, error) {
+	id, err := checkID(field, id)
 	if err != nil {
 		return nil, err
 	}
@@ -266,10 +272,11 @@ func (s *Service) DeleteWebhook(ctx context.Context, tenant, id string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.GetWebhook(ctx, tenant, id); err != nil {
+	w, err := s.getWebhook(ctx, "id", tenant, id)
+	if err != nil {
 		return err
 	}
-	return s.store.DeleteWebhook(ctx, tenant, id)
+	return s.store.DeleteWebhook(ctx, tenant, w.ID)
 }
 
 // ListDeliveryAttempts returns the latest delivery attempts to the
@@ -291,7 +298,7 @@ func (s *Service) ListDeliveryAttempts(ctx context.Context, tenant, id string, p
 	case pageSize > MaxDeliveryPageSize:
 		pageSize = MaxDeliveryPageSize
 	}
-	if _, err := s.GetWebhook(ctx, tenant, id); err != nil {
+	if _, err := s.getWebhook(ctx, "webhook_id", tenant, id); err != nil {
 		return nil, err
 	}
 	return s.store.ListDeliveryAttempts(ctx, id, pageSize)

@@ -14,14 +14,18 @@ import (
 	usersv1 "github.com/usersd/usersd/api/users/v1"
 )
 
-// The statements of usersd's Postgres store, word for word.
+// The statements of usersd's Postgres store as they were before tenants,
+// word for word, but for the tenant column the schema now requires, named
+// as a constant (the default tenant's) where a row is written or a list
+// needs it for its index: so the ratio to this ceiling includes what
+// tenant scoping costs usersd (its tenant checks, the binding, the gate).
 const (
 	pgSelectUser  = "SELECT " + userColumns + " FROM users WHERE id = $1"
 	pgSelectUsers = "SELECT " + userColumns + " FROM users WHERE id = ANY($1)"
-	pgInsertUser  = `INSERT INTO users (id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+	pgInsertUser  = `INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision)
+VALUES ('default', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 RETURNING ` + userColumns
-	pgListFirst = "SELECT " + userColumns + " FROM users  WHERE state <> $1 ORDER BY create_time ASC, id ASC LIMIT $2"
+	pgListFirst = "SELECT " + userColumns + " FROM users  WHERE tenant_id = 'default' AND state <> $1 ORDER BY create_time ASC, id ASC LIMIT $2"
 )
 
 type pgStore struct{ pool *pgxpool.Pool }

@@ -15,7 +15,8 @@ import (
 	usersv1 "github.com/usersd/usersd/api/users/v1"
 )
 
-// The pragmas and statements of usersd's SQLite store, word for word.
+// The pragmas of usersd's SQLite store, and its statements as they were
+// before tenants, as the Postgres ones (see there).
 const (
 	sqlitePragmas = "_pragma=busy_timeout(5000)" +
 		"&_pragma=foreign_keys(1)" +
@@ -23,9 +24,9 @@ const (
 		"&_pragma=synchronous(NORMAL)"
 	sqliteSelectUsers = "SELECT " + userColumns + " FROM users "
 	sqliteSelectUser  = sqliteSelectUsers + "WHERE id = ?1"
-	sqliteInsertUser  = "INSERT INTO users (id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision) " +
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-	sqliteListFirst = sqliteSelectUsers + " WHERE state <> ?1 ORDER BY create_time ASC, id ASC LIMIT ?2"
+	sqliteInsertUser  = "INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision) " +
+		"VALUES ('default', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+	sqliteListFirst = sqliteSelectUsers + " WHERE tenant_id = 'default' AND state <> ?1 ORDER BY create_time ASC, id ASC LIMIT ?2"
 )
 
 // sqliteStore has usersd's two pools: one writer connection whose

@@ -174,8 +174,8 @@ func (h *harness) grow(ctx context.Context, st *store, n int) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	const insert = `INSERT INTO users (id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision)
-SELECT gen_random_uuid(), e, lower(e), 'Scale User ' || i,
+	const insert = `INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision)
+SELECT 'default', gen_random_uuid(), e, lower(e), 'Scale User ' || i,
        CASE WHEN i % 10 = 9 THEN 'SUSPENDED' ELSE 'ACTIVE' END,
        jsonb_build_object('team', 'team-' || (i % 8)), t, t, NULL, 1
 FROM (SELECT i, substr(md5(i::text), 1, 8) || '.scale' || i || '@bench.example' AS e,

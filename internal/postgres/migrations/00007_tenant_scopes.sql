@@ -36,6 +36,11 @@ ALTER TABLE webhooks
     ADD COLUMN all_tenants boolean          NOT NULL DEFAULT false;
 ALTER TABLE webhooks ALTER COLUMN tenant_id DROP DEFAULT;
 
+-- The planner learns the new column at once, rather than at autovacuum's
+-- next pass: without statistics it may read a tenant's index where the
+-- primary key is better. ANALYZE samples; it does not read whole tables.
+ANALYZE users, events;
+
 -- +goose Down
 -- Only the default tenant's data fits the schema before tenants: the rest
 -- is dropped.

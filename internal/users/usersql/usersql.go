@@ -53,9 +53,11 @@ var columns = [...]string{
 
 // LiveTenant is the condition that the tenant whose id is bound to the
 // placeholder p exists and is not deleted: the users of a deleted tenant
-// are out of reach.
+// are out of reach. It is a scalar subquery on the tenant's primary key,
+// which both databases run once per statement; SQLite runs an EXISTS
+// again for every row (a BatchGetUsers of 100 took half as long again).
 func LiveTenant(p string) string {
-	return "EXISTS (SELECT 1 FROM tenants WHERE tenants.id = " + p + " AND tenants.state = 'ACTIVE')"
+	return "(SELECT tenants.state FROM tenants WHERE tenants.id = " + p + ") = 'ACTIVE'"
 }
 
 // ListClause returns "WHERE … ORDER BY … LIMIT …" for q, to follow
