@@ -84,29 +84,30 @@ func (s *Store) Ping(ctx context.Context) error {
 type stmtID int
 
 const (
-	stmtGetUser          stmtID = iota // on the readers
-	stmtGetUserTx                      // on the writer, within a transaction
-	stmtGetKey                         // on the writer
-	stmtInsertUser                     // on the writer
-	stmtInsertKey                      // on the writer
-	stmtUpdateUser                     // on the writer
-	stmtGetOperation                   // on the readers
-	stmtGetOperationTx                 // on the writer, by request id
-	stmtInsertOperation                // on the writer
-	stmtChunkState                     // on the writer
-	stmtImportUser                     // on the writer
-	stmtInsertChunk                    // on the writer
-	stmtPurgeSelect                    // on the writer
-	stmtDeleteUser                     // on the writer
-	stmtInsertEvent                    // on the writer
-	stmtListEvents                     // on the readers
-	stmtPurgeEvents                    // on the writer
-	stmtListEventsTx                   // on the writer, within a transaction
-	stmtGetEvent                       // on the readers
-	stmtPurgeTenantUsers               // on the writer
-	stmtTenantLimit                    // on the writer, within a transaction
-	stmtLiveUsers                      // on the writer, within a transaction
-	stmtListTenantEvents               // on the readers
+	stmtGetUser             stmtID = iota // on the readers
+	stmtGetUserTx                         // on the writer, within a transaction
+	stmtGetKey                            // on the writer
+	stmtInsertUser                        // on the writer
+	stmtInsertUserUnlimited               // on the writer
+	stmtInsertKey                         // on the writer
+	stmtUpdateUser                        // on the writer
+	stmtGetOperation                      // on the readers
+	stmtGetOperationTx                    // on the writer, by request id
+	stmtInsertOperation                   // on the writer
+	stmtChunkState                        // on the writer
+	stmtImportUser                        // on the writer
+	stmtInsertChunk                       // on the writer
+	stmtPurgeSelect                       // on the writer
+	stmtDeleteUser                        // on the writer
+	stmtInsertEvent                       // on the writer
+	stmtListEvents                        // on the readers
+	stmtPurgeEvents                       // on the writer
+	stmtListEventsTx                      // on the writer, within a transaction
+	stmtGetEvent                          // on the readers
+	stmtPurgeTenantUsers                  // on the writer
+	stmtTenantLimit                       // on the writer, within a transaction
+	stmtLiveUsers                         // on the writer, within a transaction
+	stmtListTenantEvents                  // on the readers
 	numStmts
 )
 
@@ -121,6 +122,9 @@ var queries = [numStmts]string{
 	stmtGetKey:    "SELECT fingerprint, user_id FROM idempotency_keys WHERE tenant_id = ?1 AND request_id = ?2",
 	stmtInsertUser: "INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision) " +
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	// stmtInsertUser if the tenant is live and has no limit; else nothing.
+	stmtInsertUserUnlimited: "INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision) " +
+		"SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE (SELECT max_users FROM tenants WHERE id = ?1 AND state = 'ACTIVE') = 0",
 	stmtInsertKey: "INSERT INTO idempotency_keys (tenant_id, request_id, fingerprint, user_id, create_time) VALUES (?1, ?2, ?3, ?4, ?5)",
 	stmtUpdateUser: "UPDATE users SET email = ?2, email_key = ?3, display_name = ?4, state = ?5, labels = ?6, " +
 		"update_time = ?7, delete_time = ?8, revision = revision + 1 WHERE id = ?1",

@@ -36,6 +36,10 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 	if err != nil {
 		return nil, err
 	}
+	insertUnlimited, err := s.stmt(ctx, stmtInsertUserUnlimited)
+	if err != nil {
+		return nil, err
+	}
 	insertUser, err := s.stmt(ctx, stmtInsertUser)
 	if err != nil {
 		return nil, err
@@ -67,10 +71,6 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 	}
 	defer tx.Rollback()
 
-	quota, err := tenants.quota(ctx, tx, u.Tenant)
-	if err != nil {
-		return nil, err
-	}
 	if key != nil {
 		var (
 			fingerprint []byte
@@ -83,6 +83,9 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 				return nil, usersql.RequestIDReused()
 			}
 			got, err := scanUser(tx.StmtContext(ctx, getUser).QueryRowContext(ctx, u.Tenant, userID))
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil, fmt.Errorf("tenant %s: %w", u.Tenant, users.ErrNotFound) // deleted since
+			}
 			if err != nil {
 				return nil, fmt.Errorf("user %s of request %s: %w", userID, key.RequestID, err)
 			}
@@ -95,14 +98,30 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 		}
 	}
 
-	if quota.Full() {
-		return nil, quota.Err()
-	}
-	_, err = tx.StmtContext(ctx, insertUser).ExecContext(ctx,
-		u.Tenant, u.ID, u.Email, users.EmailKey(u.Email), u.DisplayName, u.State.String(), labels,
-		u.CreateTime.UnixMicro(), u.UpdateTime.UnixMicro(), nullTime(u.DeleteTime), u.Revision)
+	// Into a live tenant without a limit, the common case, in one
+	// statement; otherwise the tenant is read, and its users counted, in
+	// the writer's transaction, which keeps the count true until the
+	// commit.
+	args := []any{u.Tenant, u.ID, u.Email, users.EmailKey(u.Email), u.DisplayName, u.State.String(), labels,
+		u.CreateTime.UnixMicro(), u.UpdateTime.UnixMicro(), nullTime(u.DeleteTime), u.Revision}
+	res, err := tx.StmtContext(ctx, insertUnlimited).ExecContext(ctx, args...)
 	if err != nil {
 		return nil, writeError(err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		if err != nil {
+			return nil, err
+		}
+		quota, err := tenants.quota(ctx, tx, u.Tenant)
+		if err != nil {
+			return nil, err
+		}
+		if quota.Full() {
+			return nil, quota.Err()
+		}
+		if _, err := tx.StmtContext(ctx, insertUser).ExecContext(ctx, args...); err != nil {
+			return nil, writeError(err)
+		}
 	}
 	if key != nil {
 		fingerprint := key.Fingerprint
