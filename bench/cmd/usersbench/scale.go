@@ -139,27 +139,41 @@ func (h *harness) pages(ctx context.Context, st *store, srv *server) error {
 				}
 			}
 			req := &usersv1.ListUsersRequest{PageSize: 50, PageToken: token, Filter: pageFilter, OrderBy: order}
-			var (
-				lat      []time.Duration
-				returned int
-			)
-			for i := range h.opt.PageSamples + 5 {
-				t0 := time.Now()
+			p, err := h.timePage(func() (int, error) {
 				res, err := c.ListUsers(ctx, req)
-				if err != nil {
-					return err
-				}
-				if i >= 5 { // the first calls warm the path up
-					lat = append(lat, time.Since(t0))
-				}
-				returned = len(res.GetUsers())
+				return len(res.GetUsers()), err
+			})
+			if err != nil {
+				return err
 			}
-			slices.Sort(lat)
-			p := report.PagePoint{Filter: pageFilter, OrderBy: order, Page: page, Samples: len(lat),
-				P50ms: msf(load.Percentile(lat, 50)), P99ms: msf(load.Percentile(lat, 99)), Returned: returned}
+			p.OrderBy, p.Page = order, page
 			sc.Pages = append(sc.Pages, p)
 			h.logf("  order_by %-16q page %5d: p50 %6.2f ms  p99 %6.2f ms", order, page, p.P50ms, p.P99ms)
 		}
 	}
 	return nil
+}
+
+// timePage calls list, which reads one page and returns its length,
+// PageSamples times after five calls that warm the path up, and returns
+// the latencies of those calls and the length of the page.
+func (h *harness) timePage(list func() (int, error)) (report.PagePoint, error) {
+	var (
+		lat      []time.Duration
+		returned int
+	)
+	for i := range h.opt.PageSamples + 5 {
+		t0 := time.Now()
+		n, err := list()
+		if err != nil {
+			return report.PagePoint{}, err
+		}
+		if i >= 5 {
+			lat = append(lat, time.Since(t0))
+		}
+		returned = n
+	}
+	slices.Sort(lat)
+	return report.PagePoint{Filter: pageFilter, Samples: len(lat),
+		P50ms: msf(load.Percentile(lat, 50)), P99ms: msf(load.Percentile(lat, 99)), Returned: returned}, nil
 }

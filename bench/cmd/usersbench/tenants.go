@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	usersv2 "github.com/usersd/usersd/api/users/v2"
-	"github.com/usersd/usersd/bench/internal/load"
 	"github.com/usersd/usersd/bench/internal/report"
 )
 
@@ -91,24 +90,15 @@ func (h *harness) tenantPagesOn(ctx context.Context, st *store) error {
 					}
 				}
 				req := &usersv2.ListUsersRequest{Parent: parent, PageSize: 50, PageToken: token, Filter: pageFilter, OrderBy: order}
-				var (
-					lat      []time.Duration
-					returned int
-				)
-				for k := range h.opt.PageSamples + 5 {
-					t0 := time.Now()
+				p, err := h.timePage(func() (int, error) {
 					res, err := c.ListUsers(ctx, req)
-					if err != nil {
-						return err
-					}
-					if k >= 5 { // the first calls warm the path up
-						lat = append(lat, time.Since(t0))
-					}
-					returned = len(res.GetUsers())
+					return len(res.GetUsers()), err
+				})
+				if err != nil {
+					return err
 				}
-				slices.Sort(lat)
-				fig.Pages = append(fig.Pages, report.PagePoint{Tenant: parent, Filter: pageFilter, OrderBy: order, Page: page, Samples: len(lat),
-					P50ms: msf(load.Percentile(lat, 50)), P99ms: msf(load.Percentile(lat, 99)), Returned: returned})
+				p.Tenant, p.OrderBy, p.Page = parent, order, page
+				fig.Pages = append(fig.Pages, p)
 			}
 		}
 	}
