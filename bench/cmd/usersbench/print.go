@@ -70,32 +70,7 @@ func (h *harness) print(path string) {
 	}
 	if len(sc.Pages) > 0 {
 		fmt.Fprintf(w, "\nListUsers, pages of 50 over %d users (%s), filter %s, p50 / p99 ms:\n\n", sc.Users, sc.Store, pageFilter)
-		pages := map[int]bool{}
-		cells := map[string]map[int]string{}
-		for _, p := range sc.Pages {
-			pages[p.Page] = true
-			if cells[p.OrderBy] == nil {
-				cells[p.OrderBy] = map[int]string{}
-			}
-			cells[p.OrderBy][p.Page] = fmt.Sprintf("%.2f / %.2f", p.P50ms, p.P99ms)
-		}
-		var ps []int
-		for p := range pages {
-			ps = append(ps, p)
-		}
-		sort.Ints(ps)
-		fmt.Fprint(w, "| order_by |")
-		for _, p := range ps {
-			fmt.Fprintf(w, " page %d |", p)
-		}
-		fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---:|", len(ps)))
-		for _, o := range pageOrders {
-			fmt.Fprintf(w, "| %s |", o)
-			for _, p := range ps {
-				fmt.Fprintf(w, " %s |", cells[o][p])
-			}
-			fmt.Fprintln(w)
-		}
+		pageTable(w, sc.Pages)
 	}
 	for _, tp := range r.TenantPages {
 		printTenantPages(w, tp)
@@ -162,10 +137,21 @@ func shares(ss []report.Share) string {
 // page, the worst p50 / p99 over the tenants measured.
 func printTenantPages(w io.Writer, tp report.TenantPages) {
 	tenants := map[string]bool{}
-	var pages []int
-	worst := map[string]map[int]report.PagePoint{}
 	for _, p := range tp.Pages {
 		tenants[p.Tenant] = true
+	}
+	fmt.Fprintf(w, "\nListUsers in one tenant of %d (%d users each, %s; seeded in %.0f s), pages of 50, filter %s, "+
+		"the worst p50 / p99 ms of %d tenants:\n\n", tp.Tenants, tp.UsersPerTenant, tp.Store, tp.SeedSeconds, pageFilter, len(tenants))
+	pageTable(w, tp.Pages)
+}
+
+// pageTable prints list pages as a table of p50 / p99 ms, a row per order
+// and a column per page; where several points share an order and a page
+// (the tenants of the tenant figure), the worst of each.
+func pageTable(w io.Writer, points []report.PagePoint) {
+	var pages []int
+	worst := map[string]map[int]report.PagePoint{}
+	for _, p := range points {
 		if !slices.Contains(pages, p.Page) {
 			pages = append(pages, p.Page)
 		}
@@ -177,8 +163,6 @@ func printTenantPages(w io.Writer, tp report.TenantPages) {
 		worst[p.OrderBy][p.Page] = c
 	}
 	sort.Ints(pages)
-	fmt.Fprintf(w, "\nListUsers in one tenant of %d (%d users each, %s; seeded in %.0f s), pages of 50, filter %s, "+
-		"the worst p50 / p99 ms of %d tenants:\n\n", tp.Tenants, tp.UsersPerTenant, tp.Store, tp.SeedSeconds, pageFilter, len(tenants))
 	fmt.Fprint(w, "| order_by |")
 	for _, p := range pages {
 		fmt.Fprintf(w, " page %d |", p)
