@@ -188,6 +188,9 @@ FUZZTIME ?= 100000x
 fuzz:
 	$(GO) test ./internal/users -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/users -run '^$$' -fuzz '^FuzzDecodePageToken$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/users -run '^$$' -fuzz '^FuzzNormalizeAttributes$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/attrschema -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/attrschema -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME)
 
 .PHONY: bench
 

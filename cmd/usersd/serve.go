@@ -24,6 +24,7 @@ import (
 
 	usersv1 "github.com/usersd/usersd/api/users/v1"
 	usersv2 "github.com/usersd/usersd/api/users/v2"
+	"github.com/usersd/usersd/internal/attrschema"
 	"github.com/usersd/usersd/internal/auth"
 	"github.com/usersd/usersd/internal/certs"
 	"github.com/usersd/usersd/internal/gateway"
@@ -154,6 +155,7 @@ func newService(store users.Store, backlogs users.BacklogReader, cfg config) *us
 	if cfg.PageTokenKey != "" {
 		key = []byte(cfg.PageTokenKey)
 	}
+	tenants := tenantrate.New(store, 0, 0) // the tenants' settings, cached, shared by the two checks
 	return users.NewService(store, users.Config{
 		PageTokenKey:        key,
 		ImportChunkSize:     cfg.ImportChunkSize,
@@ -163,7 +165,8 @@ func newService(store users.Store, backlogs users.BacklogReader, cfg config) *us
 		NewWebhookSecret:    webhooks.NewSecret,
 		DisableWebhookAfter: cfg.WebhookDisableAfter,
 		Backlogs:            backlogs,
-		TenantGate:          tenantrate.New(store, 0, 0),
+		TenantGate:          tenants,
+		AttributeSchemas:    attrschema.NewTenants(tenants, 0),
 	})
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,6 +75,15 @@ func checkInDefaultTenant(t *testing.T, p *usersdProc, s seeded, v1 map[string]a
 	v1Listed, _ := v1["/v1/users?showDeleted=true&pageSize=1000"].Body["users"].([]any)
 	if r.Status != http.StatusOK || len(listed) != len(v1Listed) || len(listed) < len(s.users) {
 		t.Errorf("GET %s/users = %d, %d users; want the %d of v1", tenant, r.Status, len(listed), len(v1Listed))
+	}
+	// Migration 00009 gave the users stored before it their search keys:
+	// each is found by its address.
+	for _, u := range listed {
+		email, _ := u.(map[string]any)["email"].(string)
+		found := httpDo(t, p, "GET", tenant+"/users?showDeleted=true&query="+url.QueryEscape(email), "")
+		if us, _ := found.Body["users"].([]any); found.Status != http.StatusOK || len(us) != 1 {
+			t.Errorf("search for %s after the upgrade = %d %s; want the user", email, found.Status, found.Raw)
+		}
 	}
 	for _, path := range []string{tenant + "/users/" + s.users[0], tenant + "/operations/" + s.operation, tenant + "/webhooks/" + s.webhook} {
 		if r := httpDo(t, p, "GET", path, ""); r.Status != http.StatusOK {

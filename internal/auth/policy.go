@@ -57,6 +57,8 @@ var rules = map[string]rule{
 	"UserService/DeleteUser":    {scope: ScopeWrite},
 	"UserService/UndeleteUser":  {scope: ScopeAdmin},
 	"UserService/BatchGetUsers": {scope: ScopeRead, self: ownUsers},
+	"UserService/LookupUser":    {scope: ScopeRead},
+	"UserService/ExportUsers":   {scope: ScopeAdmin},
 	"UserService/ImportUsers":   {scope: ScopeAdmin},
 	"UserService/GetOperation":  {scope: ScopeAdmin},
 	// The feed shows every user: no self rule.
@@ -166,7 +168,9 @@ func (v2Requests) profile(req any) (profileUpdate, bool) {
 	return profileUpdate{
 		id:    userID(u.GetName()),
 		paths: r.GetUpdateMask().GetPaths(),
-		more:  u.GetEmail() != "" || u.GetState() != usersv2.User_STATE_UNSPECIFIED,
+		more: u.GetEmail() != "" || u.GetState() != usersv2.User_STATE_UNSPECIFIED ||
+			u.GetExternalId() != "" || u.GetPhoneNumber() != "" || u.GetEmailVerified() || u.GetPhoneVerified() ||
+			u.GetAttributes() != nil,
 	}, ok
 }
 
@@ -282,7 +286,7 @@ func ownUsers(sub string, r requests, req any) bool {
 type profileUpdate struct {
 	id    string   // the user to change
 	paths []string // the update mask
-	more  bool     // the request sets email or state, which an empty mask changes
+	more  bool     // the request sets a field a user may not change about itself, which an empty mask changes
 }
 
 // selfPaths are the update mask paths a user may send about itself: its
@@ -290,6 +294,8 @@ type profileUpdate struct {
 // users.UpdateRequest).
 var selfPaths = map[string]bool{
 	"display_name": true, "displayName": true, "labels": true,
+	"given_name": true, "givenName": true, "family_name": true, "familyName": true,
+	"locale": true, "time_zone": true, "timeZone": true,
 	"id": true, "name": true, "etag": true,
 	"create_time": true, "createTime": true, "update_time": true, "updateTime": true,
 	"delete_time": true, "deleteTime": true,

@@ -79,6 +79,9 @@ func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options
 		if err := usersv2.RegisterTenantServiceHandlerClient(ctx, m, tenants); err != nil {
 			return nil, fmt.Errorf("registering users.v2 tenant routes: %w", err)
 		}
+		if err := registerExport(m, v2client); err != nil { // export.go: NDJSON, no generated route
+			return nil, fmt.Errorf("registering users.v2 export routes: %w", err)
+		}
 	}
 	// The OpenAPI documents are routes of the mux of all routes, so that
 	// their routing errors are the API's; being public and unversioned,

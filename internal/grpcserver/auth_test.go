@@ -365,6 +365,19 @@ func v2Cases() []roleCase {
 			_, err := e.v2.UpdateUser(ctx, &usersv2.UpdateUserRequest{User: &usersv2.User{Name: name(f.self), Email: newEmail()}, UpdateMask: maskOf("email")}, o...)
 			return err
 		}, allowWrite},
+		{"update own names, locale and time zone", usersv2.UserService_UpdateUser_FullMethodName, fixtureOpts{}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
+			u := &usersv2.User{Name: name(f.self), GivenName: "Ada", FamilyName: "King", Locale: "en-GB", TimeZone: "Europe/London"}
+			_, err := e.v2.UpdateUser(ctx, &usersv2.UpdateUserRequest{User: u, UpdateMask: maskOf("given_name", "family_name", "locale", "time_zone")}, o...)
+			return err
+		}, allowSelfOr(allowWrite)},
+		{"verify own email, empty mask", usersv2.UserService_UpdateUser_FullMethodName, fixtureOpts{}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
+			_, err := e.v2.UpdateUser(ctx, &usersv2.UpdateUserRequest{User: &usersv2.User{Name: name(f.self), EmailVerified: true}}, o...)
+			return err
+		}, allowWrite},
+		{"set own external id", usersv2.UserService_UpdateUser_FullMethodName, fixtureOpts{}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
+			_, err := e.v2.UpdateUser(ctx, &usersv2.UpdateUserRequest{User: &usersv2.User{Name: name(f.self), ExternalId: uuid.NewString()}, UpdateMask: maskOf("external_id")}, o...)
+			return err
+		}, allowWrite},
 		{"update own state", usersv2.UserService_UpdateUser_FullMethodName, fixtureOpts{}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
 			_, err := e.v2.UpdateUser(ctx, &usersv2.UpdateUserRequest{User: &usersv2.User{Name: name(f.self), State: usersv2.User_STATE_SUSPENDED}, UpdateMask: maskOf("state")}, o...)
 			return err
@@ -398,6 +411,21 @@ func v2Cases() []roleCase {
 			_, err := e.v2.BatchGetUsers(ctx, &usersv2.BatchGetUsersRequest{Names: []string{name(f.self), name(f.other)}}, o...)
 			return err
 		}, allowRead},
+		{"lookup", usersv2.UserService_LookupUser_FullMethodName, fixtureOpts{}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
+			_, err := e.v2.LookupUser(ctx, &usersv2.LookupUserRequest{ExternalId: "nobody"}, o...)
+			if status.Code(err) == codes.NotFound {
+				return nil // allowed, and there is no such user
+			}
+			return err
+		}, allowRead},
+		{"export", usersv2.UserService_ExportUsers_FullMethodName, fixtureOpts{}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
+			stream, err := e.v2.ExportUsers(ctx, &usersv2.ExportUsersRequest{}, o...)
+			if err != nil {
+				return err
+			}
+			_, err = stream.Recv()
+			return err
+		}, allowAdmin},
 		{"import", usersv2.UserService_ImportUsers_FullMethodName, fixtureOpts{}, func(ctx context.Context, e *authEnv, f fixture, o ...grpc.CallOption) error {
 			_, err := e.v2.ImportUsers(ctx, &usersv2.ImportUsersRequest{RequestId: uuid.NewString(), Users: []*usersv2.User{{Email: newEmail(), DisplayName: "Row"}}}, o...)
 			return err

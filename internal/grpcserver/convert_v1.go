@@ -55,8 +55,9 @@ func importRowV1(u *usersv1.User) *usersv1.User {
 	return &usersv1.User{Email: u.GetEmail(), DisplayName: u.GetDisplayName(), State: u.GetState(), Labels: u.GetLabels()}
 }
 
-// operationToProto returns the v1 form of an operation: v2's, whose
-// messages are v1's field for field (TestOperationShapesMatch).
+// operationToProto returns the v1 form of an import's operation: v2's,
+// whose messages are v1's field for field but for those of schema checks,
+// which v1 does not serve (TestOperationShapesMatch).
 func operationToProto(op *users.Operation) *usersv1.Operation {
 	pb := sameShape[*usersv1.Operation](operationToProtoV2(op))
 	pb.Name = names.Operations.Name(op.ID) // v1's names have no tenant

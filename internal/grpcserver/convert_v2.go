@@ -5,7 +5,9 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	usersv2 "github.com/usersd/usersd/api/users/v2"
@@ -122,7 +124,44 @@ func toProtoV2(u *users.User) *usersv2.User {
 		UpdateTime:  timestamppb.New(u.UpdateTime),
 		DeleteTime:  optionalTime(u.DeleteTime),
 		Etag:        u.Etag(),
+
+		ExternalId:    u.ExternalID,
+		GivenName:     u.GivenName,
+		FamilyName:    u.FamilyName,
+		PhoneNumber:   u.PhoneNumber,
+		EmailVerified: u.EmailVerified,
+		PhoneVerified: u.PhoneVerified,
+		Locale:        u.Locale,
+		TimeZone:      u.TimeZone,
+		Attributes:    attributesStruct(u.Attributes),
 	}
+}
+
+// attributesStruct returns stored attributes, or a stored schema (a JSON
+// object), as a Struct, nil for none.
+func attributesStruct(a []byte) *structpb.Struct {
+	if len(a) == 0 {
+		return nil
+	}
+	st := &structpb.Struct{}
+	if err := protojson.Unmarshal(a, st); err != nil {
+		// Stored attributes are an object the domain checked: this is
+		// a bug, and the answer must not hide the field.
+		panic(fmt.Sprintf("stored attributes are no JSON object: %v", err))
+	}
+	return st
+}
+
+// attributesJSON returns a Struct as JSON, nil for none.
+func attributesJSON(st *structpb.Struct) ([]byte, error) {
+	if st == nil {
+		return nil, nil
+	}
+	b, err := protojson.Marshal(st)
+	if err != nil {
+		return nil, users.Invalid("user.attributes", err.Error())
+	}
+	return b, nil
 }
 
 func toProtosV2(us []*users.User) []*usersv2.User {
@@ -143,7 +182,10 @@ func fromProtoV2(u *usersv2.User) (*users.User, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := settableV2(u)
+	out, err := settableV2(u)
+	if err != nil {
+		return nil, err
+	}
 	out.Tenant, out.ID = tenant, id
 	return out, nil
 }
@@ -151,13 +193,29 @@ func fromProtoV2(u *usersv2.User) (*users.User, error) {
 // importRowV2 is a v2 row of an import with only the fields a caller may
 // set; see importRows.
 func importRowV2(u *usersv2.User) *usersv2.User {
-	return &usersv2.User{Email: u.GetEmail(), DisplayName: u.GetDisplayName(), State: u.GetState(), Labels: u.GetLabels()}
+	return &usersv2.User{
+		Email: u.GetEmail(), DisplayName: u.GetDisplayName(), State: u.GetState(), Labels: u.GetLabels(),
+		ExternalId: u.GetExternalId(), GivenName: u.GetGivenName(), FamilyName: u.GetFamilyName(),
+		PhoneNumber: u.GetPhoneNumber(), EmailVerified: u.GetEmailVerified(), PhoneVerified: u.GetPhoneVerified(),
+		Locale: u.GetLocale(), TimeZone: u.GetTimeZone(), Attributes: u.GetAttributes(),
+	}
 }
 
 // settableV2 returns the fields of a v2 user that callers may set, but
 // its name: all of a row that importRowV2 made.
-func settableV2(u *usersv2.User) *users.User {
-	return &users.User{Email: u.GetEmail(), DisplayName: u.GetDisplayName(), State: users.State(u.GetState()), Labels: u.GetLabels()}
+func settableV2(u *usersv2.User) (*users.User, error) {
+	attrs, err := attributesJSON(u.GetAttributes())
+	if err != nil {
+		return nil, err
+	}
+	return &users.User{
+		Email: u.GetEmail(), DisplayName: u.GetDisplayName(), State: users.State(u.GetState()), Labels: u.GetLabels(),
+		Profile: users.Profile{
+			ExternalID: u.GetExternalId(), GivenName: u.GetGivenName(), FamilyName: u.GetFamilyName(),
+			PhoneNumber: u.GetPhoneNumber(), EmailVerified: u.GetEmailVerified(), PhoneVerified: u.GetPhoneVerified(),
+			Locale: u.GetLocale(), TimeZone: u.GetTimeZone(), Attributes: attrs,
+		},
+	}, nil
 }
 
 // pathsV2 returns an update mask's paths in the domain's terms: v2's name,
@@ -180,6 +238,9 @@ func pathsV2(paths []string) ([]string, error) {
 // operationToProtoV2 returns the v2 form of an operation: its progress,
 // and its outcome once it is done.
 func operationToProtoV2(op *users.Operation) *usersv2.Operation {
+	if op.Kind == users.OperationSchemaCheck {
+		return schemaCheckToProtoV2(op)
+	}
 	pb := &usersv2.Operation{
 		Name: names.Operations.InTenant(op.Tenant, op.ID),
 		Done: op.Done(),
@@ -195,6 +256,29 @@ func operationToProtoV2(op *users.Operation) *usersv2.Operation {
 		pb.Response = &usersv2.ImportUsersResponse{Failures: make([]*usersv2.ImportFailure, len(op.Failures))}
 		for i, f := range op.Failures {
 			pb.Response.Failures[i] = &usersv2.ImportFailure{Index: int32(f.Index), Reason: f.Reason}
+		}
+	}
+	return pb
+}
+
+// schemaCheckToProtoV2 returns the v2 form of a schema check: its
+// schema_check_metadata, and its schema_check_response once it is done.
+func schemaCheckToProtoV2(op *users.Operation) *usersv2.Operation {
+	pb := &usersv2.Operation{
+		Name: names.Operations.InTenant(op.Tenant, op.ID),
+		Done: op.Done(),
+		SchemaCheckMetadata: &usersv2.SchemaCheckMetadata{
+			Checked:    int32(op.Imported),
+			Violating:  int32(op.Failed),
+			CreateTime: timestamppb.New(op.CreateTime),
+			UpdateTime: timestamppb.New(op.UpdateTime),
+		},
+	}
+	if pb.Done {
+		vs := op.SchemaViolations()
+		pb.SchemaCheckResponse = &usersv2.SchemaCheckResponse{Samples: make([]*usersv2.SchemaViolation, len(vs))}
+		for i, v := range vs {
+			pb.SchemaCheckResponse.Samples[i] = &usersv2.SchemaViolation{User: userName(op.Tenant, v.User), Field: v.Field, Description: v.Description}
 		}
 	}
 	return pb

@@ -24,7 +24,7 @@ import (
 const ErrorDomain = "usersd.dev"
 
 // codeOf is the one table from domain error kind to gRPC code. The gateway
-// derives the HTTP status from the code (400, 404, 409, 409, 400, 409, 429,
+// derives the HTTP status from the code (400, 404, 409, 409, 409, 400, 409, 429,
 // 429, 503, 409, 499, 504).
 var codeOf = []struct {
 	kind error
@@ -34,6 +34,7 @@ var codeOf = []struct {
 	{users.ErrNotFound, codes.NotFound},
 	{users.ErrEmailTaken, codes.AlreadyExists},
 	{users.ErrIDTaken, codes.AlreadyExists},
+	{users.ErrExternalIDTaken, codes.AlreadyExists},
 	{users.ErrWrongState, codes.FailedPrecondition},
 	{users.ErrEtagMismatch, codes.Aborted},
 	{users.ErrQuota, codes.ResourceExhausted},

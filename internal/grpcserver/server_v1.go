@@ -2,6 +2,7 @@ package grpcserver
 
 import (
 	"context"
+	"fmt"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -45,7 +46,9 @@ func (s *Server) GetUser(ctx context.Context, req *usersv1.GetUserRequest) (*use
 
 // ListUsers implements users.v1.UserService.
 func (s *Server) ListUsers(ctx context.Context, req *usersv1.ListUsersRequest) (*usersv1.ListUsersResponse, error) {
-	res, err := s.v2.svc.List(ctx, listRequest(users.DefaultTenant, req))
+	lr := listRequest(users.DefaultTenant, req)
+	lr.BaseFields = true // v1 has no profile fields
+	res, err := s.v2.svc.List(ctx, lr)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +57,7 @@ func (s *Server) ListUsers(ctx context.Context, req *usersv1.ListUsersRequest) (
 
 // UpdateUser implements users.v1.UserService.
 func (s *Server) UpdateUser(ctx context.Context, req *usersv1.UpdateUserRequest) (*usersv1.User, error) {
-	return userV1(s.v2.updateUser(ctx, fromProto(req.GetUser()), req.GetUpdateMask().GetPaths(), req.GetUser().GetEtag()))
+	return userV1(s.v2.updateUser(ctx, fromProto(req.GetUser()), req.GetUpdateMask().GetPaths(), req.GetUser().GetEtag(), true))
 }
 
 // DeleteUser implements users.v1.UserService.
@@ -80,7 +83,7 @@ func (s *Server) BatchGetUsers(ctx context.Context, req *usersv1.BatchGetUsersRe
 // does; the id of a row is ignored like its output-only fields.
 func (s *Server) ImportUsers(ctx context.Context, req *usersv1.ImportUsersRequest) (*usersv1.Operation, error) {
 	op, err := s.v2.importUsers(ctx, users.DefaultTenant, req.GetRequestId(), func() ([]users.ImportRow, error) {
-		return importRows(req.GetUsers(), importRowV1, fromProto)
+		return importRows(req.GetUsers(), importRowV1, func(u *usersv1.User) (*users.User, error) { return fromProto(u), nil })
 	})
 	if err != nil {
 		return nil, err
@@ -93,6 +96,10 @@ func (s *Server) GetOperation(ctx context.Context, req *usersv1.GetOperationRequ
 	op, err := s.v2.svc.GetOperation(ctx, users.DefaultTenant, req.GetId())
 	if err != nil {
 		return nil, err
+	}
+	if op.Kind != users.OperationImport {
+		// v1 knows imports only: a schema check is v2's.
+		return nil, fmt.Errorf("operation %s: %w", op.ID, users.ErrNotFound)
 	}
 	return operationToProto(op), nil
 }

@@ -2,6 +2,7 @@ package grpcserver
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 
@@ -81,11 +82,25 @@ func (s *ServerV2) ListUsers(ctx context.Context, req *usersv2.ListUsersRequest)
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.svc.List(ctx, listRequest(tenant, req))
+	lr := listRequest(tenant, req)
+	lr.Query, lr.ShowTotalSize = req.GetQuery(), req.GetShowTotalSize()
+	res, err := s.svc.List(ctx, lr)
 	if err != nil {
 		return nil, err
 	}
-	return &usersv2.ListUsersResponse{Users: toProtosV2(res.Users), NextPageToken: res.NextPageToken}, nil
+	return &usersv2.ListUsersResponse{
+		Users: toProtosV2(res.Users), NextPageToken: res.NextPageToken,
+		TotalSize: int32(min(res.TotalSize, math.MaxInt32)), TotalSizeEstimated: res.TotalEstimated,
+	}, nil
+}
+
+// LookupUser implements users.v2.UserService.
+func (s *ServerV2) LookupUser(ctx context.Context, req *usersv2.LookupUserRequest) (*usersv2.User, error) {
+	tenant, err := parentOf(req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	return userV2(s.svc.Lookup(ctx, tenant, req.GetExternalId()))
 }
 
 // listParams is what the ListUsersRequest of every API version carries.
@@ -120,12 +135,15 @@ func (s *ServerV2) UpdateUser(ctx context.Context, req *usersv2.UpdateUserReques
 	if err != nil {
 		return nil, err
 	}
-	return userV2(s.updateUser(ctx, in, paths, req.GetUser().GetEtag()))
+	return userV2(s.updateUser(ctx, in, paths, req.GetUser().GetEtag(), false))
 }
 
 // updateUser changes the fields of in (of its tenant) named by paths,
 // under the etag of the request or of the If-Match metadata.
-func (s *ServerV2) updateUser(ctx context.Context, in *users.User, paths []string, etag string) (*users.User, error) {
+//
+// base: the caller's version has no profile fields (v1; see
+// users.UpdateRequest.BaseFields).
+func (s *ServerV2) updateUser(ctx context.Context, in *users.User, paths []string, etag string, base bool) (*users.User, error) {
 	etag, err := orMD(ctx, etag, "user.etag", MDIfMatch)
 	if err != nil {
 		return nil, err
@@ -134,7 +152,7 @@ func (s *ServerV2) updateUser(ctx context.Context, in *users.User, paths []strin
 	if in != nil {
 		tenant = in.Tenant
 	}
-	return s.svc.Update(ctx, users.UpdateRequest{Tenant: tenant, User: in, Paths: paths, Etag: etag})
+	return s.svc.Update(ctx, users.UpdateRequest{Tenant: tenant, User: in, Paths: paths, Etag: etag, BaseFields: base})
 }
 
 // DeleteUser implements users.v2.UserService.

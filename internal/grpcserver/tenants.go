@@ -3,6 +3,8 @@ package grpcserver
 import (
 	"context"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
 	usersv2 "github.com/usersd/usersd/api/users/v2"
 	"github.com/usersd/usersd/internal/names"
 	"github.com/usersd/usersd/internal/users"
@@ -21,7 +23,11 @@ func NewTenantsV2(svc *users.Service) *TenantServerV2 { return &TenantServerV2{s
 
 // CreateTenant implements users.v2.TenantService.
 func (s *TenantServerV2) CreateTenant(ctx context.Context, req *usersv2.CreateTenantRequest) (*usersv2.Tenant, error) {
-	return tenantV2(s.svc.CreateTenant(ctx, req.GetTenantId(), tenantRequest(req.GetTenant())))
+	in, err := tenantRequest(req.GetTenant())
+	if err != nil {
+		return nil, err
+	}
+	return tenantV2(s.svc.CreateTenant(ctx, req.GetTenantId(), in))
 }
 
 // GetTenant implements users.v2.TenantService.
@@ -53,6 +59,7 @@ var tenantOutputOnly = map[string]bool{
 	"create_time": true, "createTime": true,
 	"update_time": true, "updateTime": true,
 	"delete_time": true, "deleteTime": true,
+	"attributes_schema_check": true, "attributesSchemaCheck": true,
 }
 
 // UpdateTenant implements users.v2.TenantService.
@@ -61,7 +68,10 @@ func (s *TenantServerV2) UpdateTenant(ctx context.Context, req *usersv2.UpdateTe
 	if err != nil {
 		return nil, err
 	}
-	in := tenantRequest(req.GetTenant())
+	in, err := tenantRequest(req.GetTenant())
+	if err != nil {
+		return nil, err
+	}
 	in.Etag, err = orMD(ctx, req.GetTenant().GetEtag(), "tenant.etag", MDIfMatch)
 	if err != nil {
 		return nil, err
@@ -121,14 +131,23 @@ func (s *TenantServerV2) lifecycle(ctx context.Context, fn func(ctx context.Cont
 }
 
 // tenantRequest returns the fields of t that create and update take.
-func tenantRequest(t *usersv2.Tenant) users.TenantRequest {
+func tenantRequest(t *usersv2.Tenant) (users.TenantRequest, error) {
+	var schema string
+	if st := t.GetSettings().GetAttributesSchema(); st != nil {
+		b, err := protojson.Marshal(st)
+		if err != nil {
+			return users.TenantRequest{}, users.Invalid("tenant.settings.attributes_schema", err.Error())
+		}
+		schema = string(b)
+	}
 	return users.TenantRequest{
 		DisplayName: t.GetDisplayName(),
 		Settings: users.TenantSettings{
 			MaxUsers:          int64(t.GetSettings().GetMaxUsers()),
 			RequestsPerSecond: t.GetSettings().GetRequestsPerSecond(),
+			AttributesSchema:  schema,
 		},
-	}
+	}, nil
 }
 
 func tenantV2(t *users.Tenant, err error) (*usersv2.Tenant, error) {
@@ -144,13 +163,19 @@ func tenantToProtoV2(t *users.Tenant) *usersv2.Tenant {
 	if t.State == users.StateDeleted {
 		state = usersv2.Tenant_STATE_DELETED
 	}
+	var check string
+	if t.SchemaCheck != "" {
+		check = names.Operations.InTenant(t.ID, t.SchemaCheck)
+	}
 	return &usersv2.Tenant{
-		Name:        names.Tenants.Name(t.ID),
-		DisplayName: t.DisplayName,
-		State:       state,
+		AttributesSchemaCheck: check,
+		Name:                  names.Tenants.Name(t.ID),
+		DisplayName:           t.DisplayName,
+		State:                 state,
 		Settings: &usersv2.TenantSettings{
 			MaxUsers:          int32(min(t.Settings.MaxUsers, 1<<31-1)),
 			RequestsPerSecond: t.Settings.RequestsPerSecond,
+			AttributesSchema:  attributesStruct([]byte(t.Settings.AttributesSchema)),
 		},
 		CreateTime: timestampOrNil(t.CreateTime),
 		UpdateTime: timestampOrNil(t.UpdateTime),

@@ -63,13 +63,17 @@ func fieldViolations(verr *protovalidate.ValidationError) []users.FieldViolation
 // returns those fields in the domain's terms. A row that breaks the rules
 // keeps its fields, with Reject set to every violation as "field: problem",
 // joined by "; ".
-func importRows[M proto.Message](in []M, settable func(M) M, fields func(M) *users.User) ([]users.ImportRow, error) {
+func importRows[M proto.Message](in []M, settable func(M) M, fields func(M) (*users.User, error)) ([]users.ImportRow, error) {
 	rows := make([]users.ImportRow, len(in))
 	for i, m := range in {
 		m = settable(m)
-		u := fields(m)
-		rows[i] = users.ImportRow{Email: u.Email, DisplayName: u.DisplayName, State: u.State, Labels: u.Labels}
-		err := validator.Validate(m)
+		u, err := fields(m)
+		if err != nil {
+			rows[i].Reject = strings.TrimPrefix(err.Error(), "invalid argument: user.")
+			continue
+		}
+		rows[i] = users.ImportRow{Email: u.Email, DisplayName: u.DisplayName, State: u.State, Labels: u.Labels, Profile: u.Profile}
+		err = validator.Validate(m)
 		if err == nil {
 			continue
 		}

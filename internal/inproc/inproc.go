@@ -12,7 +12,11 @@
 // grpc.Header and grpc.Trailer call options. Messages are copied both ways,
 // so neither side can change what the other holds. Every other value of the
 // caller's context (its deadline, cancellation, trace span, baggage) is the
-// service's too. Streaming methods are not served.
+// service's too.
+//
+// Server-streaming methods are served too, behind the same interceptor
+// (see stream.go); their handler runs in a goroutine of its own.
+// Client-streaming and bidirectional methods are not served.
 package inproc
 
 import (
@@ -47,7 +51,8 @@ var thePeer = &peer.Peer{Addr: Addr{}, LocalAddr: Addr{}}
 // a grpc.ServiceRegistrar. Register every service before the first call.
 type Conn struct {
 	interceptor grpc.UnaryServerInterceptor
-	methods     map[string]method // by full method name, "/pkg.Service/Method"
+	methods     map[string]method       // by full method name, "/pkg.Service/Method"
+	streams     map[string]streamMethod // the server-streaming ones
 }
 
 type method struct {
@@ -62,12 +67,13 @@ var (
 
 // New returns a Conn whose calls pass through interceptor (none when nil).
 func New(interceptor grpc.UnaryServerInterceptor) *Conn {
-	return &Conn{interceptor: interceptor, methods: make(map[string]method)}
+	return &Conn{interceptor: interceptor, methods: make(map[string]method), streams: make(map[string]streamMethod)}
 }
 
-// RegisterService registers the unary methods of the service sd, implemented
-// by impl. It panics if impl does not implement sd's handler type or if a
-// method is registered twice, as grpc.Server does.
+// RegisterService registers the unary and server-streaming methods of the
+// service sd, implemented by impl. It panics if impl does not implement
+// sd's handler type or if a method is registered twice, as grpc.Server
+// does.
 func (c *Conn) RegisterService(sd *grpc.ServiceDesc, impl any) {
 	if sd.HandlerType != nil {
 		ht := reflect.TypeOf(sd.HandlerType).Elem()
@@ -81,6 +87,16 @@ func (c *Conn) RegisterService(sd *grpc.ServiceDesc, impl any) {
 			panic("inproc: RegisterService: " + name + " registered twice")
 		}
 		c.methods[name] = method{impl: impl, handler: m.Handler}
+	}
+	for _, st := range sd.Streams {
+		if st.ClientStreams || !st.ServerStreams {
+			continue // not served
+		}
+		name := "/" + sd.ServiceName + "/" + st.StreamName
+		if _, dup := c.streams[name]; dup {
+			panic("inproc: RegisterService: " + name + " registered twice")
+		}
+		c.streams[name] = streamMethod{impl: impl, handler: st.Handler}
 	}
 }
 
@@ -145,19 +161,16 @@ func sameType(a, b proto.Message) bool {
 	return a.ProtoReflect().Descriptor().FullName() == b.ProtoReflect().Descriptor().FullName()
 }
 
-// NewStream reports Unimplemented: streams are not served in-process.
-func (c *Conn) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
-	return nil, status.Error(codes.Unimplemented, "inproc: streaming calls are not supported")
-}
-
 // transportStream collects a call's header and trailer metadata.
 type transportStream struct {
 	method string
+	// headerSent, for a stream, is closed when the header is final.
+	headerSent chan struct{}
 
 	mu       sync.Mutex
 	header   metadata.MD
 	trailer  metadata.MD
-	sent     bool // SendHeader was called: the header is final
+	sent     bool // SendHeader was called, or a stream sent a message: the header is final
 	finished bool
 }
 
@@ -175,8 +188,31 @@ func (s *transportStream) addHeader(md metadata.MD, send bool) error {
 		return status.Error(codes.Internal, "inproc: the header was already sent")
 	}
 	s.header = metadata.Join(s.header, md)
-	s.sent = send
+	if send {
+		s.markSentLocked()
+	}
 	return nil
+}
+
+// markSent makes the header final, as a stream's first message does.
+func (s *transportStream) markSent() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.markSentLocked()
+}
+
+func (s *transportStream) markSentLocked() {
+	if !s.sent && s.headerSent != nil {
+		close(s.headerSent)
+	}
+	s.sent = true
+}
+
+// metadata returns the header and the trailer as they are.
+func (s *transportStream) metadata() (header, trailer metadata.MD) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.header, s.trailer
 }
 
 func (s *transportStream) SetTrailer(md metadata.MD) error {

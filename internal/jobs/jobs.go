@@ -39,7 +39,7 @@ import (
 
 // The queues. Each has its own bounded pool of workers.
 const (
-	// QueueImport runs the chunks of bulk imports.
+	// QueueImport runs the chunks of bulk imports, and schema checks.
 	QueueImport = "import"
 	// QueueMaintenance runs periodic housekeeping such as the purge.
 	QueueMaintenance = "maintenance"
@@ -222,6 +222,13 @@ func (q *Queue[TTx]) EnqueueImportTx(ctx context.Context, tx TTx, chunks []users
 	return q.insertTx(ctx, tx, "import chunks", args)
 }
 
+// EnqueueSchemaCheckTx enqueues the job of a schema check inside tx, the
+// transaction of the tenant's change that starts it.
+func (q *Queue[TTx]) EnqueueSchemaCheckTx(ctx context.Context, tx TTx, c users.SchemaCheck) error {
+	args := CheckSchemaArgs{Tenant: c.Tenant, OperationID: c.OperationID, Schema: c.Schema, CreateTime: c.CreateTime}
+	return q.insertTx(ctx, tx, "schema check", []river.JobArgs{args})
+}
+
 // EnqueueDeliveriesTx enqueues the deliveries inside tx, one job per
 // subscription and up to DeliverBatchSize events: the store's
 // DispatchEvents calls it in the transaction that advances its position.
@@ -287,6 +294,7 @@ func (q *Queue[TTx]) Start(ctx context.Context, svc *users.Service, deps Deps) (
 	}
 	rw := river.NewWorkers()
 	river.AddWorker(rw, &importWorker{w: w})
+	river.AddWorker(rw, &checkSchemaWorker{w: w})
 	river.AddWorker(rw, &purgeWorker{w: w})
 	river.AddWorker(rw, &purgeEventsWorker{w: w})
 	river.AddWorker(rw, &dispatchWorker{w: w})

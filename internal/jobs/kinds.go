@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -15,6 +16,7 @@ import (
 // rows travel in the job itself, so the import needs no other table until
 // the chunk is done.
 type ImportChunkArgs struct {
+	Tenant      string      `json:"tenant,omitempty"`
 	OperationID string      `json:"operation_id"`
 	Chunk       int         `json:"chunk"`
 	First       int         `json:"first"`
@@ -26,7 +28,22 @@ type importRow struct {
 	DisplayName string            `json:"display_name,omitempty"`
 	State       string            `json:"state,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
+	Profile     *importProfile    `json:"profile,omitempty"`
 	Reject      string            `json:"reject,omitempty"`
+}
+
+// importProfile is a row's profile fields; rows without them leave it out,
+// and jobs enqueued before profiles existed have none.
+type importProfile struct {
+	ExternalID    string          `json:"external_id,omitempty"`
+	GivenName     string          `json:"given_name,omitempty"`
+	FamilyName    string          `json:"family_name,omitempty"`
+	PhoneNumber   string          `json:"phone_number,omitempty"`
+	EmailVerified bool            `json:"email_verified,omitempty"`
+	PhoneVerified bool            `json:"phone_verified,omitempty"`
+	Locale        string          `json:"locale,omitempty"`
+	TimeZone      string          `json:"time_zone,omitempty"`
+	Attributes    json.RawMessage `json:"attributes,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -36,9 +53,16 @@ func (ImportChunkArgs) Kind() string { return "import_users_chunk" }
 func (ImportChunkArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueImport} }
 
 func importArgs(c users.ImportChunk) ImportChunkArgs {
-	a := ImportChunkArgs{OperationID: c.OperationID, Chunk: c.Chunk, First: c.First, Rows: make([]importRow, len(c.Rows))}
+	a := ImportChunkArgs{Tenant: c.Tenant, OperationID: c.OperationID, Chunk: c.Chunk, First: c.First, Rows: make([]importRow, len(c.Rows))}
 	for i, r := range c.Rows {
 		a.Rows[i] = importRow{Email: r.Email, DisplayName: r.DisplayName, Labels: r.Labels, Reject: r.Reject}
+		if p := r.Profile; !p.IsZero() {
+			a.Rows[i].Profile = &importProfile{
+				ExternalID: p.ExternalID, GivenName: p.GivenName, FamilyName: p.FamilyName,
+				PhoneNumber: p.PhoneNumber, EmailVerified: p.EmailVerified, PhoneVerified: p.PhoneVerified,
+				Locale: p.Locale, TimeZone: p.TimeZone, Attributes: p.Attributes,
+			}
+		}
 		if r.State != users.StateUnspecified {
 			a.Rows[i].State = r.State.String()
 		}
@@ -47,9 +71,16 @@ func importArgs(c users.ImportChunk) ImportChunkArgs {
 }
 
 func (a ImportChunkArgs) chunk() users.ImportChunk {
-	c := users.ImportChunk{OperationID: a.OperationID, Chunk: a.Chunk, First: a.First, Rows: make([]users.ImportRow, len(a.Rows))}
+	c := users.ImportChunk{Tenant: a.Tenant, OperationID: a.OperationID, Chunk: a.Chunk, First: a.First, Rows: make([]users.ImportRow, len(a.Rows))}
 	for i, r := range a.Rows {
 		c.Rows[i] = users.ImportRow{Email: r.Email, DisplayName: r.DisplayName, Labels: r.Labels, Reject: r.Reject}
+		if p := r.Profile; p != nil {
+			c.Rows[i].Profile = users.Profile{
+				ExternalID: p.ExternalID, GivenName: p.GivenName, FamilyName: p.FamilyName,
+				PhoneNumber: p.PhoneNumber, EmailVerified: p.EmailVerified, PhoneVerified: p.PhoneVerified,
+				Locale: p.Locale, TimeZone: p.TimeZone, Attributes: []byte(p.Attributes),
+			}
+		}
 		if r.State != "" {
 			st, ok := users.ParseState(r.State)
 			if !ok {
@@ -73,6 +104,38 @@ type importWorker struct {
 // again (River runs each at least once) imports nothing twice.
 func (w *importWorker) Work(ctx context.Context, job *river.Job[ImportChunkArgs]) error {
 	return w.w.svc.ImportChunk(ctx, job.Args.chunk())
+}
+
+// CheckSchemaArgs is the job of a schema check (users.SchemaCheck): it
+// counts the tenant's users whose attributes break Schema, the schema the
+// check was started for, which travels in the job, so a later change of the
+// tenant's schema does not change what this check checks.
+type CheckSchemaArgs struct {
+	Tenant      string    `json:"tenant"`
+	OperationID string    `json:"operation_id"`
+	Schema      string    `json:"schema"`
+	CreateTime  time.Time `json:"create_time"`
+}
+
+// Kind implements river.JobArgs.
+func (CheckSchemaArgs) Kind() string { return "check_attributes_schema" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (CheckSchemaArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueImport} }
+
+func (a CheckSchemaArgs) check() users.SchemaCheck {
+	return users.SchemaCheck{Tenant: a.Tenant, OperationID: a.OperationID, Schema: a.Schema, CreateTime: a.CreateTime}
+}
+
+type checkSchemaWorker struct {
+	river.WorkerDefaults[CheckSchemaArgs]
+	w *workers
+}
+
+// Work runs the check. The check records its outcome in one transaction,
+// and not again once recorded, so running the job again changes nothing.
+func (w *checkSchemaWorker) Work(ctx context.Context, job *river.Job[CheckSchemaArgs]) error {
+	return w.w.svc.RunSchemaCheck(ctx, job.Args.check())
 }
 
 // PurgeArgs is the periodic job that hard-deletes users deleted longer ago

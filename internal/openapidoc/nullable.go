@@ -14,7 +14,7 @@ import (
 // such as a timestamp, or an optional scalar) that is unset is written as
 // null, not left out. Each component schema must be a message or enum of
 // file, or google.rpc.Status and google.protobuf.Any, which have no such
-// field.
+// field; google.protobuf.NullValue, unused, is removed.
 func markNullable(doc *openapi3.T, file protoreflect.FileDescriptor) error {
 	// protoc-gen-openapiv2 names a schema by the message's or enum's own
 	// name, or, when two nested ones share it, by its name within the
@@ -46,6 +46,12 @@ func markNullable(doc *openapi3.T, file protoreflect.FileDescriptor) error {
 		switch {
 		case ok:
 		case enums[name], requestBody && strings.HasSuffix(name, "Body"), name == "Status", name == "Any":
+			continue
+		case name == "NullValue":
+			// google.protobuf.Struct's, which protoc-gen-openapiv2 emits
+			// with every Struct field though none refers to it: a Struct
+			// is any JSON object.
+			delete(doc.Components.Schemas, name)
 			continue
 		default:
 			return fmt.Errorf("schema %s is no message or enum of %s", name, file.Path())

@@ -39,6 +39,7 @@ var operations = map[string]operation{
 	"DeleteUser":            {errors: []int{404, 409}, conditional: true},
 	"UndeleteUser":          {errors: []int{404, 409}, conditional: true},
 	"BatchGetUsers":         {errors: []int{404}},
+	"LookupUser":            {errors: []int{404}},
 	"ImportUsers":           {success: http.StatusAccepted, errors: []int{404, 409}, idempotent: true},
 	"GetOperation":          {errors: []int{404}},
 	"ListUserEvents":        {errors: []int{404}},

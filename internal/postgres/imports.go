@@ -31,7 +31,7 @@ ON CONFLICT (tenant_id, request_id) DO NOTHING`
 
 	// selectOperation reads an operation with one row per finished chunk
 	// (or one row of NULL chunk columns); readOperation sums them.
-	selectOperation = `SELECT o.tenant_id, o.id, o.request_id, o.fingerprint, o.total, o.chunks, o.create_time,
+	selectOperation = `SELECT o.tenant_id, o.id, o.request_id, o.fingerprint, o.total, o.chunks, o.create_time, o.kind,
 	c.imported, c.failed, c.failures, c.finish_time
 FROM operations o LEFT JOIN operation_chunks c ON c.operation_id = o.id
 WHERE `
@@ -47,18 +47,28 @@ ON CONFLICT (operation_id, chunk) DO NOTHING`
 WHERE operation_id = $1 AND chunk = $2`
 
 	// importUsers inserts a chunk's users into the tenant $11 in one
-	// statement, in the order given. A row whose address belongs to a live
-	// user of the tenant, stored before or inserted earlier by this
-	// statement, is skipped; any other conflict (an id in use) is an error.
-	// RETURNING names the rows inserted.
-	importUsers = `INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision)
-SELECT $11::text, r.id, r.email, r.email_key, r.display_name, r.state, r.labels::jsonb, r.create_time, r.update_time, r.delete_time, r.revision
+	// statement, in the order given. A row whose address or external id
+	// belongs to a live user of the tenant, stored before or inserted
+	// earlier by this statement, is skipped (and so would be one whose
+	// fresh UUIDv7 id were in use); takenEmails tells which of the two
+	// it was. RETURNING names the rows inserted.
+	importUsers = `INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision,
+	` + usersql.WriteColumns + `)
+SELECT $11::text, r.id, r.email, r.email_key, r.display_name, r.state, r.labels::jsonb, r.create_time, r.update_time, r.delete_time, r.revision,
+	r.external_id, r.given_name, r.family_name, r.phone_number, r.email_verified, r.phone_verified, r.locale, r.time_zone,
+	r.attributes::jsonb, r.search_key
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-	$7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::bigint[])
-	WITH ORDINALITY AS r(id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision, n)
+	$7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::bigint[],
+	$12::text[], $13::text[], $14::text[], $15::text[], $16::boolean[], $17::boolean[], $18::text[], $19::text[], $20::text[], $21::text[])
+	WITH ORDINALITY AS r(id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision,
+		external_id, given_name, family_name, phone_number, email_verified, phone_verified, locale, time_zone, attributes, search_key, n)
 ORDER BY r.n
-ON CONFLICT (tenant_id, email_key) WHERE state <> 'DELETED' DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING id`
+
+	// takenEmails returns which of the addresses ($2, email keys) belong
+	// to live users of the tenant $1.
+	takenEmails = "SELECT email_key FROM users WHERE tenant_id = $1 AND email_key = ANY($2) AND state <> 'DELETED'"
 
 	// operationTenant reads the tenant of the operation $1.
 	operationTenant = "SELECT tenant_id FROM operations WHERE id = $1"
@@ -177,10 +187,11 @@ func readOperation(ctx context.Context, q querier, where string, args ...any) (*
 			id               pgtype.UUID
 			o                users.Operation
 			fp, failures     []byte
+			kind             string
 			imported, failed pgtype.Int4
 			finish           pgtype.Timestamptz
 		)
-		err := rows.Scan(&o.Tenant, &id, &o.RequestID, &fp, &o.Total, &o.Chunks, &o.CreateTime,
+		err := rows.Scan(&o.Tenant, &id, &o.RequestID, &fp, &o.Total, &o.Chunks, &o.CreateTime, &kind,
 			&imported, &failed, &failures, &finish)
 		if err != nil {
 			return nil, nil, err
@@ -188,6 +199,9 @@ func readOperation(ctx context.Context, q querier, where string, args ...any) (*
 		if op == nil {
 			o.ID = uuid.UUID(id.Bytes).String()
 			o.CreateTime = o.CreateTime.UTC()
+			if err := usersql.SetOperationKind(&o, kind); err != nil {
+				return nil, nil, err
+			}
 			op, fingerprint = &o, fp
 		}
 		if !finish.Valid {
@@ -221,6 +235,7 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 		return users.ErrNotFound
 	}
 	ids, args, err := importArgs(valid)
+	profiles := importProfiles(valid)
 	if err != nil {
 		return err
 	}
@@ -259,7 +274,7 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 
 	inserted := make(map[[16]byte]bool, len(valid))
 	if len(valid) > 0 && left != 0 {
-		rows, err := tx.Query(ctx, importUsers, append(args, tenant)...)
+		rows, err := tx.Query(ctx, importUsers, append(append(args, tenant), profiles...)...)
 		if err != nil {
 			return fmt.Errorf("import users: %w", err)
 		}
@@ -271,6 +286,10 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 		if err != nil {
 			return fmt.Errorf("import users: %w", err)
 		}
+	}
+	taken, err := skippedEmails(ctx, tx, tenant, valid, ids, inserted)
+	if err != nil {
+		return err
 	}
 	var (
 		imported int
@@ -289,8 +308,10 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 			imported++
 			v.User.Tenant = tenant
 			evs = append(evs, users.CreatedEvent(ctx, v.User))
-		default:
+		case taken[users.EmailKey(v.User.Email)] || v.User.ExternalID == "":
 			failures = append(failures, users.RowFailure{Index: v.Index, Reason: users.ReasonEmailTaken})
+		default:
+			failures = append(failures, users.RowFailure{Index: v.Index, Reason: users.ReasonExternalIDTaken})
 		}
 	}
 	if len(over) > 0 {
@@ -325,6 +346,58 @@ func liveTenant(ctx context.Context, q rowQuerier, tenant string) error {
 		return fmt.Errorf("tenant %s: %w", tenant, users.ErrNotFound)
 	}
 	return err
+}
+
+// skippedEmails returns, of the addresses of the rows importUsers skipped
+// that have an external id, those that are taken: the other rows were
+// skipped for their external id.
+func skippedEmails(ctx context.Context, tx pgx.Tx, tenant string, valid []users.ImportedUser, ids []pgtype.UUID, inserted map[[16]byte]bool) (map[string]bool, error) {
+	var keys []string
+	for i, v := range valid {
+		if !inserted[ids[i].Bytes] && v.User.ExternalID != "" {
+			keys = append(keys, users.EmailKey(v.User.Email))
+		}
+	}
+	taken := map[string]bool{}
+	if len(keys) == 0 {
+		return taken, nil
+	}
+	rows, err := tx.Query(ctx, takenEmails, tenant, keys)
+	if err != nil {
+		return nil, fmt.Errorf("import users: %w", err)
+	}
+	var key string
+	_, err = pgx.ForEachRow(rows, []any{&key}, func() error {
+		taken[key] = true
+		return nil
+	})
+	return taken, err
+}
+
+// importProfiles returns the arguments $12…$21 of importUsers: one array
+// per column of usersql.WriteColumns.
+func importProfiles(valid []users.ImportedUser) []any {
+	n := len(valid)
+	var (
+		ext                                        = make([]*string, n)
+		given, family, phone, locale, tz, attrs, k = make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		ev, pv = make([]bool, n), make([]bool, n)
+	)
+	for i, v := range valid {
+		u := v.User
+		if u.ExternalID != "" {
+			ext[i] = &u.ExternalID
+		}
+		given[i], family[i], phone[i], locale[i], tz[i] = u.GivenName, u.FamilyName, u.PhoneNumber, u.Locale, u.TimeZone
+		ev[i], pv[i] = u.EmailVerified, u.PhoneVerified
+		attrs[i] = "{}"
+		if u.Attributes != nil {
+			attrs[i] = string(u.Attributes)
+		}
+		k[i] = users.SearchKey(u)
+	}
+	return []any{ext, given, family, phone, ev, pv, locale, tz, attrs, k}
 }
 
 // importArgs returns the arguments $1…$10 of importUsers, one array per

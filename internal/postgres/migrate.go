@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/usersd/usersd/internal/users/usersql"
 )
 
 //go:embed migrations/*.sql
@@ -76,7 +78,8 @@ func newProvider(db *sql.DB, log *slog.Logger) (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: migrations: %w", err)
 	}
-	opts := append([]goose.ProviderOption{goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true)}, logOptions(log)...)
+	opts := append([]goose.ProviderOption{goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(usersql.SearchKeyMigration(usersql.Postgres))}, logOptions(log)...)
 	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: migrations: %w", err)

@@ -49,6 +49,10 @@ type Enqueuer interface {
 	// EnqueueDeliveriesTx enqueues one delivery job per element within tx.
 	// An error rolls the whole dispatch back.
 	EnqueueDeliveriesTx(ctx context.Context, tx pgx.Tx, deliveries []users.Delivery) error
+	// EnqueueSchemaCheckTx enqueues the job of a schema check within tx,
+	// the transaction of the tenant's change that starts it. An error
+	// rolls that change back.
+	EnqueueSchemaCheckTx(ctx context.Context, tx pgx.Tx, c users.SchemaCheck) error
 }
 
 // An Option configures a Store.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -18,25 +19,37 @@ import (
 // Tenants: users.TenantStore. None of these statements is on a hot path.
 
 // tenantColumns are the columns scanTenant reads, in its order.
-const tenantColumns = "id, display_name, state, max_users, requests_per_second, create_time, update_time, delete_time, revision"
+const tenantColumns = "id, display_name, state, max_users, requests_per_second, create_time, update_time, delete_time, revision, attributes_schema, attributes_schema_check"
 
 const (
 	selectTenants = "SELECT " + tenantColumns + " FROM tenants "
-	insertTenant  = "INSERT INTO tenants (" + tenantColumns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+	insertTenant  = "INSERT INTO tenants (" + tenantColumns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 	// updateTenant takes tenantArgs without create_time.
 	updateTenant = `UPDATE tenants SET display_name = $2, state = $3, max_users = $4, requests_per_second = $5,
-	update_time = $6, delete_time = $7, revision = $8
+	update_time = $6, delete_time = $7, revision = $8, attributes_schema = $9, attributes_schema_check = $10
 WHERE id = $1`
 )
 
-// CreateTenant inserts t; see users.TenantStore.
+// CreateTenant inserts t, and starts its schema check, in one
+// transaction; see users.TenantStore.
 func (s *Store) CreateTenant(ctx context.Context, t *users.Tenant) (_ *users.Tenant, err error) {
 	defer wrap(ctx, &err, "tenant %s", t.ID)
-	if _, err := s.pool.Exec(ctx, insertTenant, tenantArgs(t)...); err != nil {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, insertTenant, tenantArgs(t)...); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			return nil, fmt.Errorf("tenant %s exists: %w", t.ID, users.ErrIDTaken)
 		}
+		return nil, err
+	}
+	if err := s.startSchemaCheck(ctx, tx, nil, t); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
 	return usersql.StoredTenant(t.Clone()), nil
@@ -106,6 +119,9 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, fn func(*users.Tena
 	if _, err := tx.Exec(ctx, updateTenant, append(args[:5], args[6:]...)...); err != nil {
 		return nil, err
 	}
+	if err := s.startSchemaCheck(ctx, tx, old, t); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
@@ -115,7 +131,8 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, fn func(*users.Tena
 // tenantArgs returns the values of tenantColumns for t.
 func tenantArgs(t *users.Tenant) []any {
 	return []any{t.ID, t.DisplayName, t.State.String(), t.Settings.MaxUsers, t.Settings.RequestsPerSecond,
-		t.CreateTime, t.UpdateTime, nullTime(t.DeleteTime), t.Revision}
+		t.CreateTime, t.UpdateTime, nullTime(t.DeleteTime), t.Revision, usersql.NullText(t.Settings.AttributesSchema),
+		nullUUID(t.SchemaCheck)}
 }
 
 // tenantRow holds the tenantColumns of one row as pgx scans them.
@@ -126,10 +143,12 @@ type tenantRow struct {
 	createTime, updateTime time.Time
 	deleteTime             pgtype.Timestamptz
 	revision               int64
+	schema                 *string
+	schemaCheck            pgtype.UUID
 }
 
 func (r *tenantRow) dest() []any {
-	return []any{&r.id, &r.name, &r.state, &r.maxUsers, &r.rate, &r.createTime, &r.updateTime, &r.deleteTime, &r.revision}
+	return []any{&r.id, &r.name, &r.state, &r.maxUsers, &r.rate, &r.createTime, &r.updateTime, &r.deleteTime, &r.revision, &r.schema, &r.schemaCheck}
 }
 
 // tenant converts the row: times in UTC, the zero time for NULL.
@@ -145,6 +164,12 @@ func (r *tenantRow) tenant() (*users.Tenant, error) {
 	}
 	if r.deleteTime.Valid {
 		t.DeleteTime = r.deleteTime.Time.UTC()
+	}
+	if r.schema != nil {
+		t.Settings.AttributesSchema = *r.schema
+	}
+	if r.schemaCheck.Valid {
+		t.SchemaCheck = uuid.UUID(r.schemaCheck.Bytes).String()
 	}
 	return t, nil
 }

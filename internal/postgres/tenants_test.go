@@ -172,10 +172,18 @@ func TestMigrateTenantScopes(t *testing.T) {
 		}
 	}
 
-	if _, err := p.UpTo(ctx, 7); err != nil {
-		t.Fatalf("migrate up to 7: %v", err)
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrate up: %v", err)
 	}
 	checkDefault("up")
+	// Migration 00009 gave the user stored before it a search key.
+	search, err := users.ParseSearch("a@example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ListUsers(ctx, users.ListQuery{Tenant: users.DefaultTenant, Search: search, Order: users.Order{Field: users.OrderRank}, Limit: 10}); err != nil || len(got) != 1 {
+		t.Errorf("up: search for the user stored before profiles = %d users, %v; want 1", len(got), err)
+	}
 	// Another tenant's rows, which do not survive the way down.
 	newTenant(t, s, "acme", 0)
 	other := userIn("acme", 2)
@@ -204,8 +212,8 @@ func TestMigrateTenantScopes(t *testing.T) {
 		t.Errorf("down: %d tenant columns, %v; want none", columns, err)
 	}
 
-	if _, err := p.UpTo(ctx, 7); err != nil {
-		t.Fatalf("migrate up to 7 again: %v", err)
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrate up again: %v", err)
 	}
 	checkDefault("up again")
 	if _, err := s.GetUser(ctx, "acme", other.ID); !errors.Is(err, users.ErrNotFound) {

@@ -24,12 +24,14 @@ import (
 var (
 	errEmailInUse = fmt.Errorf("email address already in use: %w", users.ErrEmailTaken)
 	errIDInUse    = fmt.Errorf("id already in use: %w", users.ErrIDTaken)
+	errExtInUse   = fmt.Errorf("external id already in use: %w", users.ErrExternalIDTaken)
 )
 
 // The columns of a user, in the order userRow scans them.
 const (
-	userColumns  = "tenant_id, id, email, display_name, state, labels, create_time, update_time, delete_time, revision"
-	userColumnsU = "u.tenant_id, u.id, u.email, u.display_name, u.state, u.labels, u.create_time, u.update_time, u.delete_time, u.revision"
+	userColumns  = "tenant_id, id, email, display_name, state, labels, create_time, update_time, delete_time, revision, " + usersql.ProfileColumns
+	userColumnsU = "u.tenant_id, u.id, u.email, u.display_name, u.state, u.labels, u.create_time, u.update_time, u.delete_time, u.revision, " +
+		"u.external_id, u.given_name, u.family_name, u.phone_number, u.email_verified, u.phone_verified, u.locale, u.time_zone, u.attributes"
 )
 
 var (
@@ -107,7 +109,9 @@ SELECT ` + userColumns + ` FROM u`
 
 	updateUser = `UPDATE users
 SET email = $2, email_key = $3, display_name = $4, state = $5, labels = $6,
-	update_time = $7, delete_time = $8, revision = revision + 1
+	update_time = $7, delete_time = $8, revision = revision + 1,
+	external_id = $9, given_name = $10, family_name = $11, phone_number = $12, email_verified = $13,
+	phone_verified = $14, locale = $15, time_zone = $16, attributes = $17, search_key = $18
 WHERE id = $1
 RETURNING ` + userColumns
 
@@ -130,27 +134,29 @@ RETURNING tenant_id, id`
 )
 
 // insertUserStmt returns a statement that inserts, for each row of the CTE
-// t (none or one), the user ($1…$10, tenant $15) and its user.created event
-// ($11…$14), and returns the user. withKey, it inserts the idempotency key
-// (request id $16, fingerprint $17) first, and the user and the event only
+// t (none or one), the user ($1…$10, tenant $15, profile $16…$25) and its
+// user.created event ($11…$14), and returns the user. withKey, it inserts
+// the idempotency key (request id $26, fingerprint $27) first, and the user and the event only
 // if the key went in; the foreign key is checked at the end of the
 // statement, when both rows exist.
 func insertUserStmt(t string, withKey bool) string {
 	const values = "SELECT $15::text, $1::uuid, $2::text, $3::text, $4::text, $5::text, $6::jsonb, " +
-		"$7::timestamptz, $8::timestamptz, $9::timestamptz, $10::bigint FROM "
+		"$7::timestamptz, $8::timestamptz, $9::timestamptz, $10::bigint, $16::text, $17::text, $18::text, $19::text, " +
+		"$20::boolean, $21::boolean, $22::text, $23::text, $24::jsonb, $25::text FROM "
 	from := "t"
 	key := ""
 	if withKey {
 		from = "k"
 		key = `k AS (
 	INSERT INTO idempotency_keys (tenant_id, request_id, fingerprint, user_id, create_time)
-	SELECT $15::text, $16::text, $17::bytea, $1::uuid, $7::timestamptz FROM t
+	SELECT $15::text, $26::text, $27::bytea, $1::uuid, $7::timestamptz FROM t
 	ON CONFLICT (tenant_id, request_id) DO NOTHING
 	RETURNING user_id
 ), `
 	}
 	return "WITH " + t + ", " + key + `u AS (
-	INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision)
+	INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision, ` +
+		usersql.WriteColumns + `)
 	` + values + from + `
 	RETURNING ` + userColumns + `
 ), ` + insertCreatedEvent
@@ -179,7 +185,7 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 	if err != nil {
 		return nil, err
 	}
-	args = append(append(args, evArgs...), u.Tenant)
+	args = append(append(append(args, evArgs...), u.Tenant), usersql.ProfileArgs(u)...)
 	insert := insertUser
 	var fingerprint []byte
 	if key != nil {
@@ -430,8 +436,8 @@ func (s *Store) updateUser(ctx context.Context, conn *pgxpool.Conn, tenant strin
 	ev, changed := users.ChangeEvent(ctx, cur, written)
 
 	b = pgx.Batch{}
-	b.Queue(updateUser, uid, next.Email, users.EmailKey(next.Email), next.DisplayName, next.State.String(),
-		labels, next.UpdateTime, nullTime(next.DeleteTime))
+	b.Queue(updateUser, append([]any{uid, next.Email, users.EmailKey(next.Email), next.DisplayName, next.State.String(),
+		labels, next.UpdateTime, nullTime(next.DeleteTime)}, usersql.ProfileArgs(next)...)...)
 	if changed {
 		sql, args, err := appendEventsStmt([]users.Event{ev})
 		if err != nil {
@@ -561,12 +567,13 @@ type userRow struct {
 	updateTime  time.Time
 	deleteTime  pgtype.Timestamptz
 	revision    int64
+	profile     usersql.ProfileRow
 }
 
 // dest returns the scan destinations of the user columns, after extra.
 func (r *userRow) dest(extra ...any) []any {
-	return append(extra, &r.tenant, &r.id, &r.email, &r.displayName, &r.state, &r.labels,
-		&r.createTime, &r.updateTime, &r.deleteTime, &r.revision)
+	return append(append(extra, &r.tenant, &r.id, &r.email, &r.displayName, &r.state, &r.labels,
+		&r.createTime, &r.updateTime, &r.deleteTime, &r.revision), r.profile.Dest()...)
 }
 
 // user converts the row. Times come back in UTC; an empty labels object
@@ -588,6 +595,11 @@ func (r *userRow) user() (*users.User, error) {
 	if r.deleteTime.Valid {
 		u.DeleteTime = r.deleteTime.Time.UTC()
 	}
+	p, err := r.profile.Profile(true)
+	if err != nil {
+		return nil, fmt.Errorf("user %s: %w", u.ID, err)
+	}
+	u.Profile = p
 	if len(r.labels) > 0 && string(r.labels) != "{}" {
 		if err := json.Unmarshal(r.labels, &u.Labels); err != nil {
 			return nil, fmt.Errorf("user %s: labels: %w", u.ID, err)
@@ -653,8 +665,72 @@ func insertError(err error) error {
 // writeError translates an error of a write to a user.
 func writeError(err error) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "users_tenant_email_key_live" {
-		return errEmailInUse
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		switch pgErr.ConstraintName {
+		case "users_tenant_email_key_live":
+			return errEmailInUse
+		case "users_tenant_external_id_live":
+			return errExtInUse
+		}
 	}
 	return err
+}
+
+// selectByExternalID reads the tenant's ($1) user that is not deleted and
+// has the external id $2, while the tenant is live: one probe of
+// users_tenant_external_id_live.
+var selectByExternalID = "SELECT " + userColumns + " FROM users WHERE tenant_id = $1 AND external_id = $2 AND state <> 'DELETED' AND " +
+	usersql.LiveTenant("$1")
+
+// LookupUser returns the tenant's user with the external id; see
+// users.UserStore.
+func (s *Store) LookupUser(ctx context.Context, tenant, externalID string) (_ *users.User, err error) {
+	defer wrap(ctx, &err, "user with external id %q", externalID)
+	var u *users.User
+	err = s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
+		u, err = scanUser(c.QueryRow(ctx, selectByExternalID, tenant, externalID))
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, users.ErrNotFound
+	}
+	return u, err
+}
+
+// CountUsers counts the users that match q up to limit, and past it reads
+// the planner's estimate; see users.UserStore.
+func (s *Store) CountUsers(ctx context.Context, q users.ListQuery, limit int) (n int64, exact bool, err error) {
+	defer wrap(ctx, &err, "count users of %s", q.Tenant)
+	count, args, err := usersql.CountStatement(usersql.Postgres, q, limit)
+	if err != nil {
+		return 0, false, err
+	}
+	err = s.do(ctx, read, func(c *pgxpool.Conn) error {
+		if err := c.QueryRow(ctx, count, args...).Scan(&n); err != nil {
+			return err
+		}
+		if n <= int64(limit) {
+			exact = true
+			return nil
+		}
+		where, args, err := usersql.WhereClause(usersql.Postgres, q)
+		if err != nil {
+			return err
+		}
+		var plan []byte
+		if err := c.QueryRow(ctx, "EXPLAIN (FORMAT JSON) SELECT 1 FROM users"+where, args...).Scan(&plan); err != nil {
+			return fmt.Errorf("estimate: %w", err)
+		}
+		var p []struct {
+			Plan struct {
+				Rows float64 `json:"Plan Rows"`
+			} `json:"Plan"`
+		}
+		if err := json.Unmarshal(plan, &p); err != nil || len(p) == 0 {
+			return fmt.Errorf("estimate: plan %.100q", plan)
+		}
+		n = max(n, int64(p[0].Plan.Rows))
+		return nil
+	})
+	return n, exact, err
 }

@@ -18,7 +18,7 @@ import (
 
 // selectOperation reads an operation with one row per finished chunk (or
 // one row of NULL chunk columns); readOperation sums them.
-const selectOperation = "SELECT o.tenant_id, o.id, o.request_id, o.fingerprint, o.total, o.chunks, o.create_time, " +
+const selectOperation = "SELECT o.tenant_id, o.id, o.request_id, o.fingerprint, o.total, o.chunks, o.create_time, o.kind, " +
 	"c.imported, c.failed, c.failures, c.finish_time " +
 	"FROM operations o LEFT JOIN operation_chunks c ON c.operation_id = o.id "
 
@@ -124,16 +124,20 @@ func readOperation(ctx context.Context, get *sql.Stmt, tenant string, arg any) (
 			o                        users.Operation
 			fp                       []byte
 			createTime               int64
+			kind                     string
 			imported, failed, finish sql.NullInt64
 			failures                 sql.NullString
 		)
-		err := rows.Scan(&o.Tenant, &o.ID, &o.RequestID, &fp, &o.Total, &o.Chunks, &createTime,
+		err := rows.Scan(&o.Tenant, &o.ID, &o.RequestID, &fp, &o.Total, &o.Chunks, &createTime, &kind,
 			&imported, &failed, &failures, &finish)
 		if err != nil {
 			return nil, nil, err
 		}
 		if op == nil {
 			o.CreateTime = fromMicros(createTime)
+			if err := usersql.SetOperationKind(&o, kind); err != nil {
+				return nil, nil, err
+			}
 			op, fingerprint = &o, fp
 		}
 		if !finish.Valid {
@@ -226,9 +230,15 @@ func (s *Store) ImportChunk(ctx context.Context, opID string, chunk int, valid [
 		if err != nil {
 			return fmt.Errorf("import user %s: %w", u.ID, err)
 		}
-		res, err := ins.ExecContext(ctx,
+		res, err := ins.ExecContext(ctx, append([]any{
 			u.Tenant, u.ID, u.Email, users.EmailKey(u.Email), u.DisplayName, u.State.String(), labels,
-			u.CreateTime.UnixMicro(), u.UpdateTime.UnixMicro(), nullTime(u.DeleteTime), u.Revision)
+			u.CreateTime.UnixMicro(), u.UpdateTime.UnixMicro(), nullTime(u.DeleteTime), u.Revision},
+			usersql.ProfileArgs(u)...)...)
+		if errors.Is(writeError(err), users.ErrExternalIDTaken) {
+			// The statement failed alone: the transaction goes on.
+			failures = append(failures, users.RowFailure{Index: v.Index, Reason: users.ReasonExternalIDTaken})
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("import user %s: %w", u.ID, err)
 		}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 
 	"github.com/pressly/goose/v3"
+
+	"github.com/usersd/usersd/internal/users/usersql"
 )
 
 //go:embed migrations/*.sql
@@ -49,7 +51,8 @@ func newProvider(db *DB, log *slog.Logger) (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: migrations: %w", err)
 	}
-	opts := append([]goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}, logOptions(log)...)
+	opts := append([]goose.ProviderOption{goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(usersql.SearchKeyMigration(usersql.SQLite))}, logOptions(log)...)
 	p, err := goose.NewProvider(goose.DialectSQLite3, db.writer, fsys, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: migrations: %w", err)

@@ -47,6 +47,10 @@ type Enqueuer interface {
 	// EnqueueDeliveriesTx enqueues one delivery job per element within tx.
 	// An error rolls the whole dispatch back.
 	EnqueueDeliveriesTx(ctx context.Context, tx *sql.Tx, deliveries []users.Delivery) error
+	// EnqueueSchemaCheckTx enqueues the job of a schema check within tx,
+	// the transaction of the tenant's change that starts it. An error
+	// rolls that change back.
+	EnqueueSchemaCheckTx(ctx context.Context, tx *sql.Tx, c users.SchemaCheck) error
 }
 
 // An Option configures a Store.
@@ -114,20 +118,28 @@ const (
 // readerStmts are the statements prepared on the readers.
 var readerStmts = [numStmts]bool{stmtGetUser: true, stmtGetOperation: true, stmtListEvents: true, stmtGetEvent: true, stmtListTenantEvents: true}
 
+// profileValues are the placeholders of usersql.WriteColumns after a
+// user's first 11 columns.
+const profileValues = "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21"
+
 var queries = [numStmts]string{
 	// By the primary key, then checked for the tenant (the unary + keeps
 	// the tenant's indexes out of the plan; see BatchGetUsers).
 	stmtGetUser:   selectUsers + "WHERE id = ?2 AND +tenant_id = ?1 AND " + liveTenant,
 	stmtGetUserTx: selectUsers + "WHERE id = ?2 AND +tenant_id = ?1 AND " + liveTenant,
 	stmtGetKey:    "SELECT fingerprint, user_id FROM idempotency_keys WHERE tenant_id = ?1 AND request_id = ?2",
-	stmtInsertUser: "INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision) " +
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	stmtInsertUser: "INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision, " +
+		usersql.WriteColumns + ") " +
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, " + profileValues + ")",
 	// stmtInsertUser if the tenant is live and has no limit; else nothing.
-	stmtInsertUserUnlimited: "INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision) " +
-		"SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE (SELECT max_users FROM tenants WHERE id = ?1 AND state = 'ACTIVE') = 0",
+	stmtInsertUserUnlimited: "INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision, " +
+		usersql.WriteColumns + ") " +
+		"SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, " + profileValues + " WHERE (SELECT max_users FROM tenants WHERE id = ?1 AND state = 'ACTIVE') = 0",
 	stmtInsertKey: "INSERT INTO idempotency_keys (tenant_id, request_id, fingerprint, user_id, create_time) VALUES (?1, ?2, ?3, ?4, ?5)",
 	stmtUpdateUser: "UPDATE users SET email = ?2, email_key = ?3, display_name = ?4, state = ?5, labels = ?6, " +
-		"update_time = ?7, delete_time = ?8, revision = revision + 1 WHERE id = ?1",
+		"update_time = ?7, delete_time = ?8, revision = revision + 1, " +
+		"external_id = ?9, given_name = ?10, family_name = ?11, phone_number = ?12, email_verified = ?13, " +
+		"phone_verified = ?14, locale = ?15, time_zone = ?16, attributes = ?17, search_key = ?18 WHERE id = ?1",
 	stmtGetOperation:    selectOperation + "WHERE o.tenant_id = ?1 AND o.id = ?2 AND " + liveTenant,
 	stmtGetOperationTx:  selectOperation + "WHERE o.tenant_id = ?1 AND o.request_id = ?2",
 	stmtInsertOperation: "INSERT INTO operations (tenant_id, id, request_id, fingerprint, total, chunks, create_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -136,10 +148,11 @@ var queries = [numStmts]string{
 	stmtChunkState: "SELECT (SELECT tenant_id FROM operations WHERE id = ?1), " +
 		"EXISTS (SELECT 1 FROM operation_chunks WHERE operation_id = ?1 AND chunk = ?2)",
 	// An address taken by a live user, stored before or earlier in the
-	// same chunk, makes the insert do nothing; any other conflict (an id
-	// in use) is an error.
-	stmtImportUser: "INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision) " +
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) " +
+	// same chunk, makes the insert do nothing; any other conflict (an
+	// external id or an id in use) is an error.
+	stmtImportUser: "INSERT INTO users (tenant_id, id, email, email_key, display_name, state, labels, create_time, update_time, delete_time, revision, " +
+		usersql.WriteColumns + ") " +
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, " + profileValues + ") " +
 		"ON CONFLICT (tenant_id, email_key) WHERE state <> 'DELETED' DO NOTHING",
 	stmtInsertChunk: "INSERT INTO operation_chunks (operation_id, chunk, imported, failed, failures, finish_time) " +
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -17,24 +17,36 @@ import (
 // they are not kept prepared.
 
 // tenantColumns are the columns scanTenant reads, in its order.
-const tenantColumns = "id, display_name, state, max_users, requests_per_second, create_time, update_time, delete_time, revision"
+const tenantColumns = "id, display_name, state, max_users, requests_per_second, create_time, update_time, delete_time, revision, attributes_schema, attributes_schema_check"
 
 const (
 	selectTenants = "SELECT " + tenantColumns + " FROM tenants "
-	insertTenant  = "INSERT INTO tenants (" + tenantColumns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+	insertTenant  = "INSERT INTO tenants (" + tenantColumns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
 	// updateTenant takes tenantArgs without create_time.
 	updateTenant = "UPDATE tenants SET display_name = ?2, state = ?3, max_users = ?4, requests_per_second = ?5, " +
-		"update_time = ?6, delete_time = ?7, revision = ?8 WHERE id = ?1"
+		"update_time = ?6, delete_time = ?7, revision = ?8, attributes_schema = ?9, attributes_schema_check = ?10 WHERE id = ?1"
 )
 
-// CreateTenant inserts t; see users.TenantStore.
+// CreateTenant inserts t, and starts its schema check, in one writer
+// transaction; see users.TenantStore.
 func (s *Store) CreateTenant(ctx context.Context, t *users.Tenant) (_ *users.Tenant, err error) {
 	defer wrap(ctx, &err, "tenant %s", t.ID)
-	if _, err := s.db.writer.ExecContext(ctx, insertTenant, tenantArgs(t)...); err != nil {
+	tx, err := s.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, insertTenant, tenantArgs(t)...); err != nil {
 		var serr *msqlite.Error
 		if errors.As(err, &serr) && serr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
 			return nil, fmt.Errorf("tenant %s exists: %w", t.ID, users.ErrIDTaken)
 		}
+		return nil, err
+	}
+	if err := s.startSchemaCheck(ctx, tx, nil, t); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
 	s.db.afterCommit(ctx)
@@ -91,6 +103,9 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, fn func(*users.Tena
 	if _, err := tx.ExecContext(ctx, updateTenant, append(args[:5], args[6:]...)...); err != nil {
 		return nil, err
 	}
+	if err := s.startSchemaCheck(ctx, tx, old, t); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
@@ -101,7 +116,8 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, fn func(*users.Tena
 // tenantArgs returns the values of tenantColumns for t.
 func tenantArgs(t *users.Tenant) []any {
 	return []any{t.ID, t.DisplayName, t.State.String(), t.Settings.MaxUsers, t.Settings.RequestsPerSecond,
-		t.CreateTime.UnixMicro(), t.UpdateTime.UnixMicro(), nullTime(t.DeleteTime), t.Revision}
+		t.CreateTime.UnixMicro(), t.UpdateTime.UnixMicro(), nullTime(t.DeleteTime), t.Revision, usersql.NullText(t.Settings.AttributesSchema),
+		usersql.NullText(t.SchemaCheck)}
 }
 
 // scanTenant reads the tenantColumns of one row.
@@ -111,9 +127,10 @@ func scanTenant(row rowScanner) (*users.Tenant, error) {
 		state                  string
 		createTime, updateTime int64
 		deleteTime             sql.NullInt64
+		schema, schemaCheck    sql.NullString
 	)
 	if err := row.Scan(&t.ID, &t.DisplayName, &state, &t.Settings.MaxUsers, &t.Settings.RequestsPerSecond,
-		&createTime, &updateTime, &deleteTime, &t.Revision); err != nil {
+		&createTime, &updateTime, &deleteTime, &t.Revision, &schema, &schemaCheck); err != nil {
 		return nil, err
 	}
 	st, ok := users.ParseState(state)
@@ -125,5 +142,7 @@ func scanTenant(row rowScanner) (*users.Tenant, error) {
 	if deleteTime.Valid {
 		t.DeleteTime = fromMicros(deleteTime.Int64)
 	}
+	t.Settings.AttributesSchema = schema.String
+	t.SchemaCheck = schemaCheck.String
 	return &t, nil
 }

@@ -20,13 +20,17 @@ import (
 // Users: users.UserStore.
 
 // userColumns are the columns scanUser reads, in its order.
-const userColumns = "tenant_id, id, email, display_name, state, labels, create_time, update_time, delete_time, revision"
+const userColumns = "tenant_id, id, email, display_name, state, labels, create_time, update_time, delete_time, revision, " +
+	usersql.ProfileColumns
 
 const selectUsers = "SELECT " + userColumns + " FROM users "
 
 // errEmailInUse is the error of a write whose email address belongs to
 // another user that is not deleted.
-var errEmailInUse = fmt.Errorf("email address already in use: %w", users.ErrEmailTaken)
+var (
+	errEmailInUse = fmt.Errorf("email address already in use: %w", users.ErrEmailTaken)
+	errExtInUse   = fmt.Errorf("external id already in use: %w", users.ErrExternalIDTaken)
+)
 
 // CreateUser inserts u, and the idempotency key if there is one, in one
 // writer transaction; see users.UserStore.
@@ -102,8 +106,8 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User, key *users.Idempo
 	// statement; otherwise the tenant is read, and its users counted, in
 	// the writer's transaction, which keeps the count true until the
 	// commit.
-	args := []any{u.Tenant, u.ID, u.Email, users.EmailKey(u.Email), u.DisplayName, u.State.String(), labels,
-		u.CreateTime.UnixMicro(), u.UpdateTime.UnixMicro(), nullTime(u.DeleteTime), u.Revision}
+	args := append([]any{u.Tenant, u.ID, u.Email, users.EmailKey(u.Email), u.DisplayName, u.State.String(), labels,
+		u.CreateTime.UnixMicro(), u.UpdateTime.UnixMicro(), nullTime(u.DeleteTime), u.Revision}, usersql.ProfileArgs(u)...)
 	res, err := tx.StmtContext(ctx, insertUnlimited).ExecContext(ctx, args...)
 	if err != nil {
 		return nil, writeError(err)
@@ -266,9 +270,9 @@ func (s *Store) UpdateUser(ctx context.Context, tenant, id string, fn func(*user
 	if err != nil {
 		return nil, err
 	}
-	_, err = tx.StmtContext(ctx, updateUser).ExecContext(ctx,
+	_, err = tx.StmtContext(ctx, updateUser).ExecContext(ctx, append([]any{
 		id, u.Email, users.EmailKey(u.Email), u.DisplayName, u.State.String(), labels,
-		u.UpdateTime.UnixMicro(), nullTime(u.DeleteTime))
+		u.UpdateTime.UnixMicro(), nullTime(u.DeleteTime)}, usersql.ProfileArgs(u)...)...)
 	if err != nil {
 		return nil, writeError(err)
 	}
@@ -412,9 +416,13 @@ func (t tenantStmts) quota(ctx context.Context, tx *sql.Tx, tenant string) (user
 // writeError translates an error from inserting or updating a user.
 func writeError(err error) error {
 	var serr *msqlite.Error
-	// users_email_key_live is the only UNIQUE index on users; the primary
-	// key reports SQLITE_CONSTRAINT_PRIMARYKEY.
+	// The UNIQUE indexes on users are users_tenant_email_key_live and
+	// users_tenant_external_id_live, which SQLite names by their columns;
+	// the primary key reports SQLITE_CONSTRAINT_PRIMARYKEY.
 	if errors.As(err, &serr) && serr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+		if strings.Contains(serr.Error(), "users.external_id") {
+			return errExtInUse
+		}
 		return errEmailInUse
 	}
 	return err
@@ -427,10 +435,15 @@ func scanUser(row rowScanner) (*users.User, error) {
 		state, labels          string
 		createTime, updateTime int64
 		deleteTime             sql.NullInt64
+		profile                usersql.ProfileRow
 	)
-	err := row.Scan(&u.Tenant, &u.ID, &u.Email, &u.DisplayName, &state, &labels, &createTime, &updateTime, &deleteTime, &u.Revision)
+	err := row.Scan(append([]any{&u.Tenant, &u.ID, &u.Email, &u.DisplayName, &state, &labels, &createTime, &updateTime, &deleteTime, &u.Revision},
+		profile.Dest()...)...)
 	if err != nil {
 		return nil, err
+	}
+	if u.Profile, err = profile.Profile(false); err != nil {
+		return nil, fmt.Errorf("user %s: %w", u.ID, err)
 	}
 	var ok bool
 	if u.State, ok = users.ParseState(state); !ok {
@@ -475,4 +488,34 @@ func encodeLabels(labels map[string]string) (string, error) {
 		return "", fmt.Errorf("labels: %w", err)
 	}
 	return string(b), nil
+}
+
+// LookupUser returns the tenant's user with the external id, from the
+// readers; see users.UserStore.
+func (s *Store) LookupUser(ctx context.Context, tenant, externalID string) (_ *users.User, err error) {
+	defer wrap(ctx, &err, "user with external id %q", externalID)
+	u, err := scanUser(s.db.reader.QueryRowContext(ctx, selectByExternalID, tenant, externalID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, users.ErrNotFound
+	}
+	return u, err
+}
+
+// selectByExternalID reads the tenant's (?1) user that is not deleted and
+// has the external id ?2: one probe of users_tenant_external_id_live.
+var selectByExternalID = selectUsers + "WHERE tenant_id = ?1 AND external_id = ?2 AND state <> 'DELETED' AND " + liveTenant
+
+// CountUsers counts the users that match q, up to limit, on the readers;
+// past it, SQLite has no estimate to give, and it returns limit+1. See
+// users.UserStore.
+func (s *Store) CountUsers(ctx context.Context, q users.ListQuery, limit int) (n int64, exact bool, err error) {
+	defer wrap(ctx, &err, "count users of %s", q.Tenant)
+	count, args, err := usersql.CountStatement(usersql.SQLite, q, limit)
+	if err != nil {
+		return 0, false, err
+	}
+	if err := s.db.reader.QueryRowContext(ctx, count, args...).Scan(&n); err != nil {
+		return 0, false, err
+	}
+	return n, n <= int64(limit), nil
 }

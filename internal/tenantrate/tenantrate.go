@@ -4,7 +4,8 @@
 // on top of the per-caller limit of package ratelimit.
 //
 // A tenant's settings are read from the store once per TTL per replica and
-// cached: a changed rate applies within the TTL. Each limited tenant has a
+// cached: a changed rate applies within the TTL. Other per-tenant checks
+// read the same cache (Gate.Settings): the attribute schemas. Each limited tenant has a
 // token bucket whose burst is one second of its rate.
 package tenantrate
 
@@ -45,13 +46,14 @@ type Gate struct {
 	buckets *ratelimit.Keyed
 
 	mu    sync.Mutex
-	rates *simplelru.LRU[string, cachedRate]
+	rates *simplelru.LRU[string, cachedSettings]
 }
 
-// cachedRate is a tenant's rate (0: none) as read, until it is read again.
-type cachedRate struct {
-	perSecond float64
-	until     time.Time
+// cachedSettings are a tenant's settings as read (the zero settings for a
+// tenant that does not exist), until they are read again.
+type cachedSettings struct {
+	settings users.TenantSettings
+	until    time.Time
 }
 
 var _ users.TenantGate = (*Gate)(nil)
@@ -66,7 +68,7 @@ func New(r Reader, ttl time.Duration, maxTenants int) *Gate {
 	if maxTenants <= 0 {
 		maxTenants = DefaultMaxTenants
 	}
-	rates, err := simplelru.NewLRU[string, cachedRate](maxTenants, nil)
+	rates, err := simplelru.NewLRU[string, cachedSettings](maxTenants, nil)
 	if err != nil { // only for a size below 1
 		panic(err)
 	}
@@ -79,7 +81,8 @@ func New(r Reader, ttl time.Duration, maxTenants int) *Gate {
 // always pass; so do calls while the settings cannot be read, which the
 // call itself will then most likely fail to reach too.
 func (g *Gate) Admit(ctx context.Context, tenant string) error {
-	perSecond := g.rate(ctx, tenant)
+	st, _ := g.Settings(ctx, tenant)
+	perSecond := st.RequestsPerSecond
 	if perSecond <= 0 {
 		return nil
 	}
@@ -91,28 +94,37 @@ func (g *Gate) Admit(ctx context.Context, tenant string) error {
 	return &users.RateError{Tenant: tenant, RetryAfter: wait}
 }
 
-// rate returns the tenant's rate, from the cache or, once it has expired,
-// from the store.
-func (g *Gate) rate(ctx context.Context, tenant string) float64 {
+// Settings returns the tenant's settings, from the cache or, once they
+// have expired, from the store; the zero settings for a tenant that does
+// not exist. When the store cannot be read it returns the settings last
+// known, if any, with the error, and reads again next time.
+func (g *Gate) Settings(ctx context.Context, tenant string) (users.TenantSettings, error) {
 	now := g.now()
 	g.mu.Lock()
 	c, ok := g.rates.Get(tenant)
 	g.mu.Unlock()
 	if ok && now.Before(c.until) {
-		return c.perSecond
+		return c.settings, nil
 	}
 	t, err := g.read.GetTenant(ctx, tenant)
 	switch {
 	case err == nil:
-		c.perSecond = t.Settings.RequestsPerSecond
+		c.settings = t.Settings
 	case errors.Is(err, users.ErrNotFound):
-		c.perSecond = 0
+		c.settings = users.TenantSettings{}
 	default:
-		return c.perSecond // the last rate known, if any; read again next time
+		return c.settings, err
 	}
 	c.until = now.Add(g.ttl)
 	g.mu.Lock()
 	g.rates.Add(tenant, c)
 	g.mu.Unlock()
-	return c.perSecond
+	return c.settings, nil
+}
+
+// Forget drops the tenant's cached settings: the next call reads them.
+func (g *Gate) Forget(tenant string) {
+	g.mu.Lock()
+	g.rates.Remove(tenant)
+	g.mu.Unlock()
 }

@@ -24,6 +24,9 @@ var (
 	// ErrEmailTaken: the email address belongs to another user that is
 	// not deleted.
 	ErrEmailTaken = errors.New("already exists")
+	// ErrExternalIDTaken: the external id belongs to another user of the
+	// tenant that is not deleted.
+	ErrExternalIDTaken = errors.New("already exists")
 	// ErrIDTaken: the id of a new user or webhook is already in use by
 	// one that is stored. Ids are generated (NewID), so this is a store's
 	// guard rather than a case clients meet.
@@ -193,6 +196,16 @@ type violations []FieldViolation
 
 func (vs *violations) add(field, description string) {
 	*vs = append(*vs, FieldViolation{Field: field, Description: description})
+}
+
+// addAll adds the violations of err, an *InvalidError.
+func (vs *violations) addAll(err error) {
+	var inv *InvalidError
+	if errors.As(err, &inv) {
+		*vs = append(*vs, inv.Violations...)
+		return
+	}
+	vs.add("", err.Error())
 }
 
 func (vs violations) err() error {

@@ -52,7 +52,7 @@ type Event struct {
 	// User is the user as the change left it; nil for EventPurged.
 	User *User
 	// Paths are the fields the change set, in snake_case and in the order
-	// email, display_name, state, labels, delete_time, for EventUpdated,
+	// of ChangedPaths, for EventUpdated,
 	// EventDeleted and EventUndeleted. They are empty for EventCreated and
 	// EventPurged. update_time and revision change with every change and
 	// are never listed.
@@ -193,8 +193,9 @@ func ChangeEvent(ctx context.Context, old, new *User) (Event, bool) {
 }
 
 // ChangedPaths returns the fields that differ between a and b, by their
-// snake_case names, in the order email, display_name, state, labels,
-// delete_time. Labels compare as maps: nil equals empty.
+// snake_case names, in the order email, display_name, state, labels, the
+// profile fields (as appendProfilePaths), delete_time. Labels compare as
+// maps: nil equals empty.
 func ChangedPaths(a, b *User) []string {
 	var paths []string
 	if a.Email != b.Email {
@@ -209,6 +210,7 @@ func ChangedPaths(a, b *User) []string {
 	if !maps.Equal(a.Labels, b.Labels) {
 		paths = append(paths, "labels")
 	}
+	paths = appendProfilePaths(paths, &a.Profile, &b.Profile)
 	if !a.DeleteTime.Equal(b.DeleteTime) {
 		paths = append(paths, "delete_time")
 	}

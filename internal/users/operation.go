@@ -23,12 +23,16 @@ const (
 	purgeBatch = 1000
 )
 
-// Operation is a long-running operation (AIP-151): today, a bulk import.
-// Its progress is derived from the chunks that have finished.
+// Operation is a long-running operation (AIP-151): a bulk import, or a
+// schema check (Kind; see SchemaCheck). Its progress is derived from the
+// chunks that have finished.
 type Operation struct {
+	// Kind is what the operation does; the zero value is an import.
+	Kind OperationKind
 	// Tenant is the id of the tenant the import inserts users into.
-	Tenant    string
-	ID        string
+	Tenant string
+	ID     string
+	// RequestID is the import's; "" for a schema check.
 	RequestID string
 	// Total is the number of rows in the import; Chunks the number of jobs
 	// they were split into, ChunksDone how many of those have finished.
@@ -52,6 +56,10 @@ func (o *Operation) Done() bool { return o.ChunksDone >= o.Chunks }
 // to a user that is not deleted: stored before, or earlier in the import.
 const ReasonEmailTaken = "email: already in use by another user"
 
+// ReasonExternalIDTaken is the failure of an imported row whose external
+// id belongs to a user of the tenant that is not deleted.
+const ReasonExternalIDTaken = "external_id: already in use by another user"
+
 // ReasonQuota is the failure of an imported row that would take its tenant
 // past its limit of users (TenantSettings.MaxUsers).
 const ReasonQuota = "tenant: at its limit of users (settings.max_users)"
@@ -72,14 +80,24 @@ type ImportRow struct {
 	DisplayName string
 	State       State
 	Labels      map[string]string
+	Profile     Profile
 	// Reject, when set, is why the API edge already refused the row; the
 	// import records it as the row's failure.
 	Reject string
 }
 
+// user returns the row as the user a CreateUser caller would pass.
+func (r *ImportRow) user() *User {
+	return &User{Email: r.Email, DisplayName: r.DisplayName, State: r.State, Labels: r.Labels, Profile: r.Profile}
+}
+
 // ImportChunk is the share of an import that one job handles: Rows are the
 // request's rows First, First+1, ….
 type ImportChunk struct {
+	// Tenant is the operation's tenant, whose attribute schema the rows
+	// are checked against; "" in the jobs enqueued before schemas, whose
+	// rows are not.
+	Tenant      string
 	OperationID string
 	Chunk       int
 	First       int
@@ -141,6 +159,7 @@ func (s *Service) Import(ctx context.Context, req ImportRequest) (*Operation, er
 	chunks := make([]ImportChunk, 0, op.Chunks)
 	for first := 0; first < len(rows); first += size {
 		chunks = append(chunks, ImportChunk{
+			Tenant:      tenant,
 			OperationID: op.ID,
 			Chunk:       len(chunks),
 			First:       first,
@@ -157,8 +176,10 @@ func (s *Service) Import(ctx context.Context, req ImportRequest) (*Operation, er
 // import. ImportChunk validates the rows again when it runs.
 func admitRow(r ImportRow) ImportRow {
 	if r.Reject == "" {
-		_, err := checkNewUser(&User{Email: r.Email, DisplayName: r.DisplayName, State: r.State, Labels: r.Labels}, "")
+		u := r.user()
+		_, err := checkNewUser(u, "")
 		if err == nil {
+			r.Profile = u.Profile // in canonical form
 			return r
 		}
 		r.Reject = rowReason(err)
@@ -170,7 +191,7 @@ func admitRow(r ImportRow) ImportRow {
 func importFingerprint(rows []ImportRow) []byte {
 	h := sha256.New()
 	for _, r := range rows {
-		h.Write(fingerprint(&User{Email: r.Email, DisplayName: r.DisplayName, State: r.State, Labels: r.Labels}))
+		h.Write(fingerprint(r.user()))
 		h.Write(binary.AppendUvarint(nil, uint64(len(r.Reject))))
 		h.Write([]byte(r.Reject))
 	}
@@ -191,7 +212,10 @@ func (s *Service) ImportChunk(ctx context.Context, c ImportChunk) error {
 			failed = append(failed, RowFailure{Index: index, Reason: storableText(r.Reject)})
 			continue
 		}
-		u, err := newUser(&User{Email: r.Email, DisplayName: r.DisplayName, State: r.State, Labels: r.Labels}, "", now)
+		u, err := newUser(r.user(), "", now)
+		if err == nil && c.Tenant != "" {
+			err = s.checkAttributes(ctx, c.Tenant, u.Attributes)
+		}
 		if err != nil {
 			failed = append(failed, RowFailure{Index: index, Reason: rowReason(err)})
 			continue

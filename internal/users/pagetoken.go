@@ -28,14 +28,14 @@ const (
 // changed or foreign token is rejected rather than misread.
 //
 // Layout before base64url: version (1 byte) | query digest (8) | key time in
-// µs (8) | len(email key) (2) | email key | id (16 bytes of UUID) | MAC (16).
+// µs, or a search's rank (8) | len(email key) (2) | email key | id (16 bytes of UUID) | MAC (16).
 type pageTokens struct{ key []byte }
 
 // queryDigest identifies the parameters a token is valid for, the tenant
 // among them: a token of one tenant's list is rejected in another's. The
 // default tenant adds nothing, so tokens issued before tenants existed stay
 // valid.
-func queryDigest(tenant, filter string, o Order, showDeleted bool) uint64 {
+func queryDigest(tenant, filter string, o Order, showDeleted bool, query string) uint64 {
 	h := sha256.New()
 	var b [3]byte
 	b[0] = byte(o.Field)
@@ -53,6 +53,11 @@ func queryDigest(tenant, filter string, o Order, showDeleted bool) uint64 {
 		h.Write([]byte{0})
 		h.Write([]byte(tenant))
 	}
+	if query != "" {
+		// A search's order is OrderRank, which no list without one has.
+		h.Write([]byte{1})
+		h.Write([]byte(query))
+	}
 	return binary.BigEndian.Uint64(h.Sum(nil))
 }
 
@@ -68,12 +73,16 @@ func (p pageTokens) sign(domain string, msg []byte) []byte {
 	return m.Sum(nil)[:pageTokenMACSize]
 }
 
-func (p pageTokens) encode(digest uint64, c Cursor) string {
+func (p pageTokens) encode(digest uint64, o OrderField, c Cursor) string {
 	id, _ := uuid.Parse(c.ID) // ids in a cursor come from the store: always valid
 	b := make([]byte, 0, 1+8+8+2+len(c.EmailKey)+16+pageTokenMACSize)
 	b = append(b, pageTokenVersion)
 	b = binary.BigEndian.AppendUint64(b, digest)
-	b = binary.BigEndian.AppendUint64(b, uint64(c.CreateTime.UnixMicro()))
+	key := c.CreateTime.UnixMicro()
+	if o == OrderRank {
+		key = int64(c.Rank)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(key))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(c.EmailKey)))
 	b = append(b, c.EmailKey...)
 	b = append(b, id[:]...)
@@ -85,7 +94,7 @@ var errBadToken = errors.New("malformed page token")
 
 // decode returns the cursor in token, checking its signature and that it
 // was made for the query with the given digest.
-func (p pageTokens) decode(token string, digest uint64) (*Cursor, error) {
+func (p pageTokens) decode(token string, digest uint64, o OrderField) (*Cursor, error) {
 	// The decoder skips CR and LF; refuse them so that a cursor has one token.
 	if strings.ContainsAny(token, "\r\n") {
 		return nil, errBadToken
@@ -106,9 +115,16 @@ func (p pageTokens) decode(token string, digest uint64) (*Cursor, error) {
 	if len(body) != 19+n+16 {
 		return nil, errBadToken
 	}
-	return &Cursor{
+	c := &Cursor{
 		CreateTime: time.UnixMicro(micros).UTC(),
 		EmailKey:   string(body[19 : 19+n]),
 		ID:         formatUUID(body[19+n:]),
-	}, nil
+	}
+	if o == OrderRank {
+		if micros < RankExact || micros > RankSubstring {
+			return nil, errBadToken
+		}
+		c.CreateTime, c.Rank = time.Time{}, int(micros)
+	}
+	return c, nil
 }

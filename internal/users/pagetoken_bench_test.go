@@ -17,21 +17,21 @@ func BenchmarkPageToken(b *testing.B) {
 	b.Run("digest", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			queryDigest(DefaultTenant, filter, order, false)
+			queryDigest(DefaultTenant, filter, order, false, "")
 		}
 	})
-	d := queryDigest(DefaultTenant, filter, order, false)
+	d := queryDigest(DefaultTenant, filter, order, false, "")
 	b.Run("encode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			p.encode(d, c)
+			p.encode(d, OrderCreateTime, c)
 		}
 	})
-	tok := p.encode(d, c)
+	tok := p.encode(d, OrderCreateTime, c)
 	b.Run("decode", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := p.decode(tok, d); err != nil {
+			if _, err := p.decode(tok, d, OrderCreateTime); err != nil {
 				b.Fatal(err)
 			}
 		}

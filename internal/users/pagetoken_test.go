@@ -12,9 +12,9 @@ import (
 func TestPageTokenRoundTrip(t *testing.T) {
 	p := pageTokens{key: []byte("k")}
 	c := Cursor{CreateTime: time.Date(2026, 5, 6, 7, 8, 9, 123000, time.UTC), EmailKey: "ada@example.com", ID: NewID()}
-	d := queryDigest(DefaultTenant, `state = "ACTIVE"`, Order{Field: OrderEmail}, false)
-	tok := p.encode(d, c)
-	got, err := p.decode(tok, d)
+	d := queryDigest(DefaultTenant, `state = "ACTIVE"`, Order{Field: OrderEmail}, false, "")
+	tok := p.encode(d, OrderCreateTime, c)
+	got, err := p.decode(tok, d, OrderCreateTime)
 	if err != nil {
 		t.Fatalf("decode err = %v", err)
 	}
@@ -28,8 +28,8 @@ func TestPageTokenRoundTrip(t *testing.T) {
 
 func TestPageTokenRejects(t *testing.T) {
 	p := pageTokens{key: []byte("k")}
-	d := queryDigest(DefaultTenant, "", Order{}, false)
-	tok := p.encode(d, Cursor{CreateTime: time.Unix(1, 0), ID: NewID()})
+	d := queryDigest(DefaultTenant, "", Order{}, false, "")
+	tok := p.encode(d, OrderCreateTime, Cursor{CreateTime: time.Unix(1, 0), ID: NewID()})
 	raw, _ := base64.RawURLEncoding.DecodeString(tok)
 	flipped := append([]byte(nil), raw...)
 	flipped[12] ^= 1
@@ -43,14 +43,14 @@ func TestPageTokenRejects(t *testing.T) {
 		{"empty payload", base64.RawURLEncoding.EncodeToString([]byte{1}), d, p},
 		{"bit flipped", base64.RawURLEncoding.EncodeToString(flipped), d, p},
 		{"truncated", tok[:len(tok)-3], d, p},
-		{"other query", tok, queryDigest(DefaultTenant, `state = "ACTIVE"`, Order{}, false), p},
-		{"other order", tok, queryDigest(DefaultTenant, "", Order{Desc: true}, false), p},
-		{"other show_deleted", tok, queryDigest(DefaultTenant, "", Order{}, true), p},
-		{"other tenant", tok, queryDigest("acme", "", Order{}, false), p},
+		{"other query", tok, queryDigest(DefaultTenant, `state = "ACTIVE"`, Order{}, false, ""), p},
+		{"other order", tok, queryDigest(DefaultTenant, "", Order{Desc: true}, false, ""), p},
+		{"other show_deleted", tok, queryDigest(DefaultTenant, "", Order{}, true, ""), p},
+		{"other tenant", tok, queryDigest("acme", "", Order{}, false, ""), p},
 		{"other key", tok, d, pageTokens{key: []byte("other")}},
 	}
 	for _, tt := range tests {
-		if c, err := tt.p.decode(tt.token, tt.digest); err == nil {
+		if c, err := tt.p.decode(tt.token, tt.digest, OrderCreateTime); err == nil {
 			t.Errorf("%s: decode = %+v, want an error", tt.name, c)
 		}
 	}
@@ -69,12 +69,12 @@ func TestQueryDigestTenants(t *testing.T) {
 		{"", Order{}, false, 0x709e80c88487a241},
 		{`state = "ACTIVE"`, Order{Field: OrderEmail, Desc: true}, true, 0xedc80fde55b0eb9f},
 	} {
-		if got := queryDigest(DefaultTenant, tt.filter, tt.o, tt.showDeleted); got != tt.before {
+		if got := queryDigest(DefaultTenant, tt.filter, tt.o, tt.showDeleted, ""); got != tt.before {
 			t.Errorf("queryDigest(default, %q, %+v, %v) = %#x, want %#x as before tenants", tt.filter, tt.o, tt.showDeleted, got, tt.before)
 		}
 		seen := map[uint64]string{}
 		for _, tenant := range []string{DefaultTenant, "acme", "acme-corp", "tenant-a", "tenant-b"} {
-			d := queryDigest(tenant, tt.filter, tt.o, tt.showDeleted)
+			d := queryDigest(tenant, tt.filter, tt.o, tt.showDeleted, "")
 			if other, ok := seen[d]; ok {
 				t.Errorf("queryDigest(%q) = queryDigest(%q) = %#x for filter %q", tenant, other, d, tt.filter)
 			}
@@ -85,19 +85,19 @@ func TestQueryDigestTenants(t *testing.T) {
 
 func FuzzDecodePageToken(f *testing.F) {
 	p := pageTokens{key: DefaultPageTokenKey}
-	d := queryDigest(DefaultTenant, "", Order{}, false)
-	f.Add(p.encode(d, Cursor{CreateTime: time.Unix(1700000000, 0), EmailKey: "a@b.c", ID: NewID()}))
-	f.Add(p.encode(d, Cursor{ID: NewID()}))
+	d := queryDigest(DefaultTenant, "", Order{}, false, "")
+	f.Add(p.encode(d, OrderCreateTime, Cursor{CreateTime: time.Unix(1700000000, 0), EmailKey: "a@b.c", ID: NewID()}))
+	f.Add(p.encode(d, OrderCreateTime, Cursor{ID: NewID()}))
 	f.Add("")
 	f.Add("AQ")
 	f.Fuzz(func(t *testing.T, tok string) {
-		c, err := p.decode(tok, d)
+		c, err := p.decode(tok, d, OrderCreateTime)
 		if err != nil {
 			return
 		}
 		// Whatever decodes must re-encode to the same token: nothing else
 		// carries a valid signature.
-		if again := p.encode(d, *c); again != tok {
+		if again := p.encode(d, OrderCreateTime, *c); again != tok {
 			t.Fatalf("decode(%q) = %+v, which encodes to %q", tok, c, again)
 		}
 	})

@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -25,6 +27,7 @@ type Service struct {
 	disableAfter   int
 	backlogs       BacklogReader
 	gate           TenantGate
+	schemas        AttributeSchemas
 }
 
 // Config holds the Service's settings. The zero value is usable.
@@ -57,6 +60,10 @@ type Config struct {
 	// TenantGate, when set, admits every call made in a tenant first (the
 	// per-tenant request rate).
 	TenantGate TenantGate
+	// AttributeSchemas, when set, checks tenants' attribute schemas and
+	// the attributes of their users; without it a tenant cannot have a
+	// schema.
+	AttributeSchemas AttributeSchemas
 }
 
 // NewService returns a Service that keeps users in store.
@@ -74,6 +81,7 @@ func NewService(store Store, cfg Config) *Service {
 		disableAfter:   cmp.Or(cfg.DisableWebhookAfter, DefaultDisableAfter),
 		backlogs:       cfg.Backlogs,
 		gate:           cfg.TenantGate,
+		schemas:        cfg.AttributeSchemas,
 	}
 	if s.tokens.key == nil {
 		s.tokens.key = DefaultPageTokenKey
@@ -114,6 +122,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*User, error) 
 		return nil, err
 	}
 	u.Tenant = tenant
+	if err := s.checkAttributes(ctx, tenant, u.Attributes); err != nil {
+		return nil, err
+	}
 	var key *IdempotencyKey
 	if req.RequestID != "" {
 		key = &IdempotencyKey{RequestID: req.RequestID, Fingerprint: fingerprint(u)}
@@ -134,6 +145,7 @@ func newUser(in *User, requestID string, now time.Time) (*User, error) {
 		DisplayName: in.DisplayName,
 		State:       state,
 		Labels:      in.Labels,
+		Profile:     in.Profile,
 		CreateTime:  now,
 		UpdateTime:  now,
 		Revision:    1,
@@ -146,9 +158,12 @@ func newUser(in *User, requestID string, now time.Time) (*User, error) {
 
 // checkNewUser validates the caller's fields of a new user and the request
 // id that comes with them, and returns the user's initial state.
+//
+// It puts in's profile fields in their canonical forms.
 func checkNewUser(in *User, requestID string) (State, error) {
 	var vs violations
 	validateUser(&vs, in)
+	normalizeProfile(&vs, &in.Profile, nil)
 	validateRequestID(&vs, requestID)
 	state := in.State
 	switch state {
@@ -179,6 +194,20 @@ func fingerprint(u *User) []byte {
 	for _, k := range keys {
 		field(k)
 		field(u.Labels[k])
+	}
+	// The profile counts only when it is set, so that requests without
+	// one keep the fingerprint they had before profiles existed.
+	if p := u.Profile; !p.IsZero() {
+		field("profile")
+		field(p.ExternalID)
+		field(p.GivenName)
+		field(p.FamilyName)
+		field(p.PhoneNumber)
+		field(strconv.FormatBool(p.EmailVerified))
+		field(strconv.FormatBool(p.PhoneVerified))
+		field(p.Locale)
+		field(p.TimeZone)
+		field(string(p.Attributes))
 	}
 	return h.Sum(nil)
 }
@@ -261,6 +290,13 @@ type ListRequest struct {
 	Filter      string
 	OrderBy     string
 	ShowDeleted bool
+	// Query, when set, searches (see Search); OrderBy must then be empty.
+	Query string
+	// ShowTotalSize asks for TotalSize.
+	ShowTotalSize bool
+	// BaseFields: the filter is of the fields before profiles
+	// (ParseBaseFilter), for the API version without them.
+	BaseFields bool
 }
 
 // ListResult is a page of users.
@@ -268,7 +304,15 @@ type ListResult struct {
 	Users []*User
 	// NextPageToken is empty on the last page.
 	NextPageToken string
+	// TotalSize is how many users match, when the request asked: exact up
+	// to MaxExactTotal, an estimate beyond (TotalEstimated).
+	TotalSize      int64
+	TotalEstimated bool
 }
+
+// MaxExactTotal is how far List counts the users that match before it
+// estimates: a count reads every match, and it is bounded.
+const MaxExactTotal = 10000
 
 // List returns a page of users (AIP-132, AIP-158, AIP-160).
 func (s *Service) List(ctx context.Context, req ListRequest) (*ListResult, error) {
@@ -285,7 +329,11 @@ func (s *Service) List(ctx context.Context, req ListRequest) (*ListResult, error
 	case size > MaxPageSize:
 		size = MaxPageSize
 	}
-	filter, err := ParseFilter(req.Filter)
+	parse := ParseFilter
+	if req.BaseFields {
+		parse = ParseBaseFilter
+	}
+	filter, err := parse(req.Filter)
 	if err != nil {
 		return nil, err
 	}
@@ -293,10 +341,20 @@ func (s *Service) List(ctx context.Context, req ListRequest) (*ListResult, error
 	if err != nil {
 		return nil, err
 	}
-	q := ListQuery{Tenant: tenant, Filter: filter, Order: order, ShowDeleted: req.ShowDeleted, Limit: size + 1}
-	digest := queryDigest(tenant, req.Filter, order, req.ShowDeleted)
+	var search *Search
+	if req.Query != "" {
+		if search, err = ParseSearch(req.Query); err != nil {
+			return nil, err
+		}
+		if strings.TrimSpace(req.OrderBy) != "" {
+			return nil, Invalid("order_by", "a search (query) is ordered by how well users match: leave order_by empty")
+		}
+		order = Order{Field: OrderRank}
+	}
+	q := ListQuery{Tenant: tenant, Filter: filter, Order: order, ShowDeleted: req.ShowDeleted, Search: search, Limit: size + 1}
+	digest := queryDigest(tenant, req.Filter, order, req.ShowDeleted, req.Query)
 	if req.PageToken != "" {
-		if q.After, err = s.tokens.decode(req.PageToken, digest); err != nil {
+		if q.After, err = s.tokens.decode(req.PageToken, digest, order.Field); err != nil {
 			return nil, &InvalidError{
 				Violations: []FieldViolation{{Field: "page_token", Description: err.Error()}},
 				Reason:     ReasonInvalidPageToken,
@@ -311,9 +369,38 @@ func (s *Service) List(ctx context.Context, req ListRequest) (*ListResult, error
 	if len(us) > size {
 		res.Users = us[:size]
 		last := us[size-1]
-		res.NextPageToken = s.tokens.encode(digest, Cursor{CreateTime: last.CreateTime, EmailKey: EmailKey(last.Email), ID: last.ID})
+		c := Cursor{CreateTime: last.CreateTime, EmailKey: EmailKey(last.Email), ID: last.ID}
+		if search != nil {
+			c.Rank = SearchRank(search, SearchKey(last))
+		}
+		res.NextPageToken = s.tokens.encode(digest, order.Field, c)
+	}
+	if req.ShowTotalSize {
+		n, exact, err := s.store.CountUsers(ctx, q, MaxExactTotal)
+		if err != nil {
+			return nil, err
+		}
+		res.TotalSize, res.TotalEstimated = n, !exact
 	}
 	return res, nil
+}
+
+// Lookup returns the tenant's user, not deleted, with the external id.
+func (s *Service) Lookup(ctx context.Context, tenant, externalID string) (*User, error) {
+	tenant, err := s.oneTenant(ctx, "parent", tenant)
+	if err != nil {
+		return nil, err
+	}
+	if externalID == "" {
+		return nil, Invalid("external_id", "required")
+	}
+	var vs violations
+	normalizeProfile(&vs, &Profile{ExternalID: externalID}, map[string]bool{"external_id": true})
+	if len(vs) > 0 {
+		vs[0].Field = "external_id"
+		return nil, vs.err()
+	}
+	return s.store.LookupUser(ctx, tenant, externalID)
 }
 
 // UpdateRequest is the input of Update.
@@ -323,19 +410,37 @@ type UpdateRequest struct {
 	// User carries the id and the new values.
 	User *User
 	// Paths are the fields to change (AIP-134) in snake_case or
-	// lowerCamelCase: email, display_name, state, labels, or "*" for all.
+	// lowerCamelCase: email, display_name, state, labels, the profile
+	// fields (external_id, given_name, family_name, phone_number,
+	// email_verified, phone_verified, locale, time_zone, attributes), or
+	// "*" for all.
 	// Empty means every field that is set in User. Output-only fields are
 	// ignored.
 	Paths []string
 	// Etag, when set, must be the user's current etag.
 	Etag string
+	// BaseFields: Paths name only the fields before profiles (email,
+	// display_name, state, labels; "*" is those), for the API version
+	// without them.
+	BaseFields bool
 }
 
 var (
 	updatablePaths = map[string]string{
 		"email": "email", "display_name": "display_name", "displayName": "display_name",
 		"state": "state", "labels": "labels",
+		"external_id": "external_id", "externalId": "external_id",
+		"given_name": "given_name", "givenName": "given_name",
+		"family_name": "family_name", "familyName": "family_name",
+		"phone_number": "phone_number", "phoneNumber": "phone_number",
+		"email_verified": "email_verified", "emailVerified": "email_verified",
+		"phone_verified": "phone_verified", "phoneVerified": "phone_verified",
+		"locale": "locale", "time_zone": "time_zone", "timeZone": "time_zone",
+		"attributes": "attributes",
 	}
+	// baseFields are the fields of User before profiles.
+	baseFields = map[string]bool{"email": true, "display_name": true, "state": true, "labels": true}
+
 	outputOnlyPaths = map[string]bool{
 		"id": true, "create_time": true, "createTime": true, "update_time": true, "updateTime": true,
 		"delete_time": true, "deleteTime": true, "etag": true,
@@ -356,7 +461,7 @@ func (s *Service) Update(ctx context.Context, req UpdateRequest) (*User, error) 
 	if err != nil {
 		return nil, err
 	}
-	fields, err := updateFields(in, req.Paths)
+	fields, err := updateFields(in, req.Paths, req.BaseFields)
 	if err != nil {
 		return nil, err
 	}
@@ -373,6 +478,7 @@ func (s *Service) Update(ctx context.Context, req UpdateRequest) (*User, error) 
 	if fields["state"] && in.State != StateActive && in.State != StateSuspended {
 		vs.add("user.state", "can be set to ACTIVE or SUSPENDED; use DeleteUser and UndeleteUser for the rest")
 	}
+	normalizeProfile(&vs, &in.Profile, fields)
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
@@ -399,32 +505,56 @@ func (s *Service) Update(ctx context.Context, req UpdateRequest) (*User, error) 
 				u.Labels = nil
 			}
 		}
+		setProfile(&u.Profile, &in.Profile, fields)
+		if fields["attributes"] {
+			if err := s.checkAttributes(ctx, tenant, u.Attributes); err != nil {
+				return err
+			}
+		}
 		u.UpdateTime = s.clock()
 		return nil
 	})
 }
 
 // updateFields resolves an update mask into the set of fields to change.
-func updateFields(in *User, paths []string) (map[string]bool, error) {
+func updateFields(in *User, paths []string, base bool) (map[string]bool, error) {
 	fields := make(map[string]bool, 4)
 	if len(paths) == 0 {
 		fields["email"] = in.Email != ""
 		fields["display_name"] = in.DisplayName != ""
 		fields["state"] = in.State != StateUnspecified
 		fields["labels"] = len(in.Labels) > 0
+		p := &in.Profile
+		fields["external_id"] = p.ExternalID != ""
+		fields["given_name"] = p.GivenName != ""
+		fields["family_name"] = p.FamilyName != ""
+		fields["phone_number"] = p.PhoneNumber != ""
+		fields["email_verified"] = p.EmailVerified
+		fields["phone_verified"] = p.PhoneVerified
+		fields["locale"] = p.Locale != ""
+		fields["time_zone"] = p.TimeZone != ""
+		fields["attributes"] = p.Attributes != nil
 		return fields, nil
 	}
 	for _, p := range paths {
+		if strings.HasPrefix(p, "attributes.") {
+			// A path into the attributes (the HTTP gateway makes one
+			// of each member of the body's object): the whole object
+			// is replaced by the request's.
+			p = "attributes"
+		}
 		switch {
 		case p == "*":
 			for _, f := range updatablePaths {
-				fields[f] = true
+				fields[f] = !base || baseFields[f]
 			}
+		case base && !baseFields[updatablePaths[p]] && !outputOnlyPaths[p]:
+			return nil, Invalid("update_mask", fmt.Sprintf("unknown or unchangeable field %q (want email, display_name, state, labels or *)", p))
 		case updatablePaths[p] != "":
 			fields[updatablePaths[p]] = true
 		case outputOnlyPaths[p]:
 		default:
-			return nil, Invalid("update_mask", fmt.Sprintf("unknown or unchangeable field %q (want email, display_name, state, labels or *)", p))
+			return nil, Invalid("update_mask", fmt.Sprintf("unknown or unchangeable field %q (want email, display_name, state, labels, a profile field or *)", p))
 		}
 	}
 	return fields, nil
@@ -479,4 +609,44 @@ func (s *Service) changeUser(ctx context.Context, tenant, id, etag string, fn fu
 		}
 		return fn(u)
 	})
+}
+
+// setProfile copies the profile fields named in fields from in to p.
+func setProfile(p, in *Profile, fields map[string]bool) {
+	for f, set := range fields {
+		if !set {
+			continue
+		}
+		switch f {
+		case "external_id":
+			p.ExternalID = in.ExternalID
+		case "given_name":
+			p.GivenName = in.GivenName
+		case "family_name":
+			p.FamilyName = in.FamilyName
+		case "phone_number":
+			p.PhoneNumber = in.PhoneNumber
+		case "email_verified":
+			p.EmailVerified = in.EmailVerified
+		case "phone_verified":
+			p.PhoneVerified = in.PhoneVerified
+		case "locale":
+			p.Locale = in.Locale
+		case "time_zone":
+			p.TimeZone = in.TimeZone
+		case "attributes":
+			p.Attributes = in.Attributes
+		}
+	}
+}
+
+// checkAttributes checks attrs against the tenant's schema, if it has one.
+// A write that sets a user's attributes passes it (a create always does);
+// one that leaves them alone does not, so that a new schema does not
+// refuse every other change to the users that break it.
+func (s *Service) checkAttributes(ctx context.Context, tenant string, attrs []byte) error {
+	if s.schemas == nil {
+		return nil
+	}
+	return s.schemas.CheckAttributes(ctx, tenant, "user.attributes", attrs)
 }

@@ -40,7 +40,8 @@ type UserStore interface {
 	// ReasonRequestIDReused. It returns ErrEmailTaken when a user of the
 	// tenant that is not deleted has the same EmailKey, ErrNotFound when
 	// the tenant does not exist or is deleted, and a *QuotaError when the
-	// tenant's MaxUsers users that are not deleted exist already. A user
+	// tenant's MaxUsers users that are not deleted exist already, and
+	// ErrExternalIDTaken when such a user has the same ExternalID. A user
 	// it inserts gets a CreatedEvent; a replay appends no event.
 	CreateUser(ctx context.Context, u *User, key *IdempotencyKey) (*User, error)
 
@@ -57,11 +58,22 @@ type UserStore interface {
 	// match q, in q's order, starting after q.After.
 	ListUsers(ctx context.Context, q ListQuery) ([]*User, error)
 
+	// CountUsers counts the users of the tenant q.Tenant that match q
+	// (q.After, q.Order and q.Limit aside), up to limit. When more match,
+	// it returns an estimate above limit, or limit+1 when it has none,
+	// and exact false.
+	CountUsers(ctx context.Context, q ListQuery, limit int) (n int64, exact bool, err error)
+
+	// LookupUser returns the tenant's user that is not deleted and has the
+	// external id, or ErrNotFound.
+	LookupUser(ctx context.Context, tenant, externalID string) (*User, error)
+
 	// UpdateUser reads the tenant's user with the id, locks it, and calls
 	// fn with a copy. If fn returns nil, it stores the changed copy with
 	// Revision incremented and returns it; if fn returns an error, nothing
 	// changes and UpdateUser returns that error. It returns ErrNotFound for
-	// an unknown id and ErrEmailTaken when the new email collides. A change
+	// an unknown id, ErrEmailTaken when the new email collides and
+	// ErrExternalIDTaken when the new external id does. A change
 	// that makes a deleted user live again returns a *QuotaError when the
 	// tenant is at its MaxUsers. A stored change appends the ChangeEvent of
 	// the user as read and as written, when there is one.
@@ -73,10 +85,21 @@ type UserStore interface {
 	// gets a PurgedEvent. A deleted tenant that has no users left is
 	// removed too, with its operations and webhook subscriptions.
 	PurgeDeleted(ctx context.Context, before time.Time, limit int) (int, error)
+
+	// ExportUsers calls fn for every user of the tenant q.Tenant that
+	// matches q.Filter (deleted ones too when q.ShowDeleted is set; q.Order,
+	// q.Search, q.After and q.Limit aside), by CreateTime, then id. It
+	// reads them all from one snapshot, taken before the first call of fn,
+	// in which it also checks the tenant: ErrNotFound, and no call of fn,
+	// when the tenant does not exist or is deleted. It holds a bounded
+	// number of users in memory, however many it exports. An error of fn
+	// stops the export and ExportUsers returns it as fn did.
+	ExportUsers(ctx context.Context, q ListQuery, fn func(*User) error) error
 }
 
-// ImportStore keeps bulk imports: their operations and the users they
-// insert.
+// ImportStore keeps the long-running operations: bulk imports, their
+// operations and the users they insert, and schema checks (whose
+// operations TenantStore starts).
 type ImportStore interface {
 	// CreateImport stores op, in the tenant op.Tenant, and, in the same
 	// transaction, enqueues one job per chunk, so that the import runs if
@@ -96,13 +119,21 @@ type ImportStore interface {
 	// ImportChunk records chunk number chunk of operation opID as finished,
 	// in one transaction: it inserts each valid user into the operation's
 	// tenant, unless the address belongs to a user of the tenant that is
-	// not deleted (then the row fails with ReasonEmailTaken) or the tenant
+	// not deleted (then the row fails with ReasonEmailTaken), the external
+	// id to such a user (ReasonExternalIDTaken), or the tenant
 	// is at its MaxUsers (ReasonQuota), and stores the chunk's counts and
 	// failures. If the chunk was already recorded it does nothing, so
 	// running a chunk twice imports its rows once. It returns ErrNotFound
 	// for an unknown operation. Each user inserted gets a CreatedEvent, in
 	// row order.
 	ImportChunk(ctx context.Context, opID string, chunk int, valid []ImportedUser, failed []RowFailure) error
+
+	// RecordSchemaCheck records the outcome of the schema check opID (its
+	// one chunk, as finished now): checked users, violating of them, and
+	// samples, its Failures. If the check was already recorded it does
+	// nothing, so a check that runs twice keeps its first record. It
+	// returns ErrNotFound when no schema check has the id.
+	RecordSchemaCheck(ctx context.Context, opID string, checked, violating int, samples []RowFailure) error
 }
 
 // EventStore reads and trims the event feed: the outbox that the other
@@ -198,6 +229,9 @@ type ListQuery struct {
 	Filter      Filter
 	Order       Order
 	ShowDeleted bool
+	// Search, when not nil, keeps the users that match it, and Order is
+	// then OrderRank.
+	Search *Search
 	// After, when not nil, is the position of the last user of the previous
 	// page: only users after it in Order are returned.
 	After *Cursor
@@ -209,6 +243,7 @@ type ListQuery struct {
 type Cursor struct {
 	CreateTime time.Time // when Order.Field is OrderCreateTime
 	EmailKey   string    // when Order.Field is OrderEmail
+	Rank       int       // when Order.Field is OrderRank
 	ID         string
 }
 
@@ -219,6 +254,9 @@ type OrderField int
 const (
 	OrderCreateTime OrderField = iota
 	OrderEmail
+	// OrderRank is a search's order: by SearchRank, then id (the order
+	// of creation: ids are UUIDv7). Only a search has it.
+	OrderRank
 )
 
 // Order is the sort order of a list.
@@ -240,6 +278,17 @@ const (
 	FieldDisplayName
 	FieldCreateTime
 	FieldUpdateTime
+	FieldExternalID
+	FieldGivenName
+	FieldFamilyName
+	FieldPhoneNumber
+	FieldLocale
+	FieldTimeZone
+	FieldEmailVerified
+	FieldPhoneVerified
+	// FieldAttribute is the value at Condition.Path in the user's
+	// attributes.
+	FieldAttribute
 )
 
 // Op is a comparison operator.
@@ -253,13 +302,35 @@ const (
 	OpLe
 	OpGt
 	OpGe
+	// OpHas tests presence (AIP-160 "field:*"); its Value is nil.
+	OpHas
 )
 
 // Condition compares one field with a value. Value's type depends on Field:
-// State for FieldState; string for FieldEmail (already an EmailKey) and
-// FieldDisplayName; time.Time for FieldCreateTime and FieldUpdateTime.
+// State for FieldState; string for FieldEmail (already an EmailKey),
+// FieldDisplayName and the optional text fields (FieldExternalID,
+// FieldGivenName, FieldFamilyName, FieldPhoneNumber, FieldLocale,
+// FieldTimeZone); time.Time for FieldCreateTime and FieldUpdateTime; bool
+// for FieldEmailVerified and FieldPhoneVerified; string, float64, bool or
+// nil (JSON null) for FieldAttribute. With OpHas, Value is nil.
+//
+// The optional text fields take OpEq, OpNe and OpHas, "" standing for
+// unset (the stores keep an unset external id as NULL and compare it as
+// ""): != "x" holds for users without the field. The verified fields take
+// OpEq and OpNe. A FieldAttribute condition tests the value at Path and
+// holds only when a value is there with the JSON type of Value (string,
+// number, boolean or null): OpNe holds when that value differs, so neither
+// OpEq nor OpNe holds where the path is absent or has another type. OpLt,
+// OpLe, OpGt and OpGe compare numbers numerically and strings bytewise;
+// they take no bool or nil. For nil, OpNe and OpHas both hold when the
+// path has a value other than null.
 type Condition struct {
 	Field FilterField
 	Op    Op
 	Value any
+	// Path is, for FieldAttribute, the keys from the attributes object
+	// down to the value tested: 1 to MaxFilterPathKeys keys, each a letter
+	// or _ and up to 62 more letters, digits, _ or -. It is nil for the
+	// other fields.
+	Path []string
 }

@@ -110,6 +110,13 @@ type Tenant struct {
 	DeleteTime time.Time
 	// Revision counts the changes made to the tenant, as User.Revision.
 	Revision int64
+	// SchemaCheck is the id of the latest schema check (SchemaCheck), an
+	// operation of the tenant: the one started when Settings.
+	// AttributesSchema was last set to a new schema; "" until it first
+	// was. Removing the schema leaves it. A tenant stored with a
+	// SchemaCheck other than the one it had starts that check
+	// (TenantStore).
+	SchemaCheck string
 }
 
 // TenantSettings are a tenant's limits; zero means no limit.
@@ -120,6 +127,32 @@ type TenantSettings struct {
 	// RequestsPerSecond bounds the requests of all the tenant's callers
 	// together, on one replica.
 	RequestsPerSecond float64
+	// AttributesSchema, when not "", is a JSON Schema (draft 2020-12)
+	// that the attributes of the tenant's users must satisfy, as JSON
+	// text; see AttributeSchemas.
+	AttributesSchema string
+}
+
+// AttributeSchemas checks tenants' attribute schemas and users'
+// attributes against them.
+type AttributeSchemas interface {
+	// CheckSchema returns nil when schema (TenantSettings.
+	// AttributesSchema) is one a tenant may have, or an *InvalidError
+	// naming field.
+	CheckSchema(field string, schema string) error
+	// CheckAttributes returns nil when attrs (normalized; nil for none)
+	// satisfy the schema of the tenant, or it has none, or an
+	// *InvalidError whose violations name field followed by the JSON
+	// pointer of each failing value.
+	CheckAttributes(ctx context.Context, tenant, field string, attrs []byte) error
+	// Forget drops what is known of the tenant's schema: the tenant has
+	// changed.
+	Forget(tenant string)
+	// ValidateAttributes returns nil when attrs (normalized; nil for
+	// none) satisfy schema, a schema CheckSchema accepted, or an
+	// *InvalidError as CheckAttributes does. A schema that no longer
+	// compiles refuses nothing, as in CheckAttributes.
+	ValidateAttributes(field, schema string, attrs []byte) error
 }
 
 // Etag returns the tenant's etag (AIP-154), which changes with every
@@ -144,6 +177,15 @@ type TenantQuery struct {
 }
 
 // TenantStore keeps tenants.
+//
+// A tenant that CreateTenant or UpdateTenant stores with a SchemaCheck
+// other than "" and than the one stored before starts that schema check in
+// the same transaction: the store inserts the operation of the tenant with
+// that id (Kind OperationSchemaCheck, one chunk, created at the tenant's
+// UpdateTime) and enqueues on its job queue the SchemaCheck of the
+// tenant's Settings.AttributesSchema, so that the check runs if and only
+// if the tenant's change commits. A failed enqueue fails the call, which
+// then stores nothing.
 type TenantStore interface {
 	// CreateTenant inserts t; it returns ErrIDTaken when a tenant with
 	// t.ID exists, deleted or not.
@@ -180,12 +222,13 @@ type TenantRequest struct {
 	// Etag, for UpdateTenant, when set must match the stored tenant's.
 	Etag string
 	// Paths, for UpdateTenant, are the fields to change: display_name,
-	// settings (both limits), settings.max_users,
-	// settings.requests_per_second; empty means display_name and settings.
+	// settings (all three), settings.max_users,
+	// settings.requests_per_second, settings.attributes_schema; empty
+	// means display_name and settings.
 	Paths []string
 }
 
-func checkTenant(vs *violations, req TenantRequest, fields map[string]bool) {
+func (s *Service) checkTenant(vs *violations, req TenantRequest, fields map[string]bool) {
 	if fields["display_name"] {
 		switch n := len([]rune(req.DisplayName)); {
 		case strings.TrimSpace(req.DisplayName) == "":
@@ -205,6 +248,14 @@ func checkTenant(vs *violations, req TenantRequest, fields map[string]bool) {
 			vs.add("tenant.settings.requests_per_second", fmt.Sprintf("must be between 0 (no limit) and %d", MaxTenantRequestsPerSecond))
 		}
 	}
+	if fields["settings.attributes_schema"] && req.Settings.AttributesSchema != "" {
+		const field = "tenant.settings.attributes_schema"
+		if s.schemas == nil {
+			vs.add(field, "this server does not check attribute schemas")
+		} else if err := s.schemas.CheckSchema(field, req.Settings.AttributesSchema); err != nil {
+			vs.addAll(err)
+		}
+	}
 }
 
 // CreateTenant creates a tenant with the id its caller chose.
@@ -213,15 +264,20 @@ func (s *Service) CreateTenant(ctx context.Context, id string, req TenantRequest
 	if err := CheckTenantID("tenant_id", id); err != nil {
 		vs = append(vs, err.(*InvalidError).Violations...)
 	}
-	checkTenant(&vs, req, map[string]bool{"display_name": true, "settings.max_users": true, "settings.requests_per_second": true})
+	s.checkTenant(&vs, req, map[string]bool{"display_name": true, "settings.max_users": true, "settings.requests_per_second": true, "settings.attributes_schema": true})
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
 	now := s.clock()
-	return s.store.CreateTenant(ctx, &Tenant{
+	t := &Tenant{
 		ID: id, DisplayName: req.DisplayName, State: StateActive, Settings: req.Settings,
 		CreateTime: now, UpdateTime: now, Revision: 1,
-	})
+	}
+	if t.Settings.AttributesSchema != "" {
+		// A new tenant has no users, but its check says so as any other.
+		t.SchemaCheck = NewID()
+	}
+	return s.store.CreateTenant(ctx, t)
 }
 
 // GetTenant returns the tenant with the id, deleted or not.
@@ -273,7 +329,8 @@ func (s *Service) ListTenants(ctx context.Context, pageSize int, pageToken strin
 // name them, in proto and JSON names.
 var tenantPaths = map[string][]string{
 	"display_name": {"display_name"}, "displayName": {"display_name"},
-	"settings":           {"settings.max_users", "settings.requests_per_second"},
+	"settings":                   {"settings.max_users", "settings.requests_per_second", "settings.attributes_schema"},
+	"settings.attributes_schema": {"settings.attributes_schema"}, "settings.attributesSchema": {"settings.attributes_schema"},
 	"settings.max_users": {"settings.max_users"}, "settings.maxUsers": {"settings.max_users"},
 	"settings.requests_per_second": {"settings.requests_per_second"}, "settings.requestsPerSecond": {"settings.requests_per_second"},
 }
@@ -289,16 +346,22 @@ func (s *Service) UpdateTenant(ctx context.Context, id string, req TenantRequest
 	}
 	fields := map[string]bool{}
 	for _, p := range paths {
+		if strings.HasPrefix(p, "settings.attributes_schema.") || strings.HasPrefix(p, "settings.attributesSchema.") {
+			// A path into the schema (the HTTP gateway makes one of
+			// each member of the body's object): the schema is
+			// replaced whole.
+			p = "settings.attributes_schema"
+		}
 		fs, ok := tenantPaths[p]
 		if !ok {
-			return nil, Invalid("update_mask", fmt.Sprintf("unknown or unchangeable field %q (want display_name, settings, settings.max_users or settings.requests_per_second)", p))
+			return nil, Invalid("update_mask", fmt.Sprintf("unknown or unchangeable field %q (want display_name, settings, settings.max_users, settings.requests_per_second or settings.attributes_schema)", p))
 		}
 		for _, f := range fs {
 			fields[f] = true
 		}
 	}
 	var vs violations
-	checkTenant(&vs, req, fields)
+	s.checkTenant(&vs, req, fields)
 	if err := vs.err(); err != nil {
 		return nil, err
 	}
@@ -314,6 +377,14 @@ func (s *Service) UpdateTenant(ctx context.Context, id string, req TenantRequest
 		}
 		if fields["settings.requests_per_second"] {
 			t.Settings.RequestsPerSecond = req.Settings.RequestsPerSecond
+		}
+		if fields["settings.attributes_schema"] {
+			if schema := req.Settings.AttributesSchema; schema != "" && !sameSchema(schema, t.Settings.AttributesSchema) {
+				// A new schema: the store starts its check in the
+				// transaction that sets it (RunSchemaCheck).
+				t.SchemaCheck = NewID()
+			}
+			t.Settings.AttributesSchema = req.Settings.AttributesSchema
 		}
 		return nil
 	})
@@ -355,6 +426,11 @@ func (s *Service) UndeleteTenant(ctx context.Context, id, etag string) (*Tenant,
 // the update time.
 func (s *Service) changeTenant(ctx context.Context, id, etag string, fn func(*Tenant) error) (*Tenant, error) {
 	etag = normalizeEtag(etag)
+	if s.schemas != nil {
+		// This replica checks the next write against the tenant as
+		// changed; the others within their cache's time to live.
+		defer s.schemas.Forget(id)
+	}
 	return s.store.UpdateTenant(ctx, id, func(t *Tenant) error {
 		if etag != "" && etag != t.Etag() {
 			return fmt.Errorf("tenant %s has changed (etag %q, yours %q): %w", id, t.Etag(), etag, ErrEtagMismatch)

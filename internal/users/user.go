@@ -51,9 +51,11 @@ type User struct {
 	DisplayName string
 	State       State
 	Labels      map[string]string
-	CreateTime  time.Time
-	UpdateTime  time.Time
-	DeleteTime  time.Time // zero unless State is StateDeleted
+	// Profile holds the profile fields (v2 only).
+	Profile
+	CreateTime time.Time
+	UpdateTime time.Time
+	DeleteTime time.Time // zero unless State is StateDeleted
 	// Revision counts the changes made to the user; stores bump it on every
 	// update. It is the source of the etag.
 	Revision int64

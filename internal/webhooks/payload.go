@@ -46,9 +46,13 @@ import (
 //   - data.user is the user as the change left it, with exactly the members
 //     and formats of the user in the v1 HTTP API (protojson, unpopulated
 //     fields emitted: labels is {} when empty, deleteTime null unless
-//     DELETED); it is null for user.purged.
+//     DELETED), followed by the profile members of the v2 user
+//     (externalId, givenName, familyName, phoneNumber, emailVerified,
+//     phoneVerified, locale, timeZone: "" or false when unset; attributes:
+//     an object, or null); it is null for user.purged.
 //   - data.changedPaths are the members of data.user that the change set, in
-//     the order email, displayName, state, labels, deleteTime: each names a
+//     the order email, displayName, state, labels, the profile members,
+//     deleteTime: each names a
 //     member of data.user, so it is lowerCamelCase like them (the event's
 //     users.Event.Paths, which are snake_case field mask paths, converted).
 //     It is [] for user.created and user.purged, never null.
@@ -89,6 +93,16 @@ type userJSON struct {
 	UpdateTime  string            `json:"updateTime"`
 	DeleteTime  *string           `json:"deleteTime"`
 	Etag        string            `json:"etag"`
+	// The profile members, added within version 1.
+	ExternalID    string          `json:"externalId"`
+	GivenName     string          `json:"givenName"`
+	FamilyName    string          `json:"familyName"`
+	PhoneNumber   string          `json:"phoneNumber"`
+	EmailVerified bool            `json:"emailVerified"`
+	PhoneVerified bool            `json:"phoneVerified"`
+	Locale        string          `json:"locale"`
+	TimeZone      string          `json:"timeZone"`
+	Attributes    json.RawMessage `json:"attributes"`
 }
 
 // stateNames are the names of users.v1.User.State, by users.State.
@@ -125,6 +139,19 @@ func Payload(ev users.Event) ([]byte, error) {
 			CreateTime:  timestamp(u.CreateTime),
 			UpdateTime:  timestamp(u.UpdateTime),
 			Etag:        u.Etag(),
+
+			ExternalID:    u.ExternalID,
+			GivenName:     u.GivenName,
+			FamilyName:    u.FamilyName,
+			PhoneNumber:   u.PhoneNumber,
+			EmailVerified: u.EmailVerified,
+			PhoneVerified: u.PhoneVerified,
+			Locale:        u.Locale,
+			TimeZone:      u.TimeZone,
+			Attributes:    json.RawMessage("null"),
+		}
+		if u.Attributes != nil {
+			j.Attributes = u.Attributes
 		}
 		if u.State >= 0 && int(u.State) < len(stateNames) {
 			j.State = stateNames[u.State]

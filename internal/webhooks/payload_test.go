@@ -9,9 +9,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	usersv1 "github.com/usersd/usersd/api/users/v1"
+	usersv2 "github.com/usersd/usersd/api/users/v2"
 	"github.com/usersd/usersd/internal/users"
 	"github.com/usersd/usersd/internal/webhooks"
 )
@@ -28,6 +30,11 @@ func testUser() *users.User {
 		UpdateTime:  time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC),
 		DeleteTime:  time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC),
 		Revision:    3,
+		Profile: users.Profile{
+			ExternalID: "okta-00u1", GivenName: "Ada", FamilyName: "Lovelace", PhoneNumber: "+442079460958",
+			EmailVerified: true, Locale: "en-GB", TimeZone: "Europe/London",
+			Attributes: []byte(`{"cost_center":4200,"remote":true}`),
+		},
 	}
 }
 
@@ -59,7 +66,9 @@ func TestPayload(t *testing.T) {
 			want: `{"version":1,"type":"user.deleted","id":"01890a5d-ac96-774b-bcce-b302099a8057","timestamp":"2026-03-04T05:06:07.123456Z",` +
 				`"data":{"userId":"01890a5d-ac96-774b-bcce-b302099a8000","user":{"id":"01890a5d-ac96-774b-bcce-b302099a8000","email":"ada@example.com",` +
 				`"displayName":"Ada Lovelace","state":"STATE_DELETED","labels":{"b":"2","team":"math"},"createTime":"2026-03-01T00:00:00Z",` +
-				`"updateTime":"2026-03-04T05:06:07.123456Z","deleteTime":"2026-03-04T05:06:07.123456Z","etag":"` + ev.User.Etag() + `"},` +
+				`"updateTime":"2026-03-04T05:06:07.123456Z","deleteTime":"2026-03-04T05:06:07.123456Z","etag":"` + ev.User.Etag() + `",` +
+				`"externalId":"okta-00u1","givenName":"Ada","familyName":"Lovelace","phoneNumber":"+442079460958","emailVerified":true,` +
+				`"phoneVerified":false,"locale":"en-GB","timeZone":"Europe/London","attributes":{"cost_center":4200,"remote":true}},` +
 				`"changedPaths":["displayName","state","labels","deleteTime"],"tenant":"default"}}`,
 		},
 		{
@@ -83,8 +92,9 @@ func TestPayload(t *testing.T) {
 }
 
 // TestPayloadUserIsHTTPAPIUser checks that data.user has exactly the
-// members and formats of the user in the v1 HTTP API: protojson of
-// users.v1.User with unpopulated fields emitted, as the gateway writes it.
+// members and formats of the user in the v1 HTTP API (protojson of
+// users.v1.User with unpopulated fields emitted, as the gateway writes
+// it), and the profile members of v2's, formatted as v2's.
 func TestPayloadUserIsHTTPAPIUser(t *testing.T) {
 	full := testUser()
 	bare := &users.User{ID: full.ID, Email: full.Email, DisplayName: "B", State: users.StateActive,
@@ -118,6 +128,27 @@ func TestPayloadUserIsHTTPAPIUser(t *testing.T) {
 			var want map[string]any
 			if err := json.Unmarshal(api, &want); err != nil {
 				t.Fatal(err)
+			}
+			v2 := &usersv2.User{
+				ExternalId: u.ExternalID, GivenName: u.GivenName, FamilyName: u.FamilyName, PhoneNumber: u.PhoneNumber,
+				EmailVerified: u.EmailVerified, PhoneVerified: u.PhoneVerified, Locale: u.Locale, TimeZone: u.TimeZone,
+			}
+			if u.Attributes != nil {
+				v2.Attributes = &structpb.Struct{}
+				if err := protojson.Unmarshal(u.Attributes, v2.Attributes); err != nil {
+					t.Fatal(err)
+				}
+			}
+			api2, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(v2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var all2 map[string]any
+			if err := json.Unmarshal(api2, &all2); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{"externalId", "givenName", "familyName", "phoneNumber", "emailVerified", "phoneVerified", "locale", "timeZone", "attributes"} {
+				want[k] = all2[k]
 			}
 			if diff := cmp.Diff(want, got.Data.User); diff != "" {
 				t.Errorf("data.user differs from the HTTP API's user (-api +payload):\n%s", diff)

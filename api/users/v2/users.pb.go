@@ -14,6 +14,7 @@ import (
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	emptypb "google.golang.org/protobuf/types/known/emptypb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -134,7 +135,7 @@ func (x Tenant_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Tenant_State.Descriptor instead.
 func (Tenant_State) EnumDescriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{31, 0}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{36, 0}
 }
 
 // User is a person known to the system.
@@ -162,7 +163,30 @@ type User struct {
 	// Output only. When the user was soft-deleted; unset unless DELETED.
 	DeleteTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=delete_time,json=deleteTime,proto3" json:"delete_time,omitempty"`
 	// Opaque version of the user, changed by every update (AIP-154).
-	Etag          string `protobuf:"bytes,9,opt,name=etag,proto3" json:"etag,omitempty"`
+	Etag string `protobuf:"bytes,9,opt,name=etag,proto3" json:"etag,omitempty"`
+	// The user's id in another system (an identity provider, an HR system),
+	// at most 255 bytes: unique among the tenant's users that are not
+	// deleted; LookupUser finds the user by it.
+	ExternalId string `protobuf:"bytes,10,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	// Given name, at most 200 characters.
+	GivenName string `protobuf:"bytes,11,opt,name=given_name,json=givenName,proto3" json:"given_name,omitempty"`
+	// Family name, at most 200 characters.
+	FamilyName string `protobuf:"bytes,12,opt,name=family_name,json=familyName,proto3" json:"family_name,omitempty"`
+	// Phone number in international form; stored and returned in E.164
+	// ("+14155550100").
+	PhoneNumber string `protobuf:"bytes,13,opt,name=phone_number,json=phoneNumber,proto3" json:"phone_number,omitempty"`
+	// Whether the email address was verified; set by the caller (usersd
+	// sends no mail).
+	EmailVerified bool `protobuf:"varint,14,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
+	// Whether the phone number was verified; set by the caller.
+	PhoneVerified bool `protobuf:"varint,15,opt,name=phone_verified,json=phoneVerified,proto3" json:"phone_verified,omitempty"`
+	// Preferred language, a BCP 47 tag ("en-US"), returned in canonical form.
+	Locale string `protobuf:"bytes,16,opt,name=locale,proto3" json:"locale,omitempty"`
+	// IANA time zone name ("Europe/Paris").
+	TimeZone string `protobuf:"bytes,17,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// Tenant-defined data, a JSON object of at most 16 KiB, checked against
+	// the tenant's settings.attributes_schema when it has one.
+	Attributes    *structpb.Struct `protobuf:"bytes,18,opt,name=attributes,proto3" json:"attributes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -258,6 +282,69 @@ func (x *User) GetEtag() string {
 		return x.Etag
 	}
 	return ""
+}
+
+func (x *User) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
+func (x *User) GetGivenName() string {
+	if x != nil {
+		return x.GivenName
+	}
+	return ""
+}
+
+func (x *User) GetFamilyName() string {
+	if x != nil {
+		return x.FamilyName
+	}
+	return ""
+}
+
+func (x *User) GetPhoneNumber() string {
+	if x != nil {
+		return x.PhoneNumber
+	}
+	return ""
+}
+
+func (x *User) GetEmailVerified() bool {
+	if x != nil {
+		return x.EmailVerified
+	}
+	return false
+}
+
+func (x *User) GetPhoneVerified() bool {
+	if x != nil {
+		return x.PhoneVerified
+	}
+	return false
+}
+
+func (x *User) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
+}
+
+func (x *User) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *User) GetAttributes() *structpb.Struct {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
 }
 
 // CreateUserRequest is the input of CreateUser.
@@ -372,6 +459,125 @@ func (x *GetUserRequest) GetName() string {
 	return ""
 }
 
+// LookupUserRequest is the input of LookupUser.
+type LookupUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant, "tenants/{tenant}"; empty for "tenants/default".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// The external id to look up.
+	ExternalId    string `protobuf:"bytes,2,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupUserRequest) Reset() {
+	*x = LookupUserRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupUserRequest) ProtoMessage() {}
+
+func (x *LookupUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupUserRequest.ProtoReflect.Descriptor instead.
+func (*LookupUserRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *LookupUserRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *LookupUserRequest) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
+// ExportUsersRequest is the input of ExportUsers.
+type ExportUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant, "tenants/{tenant}"; empty for "tenants/default".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// A filter, as ListUsers'.
+	Filter string `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Include soft-deleted users.
+	ShowDeleted   bool `protobuf:"varint,3,opt,name=show_deleted,json=showDeleted,proto3" json:"show_deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportUsersRequest) Reset() {
+	*x = ExportUsersRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportUsersRequest) ProtoMessage() {}
+
+func (x *ExportUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportUsersRequest.ProtoReflect.Descriptor instead.
+func (*ExportUsersRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ExportUsersRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ExportUsersRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *ExportUsersRequest) GetShowDeleted() bool {
+	if x != nil {
+		return x.ShowDeleted
+	}
+	return false
+}
+
 // ListUsersRequest is the input of ListUsers.
 type ListUsersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -393,14 +599,22 @@ type ListUsersRequest struct {
 	ShowDeleted bool `protobuf:"varint,5,opt,name=show_deleted,json=showDeleted,proto3" json:"show_deleted,omitempty"`
 	// The tenant, "tenants/{tenant}"; empty for "tenants/default". Over HTTP
 	// it is the path's, and the paths without it act on the default tenant.
-	Parent        string `protobuf:"bytes,6,opt,name=parent,proto3" json:"parent,omitempty"`
+	Parent string `protobuf:"bytes,6,opt,name=parent,proto3" json:"parent,omitempty"`
+	// Search: the users whose email, display_name, given_name, family_name
+	// or external_id contains the query, compared case- and
+	// accent-insensitively; exact matches of a whole field first, then
+	// prefixes, then the rest, each by name. At least 3 letters or digits in
+	// a row; combines with filter; order_by must be empty. See docs/api.md.
+	Query string `protobuf:"bytes,7,opt,name=query,proto3" json:"query,omitempty"`
+	// Set total_size in the response (AIP-132).
+	ShowTotalSize bool `protobuf:"varint,8,opt,name=show_total_size,json=showTotalSize,proto3" json:"show_total_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[3]
+	mi := &file_users_v2_users_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +626,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[3]
+	mi := &file_users_v2_users_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +639,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{3}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -470,6 +684,20 @@ func (x *ListUsersRequest) GetParent() string {
 	return ""
 }
 
+func (x *ListUsersRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetShowTotalSize() bool {
+	if x != nil {
+		return x.ShowTotalSize
+	}
+	return false
+}
+
 // ListUsersResponse is the output of ListUsers.
 type ListUsersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -477,13 +705,18 @@ type ListUsersResponse struct {
 	Users []*User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
 	// Token for the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// How many users match, when show_total_size was set: exact up to
+	// 10000; beyond, an estimate, and total_size_estimated is true.
+	TotalSize int32 `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	// Whether total_size is an estimate.
+	TotalSizeEstimated bool `protobuf:"varint,4,opt,name=total_size_estimated,json=totalSizeEstimated,proto3" json:"total_size_estimated,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_users_v2_users_proto_msgTypes[4]
+	mi := &file_users_v2_users_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +728,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[4]
+	mi := &file_users_v2_users_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +741,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{4}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -523,6 +756,20 @@ func (x *ListUsersResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListUsersResponse) GetTotalSize() int32 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
+}
+
+func (x *ListUsersResponse) GetTotalSizeEstimated() bool {
+	if x != nil {
+		return x.TotalSizeEstimated
+	}
+	return false
 }
 
 // UpdateUserRequest is the input of UpdateUser.
@@ -541,7 +788,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[5]
+	mi := &file_users_v2_users_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -553,7 +800,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[5]
+	mi := &file_users_v2_users_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -566,7 +813,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{5}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UpdateUserRequest) GetUser() *User {
@@ -596,7 +843,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[6]
+	mi := &file_users_v2_users_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +855,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[6]
+	mi := &file_users_v2_users_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,7 +868,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{6}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeleteUserRequest) GetName() string {
@@ -651,7 +898,7 @@ type UndeleteUserRequest struct {
 
 func (x *UndeleteUserRequest) Reset() {
 	*x = UndeleteUserRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[7]
+	mi := &file_users_v2_users_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -663,7 +910,7 @@ func (x *UndeleteUserRequest) String() string {
 func (*UndeleteUserRequest) ProtoMessage() {}
 
 func (x *UndeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[7]
+	mi := &file_users_v2_users_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -676,7 +923,7 @@ func (x *UndeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*UndeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{7}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UndeleteUserRequest) GetName() string {
@@ -707,7 +954,7 @@ type BatchGetUsersRequest struct {
 
 func (x *BatchGetUsersRequest) Reset() {
 	*x = BatchGetUsersRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[8]
+	mi := &file_users_v2_users_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +966,7 @@ func (x *BatchGetUsersRequest) String() string {
 func (*BatchGetUsersRequest) ProtoMessage() {}
 
 func (x *BatchGetUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[8]
+	mi := &file_users_v2_users_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +979,7 @@ func (x *BatchGetUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetUsersRequest.ProtoReflect.Descriptor instead.
 func (*BatchGetUsersRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{8}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BatchGetUsersRequest) GetNames() []string {
@@ -760,7 +1007,7 @@ type BatchGetUsersResponse struct {
 
 func (x *BatchGetUsersResponse) Reset() {
 	*x = BatchGetUsersResponse{}
-	mi := &file_users_v2_users_proto_msgTypes[9]
+	mi := &file_users_v2_users_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +1019,7 @@ func (x *BatchGetUsersResponse) String() string {
 func (*BatchGetUsersResponse) ProtoMessage() {}
 
 func (x *BatchGetUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[9]
+	mi := &file_users_v2_users_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +1032,7 @@ func (x *BatchGetUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetUsersResponse.ProtoReflect.Descriptor instead.
 func (*BatchGetUsersResponse) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{9}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BatchGetUsersResponse) GetUsers() []*User {
@@ -816,7 +1063,7 @@ type ImportUsersRequest struct {
 
 func (x *ImportUsersRequest) Reset() {
 	*x = ImportUsersRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[10]
+	mi := &file_users_v2_users_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +1075,7 @@ func (x *ImportUsersRequest) String() string {
 func (*ImportUsersRequest) ProtoMessage() {}
 
 func (x *ImportUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[10]
+	mi := &file_users_v2_users_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +1088,7 @@ func (x *ImportUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportUsersRequest.ProtoReflect.Descriptor instead.
 func (*ImportUsersRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{10}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ImportUsersRequest) GetUsers() []*User {
@@ -876,7 +1123,7 @@ type GetOperationRequest struct {
 
 func (x *GetOperationRequest) Reset() {
 	*x = GetOperationRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[11]
+	mi := &file_users_v2_users_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1135,7 @@ func (x *GetOperationRequest) String() string {
 func (*GetOperationRequest) ProtoMessage() {}
 
 func (x *GetOperationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[11]
+	mi := &file_users_v2_users_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1148,7 @@ func (x *GetOperationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationRequest.ProtoReflect.Descriptor instead.
 func (*GetOperationRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{11}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetOperationRequest) GetName() string {
@@ -923,17 +1170,27 @@ type Operation struct {
 	// Whether every row has been handled. An operation that is done does not
 	// change any more.
 	Done bool `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`
-	// The progress of the import, updated as chunks of rows finish.
+	// The progress of the import, updated as chunks of rows finish; unset
+	// for a schema check.
 	Metadata *ImportUsersMetadata `protobuf:"bytes,3,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	// The outcome of the import; set only when done is true.
-	Response      *ImportUsersResponse `protobuf:"bytes,4,opt,name=response,proto3" json:"response,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The outcome of the import; set only when done is true, and unset for a
+	// schema check.
+	Response *ImportUsersResponse `protobuf:"bytes,4,opt,name=response,proto3" json:"response,omitempty"`
+	// The progress of a schema check: the operation that setting or changing
+	// a tenant's settings.attributes_schema starts (its name is the tenant's
+	// attributes_schema_check). Set for schema checks only, which have no
+	// metadata and response.
+	SchemaCheckMetadata *SchemaCheckMetadata `protobuf:"bytes,5,opt,name=schema_check_metadata,json=schemaCheckMetadata,proto3" json:"schema_check_metadata,omitempty"`
+	// The outcome of a schema check; set only when done is true, for schema
+	// checks only.
+	SchemaCheckResponse *SchemaCheckResponse `protobuf:"bytes,6,opt,name=schema_check_response,json=schemaCheckResponse,proto3" json:"schema_check_response,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Operation) Reset() {
 	*x = Operation{}
-	mi := &file_users_v2_users_proto_msgTypes[12]
+	mi := &file_users_v2_users_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1202,7 @@ func (x *Operation) String() string {
 func (*Operation) ProtoMessage() {}
 
 func (x *Operation) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[12]
+	mi := &file_users_v2_users_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1215,7 @@ func (x *Operation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Operation.ProtoReflect.Descriptor instead.
 func (*Operation) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{12}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Operation) GetName() string {
@@ -989,6 +1246,20 @@ func (x *Operation) GetResponse() *ImportUsersResponse {
 	return nil
 }
 
+func (x *Operation) GetSchemaCheckMetadata() *SchemaCheckMetadata {
+	if x != nil {
+		return x.SchemaCheckMetadata
+	}
+	return nil
+}
+
+func (x *Operation) GetSchemaCheckResponse() *SchemaCheckResponse {
+	if x != nil {
+		return x.SchemaCheckResponse
+	}
+	return nil
+}
+
 // ImportUsersMetadata is the progress of an import.
 type ImportUsersMetadata struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1008,7 +1279,7 @@ type ImportUsersMetadata struct {
 
 func (x *ImportUsersMetadata) Reset() {
 	*x = ImportUsersMetadata{}
-	mi := &file_users_v2_users_proto_msgTypes[13]
+	mi := &file_users_v2_users_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1291,7 @@ func (x *ImportUsersMetadata) String() string {
 func (*ImportUsersMetadata) ProtoMessage() {}
 
 func (x *ImportUsersMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[13]
+	mi := &file_users_v2_users_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1304,7 @@ func (x *ImportUsersMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportUsersMetadata.ProtoReflect.Descriptor instead.
 func (*ImportUsersMetadata) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{13}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ImportUsersMetadata) GetTotal() int32 {
@@ -1083,7 +1354,7 @@ type ImportUsersResponse struct {
 
 func (x *ImportUsersResponse) Reset() {
 	*x = ImportUsersResponse{}
-	mi := &file_users_v2_users_proto_msgTypes[14]
+	mi := &file_users_v2_users_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1366,7 @@ func (x *ImportUsersResponse) String() string {
 func (*ImportUsersResponse) ProtoMessage() {}
 
 func (x *ImportUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[14]
+	mi := &file_users_v2_users_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1379,7 @@ func (x *ImportUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportUsersResponse.ProtoReflect.Descriptor instead.
 func (*ImportUsersResponse) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{14}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ImportUsersResponse) GetFailures() []*ImportFailure {
@@ -1132,7 +1403,7 @@ type ImportFailure struct {
 
 func (x *ImportFailure) Reset() {
 	*x = ImportFailure{}
-	mi := &file_users_v2_users_proto_msgTypes[15]
+	mi := &file_users_v2_users_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1415,7 @@ func (x *ImportFailure) String() string {
 func (*ImportFailure) ProtoMessage() {}
 
 func (x *ImportFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[15]
+	mi := &file_users_v2_users_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1428,7 @@ func (x *ImportFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportFailure.ProtoReflect.Descriptor instead.
 func (*ImportFailure) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{15}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ImportFailure) GetIndex() int32 {
@@ -1170,6 +1441,198 @@ func (x *ImportFailure) GetIndex() int32 {
 func (x *ImportFailure) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+// SchemaCheckMetadata is the progress of a schema check, which counts the
+// tenant's users (not deleted) whose attributes break the schema it was
+// started for, without changing them. The users are read from one snapshot
+// of the tenant, taken when the check runs, and checked in one pass; the
+// counts are recorded at once when it is done.
+type SchemaCheckMetadata struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The number of users checked: 0 until done, then every user of the
+	// tenant that was not deleted in the snapshot.
+	Checked int32 `protobuf:"varint,1,opt,name=checked,proto3" json:"checked,omitempty"`
+	// The number of the users checked whose attributes break the schema: 0
+	// until done.
+	Violating int32 `protobuf:"varint,2,opt,name=violating,proto3" json:"violating,omitempty"`
+	// When the check was started: when the schema was set.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the check finished; create_time until then.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaCheckMetadata) Reset() {
+	*x = SchemaCheckMetadata{}
+	mi := &file_users_v2_users_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaCheckMetadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaCheckMetadata) ProtoMessage() {}
+
+func (x *SchemaCheckMetadata) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaCheckMetadata.ProtoReflect.Descriptor instead.
+func (*SchemaCheckMetadata) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SchemaCheckMetadata) GetChecked() int32 {
+	if x != nil {
+		return x.Checked
+	}
+	return 0
+}
+
+func (x *SchemaCheckMetadata) GetViolating() int32 {
+	if x != nil {
+		return x.Violating
+	}
+	return 0
+}
+
+func (x *SchemaCheckMetadata) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *SchemaCheckMetadata) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// SchemaCheckResponse is the outcome of a finished schema check.
+type SchemaCheckResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Up to 100 of the violations found, in the order the users were
+	// checked (by create_time, then id), each user's in order of field.
+	Samples       []*SchemaViolation `protobuf:"bytes,1,rep,name=samples,proto3" json:"samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaCheckResponse) Reset() {
+	*x = SchemaCheckResponse{}
+	mi := &file_users_v2_users_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaCheckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaCheckResponse) ProtoMessage() {}
+
+func (x *SchemaCheckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaCheckResponse.ProtoReflect.Descriptor instead.
+func (*SchemaCheckResponse) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SchemaCheckResponse) GetSamples() []*SchemaViolation {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
+// SchemaViolation is one value of a user's attributes that breaks a schema.
+type SchemaViolation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's resource name, "tenants/{tenant}/users/{id}".
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// The failing value: "attributes" followed by its JSON pointer
+	// ("attributes/address/zip"; a missing required member is reported on
+	// the object that lacks it).
+	Field string `protobuf:"bytes,2,opt,name=field,proto3" json:"field,omitempty"`
+	// Why the value breaks the schema.
+	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaViolation) Reset() {
+	*x = SchemaViolation{}
+	mi := &file_users_v2_users_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaViolation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaViolation) ProtoMessage() {}
+
+func (x *SchemaViolation) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaViolation.ProtoReflect.Descriptor instead.
+func (*SchemaViolation) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SchemaViolation) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *SchemaViolation) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *SchemaViolation) GetDescription() string {
+	if x != nil {
+		return x.Description
 	}
 	return ""
 }
@@ -1194,7 +1657,7 @@ type ListUserEventsRequest struct {
 
 func (x *ListUserEventsRequest) Reset() {
 	*x = ListUserEventsRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[16]
+	mi := &file_users_v2_users_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1669,7 @@ func (x *ListUserEventsRequest) String() string {
 func (*ListUserEventsRequest) ProtoMessage() {}
 
 func (x *ListUserEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[16]
+	mi := &file_users_v2_users_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1682,7 @@ func (x *ListUserEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListUserEventsRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{16}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListUserEventsRequest) GetAfter() string {
@@ -1258,7 +1721,7 @@ type ListUserEventsResponse struct {
 
 func (x *ListUserEventsResponse) Reset() {
 	*x = ListUserEventsResponse{}
-	mi := &file_users_v2_users_proto_msgTypes[17]
+	mi := &file_users_v2_users_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1733,7 @@ func (x *ListUserEventsResponse) String() string {
 func (*ListUserEventsResponse) ProtoMessage() {}
 
 func (x *ListUserEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[17]
+	mi := &file_users_v2_users_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1746,7 @@ func (x *ListUserEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListUserEventsResponse) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{17}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListUserEventsResponse) GetEvents() []*UserEvent {
@@ -1316,7 +1779,7 @@ type WatchUserEventsRequest struct {
 
 func (x *WatchUserEventsRequest) Reset() {
 	*x = WatchUserEventsRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[18]
+	mi := &file_users_v2_users_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1791,7 @@ func (x *WatchUserEventsRequest) String() string {
 func (*WatchUserEventsRequest) ProtoMessage() {}
 
 func (x *WatchUserEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[18]
+	mi := &file_users_v2_users_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1804,7 @@ func (x *WatchUserEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchUserEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchUserEventsRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{18}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchUserEventsRequest) GetAfter() string {
@@ -1392,7 +1855,7 @@ type UserEvent struct {
 
 func (x *UserEvent) Reset() {
 	*x = UserEvent{}
-	mi := &file_users_v2_users_proto_msgTypes[19]
+	mi := &file_users_v2_users_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1404,7 +1867,7 @@ func (x *UserEvent) String() string {
 func (*UserEvent) ProtoMessage() {}
 
 func (x *UserEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[19]
+	mi := &file_users_v2_users_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1417,7 +1880,7 @@ func (x *UserEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserEvent.ProtoReflect.Descriptor instead.
 func (*UserEvent) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{19}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UserEvent) GetName() string {
@@ -1532,7 +1995,7 @@ type Webhook struct {
 
 func (x *Webhook) Reset() {
 	*x = Webhook{}
-	mi := &file_users_v2_users_proto_msgTypes[20]
+	mi := &file_users_v2_users_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +2007,7 @@ func (x *Webhook) String() string {
 func (*Webhook) ProtoMessage() {}
 
 func (x *Webhook) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[20]
+	mi := &file_users_v2_users_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +2020,7 @@ func (x *Webhook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Webhook.ProtoReflect.Descriptor instead.
 func (*Webhook) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{20}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Webhook) GetName() string {
@@ -1668,7 +2131,7 @@ type WebhookBacklog struct {
 
 func (x *WebhookBacklog) Reset() {
 	*x = WebhookBacklog{}
-	mi := &file_users_v2_users_proto_msgTypes[21]
+	mi := &file_users_v2_users_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +2143,7 @@ func (x *WebhookBacklog) String() string {
 func (*WebhookBacklog) ProtoMessage() {}
 
 func (x *WebhookBacklog) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[21]
+	mi := &file_users_v2_users_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +2156,7 @@ func (x *WebhookBacklog) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookBacklog.ProtoReflect.Descriptor instead.
 func (*WebhookBacklog) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{21}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WebhookBacklog) GetEvents() int64 {
@@ -1731,7 +2194,7 @@ type CreateWebhookRequest struct {
 
 func (x *CreateWebhookRequest) Reset() {
 	*x = CreateWebhookRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[22]
+	mi := &file_users_v2_users_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +2206,7 @@ func (x *CreateWebhookRequest) String() string {
 func (*CreateWebhookRequest) ProtoMessage() {}
 
 func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[22]
+	mi := &file_users_v2_users_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +2219,7 @@ func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookRequest.ProtoReflect.Descriptor instead.
 func (*CreateWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{22}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateWebhookRequest) GetWebhook() *Webhook {
@@ -1784,7 +2247,7 @@ type GetWebhookRequest struct {
 
 func (x *GetWebhookRequest) Reset() {
 	*x = GetWebhookRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[23]
+	mi := &file_users_v2_users_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1796,7 +2259,7 @@ func (x *GetWebhookRequest) String() string {
 func (*GetWebhookRequest) ProtoMessage() {}
 
 func (x *GetWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[23]
+	mi := &file_users_v2_users_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1809,7 +2272,7 @@ func (x *GetWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{23}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetWebhookRequest) GetName() string {
@@ -1833,7 +2296,7 @@ type ListWebhooksRequest struct {
 
 func (x *ListWebhooksRequest) Reset() {
 	*x = ListWebhooksRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[24]
+	mi := &file_users_v2_users_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1845,7 +2308,7 @@ func (x *ListWebhooksRequest) String() string {
 func (*ListWebhooksRequest) ProtoMessage() {}
 
 func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[24]
+	mi := &file_users_v2_users_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1858,7 +2321,7 @@ func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{24}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListWebhooksRequest) GetParent() string {
@@ -1879,7 +2342,7 @@ type ListWebhooksResponse struct {
 
 func (x *ListWebhooksResponse) Reset() {
 	*x = ListWebhooksResponse{}
-	mi := &file_users_v2_users_proto_msgTypes[25]
+	mi := &file_users_v2_users_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +2354,7 @@ func (x *ListWebhooksResponse) String() string {
 func (*ListWebhooksResponse) ProtoMessage() {}
 
 func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[25]
+	mi := &file_users_v2_users_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2367,7 @@ func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhooksResponse.ProtoReflect.Descriptor instead.
 func (*ListWebhooksResponse) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{25}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListWebhooksResponse) GetWebhooks() []*Webhook {
@@ -1931,7 +2394,7 @@ type UpdateWebhookRequest struct {
 
 func (x *UpdateWebhookRequest) Reset() {
 	*x = UpdateWebhookRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[26]
+	mi := &file_users_v2_users_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1943,7 +2406,7 @@ func (x *UpdateWebhookRequest) String() string {
 func (*UpdateWebhookRequest) ProtoMessage() {}
 
 func (x *UpdateWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[26]
+	mi := &file_users_v2_users_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1956,7 +2419,7 @@ func (x *UpdateWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWebhookRequest.ProtoReflect.Descriptor instead.
 func (*UpdateWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{26}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UpdateWebhookRequest) GetWebhook() *Webhook {
@@ -1984,7 +2447,7 @@ type DeleteWebhookRequest struct {
 
 func (x *DeleteWebhookRequest) Reset() {
 	*x = DeleteWebhookRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[27]
+	mi := &file_users_v2_users_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2459,7 @@ func (x *DeleteWebhookRequest) String() string {
 func (*DeleteWebhookRequest) ProtoMessage() {}
 
 func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[27]
+	mi := &file_users_v2_users_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2472,7 @@ func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookRequest.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{27}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteWebhookRequest) GetName() string {
@@ -2033,7 +2496,7 @@ type ListWebhookDeliveriesRequest struct {
 
 func (x *ListWebhookDeliveriesRequest) Reset() {
 	*x = ListWebhookDeliveriesRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[28]
+	mi := &file_users_v2_users_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2508,7 @@ func (x *ListWebhookDeliveriesRequest) String() string {
 func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[28]
+	mi := &file_users_v2_users_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2521,7 @@ func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{28}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListWebhookDeliveriesRequest) GetParent() string {
@@ -2086,7 +2549,7 @@ type ListWebhookDeliveriesResponse struct {
 
 func (x *ListWebhookDeliveriesResponse) Reset() {
 	*x = ListWebhookDeliveriesResponse{}
-	mi := &file_users_v2_users_proto_msgTypes[29]
+	mi := &file_users_v2_users_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +2561,7 @@ func (x *ListWebhookDeliveriesResponse) String() string {
 func (*ListWebhookDeliveriesResponse) ProtoMessage() {}
 
 func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[29]
+	mi := &file_users_v2_users_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +2574,7 @@ func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ListWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{29}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListWebhookDeliveriesResponse) GetDeliveries() []*WebhookDelivery {
@@ -2146,7 +2609,7 @@ type WebhookDelivery struct {
 
 func (x *WebhookDelivery) Reset() {
 	*x = WebhookDelivery{}
-	mi := &file_users_v2_users_proto_msgTypes[30]
+	mi := &file_users_v2_users_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2158,7 +2621,7 @@ func (x *WebhookDelivery) String() string {
 func (*WebhookDelivery) ProtoMessage() {}
 
 func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[30]
+	mi := &file_users_v2_users_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2171,7 +2634,7 @@ func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
 func (*WebhookDelivery) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{30}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WebhookDelivery) GetEvent() string {
@@ -2251,14 +2714,21 @@ type Tenant struct {
 	// Output only. When the tenant was soft-deleted; unset unless DELETED.
 	DeleteTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=delete_time,json=deleteTime,proto3" json:"delete_time,omitempty"`
 	// Opaque version of the tenant, changed by every update (AIP-154).
-	Etag          string `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Etag string `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
+	// Output only. The resource name of the latest schema check,
+	// "tenants/{tenant}/operations/{id}": the long-running operation that
+	// setting settings.attributes_schema (on create, or changing it on
+	// update) starts, and that reports how many of the tenant's users break
+	// the new schema, without changing them. Poll it with GetOperation. Unset
+	// until the tenant first has a schema; removing the schema leaves it.
+	AttributesSchemaCheck string `protobuf:"bytes,9,opt,name=attributes_schema_check,json=attributesSchemaCheck,proto3" json:"attributes_schema_check,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Tenant) Reset() {
 	*x = Tenant{}
-	mi := &file_users_v2_users_proto_msgTypes[31]
+	mi := &file_users_v2_users_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2270,7 +2740,7 @@ func (x *Tenant) String() string {
 func (*Tenant) ProtoMessage() {}
 
 func (x *Tenant) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[31]
+	mi := &file_users_v2_users_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2283,7 +2753,7 @@ func (x *Tenant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tenant.ProtoReflect.Descriptor instead.
 func (*Tenant) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{31}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Tenant) GetName() string {
@@ -2342,7 +2812,15 @@ func (x *Tenant) GetEtag() string {
 	return ""
 }
 
-// TenantSettings are a tenant's limits; 0 means no limit.
+func (x *Tenant) GetAttributesSchemaCheck() string {
+	if x != nil {
+		return x.AttributesSchemaCheck
+	}
+	return ""
+}
+
+// TenantSettings are a tenant's limits (0 means no limit) and the schema
+// of its users' attributes.
 type TenantSettings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// How many users that are not deleted the tenant may have.
@@ -2350,13 +2828,19 @@ type TenantSettings struct {
 	// Requests per second of all the tenant's callers together, on one
 	// replica, on top of each caller's own limit.
 	RequestsPerSecond float64 `protobuf:"fixed64,2,opt,name=requests_per_second,json=requestsPerSecond,proto3" json:"requests_per_second,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// A JSON Schema (draft 2020-12) that the attributes of the tenant's
+	// users must satisfy, at most 32 KiB, without references ($ref); unset
+	// for none. A create, and an update or import row that sets attributes,
+	// that break it fail with INVALID_ARGUMENT naming each failing value
+	// ("user.attributes/address/zip"). See docs/api.md.
+	AttributesSchema *structpb.Struct `protobuf:"bytes,3,opt,name=attributes_schema,json=attributesSchema,proto3" json:"attributes_schema,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *TenantSettings) Reset() {
 	*x = TenantSettings{}
-	mi := &file_users_v2_users_proto_msgTypes[32]
+	mi := &file_users_v2_users_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2852,7 @@ func (x *TenantSettings) String() string {
 func (*TenantSettings) ProtoMessage() {}
 
 func (x *TenantSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[32]
+	mi := &file_users_v2_users_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2865,7 @@ func (x *TenantSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantSettings.ProtoReflect.Descriptor instead.
 func (*TenantSettings) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{32}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TenantSettings) GetMaxUsers() int32 {
@@ -2396,6 +2880,13 @@ func (x *TenantSettings) GetRequestsPerSecond() float64 {
 		return x.RequestsPerSecond
 	}
 	return 0
+}
+
+func (x *TenantSettings) GetAttributesSchema() *structpb.Struct {
+	if x != nil {
+		return x.AttributesSchema
+	}
+	return nil
 }
 
 // CreateTenantRequest is the input of CreateTenant.
@@ -2413,7 +2904,7 @@ type CreateTenantRequest struct {
 
 func (x *CreateTenantRequest) Reset() {
 	*x = CreateTenantRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[33]
+	mi := &file_users_v2_users_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2425,7 +2916,7 @@ func (x *CreateTenantRequest) String() string {
 func (*CreateTenantRequest) ProtoMessage() {}
 
 func (x *CreateTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[33]
+	mi := &file_users_v2_users_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2438,7 +2929,7 @@ func (x *CreateTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTenantRequest.ProtoReflect.Descriptor instead.
 func (*CreateTenantRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{33}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateTenantRequest) GetTenant() *Tenant {
@@ -2466,7 +2957,7 @@ type GetTenantRequest struct {
 
 func (x *GetTenantRequest) Reset() {
 	*x = GetTenantRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[34]
+	mi := &file_users_v2_users_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2478,7 +2969,7 @@ func (x *GetTenantRequest) String() string {
 func (*GetTenantRequest) ProtoMessage() {}
 
 func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[34]
+	mi := &file_users_v2_users_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2491,7 +2982,7 @@ func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTenantRequest.ProtoReflect.Descriptor instead.
 func (*GetTenantRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{34}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetTenantRequest) GetName() string {
@@ -2517,7 +3008,7 @@ type ListTenantsRequest struct {
 
 func (x *ListTenantsRequest) Reset() {
 	*x = ListTenantsRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[35]
+	mi := &file_users_v2_users_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2529,7 +3020,7 @@ func (x *ListTenantsRequest) String() string {
 func (*ListTenantsRequest) ProtoMessage() {}
 
 func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[35]
+	mi := &file_users_v2_users_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2542,7 +3033,7 @@ func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsRequest.ProtoReflect.Descriptor instead.
 func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{35}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListTenantsRequest) GetPageSize() int32 {
@@ -2579,7 +3070,7 @@ type ListTenantsResponse struct {
 
 func (x *ListTenantsResponse) Reset() {
 	*x = ListTenantsResponse{}
-	mi := &file_users_v2_users_proto_msgTypes[36]
+	mi := &file_users_v2_users_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +3082,7 @@ func (x *ListTenantsResponse) String() string {
 func (*ListTenantsResponse) ProtoMessage() {}
 
 func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[36]
+	mi := &file_users_v2_users_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +3095,7 @@ func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantsResponse) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{36}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListTenantsResponse) GetTenants() []*Tenant {
@@ -2638,7 +3129,7 @@ type UpdateTenantRequest struct {
 
 func (x *UpdateTenantRequest) Reset() {
 	*x = UpdateTenantRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[37]
+	mi := &file_users_v2_users_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2650,7 +3141,7 @@ func (x *UpdateTenantRequest) String() string {
 func (*UpdateTenantRequest) ProtoMessage() {}
 
 func (x *UpdateTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[37]
+	mi := &file_users_v2_users_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2663,7 +3154,7 @@ func (x *UpdateTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTenantRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTenantRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{37}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UpdateTenantRequest) GetTenant() *Tenant {
@@ -2693,7 +3184,7 @@ type DeleteTenantRequest struct {
 
 func (x *DeleteTenantRequest) Reset() {
 	*x = DeleteTenantRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[38]
+	mi := &file_users_v2_users_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +3196,7 @@ func (x *DeleteTenantRequest) String() string {
 func (*DeleteTenantRequest) ProtoMessage() {}
 
 func (x *DeleteTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[38]
+	mi := &file_users_v2_users_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +3209,7 @@ func (x *DeleteTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTenantRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTenantRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{38}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeleteTenantRequest) GetName() string {
@@ -2748,7 +3239,7 @@ type UndeleteTenantRequest struct {
 
 func (x *UndeleteTenantRequest) Reset() {
 	*x = UndeleteTenantRequest{}
-	mi := &file_users_v2_users_proto_msgTypes[39]
+	mi := &file_users_v2_users_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2760,7 +3251,7 @@ func (x *UndeleteTenantRequest) String() string {
 func (*UndeleteTenantRequest) ProtoMessage() {}
 
 func (x *UndeleteTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_users_v2_users_proto_msgTypes[39]
+	mi := &file_users_v2_users_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2773,7 +3264,7 @@ func (x *UndeleteTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndeleteTenantRequest.ProtoReflect.Descriptor instead.
 func (*UndeleteTenantRequest) Descriptor() ([]byte, []int) {
-	return file_users_v2_users_proto_rawDescGZIP(), []int{39}
+	return file_users_v2_users_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UndeleteTenantRequest) GetName() string {
@@ -2794,7 +3285,7 @@ var File_users_v2_users_proto protoreflect.FileDescriptor
 
 const file_users_v2_users_proto_rawDesc = "" +
 	"\n" +
-	"\x14users/v2/users.proto\x12\busers.v2\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x05\n" +
+	"\x14users/v2/users.proto\x12\busers.v2\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\b\n" +
 	"\x04User\x12\x9b\x01\n" +
 	"\x04name\x18\x01 \x01(\tB\x86\x01\xbaH\x82\x01\xd8\x01\x01r}2{^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12#\n" +
 	"\x05email\x18\x02 \x01(\tB\r\xbaH\n" +
@@ -2808,7 +3299,22 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"updateTime\x12;\n" +
 	"\vdelete_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"deleteTime\x12\x1b\n" +
-	"\x04etag\x18\t \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\x1a9\n" +
+	"\x04etag\x18\t \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\x12)\n" +
+	"\vexternal_id\x18\n" +
+	" \x01(\tB\b\xbaH\x05r\x03\x18\xff\x01R\n" +
+	"externalId\x12'\n" +
+	"\n" +
+	"given_name\x18\v \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tgivenName\x12)\n" +
+	"\vfamily_name\x18\f \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\n" +
+	"familyName\x12*\n" +
+	"\fphone_number\x18\r \x01(\tB\a\xbaH\x04r\x02\x18@R\vphoneNumber\x12%\n" +
+	"\x0eemail_verified\x18\x0e \x01(\bR\remailVerified\x12%\n" +
+	"\x0ephone_verified\x18\x0f \x01(\bR\rphoneVerified\x12\x1f\n" +
+	"\x06locale\x18\x10 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06locale\x12$\n" +
+	"\ttime_zone\x18\x11 \x01(\tB\a\xbaH\x04r\x02\x18@R\btimeZone\x127\n" +
+	"\n" +
+	"attributes\x18\x12 \x01(\v2\x17.google.protobuf.StructR\n" +
+	"attributes\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"X\n" +
@@ -2823,7 +3329,15 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"request_id\x18\x02 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x102\x0e^[!-~]{1,128}$R\trequestId\x12H\n" +
 	"\x06parent\x18\x03 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\"\xaa\x01\n" +
 	"\x0eGetUserRequest\x12\x97\x01\n" +
-	"\x04name\x18\x01 \x01(\tB\x82\x01\xbaH\x7fr}2{^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\x94\x02\n" +
+	"\x04name\x18\x01 \x01(\tB\x82\x01\xbaH\x7fr}2{^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\x88\x01\n" +
+	"\x11LookupUserRequest\x12H\n" +
+	"\x06parent\x18\x01 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\x12)\n" +
+	"\vexternal_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xff\x01R\n" +
+	"externalId\"\xa3\x01\n" +
+	"\x12ExportUsersRequest\x12H\n" +
+	"\x06parent\x18\x01 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\x12 \n" +
+	"\x06filter\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\x06filter\x12!\n" +
+	"\fshow_deleted\x18\x03 \x01(\bR\vshowDeleted\"\xdc\x02\n" +
 	"\x10ListUsersRequest\x12$\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12'\n" +
 	"\n" +
@@ -2831,10 +3345,15 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\x06filter\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\x06filter\x12\"\n" +
 	"\border_by\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\aorderBy\x12!\n" +
 	"\fshow_deleted\x18\x05 \x01(\bR\vshowDeleted\x12H\n" +
-	"\x06parent\x18\x06 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\"a\n" +
+	"\x06parent\x18\x06 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\x12\x1e\n" +
+	"\x05query\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x05query\x12&\n" +
+	"\x0fshow_total_size\x18\b \x01(\bR\rshowTotalSize\"\xb2\x01\n" +
 	"\x11ListUsersResponse\x12$\n" +
 	"\x05users\x18\x01 \x03(\v2\x0e.users.v2.UserR\x05users\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"|\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x03 \x01(\x05R\ttotalSize\x120\n" +
+	"\x14total_size_estimated\x18\x04 \x01(\bR\x12totalSizeEstimated\"|\n" +
 	"\x11UpdateUserRequest\x12*\n" +
 	"\x04user\x18\x01 \x01(\v2\x0e.users.v2.UserB\x06\xbaH\x03\xc8\x01\x01R\x04user\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
@@ -2857,12 +3376,14 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"request_id\x18\x02 \x01(\tB\x18\xbaH\x15\xc8\x01\x01r\x102\x0e^[!-~]{1,128}$R\trequestId\x12H\n" +
 	"\x06parent\x18\x03 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\"\xb7\x01\n" +
 	"\x13GetOperationRequest\x12\x9f\x01\n" +
-	"\x04name\x18\x01 \x01(\tB\x8a\x01\xbaH\x86\x01r\x83\x012\x80\x01^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?operations/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\xa9\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x8a\x01\xbaH\x86\x01r\x83\x012\x80\x01^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?operations/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\xcf\x02\n" +
 	"\tOperation\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\bR\x04done\x129\n" +
 	"\bmetadata\x18\x03 \x01(\v2\x1d.users.v2.ImportUsersMetadataR\bmetadata\x129\n" +
-	"\bresponse\x18\x04 \x01(\v2\x1d.users.v2.ImportUsersResponseR\bresponse\"\xd9\x01\n" +
+	"\bresponse\x18\x04 \x01(\v2\x1d.users.v2.ImportUsersResponseR\bresponse\x12Q\n" +
+	"\x15schema_check_metadata\x18\x05 \x01(\v2\x1d.users.v2.SchemaCheckMetadataR\x13schemaCheckMetadata\x12Q\n" +
+	"\x15schema_check_response\x18\x06 \x01(\v2\x1d.users.v2.SchemaCheckResponseR\x13schemaCheckResponse\"\xd9\x01\n" +
 	"\x13ImportUsersMetadata\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x05R\x05total\x12\x1a\n" +
 	"\bimported\x18\x02 \x01(\x05R\bimported\x12\x16\n" +
@@ -2875,7 +3396,20 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\bfailures\x18\x01 \x03(\v2\x17.users.v2.ImportFailureR\bfailures\"=\n" +
 	"\rImportFailure\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xaa\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xc7\x01\n" +
+	"\x13SchemaCheckMetadata\x12\x18\n" +
+	"\achecked\x18\x01 \x01(\x05R\achecked\x12\x1c\n" +
+	"\tviolating\x18\x02 \x01(\x05R\tviolating\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"J\n" +
+	"\x13SchemaCheckResponse\x123\n" +
+	"\asamples\x18\x01 \x03(\v2\x19.users.v2.SchemaViolationR\asamples\"]\n" +
+	"\x0fSchemaViolation\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
+	"\x05field\x18\x02 \x01(\tR\x05field\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"\xaa\x01\n" +
 	"\x15ListUserEventsRequest\x12\x1d\n" +
 	"\x05after\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05after\x12$\n" +
 	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12L\n" +
@@ -2953,7 +3487,7 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\asuccess\x18\x06 \x01(\bR\asuccess\x12\x14\n" +
 	"\x05error\x18\a \x01(\tR\x05error\x12;\n" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xfb\x03\n" +
+	"createTime\"\xb3\x04\n" +
 	"\x06Tenant\x12D\n" +
 	"\x04name\x18\x01 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x04name\x12.\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\x18\xc8\x01R\vdisplayName\x12,\n" +
@@ -2965,14 +3499,16 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"updateTime\x12;\n" +
 	"\vdelete_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"deleteTime\x12\x1b\n" +
-	"\x04etag\x18\b \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"C\n" +
+	"\x04etag\x18\b \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\x126\n" +
+	"\x17attributes_schema_check\x18\t \x01(\tR\x15attributesSchemaCheck\"C\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fSTATE_ACTIVE\x10\x01\x12\x11\n" +
-	"\rSTATE_DELETED\x10\x02\"\x7f\n" +
+	"\rSTATE_DELETED\x10\x02\"\xc5\x01\n" +
 	"\x0eTenantSettings\x12$\n" +
 	"\tmax_users\x18\x01 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bmaxUsers\x12G\n" +
-	"\x13requests_per_second\x18\x02 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x80\x84.A)\x00\x00\x00\x00\x00\x00\x00\x00R\x11requestsPerSecond\"\x8b\x01\n" +
+	"\x13requests_per_second\x18\x02 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x80\x84.A)\x00\x00\x00\x00\x00\x00\x00\x00R\x11requestsPerSecond\x12D\n" +
+	"\x11attributes_schema\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x10attributesSchema\"\x8b\x01\n" +
 	"\x13CreateTenantRequest\x120\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x10.users.v2.TenantB\x06\xbaH\x03\xc8\x01\x01R\x06tenant\x12B\n" +
 	"\ttenant_id\x18\x02 \x01(\tB%\xbaH\"r 2\x1e^[a-z][a-z0-9-]{1,61}[a-z0-9]$R\btenantId\"U\n" +
@@ -2995,11 +3531,14 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"w\n" +
 	"\x15UndeleteTenantRequest\x12A\n" +
 	"\x04name\x18\x01 \x01(\tB-\xbaH*r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x04name\x12\x1b\n" +
-	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag2\xab\x12\n" +
+	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag2\xe6\x13\n" +
 	"\vUserService\x12x\n" +
 	"\n" +
 	"CreateUser\x12\x1b.users.v2.CreateUserRequest\x1a\x0e.users.v2.User\"=\x82\xd3\xe4\x93\x027:\x04userZ\x11:\x04user\"\t/v2/users\"\x1c/v2/{parent=tenants/*}/users\x12o\n" +
-	"\aGetUser\x12\x18.users.v2.GetUserRequest\x1a\x0e.users.v2.User\":\x82\xd3\xe4\x93\x024Z\x14\x12\x12/v2/{name=users/*}\x12\x1c/v2/{name=tenants/*/users/*}\x12w\n" +
+	"\aGetUser\x12\x18.users.v2.GetUserRequest\x1a\x0e.users.v2.User\":\x82\xd3\xe4\x93\x024Z\x14\x12\x12/v2/{name=users/*}\x12\x1c/v2/{name=tenants/*/users/*}\x12z\n" +
+	"\n" +
+	"LookupUser\x12\x1b.users.v2.LookupUserRequest\x1a\x0e.users.v2.User\"?\x82\xd3\xe4\x93\x029Z\x12\x12\x10/v2/users:lookup\x12#/v2/{parent=tenants/*}/users:lookup\x12=\n" +
+	"\vExportUsers\x12\x1c.users.v2.ExportUsersRequest\x1a\x0e.users.v2.User0\x01\x12w\n" +
 	"\tListUsers\x12\x1a.users.v2.ListUsersRequest\x1a\x1b.users.v2.ListUsersResponse\"1\x82\xd3\xe4\x93\x02+Z\v\x12\t/v2/users\x12\x1c/v2/{parent=tenants/*}/users\x12\x8b\x01\n" +
 	"\n" +
 	"UpdateUser\x12\x1b.users.v2.UpdateUserRequest\x1a\x0e.users.v2.User\"P\x82\xd3\xe4\x93\x02J:\x04userZ\x1f:\x04user2\x17/v2/{user.name=users/*}2!/v2/{user.name=tenants/*/users/*}\x12u\n" +
@@ -3039,150 +3578,167 @@ func file_users_v2_users_proto_rawDescGZIP() []byte {
 }
 
 var file_users_v2_users_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_users_v2_users_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_users_v2_users_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_users_v2_users_proto_goTypes = []any{
 	(User_State)(0),                       // 0: users.v2.User.State
 	(Tenant_State)(0),                     // 1: users.v2.Tenant.State
 	(*User)(nil),                          // 2: users.v2.User
 	(*CreateUserRequest)(nil),             // 3: users.v2.CreateUserRequest
 	(*GetUserRequest)(nil),                // 4: users.v2.GetUserRequest
-	(*ListUsersRequest)(nil),              // 5: users.v2.ListUsersRequest
-	(*ListUsersResponse)(nil),             // 6: users.v2.ListUsersResponse
-	(*UpdateUserRequest)(nil),             // 7: users.v2.UpdateUserRequest
-	(*DeleteUserRequest)(nil),             // 8: users.v2.DeleteUserRequest
-	(*UndeleteUserRequest)(nil),           // 9: users.v2.UndeleteUserRequest
-	(*BatchGetUsersRequest)(nil),          // 10: users.v2.BatchGetUsersRequest
-	(*BatchGetUsersResponse)(nil),         // 11: users.v2.BatchGetUsersResponse
-	(*ImportUsersRequest)(nil),            // 12: users.v2.ImportUsersRequest
-	(*GetOperationRequest)(nil),           // 13: users.v2.GetOperationRequest
-	(*Operation)(nil),                     // 14: users.v2.Operation
-	(*ImportUsersMetadata)(nil),           // 15: users.v2.ImportUsersMetadata
-	(*ImportUsersResponse)(nil),           // 16: users.v2.ImportUsersResponse
-	(*ImportFailure)(nil),                 // 17: users.v2.ImportFailure
-	(*ListUserEventsRequest)(nil),         // 18: users.v2.ListUserEventsRequest
-	(*ListUserEventsResponse)(nil),        // 19: users.v2.ListUserEventsResponse
-	(*WatchUserEventsRequest)(nil),        // 20: users.v2.WatchUserEventsRequest
-	(*UserEvent)(nil),                     // 21: users.v2.UserEvent
-	(*Webhook)(nil),                       // 22: users.v2.Webhook
-	(*WebhookBacklog)(nil),                // 23: users.v2.WebhookBacklog
-	(*CreateWebhookRequest)(nil),          // 24: users.v2.CreateWebhookRequest
-	(*GetWebhookRequest)(nil),             // 25: users.v2.GetWebhookRequest
-	(*ListWebhooksRequest)(nil),           // 26: users.v2.ListWebhooksRequest
-	(*ListWebhooksResponse)(nil),          // 27: users.v2.ListWebhooksResponse
-	(*UpdateWebhookRequest)(nil),          // 28: users.v2.UpdateWebhookRequest
-	(*DeleteWebhookRequest)(nil),          // 29: users.v2.DeleteWebhookRequest
-	(*ListWebhookDeliveriesRequest)(nil),  // 30: users.v2.ListWebhookDeliveriesRequest
-	(*ListWebhookDeliveriesResponse)(nil), // 31: users.v2.ListWebhookDeliveriesResponse
-	(*WebhookDelivery)(nil),               // 32: users.v2.WebhookDelivery
-	(*Tenant)(nil),                        // 33: users.v2.Tenant
-	(*TenantSettings)(nil),                // 34: users.v2.TenantSettings
-	(*CreateTenantRequest)(nil),           // 35: users.v2.CreateTenantRequest
-	(*GetTenantRequest)(nil),              // 36: users.v2.GetTenantRequest
-	(*ListTenantsRequest)(nil),            // 37: users.v2.ListTenantsRequest
-	(*ListTenantsResponse)(nil),           // 38: users.v2.ListTenantsResponse
-	(*UpdateTenantRequest)(nil),           // 39: users.v2.UpdateTenantRequest
-	(*DeleteTenantRequest)(nil),           // 40: users.v2.DeleteTenantRequest
-	(*UndeleteTenantRequest)(nil),         // 41: users.v2.UndeleteTenantRequest
-	nil,                                   // 42: users.v2.User.LabelsEntry
-	(*timestamppb.Timestamp)(nil),         // 43: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),         // 44: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),           // 45: google.protobuf.Duration
-	(*emptypb.Empty)(nil),                 // 46: google.protobuf.Empty
+	(*LookupUserRequest)(nil),             // 5: users.v2.LookupUserRequest
+	(*ExportUsersRequest)(nil),            // 6: users.v2.ExportUsersRequest
+	(*ListUsersRequest)(nil),              // 7: users.v2.ListUsersRequest
+	(*ListUsersResponse)(nil),             // 8: users.v2.ListUsersResponse
+	(*UpdateUserRequest)(nil),             // 9: users.v2.UpdateUserRequest
+	(*DeleteUserRequest)(nil),             // 10: users.v2.DeleteUserRequest
+	(*UndeleteUserRequest)(nil),           // 11: users.v2.UndeleteUserRequest
+	(*BatchGetUsersRequest)(nil),          // 12: users.v2.BatchGetUsersRequest
+	(*BatchGetUsersResponse)(nil),         // 13: users.v2.BatchGetUsersResponse
+	(*ImportUsersRequest)(nil),            // 14: users.v2.ImportUsersRequest
+	(*GetOperationRequest)(nil),           // 15: users.v2.GetOperationRequest
+	(*Operation)(nil),                     // 16: users.v2.Operation
+	(*ImportUsersMetadata)(nil),           // 17: users.v2.ImportUsersMetadata
+	(*ImportUsersResponse)(nil),           // 18: users.v2.ImportUsersResponse
+	(*ImportFailure)(nil),                 // 19: users.v2.ImportFailure
+	(*SchemaCheckMetadata)(nil),           // 20: users.v2.SchemaCheckMetadata
+	(*SchemaCheckResponse)(nil),           // 21: users.v2.SchemaCheckResponse
+	(*SchemaViolation)(nil),               // 22: users.v2.SchemaViolation
+	(*ListUserEventsRequest)(nil),         // 23: users.v2.ListUserEventsRequest
+	(*ListUserEventsResponse)(nil),        // 24: users.v2.ListUserEventsResponse
+	(*WatchUserEventsRequest)(nil),        // 25: users.v2.WatchUserEventsRequest
+	(*UserEvent)(nil),                     // 26: users.v2.UserEvent
+	(*Webhook)(nil),                       // 27: users.v2.Webhook
+	(*WebhookBacklog)(nil),                // 28: users.v2.WebhookBacklog
+	(*CreateWebhookRequest)(nil),          // 29: users.v2.CreateWebhookRequest
+	(*GetWebhookRequest)(nil),             // 30: users.v2.GetWebhookRequest
+	(*ListWebhooksRequest)(nil),           // 31: users.v2.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),          // 32: users.v2.ListWebhooksResponse
+	(*UpdateWebhookRequest)(nil),          // 33: users.v2.UpdateWebhookRequest
+	(*DeleteWebhookRequest)(nil),          // 34: users.v2.DeleteWebhookRequest
+	(*ListWebhookDeliveriesRequest)(nil),  // 35: users.v2.ListWebhookDeliveriesRequest
+	(*ListWebhookDeliveriesResponse)(nil), // 36: users.v2.ListWebhookDeliveriesResponse
+	(*WebhookDelivery)(nil),               // 37: users.v2.WebhookDelivery
+	(*Tenant)(nil),                        // 38: users.v2.Tenant
+	(*TenantSettings)(nil),                // 39: users.v2.TenantSettings
+	(*CreateTenantRequest)(nil),           // 40: users.v2.CreateTenantRequest
+	(*GetTenantRequest)(nil),              // 41: users.v2.GetTenantRequest
+	(*ListTenantsRequest)(nil),            // 42: users.v2.ListTenantsRequest
+	(*ListTenantsResponse)(nil),           // 43: users.v2.ListTenantsResponse
+	(*UpdateTenantRequest)(nil),           // 44: users.v2.UpdateTenantRequest
+	(*DeleteTenantRequest)(nil),           // 45: users.v2.DeleteTenantRequest
+	(*UndeleteTenantRequest)(nil),         // 46: users.v2.UndeleteTenantRequest
+	nil,                                   // 47: users.v2.User.LabelsEntry
+	(*timestamppb.Timestamp)(nil),         // 48: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),               // 49: google.protobuf.Struct
+	(*fieldmaskpb.FieldMask)(nil),         // 50: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),           // 51: google.protobuf.Duration
+	(*emptypb.Empty)(nil),                 // 52: google.protobuf.Empty
 }
 var file_users_v2_users_proto_depIdxs = []int32{
 	0,  // 0: users.v2.User.state:type_name -> users.v2.User.State
-	42, // 1: users.v2.User.labels:type_name -> users.v2.User.LabelsEntry
-	43, // 2: users.v2.User.create_time:type_name -> google.protobuf.Timestamp
-	43, // 3: users.v2.User.update_time:type_name -> google.protobuf.Timestamp
-	43, // 4: users.v2.User.delete_time:type_name -> google.protobuf.Timestamp
-	2,  // 5: users.v2.CreateUserRequest.user:type_name -> users.v2.User
-	2,  // 6: users.v2.ListUsersResponse.users:type_name -> users.v2.User
-	2,  // 7: users.v2.UpdateUserRequest.user:type_name -> users.v2.User
-	44, // 8: users.v2.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 9: users.v2.BatchGetUsersResponse.users:type_name -> users.v2.User
-	2,  // 10: users.v2.ImportUsersRequest.users:type_name -> users.v2.User
-	15, // 11: users.v2.Operation.metadata:type_name -> users.v2.ImportUsersMetadata
-	16, // 12: users.v2.Operation.response:type_name -> users.v2.ImportUsersResponse
-	43, // 13: users.v2.ImportUsersMetadata.create_time:type_name -> google.protobuf.Timestamp
-	43, // 14: users.v2.ImportUsersMetadata.update_time:type_name -> google.protobuf.Timestamp
-	17, // 15: users.v2.ImportUsersResponse.failures:type_name -> users.v2.ImportFailure
-	21, // 16: users.v2.ListUserEventsResponse.events:type_name -> users.v2.UserEvent
-	2,  // 17: users.v2.UserEvent.snapshot:type_name -> users.v2.User
-	43, // 18: users.v2.UserEvent.create_time:type_name -> google.protobuf.Timestamp
-	43, // 19: users.v2.Webhook.create_time:type_name -> google.protobuf.Timestamp
-	43, // 20: users.v2.Webhook.update_time:type_name -> google.protobuf.Timestamp
-	23, // 21: users.v2.Webhook.backlog:type_name -> users.v2.WebhookBacklog
-	43, // 22: users.v2.Webhook.last_success_time:type_name -> google.protobuf.Timestamp
-	43, // 23: users.v2.Webhook.last_failure_time:type_name -> google.protobuf.Timestamp
-	43, // 24: users.v2.WebhookBacklog.oldest_event_time:type_name -> google.protobuf.Timestamp
-	45, // 25: users.v2.WebhookBacklog.age:type_name -> google.protobuf.Duration
-	22, // 26: users.v2.CreateWebhookRequest.webhook:type_name -> users.v2.Webhook
-	22, // 27: users.v2.ListWebhooksResponse.webhooks:type_name -> users.v2.Webhook
-	22, // 28: users.v2.UpdateWebhookRequest.webhook:type_name -> users.v2.Webhook
-	44, // 29: users.v2.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
-	32, // 30: users.v2.ListWebhookDeliveriesResponse.deliveries:type_name -> users.v2.WebhookDelivery
-	45, // 31: users.v2.WebhookDelivery.latency:type_name -> google.protobuf.Duration
-	43, // 32: users.v2.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
-	1,  // 33: users.v2.Tenant.state:type_name -> users.v2.Tenant.State
-	34, // 34: users.v2.Tenant.settings:type_name -> users.v2.TenantSettings
-	43, // 35: users.v2.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	43, // 36: users.v2.Tenant.update_time:type_name -> google.protobuf.Timestamp
-	43, // 37: users.v2.Tenant.delete_time:type_name -> google.protobuf.Timestamp
-	33, // 38: users.v2.CreateTenantRequest.tenant:type_name -> users.v2.Tenant
-	33, // 39: users.v2.ListTenantsResponse.tenants:type_name -> users.v2.Tenant
-	33, // 40: users.v2.UpdateTenantRequest.tenant:type_name -> users.v2.Tenant
-	44, // 41: users.v2.UpdateTenantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 42: users.v2.UserService.CreateUser:input_type -> users.v2.CreateUserRequest
-	4,  // 43: users.v2.UserService.GetUser:input_type -> users.v2.GetUserRequest
-	5,  // 44: users.v2.UserService.ListUsers:input_type -> users.v2.ListUsersRequest
-	7,  // 45: users.v2.UserService.UpdateUser:input_type -> users.v2.UpdateUserRequest
-	8,  // 46: users.v2.UserService.DeleteUser:input_type -> users.v2.DeleteUserRequest
-	9,  // 47: users.v2.UserService.UndeleteUser:input_type -> users.v2.UndeleteUserRequest
-	10, // 48: users.v2.UserService.BatchGetUsers:input_type -> users.v2.BatchGetUsersRequest
-	12, // 49: users.v2.UserService.ImportUsers:input_type -> users.v2.ImportUsersRequest
-	13, // 50: users.v2.UserService.GetOperation:input_type -> users.v2.GetOperationRequest
-	18, // 51: users.v2.UserService.ListUserEvents:input_type -> users.v2.ListUserEventsRequest
-	20, // 52: users.v2.UserService.WatchUserEvents:input_type -> users.v2.WatchUserEventsRequest
-	24, // 53: users.v2.UserService.CreateWebhook:input_type -> users.v2.CreateWebhookRequest
-	25, // 54: users.v2.UserService.GetWebhook:input_type -> users.v2.GetWebhookRequest
-	26, // 55: users.v2.UserService.ListWebhooks:input_type -> users.v2.ListWebhooksRequest
-	28, // 56: users.v2.UserService.UpdateWebhook:input_type -> users.v2.UpdateWebhookRequest
-	29, // 57: users.v2.UserService.DeleteWebhook:input_type -> users.v2.DeleteWebhookRequest
-	30, // 58: users.v2.UserService.ListWebhookDeliveries:input_type -> users.v2.ListWebhookDeliveriesRequest
-	35, // 59: users.v2.TenantService.CreateTenant:input_type -> users.v2.CreateTenantRequest
-	36, // 60: users.v2.TenantService.GetTenant:input_type -> users.v2.GetTenantRequest
-	37, // 61: users.v2.TenantService.ListTenants:input_type -> users.v2.ListTenantsRequest
-	39, // 62: users.v2.TenantService.UpdateTenant:input_type -> users.v2.UpdateTenantRequest
-	40, // 63: users.v2.TenantService.DeleteTenant:input_type -> users.v2.DeleteTenantRequest
-	41, // 64: users.v2.TenantService.UndeleteTenant:input_type -> users.v2.UndeleteTenantRequest
-	2,  // 65: users.v2.UserService.CreateUser:output_type -> users.v2.User
-	2,  // 66: users.v2.UserService.GetUser:output_type -> users.v2.User
-	6,  // 67: users.v2.UserService.ListUsers:output_type -> users.v2.ListUsersResponse
-	2,  // 68: users.v2.UserService.UpdateUser:output_type -> users.v2.User
-	2,  // 69: users.v2.UserService.DeleteUser:output_type -> users.v2.User
-	2,  // 70: users.v2.UserService.UndeleteUser:output_type -> users.v2.User
-	11, // 71: users.v2.UserService.BatchGetUsers:output_type -> users.v2.BatchGetUsersResponse
-	14, // 72: users.v2.UserService.ImportUsers:output_type -> users.v2.Operation
-	14, // 73: users.v2.UserService.GetOperation:output_type -> users.v2.Operation
-	19, // 74: users.v2.UserService.ListUserEvents:output_type -> users.v2.ListUserEventsResponse
-	21, // 75: users.v2.UserService.WatchUserEvents:output_type -> users.v2.UserEvent
-	22, // 76: users.v2.UserService.CreateWebhook:output_type -> users.v2.Webhook
-	22, // 77: users.v2.UserService.GetWebhook:output_type -> users.v2.Webhook
-	27, // 78: users.v2.UserService.ListWebhooks:output_type -> users.v2.ListWebhooksResponse
-	22, // 79: users.v2.UserService.UpdateWebhook:output_type -> users.v2.Webhook
-	46, // 80: users.v2.UserService.DeleteWebhook:output_type -> google.protobuf.Empty
-	31, // 81: users.v2.UserService.ListWebhookDeliveries:output_type -> users.v2.ListWebhookDeliveriesResponse
-	33, // 82: users.v2.TenantService.CreateTenant:output_type -> users.v2.Tenant
-	33, // 83: users.v2.TenantService.GetTenant:output_type -> users.v2.Tenant
-	38, // 84: users.v2.TenantService.ListTenants:output_type -> users.v2.ListTenantsResponse
-	33, // 85: users.v2.TenantService.UpdateTenant:output_type -> users.v2.Tenant
-	33, // 86: users.v2.TenantService.DeleteTenant:output_type -> users.v2.Tenant
-	33, // 87: users.v2.TenantService.UndeleteTenant:output_type -> users.v2.Tenant
-	65, // [65:88] is the sub-list for method output_type
-	42, // [42:65] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	47, // 1: users.v2.User.labels:type_name -> users.v2.User.LabelsEntry
+	48, // 2: users.v2.User.create_time:type_name -> google.protobuf.Timestamp
+	48, // 3: users.v2.User.update_time:type_name -> google.protobuf.Timestamp
+	48, // 4: users.v2.User.delete_time:type_name -> google.protobuf.Timestamp
+	49, // 5: users.v2.User.attributes:type_name -> google.protobuf.Struct
+	2,  // 6: users.v2.CreateUserRequest.user:type_name -> users.v2.User
+	2,  // 7: users.v2.ListUsersResponse.users:type_name -> users.v2.User
+	2,  // 8: users.v2.UpdateUserRequest.user:type_name -> users.v2.User
+	50, // 9: users.v2.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 10: users.v2.BatchGetUsersResponse.users:type_name -> users.v2.User
+	2,  // 11: users.v2.ImportUsersRequest.users:type_name -> users.v2.User
+	17, // 12: users.v2.Operation.metadata:type_name -> users.v2.ImportUsersMetadata
+	18, // 13: users.v2.Operation.response:type_name -> users.v2.ImportUsersResponse
+	20, // 14: users.v2.Operation.schema_check_metadata:type_name -> users.v2.SchemaCheckMetadata
+	21, // 15: users.v2.Operation.schema_check_response:type_name -> users.v2.SchemaCheckResponse
+	48, // 16: users.v2.ImportUsersMetadata.create_time:type_name -> google.protobuf.Timestamp
+	48, // 17: users.v2.ImportUsersMetadata.update_time:type_name -> google.protobuf.Timestamp
+	19, // 18: users.v2.ImportUsersResponse.failures:type_name -> users.v2.ImportFailure
+	48, // 19: users.v2.SchemaCheckMetadata.create_time:type_name -> google.protobuf.Timestamp
+	48, // 20: users.v2.SchemaCheckMetadata.update_time:type_name -> google.protobuf.Timestamp
+	22, // 21: users.v2.SchemaCheckResponse.samples:type_name -> users.v2.SchemaViolation
+	26, // 22: users.v2.ListUserEventsResponse.events:type_name -> users.v2.UserEvent
+	2,  // 23: users.v2.UserEvent.snapshot:type_name -> users.v2.User
+	48, // 24: users.v2.UserEvent.create_time:type_name -> google.protobuf.Timestamp
+	48, // 25: users.v2.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	48, // 26: users.v2.Webhook.update_time:type_name -> google.protobuf.Timestamp
+	28, // 27: users.v2.Webhook.backlog:type_name -> users.v2.WebhookBacklog
+	48, // 28: users.v2.Webhook.last_success_time:type_name -> google.protobuf.Timestamp
+	48, // 29: users.v2.Webhook.last_failure_time:type_name -> google.protobuf.Timestamp
+	48, // 30: users.v2.WebhookBacklog.oldest_event_time:type_name -> google.protobuf.Timestamp
+	51, // 31: users.v2.WebhookBacklog.age:type_name -> google.protobuf.Duration
+	27, // 32: users.v2.CreateWebhookRequest.webhook:type_name -> users.v2.Webhook
+	27, // 33: users.v2.ListWebhooksResponse.webhooks:type_name -> users.v2.Webhook
+	27, // 34: users.v2.UpdateWebhookRequest.webhook:type_name -> users.v2.Webhook
+	50, // 35: users.v2.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
+	37, // 36: users.v2.ListWebhookDeliveriesResponse.deliveries:type_name -> users.v2.WebhookDelivery
+	51, // 37: users.v2.WebhookDelivery.latency:type_name -> google.protobuf.Duration
+	48, // 38: users.v2.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	1,  // 39: users.v2.Tenant.state:type_name -> users.v2.Tenant.State
+	39, // 40: users.v2.Tenant.settings:type_name -> users.v2.TenantSettings
+	48, // 41: users.v2.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	48, // 42: users.v2.Tenant.update_time:type_name -> google.protobuf.Timestamp
+	48, // 43: users.v2.Tenant.delete_time:type_name -> google.protobuf.Timestamp
+	49, // 44: users.v2.TenantSettings.attributes_schema:type_name -> google.protobuf.Struct
+	38, // 45: users.v2.CreateTenantRequest.tenant:type_name -> users.v2.Tenant
+	38, // 46: users.v2.ListTenantsResponse.tenants:type_name -> users.v2.Tenant
+	38, // 47: users.v2.UpdateTenantRequest.tenant:type_name -> users.v2.Tenant
+	50, // 48: users.v2.UpdateTenantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 49: users.v2.UserService.CreateUser:input_type -> users.v2.CreateUserRequest
+	4,  // 50: users.v2.UserService.GetUser:input_type -> users.v2.GetUserRequest
+	5,  // 51: users.v2.UserService.LookupUser:input_type -> users.v2.LookupUserRequest
+	6,  // 52: users.v2.UserService.ExportUsers:input_type -> users.v2.ExportUsersRequest
+	7,  // 53: users.v2.UserService.ListUsers:input_type -> users.v2.ListUsersRequest
+	9,  // 54: users.v2.UserService.UpdateUser:input_type -> users.v2.UpdateUserRequest
+	10, // 55: users.v2.UserService.DeleteUser:input_type -> users.v2.DeleteUserRequest
+	11, // 56: users.v2.UserService.UndeleteUser:input_type -> users.v2.UndeleteUserRequest
+	12, // 57: users.v2.UserService.BatchGetUsers:input_type -> users.v2.BatchGetUsersRequest
+	14, // 58: users.v2.UserService.ImportUsers:input_type -> users.v2.ImportUsersRequest
+	15, // 59: users.v2.UserService.GetOperation:input_type -> users.v2.GetOperationRequest
+	23, // 60: users.v2.UserService.ListUserEvents:input_type -> users.v2.ListUserEventsRequest
+	25, // 61: users.v2.UserService.WatchUserEvents:input_type -> users.v2.WatchUserEventsRequest
+	29, // 62: users.v2.UserService.CreateWebhook:input_type -> users.v2.CreateWebhookRequest
+	30, // 63: users.v2.UserService.GetWebhook:input_type -> users.v2.GetWebhookRequest
+	31, // 64: users.v2.UserService.ListWebhooks:input_type -> users.v2.ListWebhooksRequest
+	33, // 65: users.v2.UserService.UpdateWebhook:input_type -> users.v2.UpdateWebhookRequest
+	34, // 66: users.v2.UserService.DeleteWebhook:input_type -> users.v2.DeleteWebhookRequest
+	35, // 67: users.v2.UserService.ListWebhookDeliveries:input_type -> users.v2.ListWebhookDeliveriesRequest
+	40, // 68: users.v2.TenantService.CreateTenant:input_type -> users.v2.CreateTenantRequest
+	41, // 69: users.v2.TenantService.GetTenant:input_type -> users.v2.GetTenantRequest
+	42, // 70: users.v2.TenantService.ListTenants:input_type -> users.v2.ListTenantsRequest
+	44, // 71: users.v2.TenantService.UpdateTenant:input_type -> users.v2.UpdateTenantRequest
+	45, // 72: users.v2.TenantService.DeleteTenant:input_type -> users.v2.DeleteTenantRequest
+	46, // 73: users.v2.TenantService.UndeleteTenant:input_type -> users.v2.UndeleteTenantRequest
+	2,  // 74: users.v2.UserService.CreateUser:output_type -> users.v2.User
+	2,  // 75: users.v2.UserService.GetUser:output_type -> users.v2.User
+	2,  // 76: users.v2.UserService.LookupUser:output_type -> users.v2.User
+	2,  // 77: users.v2.UserService.ExportUsers:output_type -> users.v2.User
+	8,  // 78: users.v2.UserService.ListUsers:output_type -> users.v2.ListUsersResponse
+	2,  // 79: users.v2.UserService.UpdateUser:output_type -> users.v2.User
+	2,  // 80: users.v2.UserService.DeleteUser:output_type -> users.v2.User
+	2,  // 81: users.v2.UserService.UndeleteUser:output_type -> users.v2.User
+	13, // 82: users.v2.UserService.BatchGetUsers:output_type -> users.v2.BatchGetUsersResponse
+	16, // 83: users.v2.UserService.ImportUsers:output_type -> users.v2.Operation
+	16, // 84: users.v2.UserService.GetOperation:output_type -> users.v2.Operation
+	24, // 85: users.v2.UserService.ListUserEvents:output_type -> users.v2.ListUserEventsResponse
+	26, // 86: users.v2.UserService.WatchUserEvents:output_type -> users.v2.UserEvent
+	27, // 87: users.v2.UserService.CreateWebhook:output_type -> users.v2.Webhook
+	27, // 88: users.v2.UserService.GetWebhook:output_type -> users.v2.Webhook
+	32, // 89: users.v2.UserService.ListWebhooks:output_type -> users.v2.ListWebhooksResponse
+	27, // 90: users.v2.UserService.UpdateWebhook:output_type -> users.v2.Webhook
+	52, // 91: users.v2.UserService.DeleteWebhook:output_type -> google.protobuf.Empty
+	36, // 92: users.v2.UserService.ListWebhookDeliveries:output_type -> users.v2.ListWebhookDeliveriesResponse
+	38, // 93: users.v2.TenantService.CreateTenant:output_type -> users.v2.Tenant
+	38, // 94: users.v2.TenantService.GetTenant:output_type -> users.v2.Tenant
+	43, // 95: users.v2.TenantService.ListTenants:output_type -> users.v2.ListTenantsResponse
+	38, // 96: users.v2.TenantService.UpdateTenant:output_type -> users.v2.Tenant
+	38, // 97: users.v2.TenantService.DeleteTenant:output_type -> users.v2.Tenant
+	38, // 98: users.v2.TenantService.UndeleteTenant:output_type -> users.v2.Tenant
+	74, // [74:99] is the sub-list for method output_type
+	49, // [49:74] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_users_v2_users_proto_init() }
@@ -3196,7 +3752,7 @@ func file_users_v2_users_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_users_v2_users_proto_rawDesc), len(file_users_v2_users_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   41,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -22,6 +22,8 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	UserService_CreateUser_FullMethodName            = "/users.v2.UserService/CreateUser"
 	UserService_GetUser_FullMethodName               = "/users.v2.UserService/GetUser"
+	UserService_LookupUser_FullMethodName            = "/users.v2.UserService/LookupUser"
+	UserService_ExportUsers_FullMethodName           = "/users.v2.UserService/ExportUsers"
 	UserService_ListUsers_FullMethodName             = "/users.v2.UserService/ListUsers"
 	UserService_UpdateUser_FullMethodName            = "/users.v2.UserService/UpdateUser"
 	UserService_DeleteUser_FullMethodName            = "/users.v2.UserService/DeleteUser"
@@ -79,6 +81,14 @@ type UserServiceClient interface {
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*User, error)
 	// GetUser returns one user, soft-deleted users included.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*User, error)
+	// LookupUser returns the tenant's user, not deleted, with the external
+	// id, or NOT_FOUND.
+	LookupUser(ctx context.Context, in *LookupUserRequest, opts ...grpc.CallOption) (*User, error)
+	// ExportUsers streams every user of the tenant that matches the filter,
+	// read from one consistent snapshot, ordered by create_time. Over HTTP,
+	// GET /v2/tenants/{tenant}/users:export answers with NDJSON (one User
+	// per line, gzip when accepted). See docs/api.md.
+	ExportUsers(ctx context.Context, in *ExportUsersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[User], error)
 	// ListUsers returns users a page at a time (keyset pagination).
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
 	// UpdateUser changes the fields named in update_mask (AIP-134). When etag
@@ -183,6 +193,35 @@ func (c *userServiceClient) GetUser(ctx context.Context, in *GetUserRequest, opt
 	return out, nil
 }
 
+func (c *userServiceClient) LookupUser(ctx context.Context, in *LookupUserRequest, opts ...grpc.CallOption) (*User, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(User)
+	err := c.cc.Invoke(ctx, UserService_LookupUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) ExportUsers(ctx context.Context, in *ExportUsersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[User], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &UserService_ServiceDesc.Streams[0], UserService_ExportUsers_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportUsersRequest, User]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type UserService_ExportUsersClient = grpc.ServerStreamingClient[User]
+
 func (c *userServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListUsersResponse)
@@ -265,7 +304,7 @@ func (c *userServiceClient) ListUserEvents(ctx context.Context, in *ListUserEven
 
 func (c *userServiceClient) WatchUserEvents(ctx context.Context, in *WatchUserEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[UserEvent], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &UserService_ServiceDesc.Streams[0], UserService_WatchUserEvents_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &UserService_ServiceDesc.Streams[1], UserService_WatchUserEvents_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -382,6 +421,14 @@ type UserServiceServer interface {
 	CreateUser(context.Context, *CreateUserRequest) (*User, error)
 	// GetUser returns one user, soft-deleted users included.
 	GetUser(context.Context, *GetUserRequest) (*User, error)
+	// LookupUser returns the tenant's user, not deleted, with the external
+	// id, or NOT_FOUND.
+	LookupUser(context.Context, *LookupUserRequest) (*User, error)
+	// ExportUsers streams every user of the tenant that matches the filter,
+	// read from one consistent snapshot, ordered by create_time. Over HTTP,
+	// GET /v2/tenants/{tenant}/users:export answers with NDJSON (one User
+	// per line, gzip when accepted). See docs/api.md.
+	ExportUsers(*ExportUsersRequest, grpc.ServerStreamingServer[User]) error
 	// ListUsers returns users a page at a time (keyset pagination).
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
 	// UpdateUser changes the fields named in update_mask (AIP-134). When etag
@@ -471,6 +518,12 @@ func (UnimplementedUserServiceServer) CreateUser(context.Context, *CreateUserReq
 }
 func (UnimplementedUserServiceServer) GetUser(context.Context, *GetUserRequest) (*User, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUser not implemented")
+}
+func (UnimplementedUserServiceServer) LookupUser(context.Context, *LookupUserRequest) (*User, error) {
+	return nil, status.Error(codes.Unimplemented, "method LookupUser not implemented")
+}
+func (UnimplementedUserServiceServer) ExportUsers(*ExportUsersRequest, grpc.ServerStreamingServer[User]) error {
+	return status.Error(codes.Unimplemented, "method ExportUsers not implemented")
 }
 func (UnimplementedUserServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
@@ -573,6 +626,35 @@ func _UserService_GetUser_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _UserService_LookupUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LookupUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).LookupUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_LookupUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).LookupUser(ctx, req.(*LookupUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserService_ExportUsers_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportUsersRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(UserServiceServer).ExportUsers(m, &grpc.GenericServerStream[ExportUsersRequest, User]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type UserService_ExportUsersServer = grpc.ServerStreamingServer[User]
 
 func _UserService_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListUsersRequest)
@@ -853,6 +935,10 @@ var UserService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _UserService_GetUser_Handler,
 		},
 		{
+			MethodName: "LookupUser",
+			Handler:    _UserService_LookupUser_Handler,
+		},
+		{
 			MethodName: "ListUsers",
 			Handler:    _UserService_ListUsers_Handler,
 		},
@@ -910,6 +996,11 @@ var UserService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportUsers",
+			Handler:       _UserService_ExportUsers_Handler,
+			ServerStreams: true,
+		},
 		{
 			StreamName:    "WatchUserEvents",
 			Handler:       _UserService_WatchUserEvents_Handler,

@@ -17,10 +17,21 @@ type eventUser struct {
 	DisplayName string            `json:"display_name"`
 	State       string            `json:"state"`
 	Labels      map[string]string `json:"labels,omitempty"`
-	CreateTime  time.Time         `json:"create_time"`
-	UpdateTime  time.Time         `json:"update_time"`
-	DeleteTime  *time.Time        `json:"delete_time,omitempty"`
-	Revision    int64             `json:"revision"`
+	// The profile fields, left out when unset: snapshots stored before
+	// profiles existed read as users without them.
+	ExternalID    string          `json:"external_id,omitempty"`
+	GivenName     string          `json:"given_name,omitempty"`
+	FamilyName    string          `json:"family_name,omitempty"`
+	PhoneNumber   string          `json:"phone_number,omitempty"`
+	EmailVerified bool            `json:"email_verified,omitempty"`
+	PhoneVerified bool            `json:"phone_verified,omitempty"`
+	Locale        string          `json:"locale,omitempty"`
+	TimeZone      string          `json:"time_zone,omitempty"`
+	Attributes    json.RawMessage `json:"attributes,omitempty"`
+	CreateTime    time.Time       `json:"create_time"`
+	UpdateTime    time.Time       `json:"update_time"`
+	DeleteTime    *time.Time      `json:"delete_time,omitempty"`
+	Revision      int64           `json:"revision"`
 }
 
 // EncodeEventUser returns the snapshot of u that an event stores, with its
@@ -35,6 +46,16 @@ func EncodeEventUser(u *users.User) ([]byte, error) {
 		CreateTime:  users.Truncate(u.CreateTime),
 		UpdateTime:  users.Truncate(u.UpdateTime),
 		Revision:    u.Revision,
+
+		ExternalID:    u.ExternalID,
+		GivenName:     u.GivenName,
+		FamilyName:    u.FamilyName,
+		PhoneNumber:   u.PhoneNumber,
+		EmailVerified: u.EmailVerified,
+		PhoneVerified: u.PhoneVerified,
+		Locale:        u.Locale,
+		TimeZone:      u.TimeZone,
+		Attributes:    u.Attributes,
 	}
 	if !u.DeleteTime.IsZero() {
 		t := users.Truncate(u.DeleteTime)
@@ -68,6 +89,25 @@ func DecodeEventUser(b []byte) (*users.User, error) {
 		CreateTime:  e.CreateTime.UTC(),
 		UpdateTime:  e.UpdateTime.UTC(),
 		Revision:    e.Revision,
+		Profile: users.Profile{
+			ExternalID:    e.ExternalID,
+			GivenName:     e.GivenName,
+			FamilyName:    e.FamilyName,
+			PhoneNumber:   e.PhoneNumber,
+			EmailVerified: e.EmailVerified,
+			PhoneVerified: e.PhoneVerified,
+			Locale:        e.Locale,
+			TimeZone:      e.TimeZone,
+		},
+	}
+	if len(e.Attributes) > 0 {
+		// Postgres keeps the snapshot as jsonb, which spells objects
+		// its own way: back to the one form of users.NormalizeAttributes.
+		a, err := users.NormalizeAttributes("attributes", e.Attributes)
+		if err != nil {
+			return nil, fmt.Errorf("stored snapshot of user %s: %w", e.ID, err)
+		}
+		u.Attributes = a
 	}
 	if len(u.Labels) == 0 {
 		u.Labels = nil

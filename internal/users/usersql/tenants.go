@@ -63,3 +63,11 @@ func PurgeTenants(d Dialect) []string {
 func TenantMatch(p string) string {
 	return "(" + p + " = '" + users.AllTenants + "' OR (tenant_id = " + p + " AND " + LiveTenant(p) + "))"
 }
+
+// NullText is s, or NULL for "".
+func NullText(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

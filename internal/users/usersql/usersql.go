@@ -20,25 +20,49 @@ import (
 	"github.com/usersd/usersd/internal/users"
 )
 
-// Dialect is how a database spells placeholders and encodes times.
+// Dialect is how a database spells placeholders, encodes times and
+// booleans, and tests the JSON of the attributes column.
 type Dialect struct {
 	// Placeholder returns the n-th (1-based) bind placeholder.
 	Placeholder func(n int) string
 	// Time encodes a time as the database stores it.
 	Time func(time.Time) any
+	// Bool encodes a boolean as the database stores it.
+	Bool func(bool) any
+	// Attribute returns the SQL of a users.FieldAttribute condition, whose
+	// Path is valid (users.ValidFilterPath) and whose op suits its value,
+	// binding the path and the value with bind: no part of either is
+	// spliced into the SQL.
+	Attribute func(c users.Condition, bind func(any) string) (string, error)
+	// Search returns the condition that a user matches a search, through
+	// the store's index of search keys, binding the values with bind.
+	Search func(s *users.Search, bind func(any) string) string
+	// Position is the database's function that finds a string in another
+	// (1-based, 0 when absent), which a search's rank uses.
+	Position string
 }
 
-// Postgres is the pgx dialect: $1, $2, … and time.Time values.
+// Postgres is the pgx dialect: $1, $2, …, time.Time and bool values, and
+// attributes as jsonb (see postgresAttribute).
 var Postgres = Dialect{
 	Placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
 	Time:        func(t time.Time) any { return t },
+	Bool:        func(b bool) any { return b },
+	Attribute:   postgresAttribute,
+	Search:      postgresSearch,
+	Position:    "strpos",
 }
 
-// SQLite is the dialect of the embedded store: ?1, ?2, … and times as
-// integer microseconds since the Unix epoch.
+// SQLite is the dialect of the embedded store: ?1, ?2, …, times as
+// integer microseconds since the Unix epoch, booleans as 0 and 1, and
+// attributes as JSON text (see sqliteAttribute).
 var SQLite = Dialect{
 	Placeholder: func(n int) string { return "?" + strconv.Itoa(n) },
 	Time:        func(t time.Time) any { return t.UnixMicro() },
+	Bool:        sqliteBool,
+	Attribute:   sqliteAttribute,
+	Search:      sqliteSearch,
+	Position:    "instr",
 }
 
 var ops = [...]string{users.OpEq: "=", users.OpNe: "<>", users.OpLt: "<", users.OpLe: "<=", users.OpGt: ">", users.OpGe: ">="}
@@ -63,56 +87,89 @@ func LiveTenant(p string) string {
 // ListClause returns "WHERE … ORDER BY … LIMIT …" for q, to follow
 // "SELECT <columns> FROM users ", and the arguments it binds. The users
 // are q.Tenant's, none while the tenant is deleted; the indexes of the
-// stores lead with the tenant.
+// stores lead with the tenant. A search (q.Search) is ordered by rank.
 func ListClause(d Dialect, q users.ListQuery) (string, []any, error) {
 	var (
 		b    strings.Builder
 		args []any
-		and  = " AND "
 	)
 	bind := func(v any) string {
 		args = append(args, v)
 		return d.Placeholder(len(args))
 	}
-	t := bind(q.Tenant)
-	fmt.Fprintf(&b, " WHERE tenant_id = %s AND %s", t, LiveTenant(t))
-	if !q.ShowDeleted {
-		fmt.Fprintf(&b, "%sstate <> %s", and, bind(users.StateDeleted.String()))
-		and = " AND "
-	}
-	for _, c := range q.Filter {
-		if int(c.Field) >= len(columns) || int(c.Op) >= len(ops) {
-			return "", nil, fmt.Errorf("usersql: unknown field %d or op %d", c.Field, c.Op)
-		}
-		var v any
-		switch val := c.Value.(type) {
-		case users.State:
-			v = val.String()
-		case string:
-			v = val
-		case time.Time:
-			v = d.Time(val)
-		default:
-			return "", nil, fmt.Errorf("usersql: value of type %T", c.Value)
-		}
-		fmt.Fprintf(&b, "%s%s %s %s", and, columns[c.Field], ops[c.Op], bind(v))
-		and = " AND "
+	if err := where(&b, d, q, bind); err != nil {
+		return "", nil, err
 	}
 
 	key, dir, cmp := "create_time", "ASC", ">"
-	if q.Order.Field == users.OrderEmail {
+	switch q.Order.Field {
+	case users.OrderEmail:
 		key = "email_key"
+	case users.OrderRank:
+		if q.Search == nil {
+			return "", nil, fmt.Errorf("usersql: order by rank without a search")
+		}
+		key = rankExpr(d.Position, q.Search, bind)
 	}
 	if q.Order.Desc {
 		dir, cmp = "DESC", "<"
 	}
 	if a := q.After; a != nil {
 		var kv any = d.Time(a.CreateTime)
-		if q.Order.Field == users.OrderEmail {
+		switch q.Order.Field {
+		case users.OrderEmail:
 			kv = a.EmailKey
+		case users.OrderRank:
+			kv = a.Rank
 		}
-		fmt.Fprintf(&b, "%s(%s, id) %s (%s, %s)", and, key, cmp, bind(kv), bind(a.ID))
+		fmt.Fprintf(&b, " AND (%s, id) %s (%s, %s)", key, cmp, bind(kv), bind(a.ID))
 	}
 	fmt.Fprintf(&b, " ORDER BY %s %s, id %s LIMIT %s", key, dir, dir, bind(q.Limit))
 	return b.String(), args, nil
+}
+
+// WhereClause returns " WHERE …" for the users that match q (q.After,
+// q.Order and q.Limit aside), and the arguments it binds.
+func WhereClause(d Dialect, q users.ListQuery) (string, []any, error) {
+	var (
+		b    strings.Builder
+		args []any
+	)
+	bind := func(v any) string {
+		args = append(args, v)
+		return d.Placeholder(len(args))
+	}
+	err := where(&b, d, q, bind)
+	return b.String(), args, err
+}
+
+// CountStatement returns a statement that counts the users that match q,
+// up to limit+1, and the arguments it binds.
+func CountStatement(d Dialect, q users.ListQuery, limit int) (string, []any, error) {
+	w, args, err := WhereClause(d, q)
+	if err != nil {
+		return "", nil, err
+	}
+	args = append(args, limit+1)
+	return "SELECT count(*) FROM (SELECT 1 FROM users" + w + " LIMIT " + d.Placeholder(len(args)) + ") AS m", args, nil
+}
+
+// where writes " WHERE …" for q to b, binding the values with bind.
+func where(b *strings.Builder, d Dialect, q users.ListQuery, bind func(any) string) error {
+	t := bind(q.Tenant)
+	fmt.Fprintf(b, " WHERE tenant_id = %s AND %s", t, LiveTenant(t))
+	if !q.ShowDeleted {
+		fmt.Fprintf(b, " AND state <> %s", bind(users.StateDeleted.String()))
+	}
+	for _, c := range q.Filter {
+		cond, err := condition(d, c, bind)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(b, " AND %s", cond)
+	}
+	if s := q.Search; s != nil {
+		fmt.Fprintf(b, " AND %s", d.Search(s, bind))
+	}
+	return nil
 }

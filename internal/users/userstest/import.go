@@ -49,6 +49,10 @@ func TestImportStore(t *testing.T, newStore func(t *testing.T) (ImportStore, *Jo
 		{"TenantImportQuota", storeOnly(testTenantImportQuota)},
 		{"TenantImportChunkDeletedTenant", storeOnly(testTenantImportChunkDeletedTenant)},
 		{"TenantPurgeOperations", storeOnly(testTenantPurgeOperations)},
+		// Schema checks: schemacheck.go.
+		{"SchemaCheckStart", testSchemaCheckStart},
+		{"SchemaCheckEnqueueFails", testSchemaCheckEnqueueFails},
+		{"SchemaCheckRecord", storeOnly(testSchemaCheckRecord)},
 	})
 }
 
@@ -60,6 +64,7 @@ type Jobs struct {
 	mu         sync.Mutex
 	chunks     []users.ImportChunk
 	deliveries []users.Delivery
+	checks     []users.SchemaCheck // schemacheck.go
 	err        error
 }
 

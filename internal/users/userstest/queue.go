@@ -59,6 +59,15 @@ func (q *Queue[Tx]) EnqueueDeliveriesTx(ctx context.Context, tx Tx, deliveries [
 	return q.EnqueueDeliveries(deliveries)
 }
 
+// EnqueueSchemaCheckTx waits for a Hold and records the check, or returns
+// the error of the Hold or of Fail.
+func (q *Queue[Tx]) EnqueueSchemaCheckTx(ctx context.Context, tx Tx, c users.SchemaCheck) error {
+	if err := q.wait(); err != nil {
+		return err
+	}
+	return q.EnqueueSchemaCheck(c)
+}
+
 // Hold makes the next enqueue, of chunks or of deliveries, stop within the
 // store's transaction, until the Hold is released: then it fails with err,
 // recording nothing, or, err being nil, goes on. Later enqueues are not

@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (users.Store, *Jobs)) {
 	})
 	run(t, newStore, []test[users.Store]{
 		{"ControlCharacters", testControlCharacters},
+		{"SchemaCheckService", testSchemaCheckService}, // schemacheck.go
 	})
 }
 
@@ -88,6 +89,9 @@ func TestUserStore(t *testing.T, newStore func(t *testing.T) UserStore) {
 		{"ListOrders", storeOnly(testListOrders)},
 		{"ListFilters", storeOnly(testListFilters)},
 		{"PurgeDeleted", storeOnly(testPurgeDeleted)},
+		{"Profile", storeOnly(testProfile)},
+		{"Search", storeOnly(testSearch)},
+		{"Export", storeOnly(testExport)}, // export.go
 		// Tenants: tenants_isolation.go.
 		{"TenantSameEmail", storeOnly(testTenantSameEmail)},
 		{"TenantUserIsolation", storeOnly(testTenantUserIsolation)},

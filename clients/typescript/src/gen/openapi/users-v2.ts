@@ -248,6 +248,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2/tenants/{tenant}/users:lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * LookupUser returns the tenant's user, not deleted, with the external
+         *     id, or NOT_FOUND.
+         */
+        get: operations["LookupUser"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v2/tenants/{tenant}/webhooks": {
         parameters: {
             query?: never;
@@ -496,6 +516,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2/users:lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * LookupUser returns the tenant's user, not deleted, with the external
+         *     id, or NOT_FOUND.
+         */
+        get: operations["LookupUserInDefaultTenant"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v2/webhooks": {
         parameters: {
             query?: never;
@@ -690,6 +730,14 @@ export interface components {
         ListUsersResponse: {
             /** @description Token for the next page; empty on the last page. */
             nextPageToken?: string;
+            /**
+             * Format: int32
+             * @description How many users match, when show_total_size was set: exact up to
+             *     10000; beyond, an estimate, and total_size_estimated is true.
+             */
+            totalSize?: number;
+            /** @description Whether total_size is an estimate. */
+            totalSizeEstimated?: boolean;
             /** @description The page of users. */
             users?: components["schemas"]["User"][];
         };
@@ -722,6 +770,60 @@ export interface components {
              */
             name?: string;
             response?: components["schemas"]["ImportUsersResponse"] | null;
+            schemaCheckMetadata?: components["schemas"]["SchemaCheckMetadata"] | null;
+            schemaCheckResponse?: components["schemas"]["SchemaCheckResponse"] | null;
+        };
+        /**
+         * @description SchemaCheckMetadata is the progress of a schema check, which counts the
+         *     tenant's users (not deleted) whose attributes break the schema it was
+         *     started for, without changing them. The users are read from one snapshot
+         *     of the tenant, taken when the check runs, and checked in one pass; the
+         *     counts are recorded at once when it is done.
+         */
+        SchemaCheckMetadata: {
+            /**
+             * Format: int32
+             * @description The number of users checked: 0 until done, then every user of the
+             *     tenant that was not deleted in the snapshot.
+             */
+            checked?: number;
+            /**
+             * Format: date-time
+             * @description When the check was started: when the schema was set.
+             */
+            createTime?: string | null;
+            /**
+             * Format: date-time
+             * @description When the check finished; create_time until then.
+             */
+            updateTime?: string | null;
+            /**
+             * Format: int32
+             * @description The number of the users checked whose attributes break the schema: 0
+             *     until done.
+             */
+            violating?: number;
+        };
+        /** @description SchemaCheckResponse is the outcome of a finished schema check. */
+        SchemaCheckResponse: {
+            /**
+             * @description Up to 100 of the violations found, in the order the users were
+             *     checked (by create_time, then id), each user's in order of field.
+             */
+            samples?: components["schemas"]["SchemaViolation"][];
+        };
+        /** @description SchemaViolation is one value of a user's attributes that breaks a schema. */
+        SchemaViolation: {
+            /** @description Why the value breaks the schema. */
+            description?: string;
+            /**
+             * @description The failing value: "attributes" followed by its JSON pointer
+             *     ("attributes/address/zip"; a missing required member is reported on
+             *     the object that lacks it).
+             */
+            field?: string;
+            /** @description The user's resource name, "tenants/{tenant}/users/{id}". */
+            user?: string;
         };
         Status: {
             /** Format: int32 */
@@ -731,6 +833,15 @@ export interface components {
         };
         /** @description Tenant is a namespace of users, kept apart from every other tenant's. */
         Tenant: {
+            /**
+             * @description Output only. The resource name of the latest schema check,
+             *     "tenants/{tenant}/operations/{id}": the long-running operation that
+             *     setting settings.attributes_schema (on create, or changing it on
+             *     update) starts, and that reports how many of the tenant's users break
+             *     the new schema, without changing them. Poll it with GetOperation. Unset
+             *     until the tenant first has a schema; removing the schema leaves it.
+             */
+            readonly attributesSchemaCheck?: string;
             /**
              * Format: date-time
              * @description Output only. When the tenant was created.
@@ -770,8 +881,19 @@ export interface components {
          * @enum {string}
          */
         "Tenant.State": "STATE_UNSPECIFIED" | "STATE_ACTIVE" | "STATE_DELETED";
-        /** @description TenantSettings are a tenant's limits; 0 means no limit. */
+        /**
+         * @description TenantSettings are a tenant's limits (0 means no limit) and the schema
+         *     of its users' attributes.
+         */
         TenantSettings: {
+            /**
+             * @description A JSON Schema (draft 2020-12) that the attributes of the tenant's
+             *     users must satisfy, at most 32 KiB, without references ($ref); unset
+             *     for none. A create, and an update or import row that sets attributes,
+             *     that break it fail with INVALID_ARGUMENT naming each failing value
+             *     ("user.attributes/address/zip"). See docs/api.md.
+             */
+            attributesSchema?: Record<string, never> | null;
             /**
              * Format: int32
              * @description How many users that are not deleted the tenant may have.
@@ -797,6 +919,11 @@ export interface components {
         /** @description User is a person known to the system. */
         User: {
             /**
+             * @description Tenant-defined data, a JSON object of at most 16 KiB, checked against
+             *     the tenant's settings.attributes_schema when it has one.
+             */
+            attributes?: Record<string, never> | null;
+            /**
              * Format: date-time
              * @description Output only. When the user was created.
              */
@@ -813,8 +940,23 @@ export interface components {
              *     case-insensitively). Required on create.
              */
             email?: string;
+            /**
+             * @description Whether the email address was verified; set by the caller (usersd
+             *     sends no mail).
+             */
+            emailVerified?: boolean;
             /** @description Opaque version of the user, changed by every update (AIP-154). */
             etag?: string;
+            /**
+             * @description The user's id in another system (an identity provider, an HR system),
+             *     at most 255 bytes: unique among the tenant's users that are not
+             *     deleted; LookupUser finds the user by it.
+             */
+            externalId?: string;
+            /** @description Family name, at most 200 characters. */
+            familyName?: string;
+            /** @description Given name, at most 200 characters. */
+            givenName?: string;
             /**
              * @description Free-form labels: at most 64; keys are 1 to 63 characters of lower-case
              *     letters, digits, '_', '-' or '.', starting with a letter; values are at
@@ -823,13 +965,24 @@ export interface components {
             labels?: {
                 [key: string]: string;
             };
+            /** @description Preferred language, a BCP 47 tag ("en-US"), returned in canonical form. */
+            locale?: string;
             /**
              * @description The resource name, "tenants/{tenant}/users/{id}" (AIP-122); {id} is a
              *     server-assigned UUIDv7. Output only on create; identifies the user on
              *     update.
              */
             name?: string;
+            /**
+             * @description Phone number in international form; stored and returned in E.164
+             *     ("+14155550100").
+             */
+            phoneNumber?: string;
+            /** @description Whether the phone number was verified; set by the caller. */
+            phoneVerified?: boolean;
             state?: components["schemas"]["User.State"];
+            /** @description IANA time zone name ("Europe/Paris"). */
+            timeZone?: string;
             /**
              * Format: date-time
              * @description Output only. When the user was last changed.
@@ -1466,6 +1619,15 @@ export interface operations {
             content: {
                 "application/json": {
                     /**
+                     * @description Output only. The resource name of the latest schema check,
+                     *     "tenants/{tenant}/operations/{id}": the long-running operation that
+                     *     setting settings.attributes_schema (on create, or changing it on
+                     *     update) starts, and that reports how many of the tenant's users break
+                     *     the new schema, without changing them. Poll it with GetOperation. Unset
+                     *     until the tenant first has a schema; removing the schema leaves it.
+                     */
+                    readonly attributesSchemaCheck?: string;
+                    /**
                      * Format: date-time
                      * @description Output only. When the tenant was created.
                      */
@@ -1656,6 +1818,16 @@ export interface operations {
                 orderBy?: string;
                 /** @description Include soft-deleted users. */
                 showDeleted?: boolean;
+                /**
+                 * @description Search: the users whose email, display_name, given_name, family_name
+                 *     or external_id contains the query, compared case- and
+                 *     accent-insensitively; exact matches of a whole field first, then
+                 *     prefixes, then the rest, each by name. At least 3 letters or digits in
+                 *     a row; combines with filter; order_by must be empty. See docs/api.md.
+                 */
+                query?: string;
+                /** @description Set total_size in the response (AIP-132). */
+                showTotalSize?: boolean;
             };
             header?: never;
             path: {
@@ -1948,6 +2120,11 @@ export interface operations {
                  */
                 "application/json": {
                     /**
+                     * @description Tenant-defined data, a JSON object of at most 16 KiB, checked against
+                     *     the tenant's settings.attributes_schema when it has one.
+                     */
+                    attributes?: Record<string, never>;
+                    /**
                      * Format: date-time
                      * @description Output only. When the user was created.
                      */
@@ -1964,8 +2141,23 @@ export interface operations {
                      *     case-insensitively). Required on create.
                      */
                     email?: string;
+                    /**
+                     * @description Whether the email address was verified; set by the caller (usersd
+                     *     sends no mail).
+                     */
+                    emailVerified?: boolean;
                     /** @description Opaque version of the user, changed by every update (AIP-154). */
                     etag?: string;
+                    /**
+                     * @description The user's id in another system (an identity provider, an HR system),
+                     *     at most 255 bytes: unique among the tenant's users that are not
+                     *     deleted; LookupUser finds the user by it.
+                     */
+                    externalId?: string;
+                    /** @description Family name, at most 200 characters. */
+                    familyName?: string;
+                    /** @description Given name, at most 200 characters. */
+                    givenName?: string;
                     /**
                      * @description Free-form labels: at most 64; keys are 1 to 63 characters of lower-case
                      *     letters, digits, '_', '-' or '.', starting with a letter; values are at
@@ -1974,7 +2166,18 @@ export interface operations {
                     labels?: {
                         [key: string]: string;
                     };
+                    /** @description Preferred language, a BCP 47 tag ("en-US"), returned in canonical form. */
+                    locale?: string;
+                    /**
+                     * @description Phone number in international form; stored and returned in E.164
+                     *     ("+14155550100").
+                     */
+                    phoneNumber?: string;
+                    /** @description Whether the phone number was verified; set by the caller. */
+                    phoneVerified?: boolean;
                     state?: components["schemas"]["User.State"];
+                    /** @description IANA time zone name ("Europe/Paris"). */
+                    timeZone?: string;
                     /**
                      * Format: date-time
                      * @description Output only. When the user was last changed.
@@ -2192,6 +2395,48 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    LookupUser: {
+        parameters: {
+            query?: {
+                /** @description The external id to look up. */
+                externalId?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
             /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
@@ -2656,6 +2901,16 @@ export interface operations {
                 orderBy?: string;
                 /** @description Include soft-deleted users. */
                 showDeleted?: boolean;
+                /**
+                 * @description Search: the users whose email, display_name, given_name, family_name
+                 *     or external_id contains the query, compared case- and
+                 *     accent-insensitively; exact matches of a whole field first, then
+                 *     prefixes, then the rest, each by name. At least 3 letters or digits in
+                 *     a row; combines with filter; order_by must be empty. See docs/api.md.
+                 */
+                query?: string;
+                /** @description Set total_size in the response (AIP-132). */
+                showTotalSize?: boolean;
             };
             header?: never;
             path?: never;
@@ -2936,6 +3191,11 @@ export interface operations {
                  */
                 "application/json": {
                     /**
+                     * @description Tenant-defined data, a JSON object of at most 16 KiB, checked against
+                     *     the tenant's settings.attributes_schema when it has one.
+                     */
+                    attributes?: Record<string, never>;
+                    /**
                      * Format: date-time
                      * @description Output only. When the user was created.
                      */
@@ -2952,8 +3212,23 @@ export interface operations {
                      *     case-insensitively). Required on create.
                      */
                     email?: string;
+                    /**
+                     * @description Whether the email address was verified; set by the caller (usersd
+                     *     sends no mail).
+                     */
+                    emailVerified?: boolean;
                     /** @description Opaque version of the user, changed by every update (AIP-154). */
                     etag?: string;
+                    /**
+                     * @description The user's id in another system (an identity provider, an HR system),
+                     *     at most 255 bytes: unique among the tenant's users that are not
+                     *     deleted; LookupUser finds the user by it.
+                     */
+                    externalId?: string;
+                    /** @description Family name, at most 200 characters. */
+                    familyName?: string;
+                    /** @description Given name, at most 200 characters. */
+                    givenName?: string;
                     /**
                      * @description Free-form labels: at most 64; keys are 1 to 63 characters of lower-case
                      *     letters, digits, '_', '-' or '.', starting with a letter; values are at
@@ -2962,7 +3237,18 @@ export interface operations {
                     labels?: {
                         [key: string]: string;
                     };
+                    /** @description Preferred language, a BCP 47 tag ("en-US"), returned in canonical form. */
+                    locale?: string;
+                    /**
+                     * @description Phone number in international form; stored and returned in E.164
+                     *     ("+14155550100").
+                     */
+                    phoneNumber?: string;
+                    /** @description Whether the phone number was verified; set by the caller. */
+                    phoneVerified?: boolean;
                     state?: components["schemas"]["User.State"];
+                    /** @description IANA time zone name ("Europe/Paris"). */
+                    timeZone?: string;
                     /**
                      * Format: date-time
                      * @description Output only. When the user was last changed.
@@ -3173,6 +3459,45 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    LookupUserInDefaultTenant: {
+        parameters: {
+            query?: {
+                /** @description The external id to look up. */
+                externalId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
             /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
