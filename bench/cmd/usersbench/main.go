@@ -81,27 +81,29 @@ type options struct {
 	PostgresURL string // a server where the harness may create databases
 	Stores      []string
 
-	Rounds      int
-	Duration    time.Duration   // each measured run
-	Warmup      time.Duration   // before each measured run, not measured
-	Concurrency int             // requests in flight in the table's runs
-	Users       int             // seeded through the import API (multiple of 10,000)
-	ScaleUsers  int             // Postgres users for the list-page figures; users of the tenant figure, on each store
-	Tenants     int             // tenants of the tenant figure
-	Phases      map[string]bool // the phases after the rounds that run
-	Sweep       []int           // concurrencies of the scale figures
-	Pages       []int           // list pages measured, when there are that many
-	PageSamples int
-	Starts      int
-	ProfileSecs int
-	MinIdle     float64       // idle fraction to wait for before a round
-	IdleWait    time.Duration // longest wait for it
-	Deadline    time.Duration // the whole run is cut off after this
-	Sampler     string        // OTEL_TRACES_SAMPLER of usersd (not of its logging+tracing-off twin); empty: usersd's default
-	SamplerArg  string        // OTEL_TRACES_SAMPLER_ARG with it
-	ServerLogs  bool          // keep the servers' output in the work directory
-	Keep        bool          // keep the work directory
-	Webhooks    bool          // measure the webhook figure only
+	Rounds       int
+	Duration     time.Duration   // each measured run
+	Warmup       time.Duration   // before each measured run, not measured
+	Concurrency  int             // requests in flight in the table's runs
+	Users        int             // seeded through the import API (multiple of 10,000)
+	ScaleUsers   int             // Postgres users for the list-page figures; users of the tenant figure, on each store
+	Tenants      int             // tenants of the tenant figure
+	ProfileUsers int             // users of the one tenant of the profiles figure, on each store
+	Phases       map[string]bool // the phases after the rounds that run
+	Sweep        []int           // concurrencies of the scale figures
+	Pages        []int           // list pages measured, when there are that many
+	PageSamples  int
+	Starts       int
+	ProfileSecs  int
+	MinIdle      float64       // idle fraction to wait for before a round
+	IdleWait     time.Duration // longest wait for it
+	Deadline     time.Duration // the whole run is cut off after this
+	Sampler      string        // OTEL_TRACES_SAMPLER of usersd (not of its logging+tracing-off twin); empty: usersd's default
+	SamplerArg   string        // OTEL_TRACES_SAMPLER_ARG with it
+	ServerLogs   bool          // keep the servers' output in the work directory
+	Keep         bool          // keep the work directory
+	Webhooks     bool          // measure the webhook figure only
+	Table        bool          // measure the table's rounds (false: the phases alone)
 }
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -129,7 +131,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	users := fs.Int("users", 0, "users seeded through the import API, a multiple of 10000 (default 100000; quick 20000)")
 	scale := fs.Int("scale-users", 0, "Postgres users for the list-page figures, and users of the tenant figure on each store (default 1000000; quick 200000)")
 	tenants := fs.Int("tenants", 0, "tenants the tenant figure spreads its users over (default 1000; quick 200)")
-	phases := fs.String("phases", strings.Join(allPhases, ","), "phases to run after the table's rounds, comma-separated; \"none\" for the table alone")
+	profileUsers := fs.Int("profile-users", 0, "users of the one tenant of the profiles figure, on each store, a multiple of 10000 (default 1000000; quick 100000)")
+	phases := fs.String("phases", strings.Join(defaultPhases, ","), "phases to run after the table's rounds, comma-separated, of "+strings.Join(allPhases, ",")+"; \"none\" for the table alone")
 	starts := fs.Int("starts", 0, "starts timed per store (default 20; quick 5)")
 	profSecs := fs.Int("profile-seconds", 0, "length of each CPU profile (default 5; quick 2)")
 	pages := fs.String("pages", "", "list pages measured, comma-separated (default 1,10,100,1000,10000; quick 1,100,1000)")
@@ -139,7 +142,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.Sampler, "sampler", "", "OTEL_TRACES_SAMPLER of usersd, e.g. parentbased_traceidratio (default: usersd's, parentbased_always_on); the logging+tracing-off server keeps always_off")
 	fs.StringVar(&o.SamplerArg, "sampler-arg", "", "OTEL_TRACES_SAMPLER_ARG with -sampler, e.g. 0.01")
 	fs.BoolVar(&o.ServerLogs, "server-logs", false, "write the servers' output to files in the work directory (and keep it)")
-	fs.BoolVar(&o.Keep, "keep", false, "keep the work directory")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the work directory, and the profiles figure's Postgres database")
+	fs.BoolVar(&o.Table, "table", true, "measure the table's rounds; -table=false runs the phases alone (and seeds the stores only for the phases that read them)")
 	fs.BoolVar(&o.Webhooks, "webhooks-only", false, "measure only the webhook delivery figure (no seeding, rounds or other figures)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: usersbench [run] [flags]   (make bench; BENCH_QUICK=1 for a short run)\n       usersbench compare A.json B.json\n\nSee docs/performance.md.\n\n")
@@ -169,6 +173,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	o.Users = pick(*users, 100_000, 20_000)
 	o.ScaleUsers = pick(*scale, 1_000_000, 200_000)
 	o.Tenants = pick(*tenants, 1000, 200)
+	o.ProfileUsers = pick(*profileUsers, 1_000_000, 100_000)
+	if o.ProfileUsers%importSize != 0 {
+		return o, fmt.Errorf("-profile-users %d: want a multiple of %d", o.ProfileUsers, importSize)
+	}
 	o.Phases = map[string]bool{}
 	for _, p := range strings.Split(*phases, ",") {
 		switch p = strings.TrimSpace(p); {
@@ -224,6 +232,11 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		default:
 			return o, fmt.Errorf("-stores: unknown store %q", s)
 		}
+	}
+	if o.Phases["profiles"] && *deadline == 0 {
+		// Time to seed the profiles figure's users through the import on
+		// each store, and to measure them.
+		o.Deadline += time.Duration(len(o.Stores)) * profilesBudget(o.ProfileUsers)
 	}
 	if o.SamplerArg != "" && o.Sampler == "" {
 		return o, errors.New("-sampler-arg without -sampler")

@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,16 +33,22 @@ func (h *harness) print(path string) {
 		}
 		idle = append(idle, s)
 	}
-	fmt.Fprintf(w, "Before each round: %s.\n", strings.Join(idle, "; "))
-	fmt.Fprintf(w, "%d users per store; %s per measurement after %s of warm-up; %d requests in flight; medians of %d round(s).\n\n",
-		r.Config.Users, r.Config.Duration, r.Config.Warmup, r.Config.Concurrency, r.Config.Rounds)
+	if len(r.Rounds) > 0 {
+		fmt.Fprintf(w, "Before each round: %s.\n", strings.Join(idle, "; "))
+		fmt.Fprintf(w, "%d users per store; %s per measurement after %s of warm-up; %d requests in flight; medians of %d round(s).\n\n",
+			r.Config.Users, r.Config.Duration, r.Config.Warmup, r.Config.Concurrency, r.Config.Rounds)
+	} else {
+		fmt.Fprint(w, "No table: its rounds did not run (-table=false).\n\n")
+	}
 
 	if r.Config.Sampler != "" {
 		fmt.Fprintf(w, "usersd ran with OTEL_TRACES_SAMPLER=%s OTEL_TRACES_SAMPLER_ARG=%s (-sampler); the logging+tracing-off server with always_off.\n\n",
 			r.Config.Sampler, r.Config.SamplerArg)
 	}
-	report.PrintTable(w, r.Table)
-	fmt.Fprintln(w)
+	if len(r.Table) > 0 {
+		report.PrintTable(w, r.Table)
+		fmt.Fprintln(w)
+	}
 
 	sc := r.Scale
 	if len(sc.Concurrency) > 0 {
@@ -75,6 +82,7 @@ func (h *harness) print(path string) {
 	for _, tp := range r.TenantPages {
 		printTenantPages(w, tp)
 	}
+	printProfiles(w, r.ProfileSearch)
 	fmt.Fprintln(w)
 	byStore := map[string][]float64{}
 	for _, imp := range r.Imports {
@@ -114,6 +122,7 @@ func (h *harness) print(path string) {
 	fmt.Fprintln(w, "Targets:")
 	fmt.Fprintln(w)
 	report.PrintTargets(w, r.Targets)
+	printMissedPlans(w, r)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "\nNote: %s\n", n)
 	}
@@ -176,4 +185,83 @@ func pageTable(w io.Writer, points []report.PagePoint) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// printProfiles prints the profiles figure: a row per store and read, the
+// seeding, and the exports.
+func printProfiles(w io.Writer, figs []report.ProfileSearch) {
+	if len(figs) == 0 {
+		return
+	}
+	samples := 0
+	for _, f := range figs {
+		for _, q := range f.Queries {
+			samples = max(samples, q.Samples)
+		}
+	}
+	fmt.Fprintf(w, "\nProfiles and search, %d users with profiles in one tenant, one call at a time over HTTP, %d samples of each read "+
+		"(each another value drawn from the users), against the same SQL statement run directly on the database; ms:\n\n", figs[0].Users, samples)
+	fmt.Fprintln(w, "| store | read | usersd p50 | usersd p99 | bare SQL p50 | bare SQL p99 | × bare, p50 | × bare, p99 | users a call | matches, median (most) |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, f := range figs {
+		for _, q := range f.Queries {
+			matches := "—"
+			if q.MatchesMax > 0 {
+				matches = fmt.Sprintf("%s (%s)", thousandsInt(q.MatchesP50), thousandsInt(q.MatchesMax))
+			}
+			fmt.Fprintf(w, "| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f× | %.2f× | %.1f | %s |\n",
+				f.Store, q.Name, q.P50ms, q.P99ms, q.BareP50ms, q.BareP99ms, q.RatioP50, q.RatioP99, q.Returned, matches)
+		}
+	}
+	fmt.Fprintln(w)
+	for _, f := range figs {
+		if f.LoadAvg > 0 {
+			busy := ""
+			if !f.IdleOK {
+				busy = " (BUSY: the wait for an idle machine timed out)"
+			}
+			fmt.Fprintf(w, "- before the reads (%s): machine %.0f%% idle, load %.1f%s\n", f.Store, f.Idle*100, f.LoadAvg, busy)
+		}
+		if f.SeedSeconds > 0 {
+			fmt.Fprintf(w, "- seeding (%s): %d users through POST /v2/tenants/{tenant}/users:import, %d at a time, in %.0f s (%.0f users/s)\n",
+				f.Store, f.Users, seedImports, f.SeedSeconds, f.SeedPerSec)
+		}
+		for _, q := range f.Queries {
+			if q.Mismatches > 0 || q.Errors > 0 {
+				fmt.Fprintf(w, "- %s (%s): %d samples returned other users than the bare statement, %d failed\n", q.Name, f.Store, q.Mismatches, q.Errors)
+			}
+		}
+		for _, e := range f.Exports {
+			fmt.Fprintf(w, "- %s\n", exportLine(e))
+		}
+		if p := f.ExportProfile; p != nil {
+			fmt.Fprintf(w, "- CPU profile of usersd during an HTTP export (%s, %ds, %s): %s\n", f.Store, p.Seconds, p.File, shares(p.Components))
+		}
+	}
+}
+
+// printMissedPlans prints the plan of the slowest sample of each read of
+// the profiles figure whose target was not met.
+func printMissedPlans(w io.Writer, r *report.Run) {
+	for _, f := range r.ProfileSearch {
+		for _, read := range profileReads {
+			q, ok := f.Query(read.kind)
+			if !ok || read.target == 0 || q.P99ms < read.target || q.Plan == "" {
+				continue
+			}
+			fmt.Fprintf(w, "\nPlan of the slowest %s (%s), value %q, %.2f ms on usersd:\n\n```\n%s\n```\n", read.name, f.Store, q.SlowestArg, q.SlowestMs, q.Plan)
+		}
+	}
+}
+
+func thousandsInt(n int) string {
+	s := strconv.Itoa(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }

@@ -72,7 +72,14 @@ func (h *harness) importUsersAt(ctx context.Context, srv *server, st *store, pat
 	for i := range us {
 		us[i] = seedUser(prefix, first+i)
 	}
-	body, err := json.Marshal(map[string]any{"requestId": "bench-" + h.nonce + "-" + prefix, "users": us})
+	return h.importRows(ctx, srv, st, path, "bench-"+h.nonce+"-"+prefix, us, n)
+}
+
+// importRows imports the n users of rows (a slice of them, as the import's
+// JSON has them) through the import call at path, with the request id,
+// and waits for the operation to be done.
+func (h *harness) importRows(ctx context.Context, srv *server, st *store, path, requestID string, rows any, n int) (report.Import, error) {
+	body, err := json.Marshal(map[string]any{"requestId": requestID, "users": rows})
 	if err != nil {
 		return report.Import{}, err
 	}

@@ -92,6 +92,9 @@ func targets(run *report.Run) []report.Target {
 		}
 		below(fmt.Sprintf("ListUsers p99 in one tenant, any page (%s)", tp.Store), 20, tp.Worst().P99ms, len(tp.Pages) > 0, "ms", note)
 	}
+	for _, ps := range run.ProfileSearch {
+		profileTargets(ps, below, atLeast)
+	}
 	for _, s := range run.Startup {
 		want := 100.0
 		if s.Store == "sqlite" {
@@ -157,4 +160,43 @@ func targets(run *report.Run) []report.Target {
 		below(fmt.Sprintf("idle RSS (%s)", store), 30, float64(kib)/1024, ok && kib > 0, "MiB", "")
 	}
 	return ts
+}
+
+// profileTargets checks the profiles figure of a store: search p99 (the
+// prefix and the substring) and LookupUser p99 on each store, the export
+// over HTTP on Postgres. A read or an export the run did not take is not
+// measured.
+func profileTargets(ps report.ProfileSearch, below, atLeast func(name string, want, got float64, ok bool, unit, note string)) {
+	size := fmt.Sprintf("%d users in one tenant", ps.Users)
+	if ps.Users < 1_000_000 {
+		size += "; NOT the 1,000,000 of the target"
+	}
+	for _, read := range profileReads {
+		if read.target == 0 {
+			continue
+		}
+		q, ok := ps.Query(read.kind)
+		note := size
+		if ok {
+			note += fmt.Sprintf("; p50 %.2f ms; the bare statement: p50 %.2f ms, p99 %.2f ms", q.P50ms, q.BareP50ms, q.BareP99ms)
+		}
+		below(fmt.Sprintf("%s, p99 (%s)", read.name, ps.Store), read.target, q.P99ms, ok && q.P99ms > 0, "ms", note)
+	}
+	if ps.Store != "postgres" {
+		return
+	}
+	var e report.Export
+	for _, x := range ps.Exports {
+		if x.API == "http" {
+			e = x
+		}
+	}
+	note := size
+	if e.Error != "" {
+		note += "; " + e.Error
+	} else if e.Users > 0 {
+		note += fmt.Sprintf("; %d users in %.1f s, peak RSS %.0f MiB", e.Users, e.Elapsed.Seconds(), float64(e.PeakRSSKiB)/1024)
+	}
+	atLeast("export of the tenant, GET …/users:export NDJSON (postgres)", exportTarget, e.UsersPerSec,
+		e.Error == "" && e.Users > 0 && e.Users == e.Want, "users/s", note)
 }

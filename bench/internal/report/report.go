@@ -36,18 +36,19 @@ type Run struct {
 	Rounds   []Round   `json:"rounds"`
 	Notes    []string  `json:"notes,omitempty"`
 
-	Measurements []Measurement    `json:"measurements"`
-	Table        []Row            `json:"table"`
-	Scale        Scale            `json:"scale"`
-	TenantPages  []TenantPages    `json:"tenant_pages,omitempty"`
-	Startup      []Startup        `json:"startup"`
-	Footprint    Footprint        `json:"footprint"`
-	Imports      []Import         `json:"imports"`
-	Webhooks     []Webhooks       `json:"webhooks,omitempty"`
-	HookFaults   []WebhookFaults  `json:"webhook_faults,omitempty"`
-	CatchUps     []WebhookCatchUp `json:"webhook_catch_ups,omitempty"`
-	Profiles     []Profile        `json:"profiles,omitempty"`
-	Targets      []Target         `json:"targets"`
+	Measurements  []Measurement    `json:"measurements"`
+	Table         []Row            `json:"table"`
+	Scale         Scale            `json:"scale"`
+	TenantPages   []TenantPages    `json:"tenant_pages,omitempty"`
+	ProfileSearch []ProfileSearch  `json:"profile_search,omitempty"`
+	Startup       []Startup        `json:"startup"`
+	Footprint     Footprint        `json:"footprint"`
+	Imports       []Import         `json:"imports"`
+	Webhooks      []Webhooks       `json:"webhooks,omitempty"`
+	HookFaults    []WebhookFaults  `json:"webhook_faults,omitempty"`
+	CatchUps      []WebhookCatchUp `json:"webhook_catch_ups,omitempty"`
+	Profiles      []Profile        `json:"profiles,omitempty"`
+	Targets       []Target         `json:"targets"`
 }
 
 // Host describes the machine.
@@ -71,6 +72,9 @@ type Config struct {
 	ScaleUsers  int           `json:"scale_users"`
 	Starts      int           `json:"starts"`
 	Stores      []string      `json:"stores"`
+	// ProfileUsers is the size of the one tenant of the profiles figure
+	// (0 in runs before it).
+	ProfileUsers int `json:"profile_users,omitempty"`
 	// Sampler and SamplerArg are usersd's OTEL_TRACES_SAMPLER and its
 	// argument when the run set them (-sampler); empty: usersd's default.
 	Sampler    string `json:"sampler,omitempty"`
@@ -202,6 +206,91 @@ func (t TenantPages) Worst() PagePoint {
 		w.P50ms, w.P99ms = max(w.P50ms, p.P50ms), max(w.P99ms, p.P99ms)
 	}
 	return w
+}
+
+// ProfileSearch is the profiles figure of one store: Users users with
+// profile fields in one tenant, seeded through the v2 import; the latency
+// of the v2 reads of profiles (search, lookup, a filter on an attribute,
+// the first page) over HTTP, each against the same SQL statement run
+// directly on the same database; and the export of the whole tenant.
+type ProfileSearch struct {
+	Store       string  `json:"store"`
+	Tenant      string  `json:"tenant"`
+	Users       int     `json:"users"`
+	SeedSeconds float64 `json:"seed_seconds"`
+	SeedPerSec  float64 `json:"seed_users_per_s"`
+	// How idle the machine was before the reads (over a second, after
+	// waiting up to -idle-wait for -min-idle), and its load average.
+	Idle    float64        `json:"idle"`
+	IdleOK  bool           `json:"idle_ok"`
+	LoadAvg float64        `json:"loadavg"`
+	Queries []ProfileQuery `json:"queries"`
+	Exports []Export       `json:"exports"`
+	// ExportProfile is a CPU profile of usersd during another HTTP
+	// export, after the timed one.
+	ExportProfile *Profile `json:"export_profile,omitempty"`
+	Notes         []string `json:"notes,omitempty"`
+}
+
+// Query returns the read of the kind, if the figure has it.
+func (p ProfileSearch) Query(kind string) (ProfileQuery, bool) {
+	for _, q := range p.Queries {
+		if q.Kind == kind {
+			return q, true
+		}
+	}
+	return ProfileQuery{}, false
+}
+
+// ProfileQuery is one kind of read, timed Samples times one call at a
+// time, each with another value drawn from the seeded data, on usersd and
+// directly on the database (the bare statement), alternately. The ratios
+// are usersd's latency over the bare statement's, of the p50 and of the
+// p99. Returned is the mean of the users a call returned; Matches the
+// median and the largest number of users that matched a sample (for the
+// reads that have a WHERE beyond the tenant), counted apart. Plan is the
+// database's plan of the slowest sample (Postgres: EXPLAIN ANALYZE of the
+// prepared statement after five executions, as pgx runs it; SQLite:
+// EXPLAIN QUERY PLAN).
+type ProfileQuery struct {
+	Kind       string  `json:"kind"`
+	Name       string  `json:"name"`
+	Example    string  `json:"example"` // the HTTP request of one sample
+	Samples    int     `json:"samples"`
+	P50ms      float64 `json:"p50_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	BareP50ms  float64 `json:"bare_p50_ms"`
+	BareP99ms  float64 `json:"bare_p99_ms"`
+	RatioP50   float64 `json:"ratio_p50"`
+	RatioP99   float64 `json:"ratio_p99"`
+	Returned   float64 `json:"returned_mean"`
+	MatchesP50 int     `json:"matches_p50,omitempty"`
+	MatchesMax int     `json:"matches_max,omitempty"`
+	Mismatches int     `json:"mismatches"` // samples where usersd and the bare statement returned other users
+	Errors     int     `json:"errors"`
+	SlowestArg string  `json:"slowest_value,omitempty"`
+	SlowestMs  float64 `json:"slowest_ms,omitempty"`
+	Plan       string  `json:"plan,omitempty"`
+}
+
+// Export is one export of a whole tenant, streamed and counted by the
+// client; the process's memory is sampled while it runs (PeakRSSKiB, the
+// largest VmRSS seen) and read at the end (HWMKiB, VmHWM of a usersd
+// started for it). Error is set when the export failed or was not there.
+type Export struct {
+	Store        string        `json:"store"`
+	API          string        `json:"api"` // http (NDJSON) or grpc (ExportUsers)
+	Want         int           `json:"want"`
+	Users        int           `json:"users"` // lines or messages received
+	Bytes        int64         `json:"bytes"`
+	Elapsed      time.Duration `json:"elapsed_ns"`
+	First        time.Duration `json:"first_ns"` // to the first byte or message
+	UsersPerSec  float64       `json:"users_per_s"`
+	RSSBeforeKiB int64         `json:"rss_before_kib"`
+	PeakRSSKiB   int64         `json:"peak_rss_kib"`
+	HWMKiB       int64         `json:"hwm_kib"`
+	CPU          time.Duration `json:"server_cpu_ns"`
+	Error        string        `json:"error,omitempty"`
 }
 
 // Startup is the time from exec to the first /readyz 200.

@@ -89,14 +89,8 @@ func LiveTenant(p string) string {
 // are q.Tenant's, none while the tenant is deleted; the indexes of the
 // stores lead with the tenant. A search (q.Search) is ordered by rank.
 func ListClause(d Dialect, q users.ListQuery) (string, []any, error) {
-	var (
-		b    strings.Builder
-		args []any
-	)
-	bind := func(v any) string {
-		args = append(args, v)
-		return d.Placeholder(len(args))
-	}
+	var b strings.Builder
+	args, bind := binder(d)
 	if err := where(&b, d, q, bind); err != nil {
 		return "", nil, err
 	}
@@ -125,22 +119,26 @@ func ListClause(d Dialect, q users.ListQuery) (string, []any, error) {
 		fmt.Fprintf(&b, " AND (%s, id) %s (%s, %s)", key, cmp, bind(kv), bind(a.ID))
 	}
 	fmt.Fprintf(&b, " ORDER BY %s %s, id %s LIMIT %s", key, dir, dir, bind(q.Limit))
-	return b.String(), args, nil
+	return b.String(), *args, nil
 }
 
 // WhereClause returns " WHERE …" for the users that match q (q.After,
 // q.Order and q.Limit aside), and the arguments it binds.
 func WhereClause(d Dialect, q users.ListQuery) (string, []any, error) {
-	var (
-		b    strings.Builder
-		args []any
-	)
-	bind := func(v any) string {
-		args = append(args, v)
-		return d.Placeholder(len(args))
-	}
+	var b strings.Builder
+	args, bind := binder(d)
 	err := where(&b, d, q, bind)
-	return b.String(), args, err
+	return b.String(), *args, err
+}
+
+// binder returns the arguments of a statement and the function that
+// binds one more, returning its placeholder.
+func binder(d Dialect) (*[]any, func(any) string) {
+	args := new([]any)
+	return args, func(v any) string {
+		*args = append(*args, v)
+		return d.Placeholder(len(*args))
+	}
 }
 
 // CountStatement returns a statement that counts the users that match q,
