@@ -173,6 +173,17 @@ func TestProfilesHTTP(t *testing.T) {
 	s.do(t, "GET", "/v1/users?filter="+urlQuery(`given_name = "Zoë"`), "").wantStatus(t, http.StatusBadRequest)
 	s.do(t, "PATCH", "/v1/users/"+id+"?updateMask=given_name", `{"displayName":"Z"}`).wantStatus(t, http.StatusBadRequest)
 	s.do(t, "PATCH", "/v1/users/"+id+"?updateMask=*", `{"email":"zoe@example.com","displayName":"Zoë A.","state":"STATE_ACTIVE"}`).wantStatus(t, http.StatusOK)
+	// A change of a profile field alone reads in v1's feed as an update
+	// that names no field of v1's user.
+	do("PATCH", "/v2/users/"+id, `{"givenName":"Zoé"}`).wantStatus(t, http.StatusOK)
+	feed := s.do(t, "GET", "/v1/userEvents?pageSize=1000", "")
+	evs, _ := feed.Body["events"].([]any)
+	if len(evs) == 0 {
+		t.Fatalf("v1 feed: %s", feed.Raw)
+	}
+	if last := evs[len(evs)-1].(map[string]any); last["userId"] != id || len(last["changedPaths"].([]any)) != 0 {
+		t.Errorf("v1's event of a given name change: %v; want changedPaths []", last)
+	}
 	after := do("GET", "/v2/users/"+id, "")
 	if after.Body["externalId"] != "emp-1" || after.Body["phoneNumber"] != "+442079460958" || after.Body["displayName"] != "Zoë A." {
 		t.Errorf("after v1's update with mask *: %s; want the profile kept", after.Raw)

@@ -70,7 +70,7 @@ func eventToProto(ev users.Event) *usersv1.UserEvent {
 		Id:           ev.ID,
 		Type:         string(ev.Type),
 		UserId:       ev.UserID,
-		ChangedPaths: changedPaths(ev.Paths),
+		ChangedPaths: changedPaths(basePaths(ev.Paths)),
 		Time:         timestamppb.New(ev.Time),
 		Cursor:       ev.Pos.Cursor(),
 		Traceparent:  ev.TraceParent,
@@ -109,4 +109,17 @@ func deliveryToProto(a users.DeliveryAttempt) *usersv1.WebhookDelivery {
 		Error:     a.Error,
 		Time:      timestamppb.New(a.Time),
 	}
+}
+
+// basePaths returns the paths of a change that name fields of v1's user:
+// v1 shows no profile field, and a change of one alone reads in v1 as an
+// update that names no field.
+func basePaths(paths []string) []string {
+	out := paths[:0:0]
+	for _, p := range paths {
+		if users.IsBaseField(p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

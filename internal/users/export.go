@@ -1,6 +1,13 @@
 package users
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
+
+// DefaultMaxExports is how many exports a Service runs at once when its
+// Config sets none.
+const DefaultMaxExports = 2
 
 // ExportRequest is the input of Export.
 type ExportRequest struct {
@@ -19,6 +26,9 @@ type ExportRequest struct {
 // no more than a batch of users in memory, whatever their number. An error
 // of fn stops the export, and Export returns it as fn did.
 //
+// At most Config.MaxExports run at once; another is ErrUnavailable
+// (cause "exports_busy"), to be tried again later.
+//
 // The request is checked before the store is read: an *InvalidError for
 // a malformed tenant or filter, ErrNotFound for a tenant the caller is not
 // bound to, or (from the store, before fn is first called) one that does
@@ -31,6 +41,15 @@ func (s *Service) Export(ctx context.Context, req ExportRequest, fn func(*User) 
 	filter, err := ParseFilter(req.Filter)
 	if err != nil {
 		return err
+	}
+	// Each export holds a connection and a snapshot of the store for as
+	// long as its client reads: only a few at a time, lest slow or idle
+	// readers take every connection from the other calls.
+	select {
+	case s.exports <- struct{}{}:
+		defer func() { <-s.exports }()
+	default:
+		return Unavailable("exports_busy", fmt.Errorf("%d exports are running on this replica, the most it runs at once", cap(s.exports)))
 	}
 	return s.store.ExportUsers(ctx, ListQuery{Tenant: tenant, Filter: filter, ShowDeleted: req.ShowDeleted}, fn)
 }

@@ -28,6 +28,7 @@ type Service struct {
 	backlogs       BacklogReader
 	gate           TenantGate
 	schemas        AttributeSchemas
+	exports        chan struct{} // a slot per export running
 }
 
 // Config holds the Service's settings. The zero value is usable.
@@ -64,6 +65,9 @@ type Config struct {
 	// the attributes of their users; without it a tenant cannot have a
 	// schema.
 	AttributeSchemas AttributeSchemas
+	// MaxExports bounds the exports that run at once; zero means
+	// DefaultMaxExports.
+	MaxExports int
 }
 
 // NewService returns a Service that keeps users in store.
@@ -82,6 +86,7 @@ func NewService(store Store, cfg Config) *Service {
 		backlogs:       cfg.Backlogs,
 		gate:           cfg.TenantGate,
 		schemas:        cfg.AttributeSchemas,
+		exports:        make(chan struct{}, cmp.Or(cfg.MaxExports, DefaultMaxExports)),
 	}
 	if s.tokens.key == nil {
 		s.tokens.key = DefaultPageTokenKey
@@ -650,3 +655,7 @@ func (s *Service) checkAttributes(ctx context.Context, tenant string, attrs []by
 	}
 	return s.schemas.CheckAttributes(ctx, tenant, "user.attributes", attrs)
 }
+
+// IsBaseField reports whether a change's path (Event.Paths) names a field
+// users had before profiles: the fields of the API version without them.
+func IsBaseField(path string) bool { return baseFields[path] || path == "delete_time" }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/usersd/usersd/internal/attrschema"
 	"github.com/usersd/usersd/internal/sqlite"
 	"github.com/usersd/usersd/internal/users"
 	"github.com/usersd/usersd/internal/users/userstest"
@@ -401,5 +402,68 @@ func TestListFilterTimePrecision(t *testing.T) {
 				t.Errorf("List(filter %s) matches the user created at %s: %v, want %v", tt.filter, u.CreateTime.Format(time.RFC3339Nano), got, tt.wantMatch)
 			}
 		})
+	}
+}
+
+// TestExportSlots: at most Config.MaxExports exports run at once; one
+// more is ErrUnavailable (exports_busy) while they run, and goes once a
+// slot is free.
+func TestExportSlots(t *testing.T) {
+	ctx := context.Background()
+	svc := newService(t, users.Config{MaxExports: 1})
+	if _, err := svc.Create(ctx, users.CreateRequest{User: &users.User{Email: "a@example.com", DisplayName: "A"}}); err != nil {
+		t.Fatal(err)
+	}
+	inside, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() {
+		done <- svc.Export(ctx, users.ExportRequest{}, func(*users.User) error {
+			close(inside)
+			<-release
+			return nil
+		})
+	}()
+	<-inside
+	err := svc.Export(ctx, users.ExportRequest{}, func(*users.User) error { return nil })
+	var se *users.StoreError
+	if !errors.Is(err, users.ErrUnavailable) || !errors.As(err, &se) || se.Cause != "exports_busy" {
+		t.Errorf("a second export while one runs: %v, want ErrUnavailable (exports_busy)", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("the first export: %v", err)
+	}
+	n := 0
+	if err := svc.Export(ctx, users.ExportRequest{}, func(*users.User) error { n++; return nil }); err != nil || n != 1 {
+		t.Errorf("an export once the slot is free: %d users, %v; want 1, nil", n, err)
+	}
+}
+
+// noSettings is an attrschema.SettingsReader of tenants without schemas.
+type noSettings struct{}
+
+func (noSettings) Settings(context.Context, string) (users.TenantSettings, error) {
+	return users.TenantSettings{}, nil
+}
+func (noSettings) Forget(string) {}
+
+// TestUpdateTenantSettingsKeepsSchema: the mask path "settings" changes
+// the limits, and the schema only when the request carries one, so that a
+// client that knows no schema keeps the tenant's; the path
+// settings.attributes_schema removes it.
+func TestUpdateTenantSettingsKeepsSchema(t *testing.T) {
+	ctx := context.Background()
+	svc := newService(t, users.Config{AttributeSchemas: attrschema.NewTenants(noSettings{}, 0)})
+	const schema = `{"type":"object"}`
+	if _, err := svc.CreateTenant(ctx, "acme", users.TenantRequest{DisplayName: "Acme", Settings: users.TenantSettings{AttributesSchema: schema}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := svc.UpdateTenant(ctx, "acme", users.TenantRequest{Settings: users.TenantSettings{MaxUsers: 5}, Paths: []string{"settings"}})
+	if err != nil || got.Settings.MaxUsers != 5 || got.Settings.AttributesSchema != schema {
+		t.Errorf("UpdateTenant(settings, limits only) = %+v, %v; want max_users 5 and the schema kept", got, err)
+	}
+	got, err = svc.UpdateTenant(ctx, "acme", users.TenantRequest{Paths: []string{"settings.attributes_schema"}})
+	if err != nil || got.Settings.AttributesSchema != "" || got.Settings.MaxUsers != 5 {
+		t.Errorf("UpdateTenant(settings.attributes_schema, none) = %+v, %v; want the schema removed, the limit kept", got, err)
 	}
 }

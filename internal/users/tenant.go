@@ -222,9 +222,10 @@ type TenantRequest struct {
 	// Etag, for UpdateTenant, when set must match the stored tenant's.
 	Etag string
 	// Paths, for UpdateTenant, are the fields to change: display_name,
-	// settings (all three), settings.max_users,
-	// settings.requests_per_second, settings.attributes_schema; empty
-	// means display_name and settings.
+	// settings (both limits, and the schema when the request has one),
+	// settings.max_users, settings.requests_per_second,
+	// settings.attributes_schema (which removes it when the request has
+	// none); empty means display_name and settings.
 	Paths []string
 }
 
@@ -329,7 +330,7 @@ func (s *Service) ListTenants(ctx context.Context, pageSize int, pageToken strin
 // name them, in proto and JSON names.
 var tenantPaths = map[string][]string{
 	"display_name": {"display_name"}, "displayName": {"display_name"},
-	"settings":                   {"settings.max_users", "settings.requests_per_second", "settings.attributes_schema"},
+	"settings":                   {"settings.max_users", "settings.requests_per_second"},
 	"settings.attributes_schema": {"settings.attributes_schema"}, "settings.attributesSchema": {"settings.attributes_schema"},
 	"settings.max_users": {"settings.max_users"}, "settings.maxUsers": {"settings.max_users"},
 	"settings.requests_per_second": {"settings.requests_per_second"}, "settings.requestsPerSecond": {"settings.requests_per_second"},
@@ -351,6 +352,11 @@ func (s *Service) UpdateTenant(ctx context.Context, id string, req TenantRequest
 			// each member of the body's object): the schema is
 			// replaced whole.
 			p = "settings.attributes_schema"
+		}
+		if p == "settings" && req.Settings.AttributesSchema != "" {
+			// The schema too, when the request carries one: a client
+			// that knows no schema, sending its limits, keeps it.
+			fields["settings.attributes_schema"] = true
 		}
 		fs, ok := tenantPaths[p]
 		if !ok {

@@ -17,10 +17,13 @@ import (
 // Down has nothing to undo: 00008's down drops the column.
 func SearchKeyMigration(d Dialect) *goose.Migration {
 	up := func(ctx context.Context, tx *sql.Tx) error {
-		sel := "SELECT id, email, display_name FROM users WHERE search_key = '' LIMIT 1000"
+		// By id, after the last batch's: each batch reads its own rows
+		// only, rather than the rows the batches before have updated.
+		sel := "SELECT id, email, display_name FROM users WHERE id > " + d.Placeholder(1) + " ORDER BY id LIMIT 1000"
 		upd := "UPDATE users SET search_key = " + d.Placeholder(2) + " WHERE id = " + d.Placeholder(1)
+		last := "00000000-0000-0000-0000-000000000000"
 		for {
-			rows, err := tx.QueryContext(ctx, sel)
+			rows, err := tx.QueryContext(ctx, sel, last)
 			if err != nil {
 				return fmt.Errorf("search keys: %w", err)
 			}
@@ -43,6 +46,7 @@ func SearchKeyMigration(d Dialect) *goose.Migration {
 			if len(batch) == 0 {
 				return nil
 			}
+			last = batch[len(batch)-1].id
 			for _, r := range batch {
 				if _, err := tx.ExecContext(ctx, upd, r.id, r.key); err != nil {
 					return fmt.Errorf("search key of user %s: %w", r.id, err)
