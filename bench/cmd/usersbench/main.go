@@ -35,8 +35,21 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// SIGINT or SIGTERM stops the run, which then prints and writes what
+	// it measured; it says which signal it was.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case s := <-sigs:
+			fmt.Fprintf(stderr, "usersbench: %v: stopping\n", s)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 
 	cmd, rest := "run", args[1:]
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
