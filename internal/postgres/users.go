@@ -356,9 +356,17 @@ func (s *Store) BatchGetUsers(ctx context.Context, tenant string, ids []string) 
 }
 
 // ListUsers returns a page of the tenant's users; see users.UserStore. The
-// statement comes from usersql.ListClause.
+// statement comes from usersql.ListClause; a search's, from
+// usersql.SearchPage, planned for their values each time (an unnamed
+// statement): how a search's tier is best read depends on its query.
 func (s *Store) ListUsers(ctx context.Context, q users.ListQuery) (_ []*users.User, err error) {
 	defer wrap(ctx, &err, "list users of %s", q.Tenant)
+	if q.Search != nil {
+		return usersql.SearchPage(ctx, usersql.Postgres, q, func(ctx context.Context, from string, args []any) ([]*users.User, error) {
+			return s.queryUsers(ctx, min(max(q.Limit, 0), 1000), "SELECT "+userColumns+" "+from,
+				append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
+		})
+	}
 	clause, args, err := usersql.ListClause(usersql.Postgres, q)
 	if err != nil {
 		return nil, err

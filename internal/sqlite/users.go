@@ -194,9 +194,15 @@ func (s *Store) BatchGetUsers(ctx context.Context, tenant string, ids []string) 
 }
 
 // ListUsers returns a page of users from the readers, with the SQL of
-// usersql.ListClause; see users.UserStore.
+// usersql.ListClause, or usersql.SearchPage's for a search; see
+// users.UserStore.
 func (s *Store) ListUsers(ctx context.Context, q users.ListQuery) (_ []*users.User, err error) {
 	defer wrap(ctx, &err, "list users")
+	if q.Search != nil {
+		return usersql.SearchPage(ctx, usersql.SQLite, q, func(ctx context.Context, from string, args []any) ([]*users.User, error) {
+			return s.query(ctx, "SELECT "+userColumns+" "+from, args, q.Limit)
+		})
+	}
 	clause, args, err := usersql.ListClause(usersql.SQLite, q)
 	if err != nil {
 		return nil, err

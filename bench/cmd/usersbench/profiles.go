@@ -40,6 +40,8 @@ import (
 	"github.com/usersd/usersd/bench/internal/proc"
 	"github.com/usersd/usersd/bench/internal/profsum"
 	"github.com/usersd/usersd/bench/internal/report"
+	"github.com/usersd/usersd/internal/users"
+	"github.com/usersd/usersd/internal/users/usersql"
 )
 
 // The profiles figure: opt.ProfileUsers users with profile fields (names
@@ -275,15 +277,15 @@ func fold(s string) string {
 // The SQL of usersd's stores for the figure's reads, word for word (as
 // bench/cmd/bareusers copies its own): internal/users/usersql.ListClause
 // and LiveTenant, the stores' userColumns and LookupUser's statements.
-// The first list page and the attribute filter are ordered by create_time;
-// a search by its rank (users.SearchRank), then id. The check that the
-// bare statement returns the users usersd returns, sample by sample,
+// The first list page and the attribute filter are ordered by create_time.
+// A search is several statements, one tier after the other, which
+// usersql.SearchPage itself makes and sequences for the bare side (this
+// module may import usersd's internal packages): the bare figure is then
+// that of the same statements without usersd around them. The check that
+// the bare statement returns the users usersd returns, sample by sample,
 // catches a copy that no longer matches.
-const (
-	profileColumns = "tenant_id, id, email, display_name, state, labels, create_time, update_time, delete_time, revision, " +
-		"external_id, given_name, family_name, phone_number, email_verified, phone_verified, locale, time_zone, attributes"
-	searchSep = "\x1f" // users.SearchSep
-)
+const profileColumns = "tenant_id, id, email, display_name, state, labels, create_time, update_time, delete_time, revision, " +
+	"external_id, given_name, family_name, phone_number, email_verified, phone_verified, locale, time_zone, attributes"
 
 // liveTenantSQL is usersql.LiveTenant.
 func liveTenantSQL(p string) string {
@@ -308,35 +310,39 @@ func listWhere(store string) string {
 // its arguments; count is the statement that counts its matches, "" for
 // none.
 type statement struct {
-	sql   string
-	args  []any
-	count string
-	cargs []any
+	sql  string
+	args []any
+	// search, when set, is the search the statements of
+	// usersql.SearchPage read, in place of sql.
+	search *users.ListQuery
+	count  string
+	cargs  []any
 }
 
 // searchStatement is ListUsers' first page of 50 (limit 51) for the query
-// q, on the store.
+// q, on the store: the statements of usersql.SearchPage, the tiers read
+// one after the other (see there), which the bare side runs itself; count
+// counts every match, through the store's index.
 func searchStatement(store, tenant, q string) statement {
 	f := fold(strings.TrimSpace(q))
-	exact, prefix := searchSep+f+searchSep, searchSep+f
-	var match, pos string
+	var match string
 	var m any
 	if store == "sqlite" {
 		match = "rowid IN (SELECT rowid FROM users_search WHERE users_search MATCH " + ph(store, 3) + ")"
-		m, pos = `"`+strings.ReplaceAll(f, `"`, `""`)+`"`, "instr"
+		m = `"` + strings.ReplaceAll(f, `"`, `""`) + `"`
 	} else {
 		esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(f)
 		match = "search_key LIKE " + ph(store, 3)
-		m, pos = "%"+esc+"%", "strpos"
+		m = "%" + esc + "%"
 	}
-	rank := "(CASE WHEN " + pos + "(search_key, " + ph(store, 4) + ") > 0 THEN 0 WHEN " +
-		pos + "(search_key, " + ph(store, 5) + ") > 0 THEN 1 ELSE 2 END)"
-	where := listWhere(store) + " AND " + match
+	sr, err := users.ParseSearch(q)
+	if err != nil {
+		panic(fmt.Sprintf("search %q: %v", q, err)) // the values are drawn from names of 3 letters and more
+	}
 	return statement{
-		sql:   "SELECT " + profileColumns + " FROM users " + where + " ORDER BY " + rank + " ASC, id ASC LIMIT " + ph(store, 6),
-		args:  []any{tenant, "DELETED", m, exact, prefix, 51},
-		count: "SELECT count(*) FROM users" + where,
-		cargs: []any{tenant, "DELETED", m},
+		search: &users.ListQuery{Tenant: tenant, Search: sr, Order: users.Order{Field: users.OrderRank}, Limit: 51},
+		count:  "SELECT count(*) FROM users" + listWhere(store) + " AND " + match,
+		cargs:  []any{tenant, "DELETED", m},
 	}
 }
 
@@ -467,6 +473,13 @@ type pgBare struct {
 func (b *pgBare) close() { b.pool.Close() }
 
 func (b *pgBare) ids(ctx context.Context, s statement) ([]string, error) {
+	if s.search != nil {
+		// As the store runs them: unnamed statements, planned for their
+		// values.
+		return searchIDs(ctx, usersql.Postgres, s, func(ctx context.Context, sql string, args []any) ([]string, error) {
+			return b.ids(ctx, statement{sql: sql, args: append([]any{pgx.QueryExecModeCacheDescribe}, args...)})
+		})
+	}
 	rows, err := b.pool.Query(ctx, s.sql, s.args...)
 	if err != nil {
 		return nil, err
@@ -503,6 +516,16 @@ func (b *pgBare) count(ctx context.Context, s statement) (n int, err error) {
 // arguments if that looks no worse), and returns EXPLAIN (ANALYZE,
 // BUFFERS) of its execution with s's arguments.
 func (b *pgBare) plan(ctx context.Context, s statement, warm []statement) (string, error) {
+	if s.search != nil {
+		return searchPlans(ctx, usersql.Postgres, s, b.ids, func(ctx context.Context, sql string, args []any) (string, error) {
+			rows, err := b.pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+sql, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
+			if err != nil {
+				return "", err
+			}
+			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			return strings.Join(lines, "\n"), err
+		})
+	}
 	c, err := pgx.Connect(ctx, b.url)
 	if err != nil {
 		return "", err
@@ -546,6 +569,11 @@ type sqliteBare struct{ db *sql.DB }
 func (b *sqliteBare) close() { b.db.Close() }
 
 func (b *sqliteBare) ids(ctx context.Context, s statement) ([]string, error) {
+	if s.search != nil {
+		return searchIDs(ctx, usersql.SQLite, s, func(ctx context.Context, sql string, args []any) ([]string, error) {
+			return b.ids(ctx, statement{sql: sql, args: args})
+		})
+	}
 	rows, err := b.db.QueryContext(ctx, s.sql, s.args...)
 	if err != nil {
 		return nil, err
@@ -575,6 +603,11 @@ func (b *sqliteBare) count(ctx context.Context, s statement) (n int, err error) 
 }
 
 func (b *sqliteBare) plan(ctx context.Context, s statement, _ []statement) (string, error) {
+	if s.search != nil {
+		return searchPlans(ctx, usersql.SQLite, s, b.ids, func(ctx context.Context, sql string, args []any) (string, error) {
+			return b.plan(ctx, statement{sql: sql, args: args}, nil)
+		})
+	}
 	rows, err := b.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+s.sql, s.args...)
 	if err != nil {
 		return "", err
@@ -592,6 +625,42 @@ func (b *sqliteBare) plan(ctx context.Context, s statement, _ []statement) (stri
 		lines = append(lines, strings.Repeat("  ", depth[id]-1)+detail)
 	}
 	return strings.Join(lines, "\n"), rows.Err()
+}
+
+// searchIDs runs the statements of usersql.SearchPage for s.search with
+// run, which returns the ids of a statement's rows, and returns the ids
+// of the page.
+func searchIDs(ctx context.Context, d usersql.Dialect, s statement, run func(ctx context.Context, sql string, args []any) ([]string, error)) ([]string, error) {
+	page, err := usersql.SearchPage(ctx, d, *s.search, func(ctx context.Context, from string, args []any) ([]*users.User, error) {
+		ids, err := run(ctx, "SELECT "+profileColumns+" "+from, args)
+		us := make([]*users.User, len(ids))
+		for i, id := range ids {
+			us[i] = &users.User{ID: id}
+		}
+		return us, err
+	})
+	ids := make([]string, len(page))
+	for i, u := range page {
+		ids[i] = u.ID
+	}
+	return ids, err
+}
+
+// searchPlans returns the plans (from explain) of the statements that
+// usersql.SearchPage runs for s.search, each run with ids too, which
+// decide the statements that follow.
+func searchPlans(ctx context.Context, d usersql.Dialect, s statement, ids func(context.Context, statement) ([]string, error),
+	explain func(ctx context.Context, sql string, args []any) (string, error)) (string, error) {
+	var plans []string
+	_, err := searchIDs(ctx, d, s, func(ctx context.Context, sql string, args []any) ([]string, error) {
+		p, err := explain(ctx, sql, args)
+		if err != nil {
+			return nil, err
+		}
+		plans = append(plans, strings.ReplaceAll(sql, users.SearchSep, "\\x1f")+"\n"+p)
+		return ids(ctx, statement{sql: sql, args: args})
+	})
+	return strings.Join(plans, "\n\n"), err
 }
 
 // openBare opens the bare side on st's database.

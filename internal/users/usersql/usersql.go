@@ -34,23 +34,39 @@ type Dialect struct {
 	// binding the path and the value with bind: no part of either is
 	// spliced into the SQL.
 	Attribute func(c users.Condition, bind func(any) string) (string, error)
-	// Search returns the condition that a user matches a search, through
-	// the store's index of search keys, binding the values with bind.
-	Search func(s *users.Search, bind func(any) string) string
+	// Contains returns the condition that a user's search key holds text,
+	// through the store's index of search keys, binding the values with
+	// bind.
+	Contains func(text string, bind func(any) string) string
+	// SearchTier returns the FROM and the condition that read the users
+	// of a search's tier (a users.Rank…) through the store's indexes,
+	// binding the values with bind (see SearchPage).
+	SearchTier func(s *users.Search, rank int, bind func(any) string) (from, cond string)
+	// SearchCandidates, when not nil, returns a statement of the ids of
+	// the first k users (in id order, after the cursor) of the tenant that
+	// may be of a search's exact or prefix tier, read from indexes alone
+	// (see searchCandidates).
+	SearchCandidates func(s *users.Search, rank int, tenant, after string, k int, bind func(any) string) string
 	// Position is the database's function that finds a string in another
-	// (1-based, 0 when absent), which a search's rank uses.
+	// (1-based, 0 when absent), which walks of a search use.
 	Position string
+	// Fence ends a subquery that the planner must run as written rather
+	// than merge into the statement around it.
+	Fence string
 }
 
 // Postgres is the pgx dialect: $1, $2, …, time.Time and bool values, and
 // attributes as jsonb (see postgresAttribute).
 var Postgres = Dialect{
-	Placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
-	Time:        func(t time.Time) any { return t },
-	Bool:        func(b bool) any { return b },
-	Attribute:   postgresAttribute,
-	Search:      postgresSearch,
-	Position:    "strpos",
+	Placeholder:      func(n int) string { return "$" + strconv.Itoa(n) },
+	Time:             func(t time.Time) any { return t },
+	Bool:             func(b bool) any { return b },
+	Attribute:        postgresAttribute,
+	Contains:         postgresContains,
+	SearchTier:       postgresSearchTier,
+	SearchCandidates: postgresSearchCandidates,
+	Position:         "strpos",
+	Fence:            " OFFSET 0",
 }
 
 // SQLite is the dialect of the embedded store: ?1, ?2, …, times as
@@ -61,7 +77,8 @@ var SQLite = Dialect{
 	Time:        func(t time.Time) any { return t.UnixMicro() },
 	Bool:        sqliteBool,
 	Attribute:   sqliteAttribute,
-	Search:      sqliteSearch,
+	Contains:    sqliteContains,
+	SearchTier:  sqliteSearchTier,
 	Position:    "instr",
 }
 
@@ -87,34 +104,29 @@ func LiveTenant(p string) string {
 // ListClause returns "WHERE … ORDER BY … LIMIT …" for q, to follow
 // "SELECT <columns> FROM users ", and the arguments it binds. The users
 // are q.Tenant's, none while the tenant is deleted; the indexes of the
-// stores lead with the tenant. A search (q.Search) is ordered by rank.
+// stores lead with the tenant. A search (q.Search) is read by
+// SearchPage, in several statements, not by one of these.
 func ListClause(d Dialect, q users.ListQuery) (string, []any, error) {
+	if q.Search != nil || q.Order.Field == users.OrderRank {
+		return "", nil, fmt.Errorf("usersql: a search is read by SearchPage")
+	}
 	var b strings.Builder
 	args, bind := binder(d)
-	if err := where(&b, d, q, bind); err != nil {
+	if err := where(&b, d, q, true, bind); err != nil {
 		return "", nil, err
 	}
 
 	key, dir, cmp := "create_time", "ASC", ">"
-	switch q.Order.Field {
-	case users.OrderEmail:
+	if q.Order.Field == users.OrderEmail {
 		key = "email_key"
-	case users.OrderRank:
-		if q.Search == nil {
-			return "", nil, fmt.Errorf("usersql: order by rank without a search")
-		}
-		key = rankExpr(d.Position, q.Search, bind)
 	}
 	if q.Order.Desc {
 		dir, cmp = "DESC", "<"
 	}
 	if a := q.After; a != nil {
 		var kv any = d.Time(a.CreateTime)
-		switch q.Order.Field {
-		case users.OrderEmail:
+		if q.Order.Field == users.OrderEmail {
 			kv = a.EmailKey
-		case users.OrderRank:
-			kv = a.Rank
 		}
 		fmt.Fprintf(&b, " AND (%s, id) %s (%s, %s)", key, cmp, bind(kv), bind(a.ID))
 	}
@@ -127,7 +139,7 @@ func ListClause(d Dialect, q users.ListQuery) (string, []any, error) {
 func WhereClause(d Dialect, q users.ListQuery) (string, []any, error) {
 	var b strings.Builder
 	args, bind := binder(d)
-	err := where(&b, d, q, bind)
+	err := where(&b, d, q, true, bind)
 	return b.String(), *args, err
 }
 
@@ -152,8 +164,10 @@ func CountStatement(d Dialect, q users.ListQuery, limit int) (string, []any, err
 	return "SELECT count(*) FROM (SELECT 1 FROM users" + w + " LIMIT " + d.Placeholder(len(args)) + ") AS m", args, nil
 }
 
-// where writes " WHERE …" for q to b, binding the values with bind.
-func where(b *strings.Builder, d Dialect, q users.ListQuery, bind func(any) string) error {
+// where writes " WHERE …" for q to b, binding the values with bind; the
+// condition of q.Search too when search is set (a search's tiers have
+// their own).
+func where(b *strings.Builder, d Dialect, q users.ListQuery, search bool, bind func(any) string) error {
 	t := bind(q.Tenant)
 	fmt.Fprintf(b, " WHERE tenant_id = %s AND %s", t, LiveTenant(t))
 	if !q.ShowDeleted {
@@ -166,8 +180,8 @@ func where(b *strings.Builder, d Dialect, q users.ListQuery, bind func(any) stri
 		}
 		fmt.Fprintf(b, " AND %s", cond)
 	}
-	if s := q.Search; s != nil {
-		fmt.Fprintf(b, " AND %s", d.Search(s, bind))
+	if s := q.Search; s != nil && search {
+		fmt.Fprintf(b, " AND %s", d.Contains(s.Folded, bind))
 	}
 	return nil
 }

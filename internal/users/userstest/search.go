@@ -32,6 +32,7 @@ func testSearch(t *testing.T, s UserStore) {
 		{"Literal", "search-literal", testSearchLiteral},
 		{"Changes", "search-changes", testSearchChanges},
 		{"Imported", "search-imported", testSearchImported},
+		{"Tiers", "search-tiers", testSearchTiers},
 		{"Count", "search-count", testSearchCount},
 	})
 }
@@ -128,7 +129,7 @@ func searchPages(t *testing.T, s users.UserStore, q users.ListQuery, pageSize in
 	t.Helper()
 	var out []*users.User
 	q.Limit = pageSize
-	for range 100 {
+	for range 1000 {
 		got := list(t, s, q)
 		out = append(out, got...)
 		if len(got) < pageSize {
@@ -710,6 +711,80 @@ func testSearchImported(t *testing.T, s UserStore, tenant string) {
 		{strings.ToLower(valid[1].User.Email), "row1"},
 	} {
 		c.wantNames(t, "search "+tt.query, list(t, s, searchQuery(t, tenant, tt.query)), tt.want)
+	}
+}
+
+// testSearchTiers pages through searches in a tenant of 2,700 users,
+// enough for both ways of reading a tier (usersql.SearchPage): matches so
+// common that a page of them lies in the first users by id, and matches
+// so rare, and so late in id order, that only the index finds them.
+func testSearchTiers(t *testing.T, s UserStore, tenant string) {
+	fs := asFullStore(t, s)
+	c := newCast()
+	op, chunks := importIn(tenant, tenant+"-req", 1000, 1000, 700)
+	if _, err := fs.CreateImport(context.Background(), op, importKey(op, "fp"), chunks); err != nil {
+		t.Fatalf("CreateImport err = %v", err)
+	}
+	var all []*users.User
+	valid := make([][]users.ImportedUser, len(chunks))
+	for i, ch := range chunks {
+		valid[i] = ImportedUsers(ch)
+		for _, v := range valid[i] {
+			all = append(all, v.User)
+		}
+	}
+	// Names by each user's place in id order.
+	byID := slices.Clone(all)
+	slices.SortFunc(byID, func(a, b *users.User) int { return strings.Compare(a.ID, b.ID) })
+	for p, u := range byID {
+		u.EmailVerified = p%5 == 0 // a filter that leaves out most candidates
+		switch {
+		case p%4 == 0:
+			u.GivenName = fmt.Sprintf("Walkabout%d", p) // common prefix
+		case p%4 == 1:
+			u.FamilyName = fmt.Sprintf("X%dwalkab", p) // common substring
+		case p%300 == 7:
+			u.FamilyName = fmt.Sprintf("Midpoint%d", p) // a page in a few windows
+		case p >= 2100 && p%50 == 2:
+			u.GivenName = fmt.Sprintf("Zebrafin%d", p) // rare prefix, late
+		case p >= 2100 && p%50 == 6:
+			u.DisplayName = "Blue zebrafin" // rare substring, late
+		case p >= 2100 && p%50 == 10:
+			u.DisplayName = "ZEBRAFIN" // rare exact, late
+		case p == 2655:
+			u.ExternalID = "ZebraFin" // rare exact, late
+		case p%97 == 3:
+			u.FamilyName = "Mzebrafin" // rare substring, early
+		}
+	}
+	for i := range chunks {
+		importChunk(t, fs, op.ID, i, valid[i], nil)
+	}
+	for i, u := range all {
+		u = u.Clone()
+		u.Tenant = tenant
+		c.set(fmt.Sprintf("u%04d", i), u)
+	}
+	for _, tt := range []struct{ query, filter string }{
+		{"walkab", ""}, {"zebrafin", ""}, {"walkabout1", ""}, {"midpoint", ""}, {"zebrafin", "email_verified = true"}, {"walkab", "email_verified = true"},
+	} {
+		q := searchQuery(t, tenant, tt.query)
+		q.Filter = parseFilter(t, tt.filter)
+		var match []*users.User
+		for _, u := range all {
+			if strings.Contains(users.SearchKey(u), q.Search.Folded) && (tt.filter == "" || u.EmailVerified) {
+				match = append(match, u)
+			}
+		}
+		if len(match) < 5 {
+			t.Fatalf("search %s, filter %q: %d matches, too few for the test", tt.query, tt.filter, len(match))
+		}
+		want := c.names(rankOrder(q.Search, match))
+		for _, size := range []int{3, 7, 50, 1000} {
+			if diff := cmp.Diff(want, c.names(searchPages(t, s, q, size)), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("search %s, filter %q, in pages of %d (-want +got):\n%s", tt.query, tt.filter, size, diff)
+			}
+		}
 	}
 }
 
