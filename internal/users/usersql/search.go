@@ -24,9 +24,9 @@ import (
 //   - walking the tenant's users in id order from the cursor (the
 //     (tenant_id, id) index), a window of them at a time, testing each key:
 //     the way for a common tier, a page of which lies in the first few
-//     thousand users. Walks go on while they find a tenth of the page or
-//     more a window, eight windows at most; the exact tier, whose matches
-//     are whole fields and rare, is never walked;
+//     thousand users. Walks go on while they find enough of the page
+//     (Dialect.Walks); the exact tier, whose matches are whole fields and
+//     rare, is never walked;
 //   - on Postgres, for the exact and prefix tiers, the first candidates in
 //     id order from the B-trees of the folded fields alone (entries, not
 //     rows), then checked (Dialect.SearchCandidates);
@@ -73,9 +73,9 @@ func searchTier(ctx context.Context, d Dialect, q users.ListQuery, rank int, aft
 	}
 	var got []*users.User
 	if rank != users.RankExact {
-		// A walk, and more while the walks have found a tenth of the page
-		// or more, up to eight windows in all: the tier is then common
-		// enough that walking on costs less than reading every match
+		// A walk, and more while the walks have found 1/Dialect.Walks of
+		// the page or more, up to Walks windows in all: the tier is then
+		// common enough that walking on costs less than reading every match
 		// through the index. Each walk goes on from the last match.
 		window := searchWindow(q.Limit)
 		if d.SearchCandidates != nil && rank == users.RankPrefix {
@@ -85,10 +85,10 @@ func searchTier(ctx context.Context, d Dialect, q users.ListQuery, rank int, aft
 		if got, err = read(searchWalk(d, q, rank, after, window, want)); err != nil {
 			return nil, err
 		}
-		for walked, n := window, len(got); n < want && n*10 >= want && walked < 8*window; n = len(got) {
+		for walked, n := window, len(got); n < want && n*d.Walks >= want && walked < d.Walks*window; n = len(got) {
 			// Twice the users that the density so far says the rest of
 			// the page lies in.
-			more := min(max((want-n)*walked*2/n, window), 8*window-walked)
+			more := min(max((want-n)*walked*2/n, window), d.Walks*window-walked)
 			next, err := read(searchWalk(d, q, rank, got[n-1].ID, more, want-n))
 			if err != nil {
 				return nil, err
