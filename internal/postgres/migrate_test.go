@@ -121,7 +121,7 @@ func TestSchema(t *testing.T) {
 		"users_pkey":                       "CREATE UNIQUE INDEX users_pkey ON public.users USING btree (id)",
 		"users_attributes":                 "CREATE INDEX users_attributes ON public.users USING gin (attributes jsonb_path_ops)",
 		"users_search_key_trgm":            "CREATE INDEX users_search_key_trgm ON public.users USING gin (search_key gin_trgm_ops)",
-		"users_tenant_id":                  "CREATE INDEX users_tenant_id ON public.users USING btree (tenant_id, id)",
+		"users_tenant_id_search":           "CREATE INDEX users_tenant_id_search ON public.users USING btree (tenant_id, id) INCLUDE (search_key, state)",
 		"users_tenant_search_email":        "CREATE INDEX users_tenant_search_email ON public.users USING btree (tenant_id, search_email, id)",
 		"users_tenant_search_display_name": "CREATE INDEX users_tenant_search_display_name ON public.users USING btree (tenant_id, search_display_name, id)",
 		"users_tenant_search_given_name":   "CREATE INDEX users_tenant_search_given_name ON public.users USING btree (tenant_id, search_given_name, id)",

@@ -2,8 +2,9 @@
 -- Search reads its tiers from indexes in id order (usersql.SearchPage,
 -- docs/storage.md): the exact and prefix tiers from a B-tree per folded
 -- field, kept by Postgres from the search key (its fields are separated by
--- U+001F: field n is split_part n + 1), and walks of the tenant's users
--- from (tenant_id, id). Adding the columns rewrites the table once.
+-- U+001F: field n is split_part n + 1), each entry ending with the user's
+-- id; walks of the tenant's users from (tenant_id, id), which holds what a
+-- walk tests. Adding the columns rewrites the table once.
 ALTER TABLE users
     ADD COLUMN search_email        text COLLATE "C" GENERATED ALWAYS AS (split_part(search_key, E'\x1f', 2)) STORED,
     ADD COLUMN search_display_name text COLLATE "C" GENERATED ALWAYS AS (split_part(search_key, E'\x1f', 3)) STORED,
@@ -15,10 +16,10 @@ CREATE INDEX users_tenant_search_display_name ON users (tenant_id, search_displa
 CREATE INDEX users_tenant_search_given_name ON users (tenant_id, search_given_name, id);
 CREATE INDEX users_tenant_search_family_name ON users (tenant_id, search_family_name, id);
 CREATE INDEX users_tenant_search_external_id ON users (tenant_id, search_external_id, id);
-CREATE INDEX users_tenant_id ON users (tenant_id, id);
+CREATE INDEX users_tenant_id_search ON users (tenant_id, id) INCLUDE (search_key, state);
 
 -- +goose Down
-DROP INDEX users_tenant_id;
+DROP INDEX users_tenant_id_search;
 DROP INDEX users_tenant_search_external_id;
 DROP INDEX users_tenant_search_family_name;
 DROP INDEX users_tenant_search_given_name;

@@ -122,8 +122,11 @@ func searchWindow(limit int) int { return min(max(100*limit, 2000), 20000) }
 // users after the cursor, in id order, and keeps those of the tier.
 //
 // Without a filter, the window is read from the keys alone (id,
-// search_key and state, which SQLite's (tenant_id, id, search_key, state)
-// index covers), and only the users of the page from the table.
+// search_key and state, which the stores' users_tenant_id_search index
+// covers), and only the users of the page from the table. The window's
+// tenant is a range of one, in (tenant_id, id) order: to Postgres, which
+// would otherwise take the primary key for the order by id and read rows,
+// only that index has this order.
 func searchWalk(d Dialect, q users.ListQuery, rank int, after string, window, limit int) (string, []any, error) {
 	var b strings.Builder
 	args, bind := binder(d)
@@ -132,11 +135,12 @@ func searchWalk(d Dialect, q users.ListQuery, rank int, after string, window, li
 		if err := where(&b, d, q, false, bind); err != nil {
 			return "", nil, err
 		}
-		fmt.Fprintf(&b, " AND id IN (SELECT id FROM (SELECT id, search_key, state FROM users WHERE tenant_id = %s", bind(q.Tenant))
+		t := bind(q.Tenant)
+		fmt.Fprintf(&b, " AND id IN (SELECT id FROM (SELECT id, search_key, state FROM users WHERE tenant_id >= %s AND tenant_id <= %s", t, t)
 		if after != "" {
 			fmt.Fprintf(&b, " AND id > %s", bind(after))
 		}
-		fmt.Fprintf(&b, " ORDER BY id LIMIT %s) AS walked WHERE %s", bind(window), walkCond(d, q.Search, rank, bind))
+		fmt.Fprintf(&b, " ORDER BY tenant_id, id LIMIT %s) AS walked WHERE %s", bind(window), walkCond(d, q.Search, rank, bind))
 		if !q.ShowDeleted {
 			fmt.Fprintf(&b, " AND state <> %s", bind(users.StateDeleted.String()))
 		}
