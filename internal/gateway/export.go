@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	usersv2 "github.com/usersd/usersd/api/users/v2"
+	"github.com/usersd/usersd/internal/inproc"
 )
 
 // ExportUsers over HTTP. The RPC is server-streaming and has no
@@ -30,17 +31,20 @@ import (
 //	GET /v2/users:export  (the default tenant)
 //
 // 200 with Content-Type application/x-ndjson: one v2 User per line, in
-// the JSON form of every other answer (the mux's marshaler), gzip-encoded
-// when Accept-Encoding allows it. The handler calls ExportUsers over the
+// the JSON form of every other answer (the mux's marshaler's, which
+// userJSON writes without its reflection), gzip-encoded when
+// Accept-Encoding allows it. The handler calls ExportUsers over the
 // connection the gateway has, like the generated routes do (the same
-// header forwarding, the route recorded by the mux's middleware), and
-// reads the first message before it writes anything: a call that fails
-// before its first user (401, 403, 404 for a tenant that is not the
-// caller's or does not exist, 400 for a malformed filter, 429, 503…) is
-// answered as every other route's error. A failure after the first user
-// can no longer change the status: the response is cut off (the
-// connection closed without the end of the chunked body, or the HTTP/2
-// stream reset), so a client never takes a partial export for a whole one.
+// header forwarding, the route recorded by the mux's middleware; over the
+// in-process channel, it takes the handler's messages without copying
+// them: inproc.Recv), and reads the first message before it writes
+// anything: a call that fails before its first user (401, 403, 404 for a
+// tenant that is not the caller's or does not exist, 400 for a malformed
+// filter, 429, 503…) is answered as every other route's error. A failure
+// after the first user can no longer change the status: the response is
+// cut off (the connection closed without the end of the chunked body, or
+// the HTTP/2 stream reset), so a client never takes a partial export for a
+// whole one.
 
 // exportRoutes are the path templates of ExportUsers, with the filter of
 // the query parameters that may not set a field (those of the path), as
@@ -106,14 +110,20 @@ func exportHandler(mux *runtime.ServeMux, client usersv2.UserServiceClient, temp
 			fail(actx, err)
 			return
 		}
+		// Through the in-process channel, each user is the message the
+		// handler sent, not a copy.
+		recv := func() (*usersv2.User, error) { return inproc.Recv[usersv2.ExportUsersRequest](stream) }
 		// Whatever ends the answer, the call ends before the handler
 		// returns: nothing of it runs on after the request's line.
 		defer func() {
 			cancel()
-			for stream.RecvMsg(new(usersv2.User)) == nil {
+			for {
+				if _, err := recv(); err != nil {
+					break
+				}
 			}
 		}()
-		first, err := stream.Recv()
+		first, err := recv()
 		var md runtime.ServerMetadata
 		md.HeaderMD, _ = stream.Header()
 		actx = runtime.NewServerMetadataContext(actx, md)
@@ -171,12 +181,21 @@ func exportHandler(mux *runtime.ServeMux, client usersv2.UserServiceClient, temp
 		if j, ok := outbound.(*runtime.JSONPb); ok {
 			opts = j.MarshalOptions
 		}
+		// Each line is userJSON's where it writes as the marshaler does
+		// (userjson.go), protojson's otherwise.
+		enc := newUserJSON(opts)
 		var line []byte
 		u := first
 		lastFlush := time.Now()
 		for {
-			if line, err = opts.MarshalAppend(line[:0], u); err != nil {
-				break
+			ok := false
+			if enc != nil {
+				line, ok = enc.append(line[:0], u)
+			}
+			if !ok {
+				if line, err = opts.MarshalAppend(line[:0], u); err != nil {
+					break
+				}
 			}
 			line = append(line, '\n')
 			if _, err = body.Write(line); err != nil {
@@ -190,8 +209,7 @@ func exportHandler(mux *runtime.ServeMux, client usersv2.UserServiceClient, temp
 				}
 				lastFlush = time.Now()
 			}
-			u = new(usersv2.User)
-			if err = stream.RecvMsg(u); err != nil {
+			if u, err = recv(); err != nil {
 				break
 			}
 		}

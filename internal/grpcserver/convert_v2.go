@@ -143,6 +143,9 @@ func attributesStruct(a []byte) *structpb.Struct {
 	if len(a) == 0 {
 		return nil
 	}
+	if st, ok := attributesStructFast(a); ok {
+		return st
+	}
 	st := &structpb.Struct{}
 	if err := protojson.Unmarshal(a, st); err != nil {
 		// Stored attributes are an object the domain checked: this is

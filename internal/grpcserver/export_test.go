@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	usersv2 "github.com/usersd/usersd/api/users/v2"
 	"github.com/usersd/usersd/internal/auth"
@@ -131,8 +133,17 @@ func TestExportUsers(t *testing.T) {
 // a client's deadline is the export's.
 func TestExportUsersCancel(t *testing.T) {
 	e := newScopeEnv(t)
+	// 300 users of 10 KB each: more than the transport's flow-control
+	// windows hold, so the export cannot have ended when the client
+	// cancels.
+	pad, err := structpb.NewStruct(map[string]any{"pad": strings.Repeat("x", 10_000)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range 300 {
-		if _, err := e.v2.CreateUser(e.platform, &usersv2.CreateUserRequest{User: userV2(fmt.Sprintf("c%d@example.com", i), "C")}); err != nil {
+		u := userV2(fmt.Sprintf("c%d@example.com", i), "C")
+		u.Attributes = pad
+		if _, err := e.v2.CreateUser(e.platform, &usersv2.CreateUserRequest{User: u}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,7 +15,8 @@
 // service's too.
 //
 // Server-streaming methods are served too, behind the same interceptor
-// (see stream.go); their handler runs in a goroutine of its own.
+// (see stream.go); their handler runs in a goroutine of its own. A client
+// may take their messages without a copy (Recv).
 // Client-streaming and bidirectional methods are not served.
 package inproc
 

@@ -25,18 +25,33 @@ import (
 // The handler runs in a goroutine of its own, started when the client
 // sends the request, with the caller's context as a unary call has it
 // (the caller's metadata as incoming metadata, the inproc peer,
-// grpc.Method, grpc.SetHeader, SendHeader and SetTrailer). Each message
-// the handler sends is handed to the client's RecvMsg, which copies it;
-// SendMsg returns once it has, so a message is copied once, the handler
-// may reuse it, and no message waits in a queue: a client that reads
-// slowly slows the handler, as flow control does over the network. The
-// header is final at the first message (or SendHeader); Header waits for
-// it, or for the end of the call. When the caller's context ends, SendMsg
-// fails with its status, and RecvMsg returns that status once the handler
-// has returned: a call that RecvMsg saw end is over.
+// grpc.Method, grpc.SetHeader, SendHeader and SetTrailer). The messages
+// the handler sends go to the client through a queue of at most
+// streamWindow, as over the network flow control lets a sender run ahead
+// of its reader by a window: SendMsg returns once its message is queued,
+// and the handler works on the next while the client reads, each in its
+// goroutine; a client that reads slowly slows the handler once the queue
+// is full, and memory stays bounded. The client's RecvMsg copies each
+// message into its own; Recv takes the message itself. So, as grpc-go's
+// ServerStream.SendMsg says, a handler must not modify a message once it
+// has sent it, nor anything the message holds (the race detector catches
+// one that does in the tests that run it). The header is final at the
+// first message (or SendHeader); Header waits for it, or for the end of
+// the call. The client receives every message the handler sent before it
+// returned, then the end: io.EOF, or the handler's status. When the
+// caller's context ends, SendMsg fails with its status, and RecvMsg
+// returns that status, dropping the messages queued, once the handler has
+// returned: a call that RecvMsg saw end is over.
 //
 // Client-streaming and bidirectional methods are not served: NewStream
 // answers them Unimplemented.
+
+// streamWindow is how many messages a handler may send ahead of its
+// client. A few dozen let the two run side by side (an export's handler
+// reads and converts users while the gateway writes the ones before):
+// with none, each message went from one goroutine to the other and back,
+// and an export ran at about two thirds of the speed.
+const streamWindow = 32
 
 // streamMethod is a registered server-streaming method.
 type streamMethod struct {
@@ -55,8 +70,7 @@ func (c *Conn) NewStream(ctx context.Context, desc *grpc.StreamDesc, fullMethod 
 	return &clientStream{
 		conn: c, method: m, fullMethod: fullMethod, ctx: ctx, opts: opts,
 		started: make(chan struct{}),
-		msgs:    make(chan proto.Message),
-		acks:    make(chan struct{}),
+		msgs:    make(chan proto.Message, streamWindow),
 		done:    make(chan struct{}),
 		ts:      &transportStream{method: fullMethod, headerSent: make(chan struct{})},
 	}, nil
@@ -73,8 +87,7 @@ type clientStream struct {
 	sendOnce sync.Once
 	started  chan struct{} // closed when the request is sent
 
-	msgs chan proto.Message // the handler's messages, one at a time
-	acks chan struct{}      // each received message, once copied
+	msgs chan proto.Message // the handler's messages, in the order sent
 	done chan struct{}      // closed when the handler has returned
 	err  error              // the call's status error, set before done closes
 
@@ -139,6 +152,55 @@ func (cs *clientStream) start(req proto.Message) {
 // when the handler returned nil after its last message, and the call's
 // status error when it failed or the caller's context ended.
 func (cs *clientStream) RecvMsg(m any) error {
+	return cs.recv(func(src proto.Message) error {
+		dst, ok := m.(proto.Message)
+		if !ok || !sameType(dst, src) {
+			return status.Errorf(codes.Internal, "inproc: %s sends %T, not %T", cs.fullMethod, src, m)
+		}
+		proto.Reset(dst)
+		proto.Merge(dst, src)
+		return nil
+	})
+}
+
+// Recv returns the next message of stream, a server-streaming call started
+// by a service's generated client (whose stream is a
+// grpc.GenericClientStream): on a Conn, the message that the handler
+// sent, itself, which is the caller's from then on; on any other
+// connection, the message stream.Recv returns. It ends as stream.Recv does
+// (io.EOF, or the call's status error).
+//
+// An export hands over a million users this way, where RecvMsg would copy
+// each one (its timestamps, labels and attributes) into a message of the
+// caller's: about a tenth of the gateway's time per user.
+func Recv[Req, Res any](stream grpc.ServerStreamingClient[Res]) (*Res, error) {
+	g, ok := stream.(*grpc.GenericClientStream[Req, Res])
+	if !ok {
+		return stream.Recv()
+	}
+	cs, ok := g.ClientStream.(*clientStream)
+	if !ok {
+		return stream.Recv()
+	}
+	var m *Res
+	err := cs.recv(func(src proto.Message) error {
+		var ok bool
+		if m, ok = any(src).(*Res); !ok {
+			return status.Errorf(codes.Internal, "inproc: %s sends %T, not %T", cs.fullMethod, src, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// recv waits for the next message of the handler and calls take with it
+// (take returns its error); or returns io.EOF when the handler returned
+// nil after its last message, and the call's status error when it failed
+// or the caller's context ended.
+func (cs *clientStream) recv(take func(proto.Message) error) error {
 	select {
 	case <-cs.started:
 	default:
@@ -150,17 +212,14 @@ func (cs *clientStream) RecvMsg(m any) error {
 	}
 	select {
 	case src := <-cs.msgs:
-		dst, ok := m.(proto.Message)
-		var err error
-		if !ok || !sameType(dst, src) {
-			err = status.Errorf(codes.Internal, "inproc: %s sends %T, not %T", cs.fullMethod, src, m)
-		} else {
-			proto.Reset(dst)
-			proto.Merge(dst, src)
-		}
-		cs.acks <- struct{}{}
-		return err
+		return take(src)
 	case <-cs.done:
+		// The handler has returned: what it sent comes first.
+		select {
+		case src := <-cs.msgs:
+			return take(src)
+		default:
+		}
 	case <-cs.ctx.Done():
 		// The handler's context is done too: wait for it to return, so
 		// that nothing of the call runs on once RecvMsg has reported its
@@ -242,8 +301,8 @@ func (ss *serverStream) SendHeader(md metadata.MD) error { return ss.cs.ts.SendH
 
 func (ss *serverStream) SetTrailer(md metadata.MD) { _ = ss.cs.ts.SetTrailer(md) }
 
-// SendMsg hands m to the client's RecvMsg and returns once it is copied,
-// or with the status of the context when that ends first.
+// SendMsg queues m for the client's RecvMsg or Recv and returns once it
+// is queued, or with the status of the context when that ends first.
 func (ss *serverStream) SendMsg(m any) error {
 	msg, ok := m.(proto.Message)
 	if !ok {
@@ -252,11 +311,10 @@ func (ss *serverStream) SendMsg(m any) error {
 	ss.cs.ts.markSent()
 	select {
 	case ss.cs.msgs <- msg:
+		return nil
 	case <-ss.ctx.Done():
 		return status.FromContextError(ss.ctx.Err()).Err()
 	}
-	<-ss.cs.acks
-	return nil
 }
 
 // RecvMsg copies the request into m, then returns io.EOF.

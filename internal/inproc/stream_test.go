@@ -16,10 +16,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/usersd/usersd/internal/inproc"
+	"github.com/usersd/usersd/internal/testkit"
 )
 
-// watcher is a Health service whose Watch sends n statuses, reusing one
-// message, after setting a header; then it sets a trailer and returns err.
+// watcher is a Health service whose Watch sends n statuses, each in a new
+// message (a message sent is not the handler's to change), after setting
+// a header; then it sets a trailer and returns err.
 // failAt > 0 fails the stream at that message instead. block makes it wait,
 // after its first message, for its context to end.
 type watcher struct {
@@ -44,12 +46,11 @@ func (w *watcher) Watch(req *healthpb.HealthCheckRequest, stream grpc.ServerStre
 	if err := grpc.SetHeader(ctx, metadata.Pairs("h", "1")); err != nil {
 		return err
 	}
-	msg := &healthpb.HealthCheckResponse{}
 	for i := 1; i <= w.n; i++ {
 		if i == w.failAt {
 			return status.Error(codes.Unavailable, "failed mid-stream")
 		}
-		msg.Status = healthpb.HealthCheckResponse_ServingStatus(i % 4)
+		msg := &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_ServingStatus(i % 4)}
 		if err := stream.Send(msg); err != nil {
 			w.sendErr = err
 			return err
@@ -122,7 +123,7 @@ func TestStream(t *testing.T) {
 	}
 	wantStatuses := []healthpb.HealthCheckResponse_ServingStatus{1, 2, 3, 0, 1}
 	if !equal(got, wantStatuses) {
-		t.Errorf("received %v, want %v: each message as sent, though the server reused it", got, wantStatuses)
+		t.Errorf("received %v, want %v: each message as sent, in order", got, wantStatuses)
 	}
 	if !endedBeforeEOF.Load() || !srv.returned.Load() {
 		t.Error("Recv returned io.EOF before the interceptor and the handler returned")
@@ -303,5 +304,137 @@ func TestStreamUnsupported(t *testing.T) {
 	}
 	if _, err := conn.NewStream(context.Background(), desc, "/grpc.health.v1.Health/Nope"); status.Code(err) != codes.Unimplemented {
 		t.Errorf("an unknown stream: %v, want UNIMPLEMENTED", err)
+	}
+}
+
+// sender is a Health service whose Watch sends n new messages, keeping
+// them, then fails with err (nil: ends).
+type sender struct {
+	healthpb.UnimplementedHealthServer
+	n    int
+	err  error
+	sent []*healthpb.HealthCheckResponse
+}
+
+func (s *sender) Watch(_ *healthpb.HealthCheckRequest, stream grpc.ServerStreamingServer[healthpb.HealthCheckResponse]) error {
+	for i := range s.n {
+		m := &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_ServingStatus(i % 4)}
+		s.sent = append(s.sent, m)
+		if err := stream.Send(m); err != nil {
+			return err
+		}
+	}
+	return s.err
+}
+
+// TestRecv: Recv takes each message the handler sent, itself, then ends as
+// RecvMsg does; on a stream that is not a Conn's, it is the stream's Recv.
+func TestRecv(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want codes.Code
+	}{{"to the end", nil, codes.OK}, {"failed", status.Error(codes.Unavailable, "gone"), codes.Unavailable}} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := inproc.New(nil)
+			srv := &sender{n: 5, err: tc.err}
+			healthpb.RegisterHealthServer(conn, srv)
+			stream, err := healthpb.NewHealthClient(conn).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []*healthpb.HealthCheckResponse
+			for {
+				m, err := inproc.Recv[healthpb.HealthCheckRequest](stream)
+				if err != nil {
+					if (tc.err == nil && err != io.EOF) || (tc.err != nil && status.Code(err) != tc.want) {
+						t.Errorf("Recv ended with %v, want %v", err, tc.want)
+					}
+					break
+				}
+				got = append(got, m)
+			}
+			if !equal(got, srv.sent) {
+				t.Errorf("Recv returned %p, want the messages sent, %p", got, srv.sent)
+			}
+		})
+	}
+
+	other := &grpc.GenericClientStream[healthpb.HealthCheckRequest, healthpb.HealthCheckResponse]{ClientStream: oneMessage{}}
+	if m, err := inproc.Recv[healthpb.HealthCheckRequest](other); err != nil || m.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("Recv on another connection's stream = %v, %v; want the stream's message", m, err)
+	}
+}
+
+// oneMessage is a client stream of another connection than a Conn, whose
+// RecvMsg gives a SERVING status.
+type oneMessage struct{ grpc.ClientStream }
+
+func (oneMessage) RecvMsg(m any) error {
+	m.(*healthpb.HealthCheckResponse).Status = healthpb.HealthCheckResponse_SERVING
+	return nil
+}
+
+// counter is a Health service whose Watch sends n new messages, counting
+// those SendMsg took, then returns err.
+type counter struct {
+	healthpb.UnimplementedHealthServer
+	n        int
+	err      error
+	sent     atomic.Int64
+	returned chan struct{}
+}
+
+func (c *counter) Watch(_ *healthpb.HealthCheckRequest, stream grpc.ServerStreamingServer[healthpb.HealthCheckResponse]) error {
+	defer close(c.returned)
+	for i := range c.n {
+		if err := stream.Send(&healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_ServingStatus(i % 4)}); err != nil {
+			return err
+		}
+		c.sent.Add(1)
+	}
+	return c.err
+}
+
+// TestStreamWindow: a handler runs at most StreamWindow messages ahead of
+// a client that does not read; what it sent before it returned reaches
+// the client, in order, before the end it returned.
+func TestStreamWindow(t *testing.T) {
+	conn := inproc.New(nil)
+	srv := &counter{n: 3 * inproc.StreamWindow, returned: make(chan struct{})}
+	healthpb.RegisterHealthServer(conn, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, "the handler filled the window", func() bool { return srv.sent.Load() >= inproc.StreamWindow })
+	time.Sleep(20 * time.Millisecond) // for a message too many
+	if got := srv.sent.Load(); got != inproc.StreamWindow {
+		t.Errorf("the handler sent %d messages to a client that read none, want %d (the window)", got, inproc.StreamWindow)
+	}
+	cancel()
+	<-srv.returned
+
+	for _, end := range []error{nil, status.Error(codes.Aborted, "after its messages")} {
+		conn := inproc.New(nil)
+		srv := &counter{n: inproc.StreamWindow / 2, err: end, returned: make(chan struct{})}
+		healthpb.RegisterHealthServer(conn, srv)
+		stream, err := healthpb.NewHealthClient(conn).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-srv.returned
+		time.Sleep(time.Millisecond) // the call's end recorded
+		got, err := recvAll(stream)
+		if len(got) != srv.n || status.Code(err) != status.Code(end) {
+			t.Errorf("a handler that sent %d messages and returned %v: the client got %d, then %v", srv.n, end, len(got), err)
+		}
+		for i, st := range got {
+			if st != healthpb.HealthCheckResponse_ServingStatus(i%4) {
+				t.Errorf("message %d = %v: out of order", i, st)
+				break
+			}
+		}
 	}
 }

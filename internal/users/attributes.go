@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -56,6 +57,15 @@ func NormalizeAttributes(field string, raw []byte) ([]byte, error) {
 	if !utf8.Valid(raw) {
 		return nil, Invalid(field, fmt.Sprintf("not valid UTF-8 (at byte %d)", invalidUTF8At(raw)))
 	}
+	if out, ok := normalizeAttributesFast(raw); ok {
+		return out, nil
+	}
+	return normalizeAttributesSlow(field, raw)
+}
+
+// normalizeAttributesSlow is NormalizeAttributes past its first checks,
+// on every input: the general path, which names each problem.
+func normalizeAttributesSlow(field string, raw []byte) ([]byte, error) {
 	n := attrNormalizer{raw: raw, dec: json.NewDecoder(bytes.NewReader(raw))}
 	n.dec.UseNumber()
 	root, problem := n.parse()
@@ -379,6 +389,11 @@ func numberProblem(s string) string {
 	_, frac, _ := strings.Cut(mant, ".")
 	if scale := len(frac) - e; scale > maxNumberScale {
 		return fmt.Sprintf("%d digits after the decimal point, more than %d", scale, maxNumberScale)
+	}
+	// The v2 API carries attributes as a google.protobuf.Struct, whose
+	// numbers are doubles: one beyond them could be stored but not read.
+	if f, err := strconv.ParseFloat(s, 64); err != nil && math.IsInf(f, 0) {
+		return fmt.Sprintf("beyond ±%.2g, the range of a double", math.MaxFloat64)
 	}
 	return ""
 }

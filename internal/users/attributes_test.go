@@ -92,6 +92,9 @@ func TestNormalizeAttributesRefused(t *testing.T) {
 		{"duplicate key after a container", `{"a":[1],"a":2}`, `duplicate key "a" in the object at /`},
 		{"pointer escapes", `{"a/b":{"~":{"":0}}}`, "empty key in the object at /a~1b/~0"},
 		{"huge exponent", `{"n":1e1001}`, "number at /n: exponent 1001 is beyond ±1000"},
+		{"beyond a double", `{"n":1e400}`, "number at /n: beyond ±1.8e+308, the range of a double"},
+		{"negative beyond a double", `{"a":{"n":-2.5e308}}`, "number at /a/n: beyond ±1.8e+308, the range of a double"},
+		{"integer beyond a double", `{"n":1` + strings.Repeat("0", 400) + `}`, "number at /n: beyond ±1.8e+308, the range of a double"},
 		{"huge negative exponent", `{"n":[1E-99999999999999999999]}`, "number at /n/0: exponent -99999999999999999999 is beyond ±1000"},
 		{"huge scale", `{"n":0.` + strings.Repeat("1", 16000) + `e-1000}`, "number at /n: 17000 digits after the decimal point, more than 16383"},
 	} {
@@ -137,8 +140,9 @@ func TestNormalizeAttributesBounds(t *testing.T) {
 	if _, err := users.NormalizeAttributes(attrField, []byte(huge)); err == nil || !strings.Contains(err.Error(), "nested more than 16 levels") {
 		t.Errorf("a million levels: %v", err)
 	}
-	// Numbers at the bounds of Postgres numeric.
-	for _, in := range []string{`{"n":1e1000}`, `{"n":1e-1000}`, `{"n":-1.5E+1000}`} {
+	// Numbers at the bounds: of a double (the v2 API's Struct) above, of
+	// Postgres numeric below (a double reads 1e-1000 as 0).
+	for _, in := range []string{`{"n":1e308}`, `{"n":1e-1000}`, `{"n":-1.5E+308}`, `{"n":179769313486231570000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000}`} {
 		if _, err := users.NormalizeAttributes(attrField, []byte(in)); err != nil {
 			t.Errorf("NormalizeAttributes(%s): %v", in, err)
 		}

@@ -1,0 +1,4 @@
+package inproc
+
+// StreamWindow is streamWindow, for the tests.
+const StreamWindow = streamWindow
