@@ -40,14 +40,6 @@ const pragmas = "_pragma=busy_timeout(5000)" +
 	"&_pragma=journal_mode(WAL)" +
 	"&_pragma=synchronous(NORMAL)"
 
-// readerPragmas are set on the readers besides pragmas: they read the
-// file through a memory map of up to 1 GiB (the pages of a large table and
-// its indexes without a system call and a copy each: a search at a million
-// users walks thousands of index entries and reads hundreds of rows). The
-// map holds pages of the file, which the kernel may drop under memory
-// pressure; writes do not go through it.
-const readerPragmas = "&_pragma=mmap_size(1073741824)"
-
 // walLimit is the size of the -wal file past which a write checkpoints and
 // truncates it. Automatic checkpoints keep the file near 4 MB (1000 pages)
 // unless readers starve them.
@@ -102,7 +94,7 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: open %s: journal mode is %q, want wal", path, mode)
 	}
 
-	reader, err := openPool(uri+"mode=ro&"+pragmas+readerPragmas, cfg.tp)
+	reader, err := openPool(uri+"mode=ro&"+pragmas, cfg.tp)
 	if err != nil {
 		writer.Close()
 		return nil, err

@@ -215,17 +215,6 @@ func TestPragmas(t *testing.T) {
 			}
 		}
 	}
-	// The readers map the file (readerPragmas); the writer does not.
-	for _, pool := range []struct {
-		name string
-		db   *sql.DB
-		want string
-	}{{"writer", sqlite.Writer(db), "0"}, {"reader", sqlite.Reader(db), "1073741824"}} {
-		var got string
-		if err := pool.db.QueryRowContext(ctx, "PRAGMA mmap_size").Scan(&got); err != nil || got != pool.want {
-			t.Errorf("%s: PRAGMA mmap_size = %s, %v; want %s", pool.name, got, err, pool.want)
-		}
-	}
 	if got := sqlite.Writer(db).Stats().MaxOpenConnections; got != 1 {
 		t.Errorf("writer MaxOpenConnections = %d, want 1", got)
 	}

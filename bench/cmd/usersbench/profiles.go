@@ -678,7 +678,7 @@ func openBare(ctx context.Context, st *store) (bareDB, error) {
 	}
 	// usersd's readers: read-only, its pragmas, GOMAXPROCS connections
 	// (at least 4).
-	c, err := msqlite.NewConnector("file:" + abs + "?mode=ro&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=mmap_size(1073741824)")
+	c, err := msqlite.NewConnector("file:" + abs + "?mode=ro&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
 	if err != nil {
 		return nil, err
 	}
