@@ -22,7 +22,8 @@ import (
 // is read in the cheapest of these ways that has the page:
 //
 //   - walking the tenant's users in id order from the cursor (the
-//     (tenant_id, id) index), a window of them at a time, testing each key:
+//     users_tenant_id_search index, on (tenant_id, id) with search_key and
+//     state), a window of them at a time, testing each key:
 //     the way for a common tier, a page of which lies in the first few
 //     thousand users. Walks go on while they find enough of the page
 //     (Dialect.Walks); the exact tier, whose matches are whole fields and
@@ -218,8 +219,8 @@ func searchCandidates(d Dialect, q users.ListQuery, rank int, after string, limi
 	return finishTier(&b, args, bind, after, limit)
 }
 
-// finishTier ends a walk's statement: after the cursor, in id order, at
-// most limit users.
+// finishTier ends the statement of a walk or of candidates: after the
+// cursor, in id order, at most limit users.
 func finishTier(b *strings.Builder, args *[]any, bind func(any) string, after string, limit int) (string, []any, error) {
 	if after != "" {
 		fmt.Fprintf(b, " AND id > %s", bind(after))
