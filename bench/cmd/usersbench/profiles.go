@@ -27,9 +27,6 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/text/runes"
-	"golang.org/x/text/transform"
-	"golang.org/x/text/unicode/norm"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
@@ -261,17 +258,6 @@ func profileUserAt(i int) profileUser {
 	return u
 }
 
-// fold is users.Fold: without diacritics, in lower case. The bare
-// statements bind the query folded, as usersd does.
-func fold(s string) string {
-	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-	out, _, err := transform.String(t, s)
-	if err != nil {
-		out = s
-	}
-	return strings.ToLower(out)
-}
-
 // ---- The reads and their SQL ----
 
 // The SQL of usersd's stores for the figure's reads, word for word (as
@@ -322,28 +308,22 @@ type statement struct {
 // searchStatement is ListUsers' first page of 50 (limit 51) for the query
 // q, on the store: the statements of usersql.SearchPage, the tiers read
 // one after the other (see there), which the bare side runs itself; count
-// counts every match, through the store's index.
+// counts every match, through the store's index (usersql.WhereClause).
 func searchStatement(store, tenant, q string) statement {
-	f := fold(strings.TrimSpace(q))
-	var match string
-	var m any
-	if store == "sqlite" {
-		match = "rowid IN (SELECT rowid FROM users_search WHERE users_search MATCH " + ph(store, 3) + ")"
-		m = `"` + strings.ReplaceAll(f, `"`, `""`) + `"`
-	} else {
-		esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(f)
-		match = "search_key LIKE " + ph(store, 3)
-		m = "%" + esc + "%"
-	}
 	sr, err := users.ParseSearch(q)
 	if err != nil {
 		panic(fmt.Sprintf("search %q: %v", q, err)) // the values are drawn from names of 3 letters and more
 	}
-	return statement{
-		search: &users.ListQuery{Tenant: tenant, Search: sr, Order: users.Order{Field: users.OrderRank}, Limit: 51},
-		count:  "SELECT count(*) FROM users" + listWhere(store) + " AND " + match,
-		cargs:  []any{tenant, "DELETED", m},
+	lq := users.ListQuery{Tenant: tenant, Search: sr, Order: users.Order{Field: users.OrderRank}, Limit: 51}
+	d := usersql.Postgres
+	if store == "sqlite" {
+		d = usersql.SQLite
 	}
+	where, args, err := usersql.WhereClause(d, lq)
+	if err != nil {
+		panic(fmt.Sprintf("search %q: %v", q, err))
+	}
+	return statement{search: &lq, count: "SELECT count(*) FROM users" + where, cargs: args}
 }
 
 // attributeStatement is ListUsers' first page of 50 with the filter
