@@ -164,7 +164,7 @@ func TestHTTPRoutingErrors(t *testing.T) {
 					}
 				})
 			}
-			for _, path := range []string{"/nope", "/v1/groups", "/v2/groups", "/v3/users", "/v1/users/" + id + "/x", "/openapi/v3.json"} {
+			for _, path := range []string{"/nope", "/v1/groups", "/v2/teams", "/v3/users", "/v1/users/" + id + "/x", "/openapi/v3.json"} {
 				for _, method := range []string{"GET", "PUT", "POST"} {
 					wantStatusBody(t, s.do(t, method, path, ""), http.StatusNotFound, 5)
 				}

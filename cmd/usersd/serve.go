@@ -177,6 +177,7 @@ func serveAPIs(ctx, hard context.Context, cfg config, log zerolog.Logger, tp tra
 	api := grpcserver.New(svc)
 	apiV2 := api.V2() // one Drain (api.Drain) ends the streams of both versions
 	tenants := grpcserver.NewTenantsV2(svc)
+	groups := grpcserver.NewGroupsV2(svc)
 	limiter := overload.New(cfg.MaxInFlight, metrics.RejectedInc)
 	authn, err := newAuthenticator(ctx, cfg, log)
 	if err != nil {
@@ -218,7 +219,7 @@ func serveAPIs(ctx, hard context.Context, cfg config, log zerolog.Logger, tp tra
 	if err != nil {
 		return err
 	}
-	grpcSrv := newGRPCServer(cfg, tp, tlsSrc, checker, interceptors, authn.StreamInterceptor(), api, apiV2, tenants)
+	grpcSrv := newGRPCServer(cfg, tp, tlsSrc, checker, interceptors, authn.StreamInterceptor(), api, apiV2, tenants, groups)
 
 	// The gateway reaches the same services in-process, through the same
 	// interceptors, in the HTTP request's goroutine and context: no network
@@ -228,6 +229,7 @@ func serveAPIs(ctx, hard context.Context, cfg config, log zerolog.Logger, tp tra
 	usersv1.RegisterUserServiceServer(inprocConn, api)
 	usersv2.RegisterUserServiceServer(inprocConn, apiV2)
 	usersv2.RegisterTenantServiceServer(inprocConn, tenants)
+	usersv2.RegisterGroupServiceServer(inprocConn, groups)
 	gw, err := gateway.NewHandler(ctx, inprocConn, gateway.Options{MaxBodyBytes: cfg.MaxBodyBytes, V1Sunset: cfg.V1Sunset, Version: version})
 	if err != nil {
 		return err
@@ -246,10 +248,10 @@ func untraced(fullMethod string) bool {
 	return strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/") || strings.HasPrefix(fullMethod, "/grpc.reflection.")
 }
 
-// newGRPCServer returns the gRPC server of the two API versions, health
-// and reflection, with the interceptors given, traced through tp, over TLS
-// when tlsSrc is set.
-func newGRPCServer(cfg config, tp trace.TracerProvider, tlsSrc *certs.Source, checker *health.Checker, interceptors []grpc.UnaryServerInterceptor, stream grpc.StreamServerInterceptor, api usersv1.UserServiceServer, apiV2 usersv2.UserServiceServer, tenants usersv2.TenantServiceServer) *grpc.Server {
+// newGRPCServer returns the gRPC server of the two API versions (v2's
+// users, tenants and groups), health and reflection, with the interceptors
+// given, traced through tp, over TLS when tlsSrc is set.
+func newGRPCServer(cfg config, tp trace.TracerProvider, tlsSrc *certs.Source, checker *health.Checker, interceptors []grpc.UnaryServerInterceptor, stream grpc.StreamServerInterceptor, api usersv1.UserServiceServer, apiV2 usersv2.UserServiceServer, tenants usersv2.TenantServiceServer, groups usersv2.GroupServiceServer) *grpc.Server {
 	spanUnary, spanStream := telemetry.GRPCSpans(tp, untraced)
 	grpcOpts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: false}),
@@ -265,8 +267,10 @@ func newGRPCServer(cfg config, tp trace.TracerProvider, tlsSrc *certs.Source, ch
 	usersv1.RegisterUserServiceServer(grpcSrv, api)
 	usersv2.RegisterUserServiceServer(grpcSrv, apiV2)
 	usersv2.RegisterTenantServiceServer(grpcSrv, tenants)
+	usersv2.RegisterGroupServiceServer(grpcSrv, groups)
 	healthpb.RegisterHealthServer(grpcSrv, health.NewGRPCServer(checker,
-		usersv1.UserService_ServiceDesc.ServiceName, usersv2.UserService_ServiceDesc.ServiceName, usersv2.TenantService_ServiceDesc.ServiceName))
+		usersv1.UserService_ServiceDesc.ServiceName, usersv2.UserService_ServiceDesc.ServiceName,
+		usersv2.TenantService_ServiceDesc.ServiceName, usersv2.GroupService_ServiceDesc.ServiceName))
 	reflection.Register(grpcSrv)
 	return grpcSrv
 }

@@ -78,6 +78,16 @@ var rules = map[string]rule{
 	"TenantService/UpdateTenant":   {scope: ScopeTenantsAdmin},
 	"TenantService/DeleteTenant":   {scope: ScopeTenantsAdmin},
 	"TenantService/UndeleteTenant": {scope: ScopeTenantsAdmin},
+	// Groups are read and changed as users are: v2 only.
+	"GroupService/CreateGroup":        {scope: ScopeWrite},
+	"GroupService/GetGroup":           {scope: ScopeRead},
+	"GroupService/ListGroups":         {scope: ScopeRead},
+	"GroupService/UpdateGroup":        {scope: ScopeWrite},
+	"GroupService/DeleteGroup":        {scope: ScopeWrite},
+	"GroupService/AddGroupMembers":    {scope: ScopeWrite},
+	"GroupService/RemoveGroupMembers": {scope: ScopeWrite},
+	"GroupService/ListGroupMembers":   {scope: ScopeRead},
+	"GroupService/ListUserGroups":     {scope: ScopeRead},
 }
 
 // requests reads what the self rules need from the requests of one API

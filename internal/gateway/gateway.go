@@ -71,13 +71,16 @@ func NewHandler(ctx context.Context, conn grpc.ClientConnInterface, opts Options
 			return nil, fmt.Errorf("registering users.v1 routes: %w", err)
 		}
 	}
-	tenants := usersv2.NewTenantServiceClient(conn)
+	tenants, groups := usersv2.NewTenantServiceClient(conn), usersv2.NewGroupServiceClient(conn)
 	for _, m := range []*runtime.ServeMux{mux, v2mux} {
 		if err := usersv2.RegisterUserServiceHandlerClient(ctx, m, v2client); err != nil {
 			return nil, fmt.Errorf("registering users.v2 routes: %w", err)
 		}
 		if err := usersv2.RegisterTenantServiceHandlerClient(ctx, m, tenants); err != nil {
 			return nil, fmt.Errorf("registering users.v2 tenant routes: %w", err)
+		}
+		if err := usersv2.RegisterGroupServiceHandlerClient(ctx, m, groups); err != nil {
+			return nil, fmt.Errorf("registering users.v2 group routes: %w", err)
 		}
 		if err := registerExport(m, v2client); err != nil { // export.go: NDJSON, no generated route
 			return nil, fmt.Errorf("registering users.v2 export routes: %w", err)
@@ -178,9 +181,9 @@ func outgoingHeaderMatcher(key string) (string, bool) {
 	return runtime.MetadataHeaderPrefix + key, true
 }
 
-// forwardResponse completes the headers of a response: a user's or a
-// tenant's ETag; 201 Created and the new user's or tenant's Location for a
-// create; 202 Accepted and the
+// forwardResponse completes the headers of a response: a user's, a
+// tenant's or a group's ETag; 201 Created and the new user's, tenant's or
+// group's Location for a create; 202 Accepted and the
 // operation's Location for an import; 201 Created and the Location of a
 // new webhook subscription, and Cache-Control: no-store on an answer that
 // carries a webhook's secret. Locations are canonical (versioned) paths.
@@ -201,6 +204,8 @@ func forwardResponse(ctx context.Context, w http.ResponseWriter, m proto.Message
 		webhookResponse(w, method == usersv2.UserService_CreateWebhook_FullMethodName, m.GetSecret(), "/v2/"+m.GetName())
 	case *usersv2.Tenant:
 		etagResponse(w, method == usersv2.TenantService_CreateTenant_FullMethodName, m.GetEtag(), "/v2/"+m.GetName())
+	case *usersv2.Group:
+		etagResponse(w, method == usersv2.GroupService_CreateGroup_FullMethodName, m.GetEtag(), "/v2/"+m.GetName())
 	}
 	return nil
 }
@@ -217,7 +222,8 @@ func webhookResponse(w http.ResponseWriter, created bool, secret, location strin
 	}
 }
 
-// etagResponse sets the ETag of an answer that carries a user or a tenant,
+// etagResponse sets the ETag of an answer that carries a user, a tenant or
+// a group,
 // and answers a create with 201 Created and the new resource's path.
 func etagResponse(w http.ResponseWriter, created bool, etag, location string) {
 	w.Header().Set("ETag", `"`+etag+`"`)

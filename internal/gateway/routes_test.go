@@ -147,7 +147,7 @@ func TestRoutingErrorsUnversioned(t *testing.T) {
 		{v1, "PUT", "/users/" + exampleID, 405, "GET, PATCH, DELETE"},
 		{v2, "PUT", "/users/" + exampleID + ":undelete", 405, "GET, POST, PATCH, DELETE"},
 		{v1, "POST", "/operations/" + exampleID, 405, "GET"},
-		{v2, "GET", "/users/" + exampleID + "/groups", 404, ""},
+		{v2, "GET", "/users/" + exampleID + "/teams", 404, ""},
 		{v1, "GET", "/users:frobnicate", 404, ""},
 	} {
 		t.Run(tt.accept+" "+tt.method+" "+tt.path, func(t *testing.T) {
@@ -169,7 +169,7 @@ func TestRoutingErrorsUnversioned(t *testing.T) {
 func TestNotFound(t *testing.T) {
 	h := newAPIGateway(t, gateway.Options{}, grpcserver.ChainConfig{})
 	for _, path := range []string{
-		"/", "/nope", "/v1", "/v1/", "/v1/groups", "/v2/groups/x", "/v3/users",
+		"/", "/nope", "/v1", "/v1/", "/v1/groups", "/v2/teams/x", "/v3/users",
 		"/v1/users/" + exampleID + "/groups", "/v2/users/" + exampleID + "/x/y",
 		"/v1/users:frobnicate", "/openapi/", "/openapi/v3.json", "/openapi/v1.json/x",
 	} {

@@ -292,15 +292,23 @@ func eventToProtoV2(ev users.Event) *usersv2.UserEvent {
 	pb := &usersv2.UserEvent{
 		Name:         names.UserEvents.Name(ev.ID),
 		Type:         string(ev.Type),
-		User:         userName(ev.Tenant, ev.UserID),
 		Tenant:       tenantName(ev.Tenant),
 		ChangedPaths: changedPaths(ev.Paths),
 		CreateTime:   timestamppb.New(ev.Time),
 		Cursor:       ev.Pos.Cursor(),
 		Traceparent:  ev.TraceParent,
 	}
+	if ev.UserID != "" {
+		pb.User = userName(ev.Tenant, ev.UserID)
+	}
 	if ev.User != nil {
 		pb.Snapshot = toProtoV2(ev.User)
+	}
+	if ev.GroupID != "" {
+		pb.Group = groupName(ev.Tenant, ev.GroupID)
+	}
+	if ev.Group != nil {
+		pb.GroupSnapshot = groupToProtoV2(ev.Group)
 	}
 	return pb
 }

@@ -15,7 +15,8 @@ import (
 // are the domain's; v2's are AIP-122 names.
 
 // v2Fields are the domain's field paths that v2 names otherwise; "ids" and
-// "ids[N]" are v2's "names" and "names[N]".
+// "ids[N]" are v2's "names" and "names[N]", the "user_ids[N]" of a
+// membership change its "users[N]".
 var v2Fields = map[string]string{
 	"id":         "name",
 	"user.id":    "user.name",
@@ -30,6 +31,9 @@ func fieldV2(f string) string {
 	}
 	if f == "ids" || strings.HasPrefix(f, "ids[") {
 		return "names" + f[len("ids"):]
+	}
+	if f == "user_ids" || strings.HasPrefix(f, "user_ids[") {
+		return "users" + f[len("user_ids"):]
 	}
 	return f
 }

@@ -110,9 +110,11 @@ func (s *Server) ListUserEvents(ctx context.Context, req *usersv1.ListUserEvents
 	if err != nil {
 		return nil, err
 	}
-	res := &usersv1.ListUserEventsResponse{Events: make([]*usersv1.UserEvent, len(page.Events)), NextCursor: page.Next}
-	for i, ev := range page.Events {
-		res.Events[i] = eventToProto(ev)
+	res := &usersv1.ListUserEventsResponse{Events: make([]*usersv1.UserEvent, 0, len(page.Events)), NextCursor: page.Next}
+	for _, ev := range page.Events {
+		if !ev.Type.IsGroupEvent() { // v1 knows users only: groups are v2's
+			res.Events = append(res.Events, eventToProto(ev))
+		}
 	}
 	return res, nil
 }
@@ -121,6 +123,9 @@ func (s *Server) ListUserEvents(ctx context.Context, req *usersv1.ListUserEvents
 // in v1's form.
 func (s *Server) WatchUserEvents(req *usersv1.WatchUserEventsRequest, stream grpc.ServerStreamingServer[usersv1.UserEvent]) error {
 	return s.v2.watch(stream.Context(), usersv1.UserService_WatchUserEvents_FullMethodName, req, users.DefaultTenant, req.GetAfter(), func(ev users.Event) error {
+		if ev.Type.IsGroupEvent() {
+			return nil // v1 knows users only
+		}
 		return stream.Send(eventToProto(ev))
 	})
 }

@@ -1,8 +1,9 @@
 // Package names reads and writes the AIP-122 resource names of the users
 // API: "tenants/{tenant}", the resources of a tenant
 // ("tenants/{tenant}/users/{id}", "tenants/{tenant}/operations/{id}",
-// "tenants/{tenant}/webhooks/{id}", each also written without the tenant
-// for the default tenant's), and "userEvents/{id}". It is the one parser of
+// "tenants/{tenant}/webhooks/{id}", "tenants/{tenant}/groups/{id}", each
+// also written without the tenant for the default tenant's), and
+// "userEvents/{id}". It is the one parser of
 // those names; the API server and the authorization rules both use it.
 // Whether an {id} is a UUID or a tenant id is not its concern: the domain
 // checks ids.
@@ -25,6 +26,7 @@ var (
 	Operations = Collection{prefix: "operations/", noun: "an operation name"}
 	UserEvents = Collection{prefix: "userEvents/", noun: "a user event name"}
 	Webhooks   = Collection{prefix: "webhooks/", noun: "a webhook name"}
+	Groups     = Collection{prefix: "groups/", noun: "a group name"}
 	Tenants    = Collection{prefix: "tenants/", noun: "a tenant name"}
 )
 

@@ -55,11 +55,20 @@ var operations = map[string]operation{
 	"UpdateTenant":          {errors: []int{404, 409}, conditional: true},
 	"DeleteTenant":          {errors: []int{404, 409}, conditional: true},
 	"UndeleteTenant":        {errors: []int{404, 409}, conditional: true},
+	"CreateGroup":           {success: http.StatusCreated, errors: []int{404, 409}},
+	"GetGroup":              {errors: []int{404}},
+	"ListGroups":            {errors: []int{404}},
+	"UpdateGroup":           {errors: []int{404, 409}, conditional: true},
+	"DeleteGroup":           {errors: []int{404, 409}, conditional: true},
+	"AddGroupMembers":       {errors: []int{404}},
+	"RemoveGroupMembers":    {errors: []int{404}},
+	"ListGroupMembers":      {errors: []int{404}},
+	"ListUserGroups":        {errors: []int{404}},
 }
 
 // etagged are the schemas of the answers that carry an ETag header
 // (the gateway's forwardResponse).
-var etagged = map[string]bool{"#/components/schemas/User": true, "#/components/schemas/Tenant": true}
+var etagged = map[string]bool{"#/components/schemas/User": true, "#/components/schemas/Tenant": true, "#/components/schemas/Group": true}
 
 // everyCall are the error statuses any call may answer.
 var everyCall = []int{400, 401, 403, 429, 503}

@@ -13,6 +13,13 @@ func BenchmarkReads(b *testing.B) {
 	userstest.BenchmarkReads(b, s)
 }
 
+// BenchmarkGroupMembers: see userstest.BenchmarkGroupMembers; the same
+// runs on SQLite.
+func BenchmarkGroupMembers(b *testing.B) {
+	s, _ := newStoreWithJobs(b)
+	userstest.BenchmarkGroupMembers(b, s)
+}
+
 // BenchmarkCreateUser measures one insert without an idempotency key, as
 // the benchmark harness (bench/) creates users; BenchmarkStore has the
 // insert with a key.

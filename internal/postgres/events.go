@@ -43,16 +43,18 @@ import (
 // repeats nothing. See docs/events.md.
 
 // eventColumns are the columns eventRow scans, in its order.
-const eventColumns = "txid, seq, id, tenant_id, type, user_id, snapshot, paths, time, trace_parent"
+const eventColumns = "txid, seq, id, tenant_id, type, user_id, snapshot, paths, time, trace_parent, group_id"
 
 const (
 	// appendEventsSQL inserts events given as arrays, one element per
 	// event, in array order, so that their seqs follow it. Paths travel as
-	// JSON arrays, since Postgres arrays cannot be ragged.
-	appendEventsSQL = `INSERT INTO events (id, tenant_id, type, user_id, snapshot, paths, time, trace_parent)
-SELECT e.id, e.tenant_id, e.type, e.user_id, e.snapshot::jsonb, ARRAY(SELECT jsonb_array_elements_text(e.paths::jsonb)), e.time, e.trace_parent
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])
-	WITH ORDINALITY AS e(id, tenant_id, type, user_id, snapshot, paths, time, trace_parent, n)
+	// JSON arrays, since Postgres arrays cannot be ragged. A NULL user id
+	// is an event of no user (a group's own), a NULL group id one of no
+	// group.
+	appendEventsSQL = `INSERT INTO events (id, tenant_id, type, user_id, group_id, snapshot, paths, time, trace_parent)
+SELECT e.id, e.tenant_id, e.type, e.user_id, e.group_id, e.snapshot::jsonb, ARRAY(SELECT jsonb_array_elements_text(e.paths::jsonb)), e.time, e.trace_parent
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $9::uuid[])
+	WITH ORDINALITY AS e(id, tenant_id, type, user_id, snapshot, paths, time, trace_parent, group_id, n)
 ORDER BY e.n`
 
 	// listEvents reads the feed after ($1, $2): only events of
@@ -102,6 +104,7 @@ func appendEventsStmt(evs []users.Event) (string, []any, error) {
 		tenants      = make([]string, n)
 		types        = make([]string, n)
 		userIDs      = make([]pgtype.UUID, n)
+		groupIDs     = make([]pgtype.UUID, n)
 		snapshots    = make([]pgtype.Text, n)
 		paths        = make([]string, n)
 		times        = make([]time.Time, n)
@@ -113,9 +116,13 @@ func appendEventsStmt(evs []users.Event) (string, []any, error) {
 		if err != nil {
 			return "", nil, fmt.Errorf("event %s: id: %w", ev.ID, err)
 		}
-		userID, err := uuid.Parse(ev.UserID)
+		userID, err := eventRef(ev.UserID)
 		if err != nil {
 			return "", nil, fmt.Errorf("event %s: user id %q: %w", ev.ID, ev.UserID, err)
+		}
+		groupID, err := eventRef(ev.GroupID)
+		if err != nil {
+			return "", nil, fmt.Errorf("event %s: group id %q: %w", ev.ID, ev.GroupID, err)
 		}
 		snapshot, err := usersql.EventSnapshot(ev)
 		if err != nil {
@@ -127,11 +134,24 @@ func appendEventsStmt(evs []users.Event) (string, []any, error) {
 				return "", nil, fmt.Errorf("event %s: paths: %w", ev.ID, err)
 			}
 		}
-		ids[i], tenants[i], types[i], userIDs[i] = pgUUID(id), ev.Tenant, string(ev.Type), pgUUID(userID)
+		ids[i], tenants[i], types[i], userIDs[i], groupIDs[i] = pgUUID(id), ev.Tenant, string(ev.Type), userID, groupID
 		snapshots[i] = pgtype.Text{String: string(snapshot), Valid: snapshot != nil}
 		paths[i], times[i], traceParents[i] = string(p), ev.Time, ev.TraceParent
 	}
-	return appendEventsSQL, []any{ids, tenants, types, userIDs, snapshots, paths, times, traceParents}, nil
+	return appendEventsSQL, []any{ids, tenants, types, userIDs, snapshots, paths, times, traceParents, groupIDs}, nil
+}
+
+// eventRef returns the user or group id of an event as a column value:
+// NULL for "", which the event has none of.
+func eventRef(id string) (pgtype.UUID, error) {
+	if id == "" {
+		return pgtype.UUID{}, nil
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return pgtype.UUID{}, err
+	}
+	return pgUUID(u), nil
 }
 
 // appendEvents inserts evs within tx, the transaction of their changes.
@@ -235,6 +255,7 @@ func (s *Store) GetEvent(ctx context.Context, id string) (_ *users.Event, err er
 type eventRow struct {
 	pos      users.EventPos
 	id, uid  pgtype.UUID
+	gid      pgtype.UUID
 	tenant   string
 	typ      string
 	snapshot []byte
@@ -244,31 +265,33 @@ type eventRow struct {
 }
 
 func (r *eventRow) dest() []any {
-	return []any{&r.pos.Tx, &r.pos.Seq, &r.id, &r.tenant, &r.typ, &r.uid, &r.snapshot, &r.paths, &r.time, &r.trace}
+	return []any{&r.pos.Tx, &r.pos.Seq, &r.id, &r.tenant, &r.typ, &r.uid, &r.snapshot, &r.paths, &r.time, &r.trace, &r.gid}
 }
 
-// event converts the row: the time in UTC, nil for no paths, the tenant
-// on the event and its user.
+// event converts the row: the time in UTC, nil for no paths, "" for a
+// NULL user or group id, the tenant on the event and on its user or group.
 func (r *eventRow) event() (users.Event, error) {
 	ev := users.Event{
 		Pos:         r.pos,
 		ID:          uuid.UUID(r.id.Bytes).String(),
 		Tenant:      r.tenant,
 		Type:        users.EventType(r.typ),
-		UserID:      uuid.UUID(r.uid.Bytes).String(),
 		Time:        r.time.UTC(),
 		TraceParent: r.trace,
+	}
+	if r.uid.Valid {
+		ev.UserID = uuid.UUID(r.uid.Bytes).String()
+	}
+	if r.gid.Valid {
+		ev.GroupID = uuid.UUID(r.gid.Bytes).String()
 	}
 	if len(r.paths) > 0 {
 		ev.Paths = slices.Clone(r.paths)
 	}
 	if r.snapshot != nil {
-		u, err := usersql.DecodeEventUser(r.snapshot)
-		if err != nil {
-			return ev, fmt.Errorf("event %s: %w", ev.ID, err)
+		if err := usersql.DecodeEventSnapshot(&ev, r.snapshot); err != nil {
+			return ev, err
 		}
-		u.Tenant = ev.Tenant
-		ev.User = u
 	}
 	return ev, nil
 }

@@ -12,7 +12,9 @@
 // counted under a lock on its row, in a transaction; a tenant without one
 // is never locked, so its creates never queue on one row. UpdateUser holds
 // the row with SELECT … FOR UPDATE across two pipelined round trips, the
-// second of which appends the event with the UPDATE.
+// second of which appends the event with the UPDATE; a deletion takes one
+// more, which takes the user out of its groups. The changes of a group
+// take turns on an advisory lock of the group and its row (groups.go).
 //
 // Every change appends its events to the outbox (the events table) in its
 // own transaction; events.go explains the order in which ListEvents reads

@@ -16,10 +16,10 @@ import (
 	"github.com/usersd/usersd/internal/users/usersql"
 )
 
-// Store keeps users, imports, events, webhooks and sink positions in
-// PostgreSQL: it is every store of package users (users.Store), one file
-// per concept (users.go, imports.go, events.go, webhooks.go, sinks.go). It
-// is safe for concurrent use.
+// Store keeps users, imports, events, webhooks, sink positions, tenants and
+// groups in PostgreSQL: it is every store of package users (users.Store),
+// one file per concept (users.go, imports.go, events.go, webhooks.go,
+// sinks.go, tenants.go, groups.go). It is safe for concurrent use.
 type Store struct {
 	pool           *pgxpool.Pool
 	jobs           Enqueuer
@@ -32,6 +32,8 @@ var (
 	_ users.EventStore   = (*Store)(nil)
 	_ users.WebhookStore = (*Store)(nil)
 	_ users.SinkStore    = (*Store)(nil)
+	_ users.TenantStore  = (*Store)(nil)
+	_ users.GroupStore   = (*Store)(nil)
 )
 
 // errNoJobs is the error of CreateImport and DispatchEvents on a Store made

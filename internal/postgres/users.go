@@ -377,7 +377,8 @@ func (s *Store) ListUsers(ctx context.Context, q users.ListQuery) (_ []*users.Us
 // UpdateUser changes the tenant's user under a row lock; see
 // users.UserStore. It takes two round trips: BEGIN with SELECT … FOR
 // UPDATE, then UPDATE with COMMIT; an undelete checks the tenant's limit of
-// users in between (tenantQuota).
+// users in between (tenantQuota), and a deletion takes the user out of its
+// groups (leaveUserGroups).
 func (s *Store) UpdateUser(ctx context.Context, tenant, id string, fn func(*users.User) error) (_ *users.User, err error) {
 	defer wrap(ctx, &err, "user %s", id)
 	uid, ok := parseID(id)
@@ -441,13 +442,28 @@ func (s *Store) updateUser(ctx context.Context, conn *pgxpool.Conn, tenant strin
 	// update does not write keep their stored values.
 	written := next.Clone()
 	written.Tenant, written.ID, written.CreateTime, written.Revision = cur.Tenant, cur.ID, cur.CreateTime, cur.Revision+1
-	ev, changed := users.ChangeEvent(ctx, cur, written)
+	var evs []users.Event
+	if ev, ok := users.ChangeEvent(ctx, cur, written); ok {
+		evs = append(evs, ev)
+	}
+	if cur.State != users.StateDeleted && next.State == users.StateDeleted {
+		// A deleted user is a member of no group: one more round trip,
+		// for deletions only, which holds the user's groups from here to
+		// the commit.
+		gids, err := leaveUserGroups(ctx, conn, uid)
+		if err != nil {
+			return nil, err
+		}
+		for _, gid := range gids {
+			evs = append(evs, users.MemberEvent(ctx, users.EventGroupMemberRemoved, cur.Tenant, gid, cur.ID))
+		}
+	}
 
 	b = pgx.Batch{}
 	b.Queue(updateUser, append([]any{uid, next.Email, users.EmailKey(next.Email), next.DisplayName, next.State.String(),
 		labels, next.UpdateTime, nullTime(next.DeleteTime)}, usersql.ProfileArgs(next)...)...)
-	if changed {
-		sql, args, err := appendEventsStmt([]users.Event{ev})
+	if len(evs) > 0 {
+		sql, args, err := appendEventsStmt(evs)
 		if err != nil {
 			return nil, err
 		}
@@ -456,7 +472,7 @@ func (s *Store) updateUser(ctx context.Context, conn *pgxpool.Conn, tenant strin
 	b.Queue("COMMIT")
 	br = conn.SendBatch(ctx, &b)
 	got, err := scanUser(br.QueryRow())
-	if err == nil && changed {
+	if err == nil && len(evs) > 0 {
 		_, err = br.Exec()
 	}
 	var tag pgconn.CommandTag

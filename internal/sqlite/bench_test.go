@@ -108,6 +108,13 @@ func BenchmarkReads(b *testing.B) {
 	userstest.BenchmarkReads(b, s)
 }
 
+// BenchmarkGroupMembers: see userstest.BenchmarkGroupMembers; the same
+// runs on Postgres.
+func BenchmarkGroupMembers(b *testing.B) {
+	s, _ := newStoreWithJobs(b)
+	userstest.BenchmarkGroupMembers(b, s)
+}
+
 // BenchmarkTraced is BenchmarkCreateUser and BenchmarkGetUser with
 // tracing on: an SDK tracer provider with no exporter, so it measures
 // making the spans, not sending them. "sampled" runs within a request span

@@ -23,7 +23,7 @@ import (
 // being reused once the newest events are purged.
 
 // eventColumns are the columns scanEvent reads, in its order.
-const eventColumns = "seq, id, tenant_id, type, user_id, snapshot, paths, time, trace_parent"
+const eventColumns = "seq, id, tenant_id, type, user_id, snapshot, paths, time, trace_parent, group_id"
 
 // listEventsSQL reads the feed after seq ?1: ListEvents runs it on the
 // readers, DispatchEvents within its writer transaction.
@@ -35,7 +35,8 @@ var listTenantEventsSQL = "SELECT " + eventColumns + " FROM events WHERE tenant_
 	" AND seq > ?1 ORDER BY seq LIMIT ?2"
 
 // appendEvents inserts evs with ins, a stmtInsertEvent of the transaction
-// that made their changes.
+// that made their changes. An event of no user (group.created, updated,
+// deleted) stores an empty user id, and one of no group a NULL group_id.
 func appendEvents(ctx context.Context, ins *sql.Stmt, evs ...users.Event) error {
 	for i := range evs {
 		ev := &evs[i]
@@ -43,7 +44,7 @@ func appendEvents(ctx context.Context, ins *sql.Stmt, evs ...users.Event) error 
 		if err != nil {
 			return err
 		}
-		var snap any // NULL for an event without a user
+		var snap any // NULL for an event without a user or a group
 		if snapshot != nil {
 			snap = string(snapshot)
 		}
@@ -55,7 +56,8 @@ func appendEvents(ctx context.Context, ins *sql.Stmt, evs ...users.Event) error 
 			}
 			paths = string(b)
 		}
-		_, err = ins.ExecContext(ctx, ev.ID, ev.Tenant, string(ev.Type), ev.UserID, snap, paths, ev.Time.UnixMicro(), ev.TraceParent)
+		_, err = ins.ExecContext(ctx, ev.ID, ev.Tenant, string(ev.Type), ev.UserID, snap, paths, ev.Time.UnixMicro(), ev.TraceParent,
+			usersql.NullText(ev.GroupID))
 		if err != nil {
 			return fmt.Errorf("append event %s: %w", ev.Type, err)
 		}
@@ -131,23 +133,21 @@ func scanEvent(row rowScanner) (users.Event, error) {
 	var (
 		ev                  users.Event
 		typ, paths          string
-		snapshot            sql.NullString
+		snapshot, groupID   sql.NullString
 		micros              int64
 		seq                 int64
 		userID, traceParent string
 	)
-	if err := row.Scan(&seq, &ev.ID, &ev.Tenant, &typ, &userID, &snapshot, &paths, &micros, &traceParent); err != nil {
+	if err := row.Scan(&seq, &ev.ID, &ev.Tenant, &typ, &userID, &snapshot, &paths, &micros, &traceParent, &groupID); err != nil {
 		return ev, err
 	}
 	ev.Pos = users.EventPos{Seq: seq}
 	ev.Type, ev.UserID, ev.Time, ev.TraceParent = users.EventType(typ), userID, fromMicros(micros), traceParent
+	ev.GroupID = groupID.String
 	if snapshot.Valid {
-		u, err := usersql.DecodeEventUser([]byte(snapshot.String))
-		if err != nil {
-			return ev, fmt.Errorf("event %s: %w", ev.ID, err)
+		if err := usersql.DecodeEventSnapshot(&ev, []byte(snapshot.String)); err != nil {
+			return ev, err
 		}
-		u.Tenant = ev.Tenant
-		ev.User = u
 	}
 	if paths != "[]" {
 		if err := json.Unmarshal([]byte(paths), &ev.Paths); err != nil {

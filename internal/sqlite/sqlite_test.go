@@ -162,13 +162,16 @@ func TestMigrate(t *testing.T) {
 		return fmt.Sprintf("%s; %d versions", strings.Join(names, ", "), versions)
 	}
 	first := schema()
-	want := "index events_tenant_seq, index events_time, index idempotency_keys_create_time, index idempotency_keys_user_id, " +
+	want := "index events_tenant_seq, index events_time, " +
+		"index group_members_user_id_group_id, index groups_tenant_external_id, index groups_tenant_id, index groups_tenant_name_key_id, " +
+		"index idempotency_keys_create_time, index idempotency_keys_user_id, " +
 		"index users_deleted_delete_time, index users_tenant_create_time_id, index users_tenant_email_key_id, index users_tenant_email_key_live, " +
 		"index users_tenant_external_id_live, index users_tenant_id_search, index webhook_attempts_webhook_id_time, " +
-		"table event_sinks, table events, table goose_db_version, table idempotency_keys, table operation_chunks, table operations, " +
+		"table event_sinks, table events, table goose_db_version, table group_members, table groups, " +
+		"table idempotency_keys, table operation_chunks, table operations, " +
 		"table tenants, table users, table users_search, table users_search_config, table users_search_data, table users_search_docsize, " +
 		"table users_search_idx, table webhook_attempts, table webhooks, " +
-		"trigger users_search_delete, trigger users_search_insert, trigger users_search_update; 11 versions"
+		"trigger users_search_delete, trigger users_search_insert, trigger users_search_update; 12 versions"
 	if first != want {
 		t.Errorf("schema = %s, want %s", first, want)
 	}

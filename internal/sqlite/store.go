@@ -12,9 +12,10 @@ import (
 	"github.com/usersd/usersd/internal/users/usersql"
 )
 
-// Store keeps users, imports, events, webhooks and sink positions on a DB:
-// it is every store of package users (users.Store), one file per concept
-// (users.go, imports.go, events.go, webhooks.go, sinks.go). Writes run in
+// Store keeps users, imports, events, webhooks, sink positions, tenants and
+// groups on a DB: it is every store of package users (users.Store), one
+// file per concept (users.go, imports.go, events.go, webhooks.go, sinks.go,
+// tenants.go, groups.go). Writes run in
 // IMMEDIATE transactions on the writer connection; reads that need a
 // single statement run on the read-only pool. It is safe for concurrent
 // use.
@@ -30,6 +31,8 @@ var (
 	_ users.EventStore   = (*Store)(nil)
 	_ users.WebhookStore = (*Store)(nil)
 	_ users.SinkStore    = (*Store)(nil)
+	_ users.TenantStore  = (*Store)(nil)
+	_ users.GroupStore   = (*Store)(nil)
 )
 
 // errNoJobs is the error of CreateImport and DispatchEvents on a Store made
@@ -162,8 +165,8 @@ var queries = [numStmts]string{
 		"WHERE t.state = 'DELETED' AND t.delete_time < ?1 LIMIT ?2",
 	// Deleting a user cascades to its idempotency keys.
 	stmtDeleteUser: "DELETE FROM users WHERE id = ?1",
-	stmtInsertEvent: "INSERT INTO events (id, tenant_id, type, user_id, snapshot, paths, time, trace_parent) " +
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	stmtInsertEvent: "INSERT INTO events (id, tenant_id, type, user_id, snapshot, paths, time, trace_parent, group_id) " +
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	stmtListEvents:       listEventsSQL,
 	stmtListEventsTx:     listEventsSQL,
 	stmtListTenantEvents: listTenantEventsSQL,

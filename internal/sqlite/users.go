@@ -285,8 +285,22 @@ func (s *Store) UpdateUser(ctx context.Context, tenant, id string, fn func(*user
 	// The columns UpdateUser does not write keep their stored values.
 	u.Tenant, u.ID, u.CreateTime, u.Revision = old.Tenant, old.ID, old.CreateTime, old.Revision+1
 	u = stored(u)
+	var evs []users.Event
 	if ev, ok := users.ChangeEvent(ctx, old, u); ok {
-		if err := appendEvents(ctx, tx.StmtContext(ctx, insertEvent), ev); err != nil {
+		evs = append(evs, ev)
+	}
+	if old.State != users.StateDeleted && u.State == users.StateDeleted {
+		// A deleted user is a member of no group.
+		gids, err := leaveGroups(ctx, tx, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, gid := range gids {
+			evs = append(evs, users.MemberEvent(ctx, users.EventGroupMemberRemoved, u.Tenant, gid, u.ID))
+		}
+	}
+	if len(evs) > 0 {
+		if err := appendEvents(ctx, tx.StmtContext(ctx, insertEvent), evs...); err != nil {
 			return nil, err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -23,7 +24,19 @@ const (
 	EventDeleted   EventType = "user.deleted"
 	EventUndeleted EventType = "user.undeleted"
 	EventPurged    EventType = "user.purged"
+
+	// The events of groups (Event.GroupID names the group). A member
+	// event names the user too (Event.UserID); the others carry the group
+	// (Event.Group) and no user.
+	EventGroupCreated       EventType = "group.created"
+	EventGroupUpdated       EventType = "group.updated"
+	EventGroupDeleted       EventType = "group.deleted"
+	EventGroupMemberAdded   EventType = "group.member_added"
+	EventGroupMemberRemoved EventType = "group.member_removed"
 )
+
+// IsGroupEvent reports whether t is an event of a group.
+func (t EventType) IsGroupEvent() bool { return strings.HasPrefix(string(t), "group.") }
 
 // Limits of the event feed.
 const (
@@ -48,9 +61,18 @@ type Event struct {
 	// Tenant is the id of the user's tenant.
 	Tenant string
 	Type   EventType
+	// UserID is the user's id: the user changed, or the member of a
+	// member event; "" for the other group events.
 	UserID string
-	// User is the user as the change left it; nil for EventPurged.
+	// User is the user as the change left it; nil for EventPurged and the
+	// group events.
 	User *User
+	// GroupID is the group's id, for the group events; "" otherwise.
+	GroupID string
+	// Group is the group as the change left it (as it was, for
+	// EventGroupDeleted), for EventGroupCreated, EventGroupUpdated and
+	// EventGroupDeleted; nil otherwise.
+	Group *Group
 	// Paths are the fields the change set, in snake_case and in the order
 	// of ChangedPaths, for EventUpdated,
 	// EventDeleted and EventUndeleted. They are empty for EventCreated and
@@ -169,6 +191,24 @@ func CreatedEvent(ctx context.Context, u *User) Event {
 // id.
 func PurgedEvent(ctx context.Context, tenant, id string) Event {
 	return newEvent(ctx, EventPurged, tenant, id, nil, nil)
+}
+
+// GroupEvent returns the event of type typ (EventGroupCreated,
+// EventGroupUpdated or EventGroupDeleted) of g as the change left it, with
+// the paths of an update.
+func GroupEvent(ctx context.Context, typ EventType, g *Group, paths []string) Event {
+	c := *g
+	ev := newEvent(ctx, typ, g.Tenant, "", nil, paths)
+	ev.GroupID, ev.Group = g.ID, &c
+	return ev
+}
+
+// MemberEvent returns the event of type typ (EventGroupMemberAdded or
+// EventGroupMemberRemoved) of the tenant's user and group.
+func MemberEvent(ctx context.Context, typ EventType, tenant, groupID, userID string) Event {
+	ev := newEvent(ctx, typ, tenant, userID, nil, nil)
+	ev.GroupID = groupID
+	return ev
 }
 
 // ChangeEvent returns the event of an update from old to new, new as the

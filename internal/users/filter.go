@@ -44,10 +44,11 @@ var filterFields = map[string]FilterField{
 	"emailVerified":  FieldEmailVerified,
 	"phone_verified": FieldPhoneVerified,
 	"phoneVerified":  FieldPhoneVerified,
+	"group":          FieldGroup,
 }
 
 const filterFieldNames = "state, email, display_name, create_time, update_time, external_id, given_name, " +
-	"family_name, phone_number, locale, time_zone, email_verified, phone_verified or attributes.<key>"
+	"family_name, phone_number, locale, time_zone, email_verified, phone_verified, group or attributes.<key>"
 
 var filterOps = map[string]Op{"=": OpEq, "!=": OpNe, "<": OpLt, "<=": OpLe, ">": OpGt, ">=": OpGe}
 
@@ -58,7 +59,7 @@ var filterOps = map[string]Op{"=": OpEq, "!=": OpNe, "<": OpLt, "<=": OpLe, ">":
 //	field      = state | email | display_name | create_time | update_time
 //	           | external_id | given_name | family_name | phone_number
 //	           | locale | time_zone | email_verified | phone_verified
-//	           | "attributes." key { "." key }
+//	           | group | "attributes." key { "." key }
 //	key        = ( letter | "_" ) { letter | digit | "_" | "-" }
 //	op         = "=" | "!=" | "<" | "<=" | ">" | ">="
 //	value      = "double-quoted string" | bare word
@@ -76,6 +77,8 @@ var filterOps = map[string]Op{"=": OpEq, "!=": OpNe, "<": OpLt, "<=": OpLe, ">":
 // (a phone number or locale that parses is first put in its stored form,
 // E.164 or the canonical language tag); "field:*" holds when the field is
 // set. email_verified and phone_verified take a bare true or false.
+// group takes a group's id: group = "<id>" holds for its members, != for
+// the other users.
 //
 // attributes.<path> tests the user's attributes, a JSON object: the path is
 // 1 to MaxFilterPathKeys keys of at most 63 bytes. The value's type is its
@@ -329,6 +332,12 @@ func (p *filterParser) comparison() ([]Condition, error) {
 		if tag, problem := normalizeLocale(raw); raw != "" && problem == "" {
 			c.Value = tag
 		}
+	case FieldGroup:
+		id, ok := canonicalID(raw)
+		if !ok {
+			return nil, p.errorf(valPos, "group takes a group's id (a UUID), got %q", raw)
+		}
+		c.Value = id
 	case FieldEmailVerified, FieldPhoneVerified:
 		switch {
 		case !quoted && raw == "true":

@@ -25,6 +25,7 @@ type Store interface {
 	WebhookStore
 	SinkStore
 	TenantStore
+	GroupStore
 }
 
 // UserStore keeps users. Every user belongs to a tenant; the methods that
@@ -76,7 +77,10 @@ type UserStore interface {
 	// ErrExternalIDTaken when the new external id does. A change
 	// that makes a deleted user live again returns a *QuotaError when the
 	// tenant is at its MaxUsers. A stored change appends the ChangeEvent of
-	// the user as read and as written, when there is one.
+	// the user as read and as written, when there is one. A change that
+	// makes the user DELETED also removes its group memberships, each with
+	// a MemberEvent (EventGroupMemberRemoved) after the ChangeEvent, in
+	// group id order, and lowers the groups' MemberCount.
 	UpdateUser(ctx context.Context, tenant, id string, fn func(*User) error) (*User, error)
 
 	// PurgeDeleted hard-deletes up to limit users that have been DELETED
@@ -289,6 +293,9 @@ const (
 	// FieldAttribute is the value at Condition.Path in the user's
 	// attributes.
 	FieldAttribute
+	// FieldGroup is the user's membership of the group whose id is the
+	// Value: OpEq holds for its members, OpNe for the other users.
+	FieldGroup
 )
 
 // Op is a comparison operator.
@@ -312,7 +319,7 @@ const (
 // FieldGivenName, FieldFamilyName, FieldPhoneNumber, FieldLocale,
 // FieldTimeZone); time.Time for FieldCreateTime and FieldUpdateTime; bool
 // for FieldEmailVerified and FieldPhoneVerified; string, float64, bool or
-// nil (JSON null) for FieldAttribute. With OpHas, Value is nil.
+// nil (JSON null) for FieldAttribute; a group id for FieldGroup. With OpHas, Value is nil.
 //
 // The optional text fields take OpEq, OpNe and OpHas, "" standing for
 // unset (the stores keep an unset external id as NULL and compare it as

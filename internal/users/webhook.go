@@ -37,7 +37,9 @@ type Webhook struct {
 	AllTenants bool
 	ID         string
 	URL        string
-	// EventTypes are the types delivered; empty means every type.
+	// EventTypes are the types delivered; empty means every user event
+	// type (group events are delivered only to subscriptions that name
+	// them).
 	EventTypes []EventType
 	// Secret signs the deliveries ("whsec_…").
 	Secret  string
@@ -56,9 +58,14 @@ type Webhook struct {
 	LastFailureTime time.Time
 }
 
-// Wants reports whether events of type t are delivered to w.
+// Wants reports whether events of type t are delivered to w. A
+// subscription without types receives the user events, as it did before
+// groups existed; group events go to the subscriptions that name them.
 func (w *Webhook) Wants(t EventType) bool {
-	return len(w.EventTypes) == 0 || slices.Contains(w.EventTypes, t)
+	if len(w.EventTypes) == 0 {
+		return !t.IsGroupEvent()
+	}
+	return slices.Contains(w.EventTypes, t)
 }
 
 // Receives reports whether w is sent ev: an event of its tenant, or of any
@@ -108,7 +115,8 @@ type WebhookRequest struct {
 	Paths []string
 }
 
-var eventTypes = []EventType{EventCreated, EventUpdated, EventDeleted, EventUndeleted, EventPurged}
+var eventTypes = []EventType{EventCreated, EventUpdated, EventDeleted, EventUndeleted, EventPurged,
+	EventGroupCreated, EventGroupUpdated, EventGroupDeleted, EventGroupMemberAdded, EventGroupMemberRemoved}
 
 func (s *Service) checkWebhook(vs *violations, req WebhookRequest, fields map[string]bool) {
 	if fields["url"] {

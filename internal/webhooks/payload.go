@@ -3,6 +3,7 @@ package webhooks
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,7 +38,7 @@ import (
 // (shown indented; the body is sent compact, members in the order above).
 //
 //   - type is the users.EventType: user.created, user.updated,
-//     user.deleted, user.undeleted or user.purged.
+//     user.deleted, user.undeleted or user.purged, or a group event.
 //   - id is the event's id, the same as the webhook-id header: the same on
 //     every attempt, so receivers deduplicate on it.
 //   - timestamp is when the change happened (the event's time, RFC 3339 in
@@ -58,6 +59,14 @@ import (
 //     It is [] for user.created and user.purged, never null.
 //   - data.tenant is the id of the user's tenant ("default" for the users
 //     of v1 and of the paths without a tenant).
+//   - data.groupId is the group of a group event (group.created,
+//     group.updated, group.deleted, group.member_added,
+//     group.member_removed), absent from user events; data.group is the
+//     group as the change left it (as it was, for group.deleted) for the
+//     first three, absent otherwise. data.userId is the member of a member event, and ""
+//     for the other group events; data.changedPaths of group.updated name
+//     members of data.group. Only subscriptions that list group event
+//     types receive them.
 //
 // Within a version, members are only ever added: receivers must ignore
 // members they do not know. A change to any existing member's meaning or
@@ -79,6 +88,24 @@ type payloadData struct {
 	User         *userJSON `json:"user"`
 	ChangedPaths []string  `json:"changedPaths"`
 	Tenant       string    `json:"tenant"`
+	// The group members, added within version 1: on group events only,
+	// so the payloads of user events are as they were.
+	GroupID string     `json:"groupId,omitempty"`
+	Group   *groupJSON `json:"group,omitempty"`
+}
+
+// groupJSON is a group as the v2 HTTP API shows it, its name aside:
+// id, displayName, externalId, description, memberCount (a string, as
+// protojson writes int64), createTime, updateTime, etag.
+type groupJSON struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+	ExternalID  string `json:"externalId"`
+	Description string `json:"description"`
+	MemberCount string `json:"memberCount"`
+	CreateTime  string `json:"createTime"`
+	UpdateTime  string `json:"updateTime"`
+	Etag        string `json:"etag"`
 }
 
 // userJSON is a user as the v1 HTTP API shows it: users.v1.User through
@@ -124,7 +151,15 @@ func Payload(ev users.Event) ([]byte, error) {
 			UserID:       ev.UserID,
 			ChangedPaths: make([]string, len(ev.Paths)),
 			Tenant:       ev.Tenant,
+			GroupID:      ev.GroupID,
 		},
+	}
+	if g := ev.Group; g != nil {
+		p.Data.Group = &groupJSON{
+			ID: g.ID, DisplayName: g.DisplayName, ExternalID: g.ExternalID, Description: g.Description,
+			MemberCount: strconv.FormatInt(g.MemberCount, 10),
+			CreateTime:  timestamp(g.CreateTime), UpdateTime: timestamp(g.UpdateTime), Etag: g.Etag(),
+		}
 	}
 	for i, path := range ev.Paths {
 		p.Data.ChangedPaths[i] = lowerCamel(path)

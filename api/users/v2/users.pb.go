@@ -590,7 +590,9 @@ type ListUsersRequest struct {
 	// AIP-160 filter subset: comparisons joined by AND, for example
 	// `state = "ACTIVE" AND create_time > "2026-01-01T00:00:00Z"`.
 	// Fields: state, email, display_name (= and !=), create_time, update_time
-	// (=, !=, <, <=, >, >=). See docs/api.md.
+	// (=, !=, <, <=, >, >=), the profile fields, attributes.<path>, and
+	// group (= or != a group's id: its members, or the other users). See
+	// docs/api.md.
 	Filter string `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
 	// "create_time" (default) or "email", each optionally followed by "asc"
 	// (default) or "desc".
@@ -1830,7 +1832,8 @@ type UserEvent struct {
 	// through their own retries deduplicate on it.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// What happened: "user.created", "user.updated", "user.deleted",
-	// "user.undeleted" or "user.purged". More types may be added.
+	// "user.undeleted" or "user.purged", or one of the group events (see
+	// group). More types may be added.
 	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	// The name of the user concerned, "tenants/{tenant}/users/{id}".
 	User string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
@@ -1848,7 +1851,15 @@ type UserEvent struct {
 	// was made outside any trace.
 	Traceparent string `protobuf:"bytes,8,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	// The tenant of the user concerned, "tenants/{id}".
-	Tenant        string `protobuf:"bytes,9,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Tenant string `protobuf:"bytes,9,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// The group concerned, "tenants/{tenant}/groups/{id}", for the group
+	// events ("group.created", "group.updated", "group.deleted",
+	// "group.member_added", "group.member_removed"); empty otherwise. Of
+	// these, only the member events name a user.
+	Group string `protobuf:"bytes,10,opt,name=group,proto3" json:"group,omitempty"`
+	// The group as the change left it (as it was, for "group.deleted"), for
+	// "group.created", "group.updated" and "group.deleted".
+	GroupSnapshot *Group `protobuf:"bytes,11,opt,name=group_snapshot,json=groupSnapshot,proto3" json:"group_snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1944,6 +1955,20 @@ func (x *UserEvent) GetTenant() string {
 		return x.Tenant
 	}
 	return ""
+}
+
+func (x *UserEvent) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *UserEvent) GetGroupSnapshot() *Group {
+	if x != nil {
+		return x.GroupSnapshot
+	}
+	return nil
 }
 
 // Webhook is a subscription: the user events of the listed types are
@@ -3281,6 +3306,881 @@ func (x *UndeleteTenantRequest) GetEtag() string {
 	return ""
 }
 
+// Group is a named set of a tenant's users.
+type Group struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The resource name, "tenants/{tenant}/groups/{id}" (AIP-122); {id} is a
+	// server-assigned UUIDv7. Output only on create; identifies the group on
+	// update.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Name to show, 1 to 256 characters; groups may share one. Required on
+	// create.
+	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// The identifier an identity provider knows the group by, at most 255
+	// bytes; unique among the tenant's groups. Empty for none.
+	ExternalId string `protobuf:"bytes,3,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	// What the group is for, at most 1024 characters.
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// Output only. How many users are members.
+	MemberCount int64 `protobuf:"varint,5,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	// Output only. When the group was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Output only. When the group's fields were last changed (membership
+	// changes aside).
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Opaque version of the group's fields, changed by every update
+	// (AIP-154); membership changes leave it.
+	Etag          string `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Group) Reset() {
+	*x = Group{}
+	mi := &file_users_v2_users_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Group) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Group) ProtoMessage() {}
+
+func (x *Group) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Group.ProtoReflect.Descriptor instead.
+func (*Group) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *Group) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Group) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *Group) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
+func (x *Group) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Group) GetMemberCount() int64 {
+	if x != nil {
+		return x.MemberCount
+	}
+	return 0
+}
+
+func (x *Group) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Group) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Group) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+// GroupMember is one user's membership of a group.
+type GroupMember struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member, "tenants/{tenant}/users/{id}".
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// When the user became a member.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupMember) Reset() {
+	*x = GroupMember{}
+	mi := &file_users_v2_users_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMember) ProtoMessage() {}
+
+func (x *GroupMember) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
+func (*GroupMember) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *GroupMember) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *GroupMember) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+// CreateGroupRequest is the input of CreateGroup.
+type CreateGroupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant, "tenants/{tenant}"; empty for "tenants/default".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// The group: display_name, and optionally external_id and description.
+	Group         *Group `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateGroupRequest) Reset() {
+	*x = CreateGroupRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateGroupRequest) ProtoMessage() {}
+
+func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateGroupRequest.ProtoReflect.Descriptor instead.
+func (*CreateGroupRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *CreateGroupRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *CreateGroupRequest) GetGroup() *Group {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+// GetGroupRequest is the input of GetGroup.
+type GetGroupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group's name, "tenants/{tenant}/groups/{id}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGroupRequest) Reset() {
+	*x = GetGroupRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGroupRequest) ProtoMessage() {}
+
+func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGroupRequest.ProtoReflect.Descriptor instead.
+func (*GetGroupRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *GetGroupRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ListGroupsRequest is the input of ListGroups.
+type ListGroupsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant, "tenants/{tenant}"; empty for "tenants/default".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// Maximum groups to return: 0 means 50, values above 1000 are treated
+	// as 1000, negative values are rejected.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of a previous call with the same parent, filter and
+	// query.
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Comparisons joined by AND: display_name = "…" (case- and
+	// accent-insensitive) and external_id = "…" (exact), each at most once.
+	Filter string `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Keeps the groups whose display_name contains it, case- and
+	// accent-insensitively.
+	Query         string `protobuf:"bytes,5,opt,name=query,proto3" json:"query,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsRequest) Reset() {
+	*x = ListGroupsRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsRequest) ProtoMessage() {}
+
+func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ListGroupsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListGroupsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListGroupsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListGroupsRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *ListGroupsRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+// ListGroupsResponse is the output of ListGroups.
+type ListGroupsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The page of groups.
+	Groups []*Group `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsResponse) Reset() {
+	*x = ListGroupsResponse{}
+	mi := &file_users_v2_users_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsResponse) ProtoMessage() {}
+
+func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ListGroupsResponse) GetGroups() []*Group {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *ListGroupsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// UpdateGroupRequest is the input of UpdateGroup.
+type UpdateGroupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group with its name and the new values of the fields to change.
+	// Its etag, when set, must match the stored group.
+	Group *Group `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Fields to change: display_name, external_id, description, or "*" for
+	// all of them. When empty, every field set in group is changed. Over
+	// HTTP the gateway fills it from the fields in the body.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateGroupRequest) Reset() {
+	*x = UpdateGroupRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateGroupRequest) ProtoMessage() {}
+
+func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateGroupRequest.ProtoReflect.Descriptor instead.
+func (*UpdateGroupRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *UpdateGroupRequest) GetGroup() *Group {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+func (x *UpdateGroupRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// DeleteGroupRequest is the input of DeleteGroup.
+type DeleteGroupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group's name, "tenants/{tenant}/groups/{id}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// When set, the group's current etag.
+	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupRequest) Reset() {
+	*x = DeleteGroupRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupRequest) ProtoMessage() {}
+
+func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
+func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *DeleteGroupRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeleteGroupRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+// AddGroupMembersRequest is the input of AddGroupMembers.
+type AddGroupMembersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group's name, "tenants/{tenant}/groups/{id}".
+	Group string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// The users to add, 1 to 1000 names of users of the group's tenant.
+	Users         []string `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddGroupMembersRequest) Reset() {
+	*x = AddGroupMembersRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddGroupMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddGroupMembersRequest) ProtoMessage() {}
+
+func (x *AddGroupMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddGroupMembersRequest.ProtoReflect.Descriptor instead.
+func (*AddGroupMembersRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *AddGroupMembersRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *AddGroupMembersRequest) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+// RemoveGroupMembersRequest is the input of RemoveGroupMembers.
+type RemoveGroupMembersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group's name, "tenants/{tenant}/groups/{id}".
+	Group string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// The users to remove, 1 to 1000 names of users of the group's tenant.
+	Users         []string `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveGroupMembersRequest) Reset() {
+	*x = RemoveGroupMembersRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveGroupMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveGroupMembersRequest) ProtoMessage() {}
+
+func (x *RemoveGroupMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveGroupMembersRequest.ProtoReflect.Descriptor instead.
+func (*RemoveGroupMembersRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *RemoveGroupMembersRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *RemoveGroupMembersRequest) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+// ListGroupMembersRequest is the input of ListGroupMembers.
+type ListGroupMembersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group's name, "tenants/{tenant}/groups/{id}".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// Maximum members to return: 0 means 100, values above 1000 are treated
+	// as 1000, negative values are rejected.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of a previous call for the same group.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupMembersRequest) Reset() {
+	*x = ListGroupMembersRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupMembersRequest) ProtoMessage() {}
+
+func (x *ListGroupMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupMembersRequest.ProtoReflect.Descriptor instead.
+func (*ListGroupMembersRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ListGroupMembersRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListGroupMembersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListGroupMembersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListGroupMembersResponse is the output of ListGroupMembers.
+type ListGroupMembersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The page of members, by user id.
+	Members []*GroupMember `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupMembersResponse) Reset() {
+	*x = ListGroupMembersResponse{}
+	mi := &file_users_v2_users_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupMembersResponse) ProtoMessage() {}
+
+func (x *ListGroupMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupMembersResponse.ProtoReflect.Descriptor instead.
+func (*ListGroupMembersResponse) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListGroupMembersResponse) GetMembers() []*GroupMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ListGroupMembersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ListUserGroupsRequest is the input of ListUserGroups.
+type ListUserGroupsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's name, "tenants/{tenant}/users/{id}".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// Maximum groups to return: 0 means 50, values above 1000 are treated
+	// as 1000, negative values are rejected.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of a previous call for the same user.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserGroupsRequest) Reset() {
+	*x = ListUserGroupsRequest{}
+	mi := &file_users_v2_users_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserGroupsRequest) ProtoMessage() {}
+
+func (x *ListUserGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListUserGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListUserGroupsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListUserGroupsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUserGroupsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListUserGroupsResponse is the output of ListUserGroups.
+type ListUserGroupsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The page of groups, by id.
+	Groups []*Group `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserGroupsResponse) Reset() {
+	*x = ListUserGroupsResponse{}
+	mi := &file_users_v2_users_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserGroupsResponse) ProtoMessage() {}
+
+func (x *ListUserGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_users_v2_users_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListUserGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_users_v2_users_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ListUserGroupsResponse) GetGroups() []*Group {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *ListUserGroupsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_users_v2_users_proto protoreflect.FileDescriptor
 
 const file_users_v2_users_proto_rawDesc = "" +
@@ -3420,7 +4320,7 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"nextCursor\"\x85\x01\n" +
 	"\x16WatchUserEventsRequest\x12\x1d\n" +
 	"\x05after\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05after\x12L\n" +
-	"\x06parent\x18\x02 \x01(\tB4\xbaH1\xd8\x01\x01r,2*^tenants/(-|[a-z][a-z0-9-]{1,61}[a-z0-9])$R\x06parent\"\xa7\x02\n" +
+	"\x06parent\x18\x02 \x01(\tB4\xbaH1\xd8\x01\x01r,2*^tenants/(-|[a-z][a-z0-9-]{1,61}[a-z0-9])$R\x06parent\"\xf5\x02\n" +
 	"\tUserEvent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
@@ -3431,7 +4331,10 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"createTime\x12\x16\n" +
 	"\x06cursor\x18\a \x01(\tR\x06cursor\x12 \n" +
 	"\vtraceparent\x18\b \x01(\tR\vtraceparent\x12\x16\n" +
-	"\x06tenant\x18\t \x01(\tR\x06tenant\"\xeb\x05\n" +
+	"\x06tenant\x18\t \x01(\tR\x06tenant\x12\x14\n" +
+	"\x05group\x18\n" +
+	" \x01(\tR\x05group\x126\n" +
+	"\x0egroup_snapshot\x18\v \x01(\v2\x0f.users.v2.GroupR\rgroupSnapshot\"\xeb\x05\n" +
 	"\aWebhook\x12\x9f\x01\n" +
 	"\x04name\x18\x01 \x01(\tB\x8a\x01\xbaH\x86\x01\xd8\x01\x01r\x80\x012~^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?webhooks/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12 \n" +
 	"\x03url\x18\x02 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\x10\x88\x01\x01R\x03url\x12/\n" +
@@ -3531,7 +4434,67 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"w\n" +
 	"\x15UndeleteTenantRequest\x12A\n" +
 	"\x04name\x18\x01 \x01(\tB-\xbaH*r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x04name\x12\x1b\n" +
-	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag2\xe6\x13\n" +
+	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"\xe7\x03\n" +
+	"\x05Group\x12\x9c\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x87\x01\xbaH\x83\x01\xd8\x01\x01r~2|^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?groups/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12.\n" +
+	"\fdisplay_name\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\x18\x80\x02R\vdisplayName\x12)\n" +
+	"\vexternal_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xff\x01R\n" +
+	"externalId\x12*\n" +
+	"\vdescription\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\vdescription\x12!\n" +
+	"\fmember_count\x18\x05 \x01(\x03R\vmemberCount\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12\x1b\n" +
+	"\x04etag\x18\b \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"^\n" +
+	"\vGroupMember\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12;\n" +
+	"\vcreate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\x8d\x01\n" +
+	"\x12CreateGroupRequest\x12H\n" +
+	"\x06parent\x18\x01 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\x12-\n" +
+	"\x05group\x18\x02 \x01(\v2\x0f.users.v2.GroupB\x06\xbaH\x03\xc8\x01\x01R\x05group\"\xad\x01\n" +
+	"\x0fGetGroupRequest\x12\x99\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x84\x01\xbaH\x80\x01r~2|^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?groups/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\xee\x01\n" +
+	"\x11ListGroupsRequest\x12H\n" +
+	"\x06parent\x18\x01 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\x12$\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12 \n" +
+	"\x06filter\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\x06filter\x12\x1e\n" +
+	"\x05query\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x05query\"e\n" +
+	"\x12ListGroupsResponse\x12'\n" +
+	"\x06groups\x18\x01 \x03(\v2\x0f.users.v2.GroupR\x06groups\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x80\x01\n" +
+	"\x12UpdateGroupRequest\x12-\n" +
+	"\x05group\x18\x01 \x01(\v2\x0f.users.v2.GroupB\x06\xbaH\x03\xc8\x01\x01R\x05group\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"\xcd\x01\n" +
+	"\x12DeleteGroupRequest\x12\x99\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x84\x01\xbaH\x80\x01r~2|^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?groups/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\x12\x1b\n" +
+	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04etag\"\xde\x02\n" +
+	"\x16AddGroupMembersRequest\x12\x9b\x01\n" +
+	"\x05group\x18\x01 \x01(\tB\x84\x01\xbaH\x80\x01r~2|^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?groups/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x05group\x12\xa5\x01\n" +
+	"\x05users\x18\x02 \x03(\tB\x8e\x01\xbaH\x8a\x01\x92\x01\x86\x01\b\x01\x10\xe8\a\"\x7fr}2{^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x05users\"\xe1\x02\n" +
+	"\x19RemoveGroupMembersRequest\x12\x9b\x01\n" +
+	"\x05group\x18\x01 \x01(\tB\x84\x01\xbaH\x80\x01r~2|^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?groups/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x05group\x12\xa5\x01\n" +
+	"\x05users\x18\x02 \x03(\tB\x8e\x01\xbaH\x8a\x01\x92\x01\x86\x01\b\x01\x10\xe8\a\"\x7fr}2{^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x05users\"\x88\x02\n" +
+	"\x17ListGroupMembersRequest\x12\x9d\x01\n" +
+	"\x06parent\x18\x01 \x01(\tB\x84\x01\xbaH\x80\x01r~2|^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?groups/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x06parent\x12$\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\"s\n" +
+	"\x18ListGroupMembersResponse\x12/\n" +
+	"\amembers\x18\x01 \x03(\v2\x15.users.v2.GroupMemberR\amembers\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x84\x02\n" +
+	"\x15ListUserGroupsRequest\x12\x9b\x01\n" +
+	"\x06parent\x18\x01 \x01(\tB\x82\x01\xbaH\x7fr}2{^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?users/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x06parent\x12$\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\"i\n" +
+	"\x16ListUserGroupsResponse\x12'\n" +
+	"\x06groups\x18\x01 \x03(\v2\x0f.users.v2.GroupR\x06groups\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xe6\x13\n" +
 	"\vUserService\x12x\n" +
 	"\n" +
 	"CreateUser\x12\x1b.users.v2.CreateUserRequest\x1a\x0e.users.v2.User\"=\x82\xd3\xe4\x93\x027:\x04userZ\x11:\x04user\"\t/v2/users\"\x1c/v2/{parent=tenants/*}/users\x12o\n" +
@@ -3563,7 +4526,21 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\vListTenants\x12\x1c.users.v2.ListTenantsRequest\x1a\x1d.users.v2.ListTenantsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v2/tenants\x12l\n" +
 	"\fUpdateTenant\x12\x1d.users.v2.UpdateTenantRequest\x1a\x10.users.v2.Tenant\"+\x82\xd3\xe4\x93\x02%:\x06tenant2\x1b/v2/{tenant.name=tenants/*}\x12]\n" +
 	"\fDeleteTenant\x12\x1d.users.v2.DeleteTenantRequest\x1a\x10.users.v2.Tenant\"\x1c\x82\xd3\xe4\x93\x02\x16*\x14/v2/{name=tenants/*}\x12m\n" +
-	"\x0eUndeleteTenant\x12\x1f.users.v2.UndeleteTenantRequest\x1a\x10.users.v2.Tenant\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v2/{name=tenants/*}:undeleteB/Z-github.com/usersd/usersd/api/users/v2;usersv2b\x06proto3"
+	"\x0eUndeleteTenant\x12\x1f.users.v2.UndeleteTenantRequest\x1a\x10.users.v2.Tenant\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v2/{name=tenants/*}:undelete2\xc2\n" +
+	"\n" +
+	"\fGroupService\x12\x7f\n" +
+	"\vCreateGroup\x12\x1c.users.v2.CreateGroupRequest\x1a\x0f.users.v2.Group\"A\x82\xd3\xe4\x93\x02;:\x05groupZ\x13:\x05group\"\n" +
+	"/v2/groups\"\x1d/v2/{parent=tenants/*}/groups\x12t\n" +
+	"\bGetGroup\x12\x19.users.v2.GetGroupRequest\x1a\x0f.users.v2.Group\"<\x82\xd3\xe4\x93\x026Z\x15\x12\x13/v2/{name=groups/*}\x12\x1d/v2/{name=tenants/*/groups/*}\x12|\n" +
+	"\n" +
+	"ListGroups\x12\x1b.users.v2.ListGroupsRequest\x1a\x1c.users.v2.ListGroupsResponse\"3\x82\xd3\xe4\x93\x02-Z\f\x12\n" +
+	"/v2/groups\x12\x1d/v2/{parent=tenants/*}/groups\x12\x94\x01\n" +
+	"\vUpdateGroup\x12\x1c.users.v2.UpdateGroupRequest\x1a\x0f.users.v2.Group\"V\x82\xd3\xe4\x93\x02P:\x05groupZ\":\x05group2\x19/v2/{group.name=groups/*}2#/v2/{group.name=tenants/*/groups/*}\x12\x81\x01\n" +
+	"\vDeleteGroup\x12\x1c.users.v2.DeleteGroupRequest\x1a\x16.google.protobuf.Empty\"<\x82\xd3\xe4\x93\x026Z\x15*\x13/v2/{name=groups/*}*\x1d/v2/{name=tenants/*/groups/*}\x12\xa0\x01\n" +
+	"\x0fAddGroupMembers\x12 .users.v2.AddGroupMembersRequest\x1a\x0f.users.v2.Group\"Z\x82\xd3\xe4\x93\x02T:\x01*Z$:\x01*\"\x1f/v2/{group=groups/*}:addMembers\")/v2/{group=tenants/*/groups/*}:addMembers\x12\xac\x01\n" +
+	"\x12RemoveGroupMembers\x12#.users.v2.RemoveGroupMembersRequest\x1a\x0f.users.v2.Group\"`\x82\xd3\xe4\x93\x02Z:\x01*Z':\x01*\"\"/v2/{group=groups/*}:removeMembers\",/v2/{group=tenants/*/groups/*}:removeMembers\x12\xab\x01\n" +
+	"\x10ListGroupMembers\x12!.users.v2.ListGroupMembersRequest\x1a\".users.v2.ListGroupMembersResponse\"P\x82\xd3\xe4\x93\x02JZ\x1f\x12\x1d/v2/{parent=groups/*}/members\x12'/v2/{parent=tenants/*/groups/*}/members\x12\xa1\x01\n" +
+	"\x0eListUserGroups\x12\x1f.users.v2.ListUserGroupsRequest\x1a .users.v2.ListUserGroupsResponse\"L\x82\xd3\xe4\x93\x02FZ\x1d\x12\x1b/v2/{parent=users/*}/groups\x12%/v2/{parent=tenants/*/users/*}/groupsB/Z-github.com/usersd/usersd/api/users/v2;usersv2b\x06proto3"
 
 var (
 	file_users_v2_users_proto_rawDescOnce sync.Once
@@ -3578,7 +4555,7 @@ func file_users_v2_users_proto_rawDescGZIP() []byte {
 }
 
 var file_users_v2_users_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_users_v2_users_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_users_v2_users_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_users_v2_users_proto_goTypes = []any{
 	(User_State)(0),                       // 0: users.v2.User.State
 	(Tenant_State)(0),                     // 1: users.v2.Tenant.State
@@ -3627,118 +4604,160 @@ var file_users_v2_users_proto_goTypes = []any{
 	(*UpdateTenantRequest)(nil),           // 44: users.v2.UpdateTenantRequest
 	(*DeleteTenantRequest)(nil),           // 45: users.v2.DeleteTenantRequest
 	(*UndeleteTenantRequest)(nil),         // 46: users.v2.UndeleteTenantRequest
-	nil,                                   // 47: users.v2.User.LabelsEntry
-	(*timestamppb.Timestamp)(nil),         // 48: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),               // 49: google.protobuf.Struct
-	(*fieldmaskpb.FieldMask)(nil),         // 50: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),           // 51: google.protobuf.Duration
-	(*emptypb.Empty)(nil),                 // 52: google.protobuf.Empty
+	(*Group)(nil),                         // 47: users.v2.Group
+	(*GroupMember)(nil),                   // 48: users.v2.GroupMember
+	(*CreateGroupRequest)(nil),            // 49: users.v2.CreateGroupRequest
+	(*GetGroupRequest)(nil),               // 50: users.v2.GetGroupRequest
+	(*ListGroupsRequest)(nil),             // 51: users.v2.ListGroupsRequest
+	(*ListGroupsResponse)(nil),            // 52: users.v2.ListGroupsResponse
+	(*UpdateGroupRequest)(nil),            // 53: users.v2.UpdateGroupRequest
+	(*DeleteGroupRequest)(nil),            // 54: users.v2.DeleteGroupRequest
+	(*AddGroupMembersRequest)(nil),        // 55: users.v2.AddGroupMembersRequest
+	(*RemoveGroupMembersRequest)(nil),     // 56: users.v2.RemoveGroupMembersRequest
+	(*ListGroupMembersRequest)(nil),       // 57: users.v2.ListGroupMembersRequest
+	(*ListGroupMembersResponse)(nil),      // 58: users.v2.ListGroupMembersResponse
+	(*ListUserGroupsRequest)(nil),         // 59: users.v2.ListUserGroupsRequest
+	(*ListUserGroupsResponse)(nil),        // 60: users.v2.ListUserGroupsResponse
+	nil,                                   // 61: users.v2.User.LabelsEntry
+	(*timestamppb.Timestamp)(nil),         // 62: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),               // 63: google.protobuf.Struct
+	(*fieldmaskpb.FieldMask)(nil),         // 64: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),           // 65: google.protobuf.Duration
+	(*emptypb.Empty)(nil),                 // 66: google.protobuf.Empty
 }
 var file_users_v2_users_proto_depIdxs = []int32{
 	0,  // 0: users.v2.User.state:type_name -> users.v2.User.State
-	47, // 1: users.v2.User.labels:type_name -> users.v2.User.LabelsEntry
-	48, // 2: users.v2.User.create_time:type_name -> google.protobuf.Timestamp
-	48, // 3: users.v2.User.update_time:type_name -> google.protobuf.Timestamp
-	48, // 4: users.v2.User.delete_time:type_name -> google.protobuf.Timestamp
-	49, // 5: users.v2.User.attributes:type_name -> google.protobuf.Struct
+	61, // 1: users.v2.User.labels:type_name -> users.v2.User.LabelsEntry
+	62, // 2: users.v2.User.create_time:type_name -> google.protobuf.Timestamp
+	62, // 3: users.v2.User.update_time:type_name -> google.protobuf.Timestamp
+	62, // 4: users.v2.User.delete_time:type_name -> google.protobuf.Timestamp
+	63, // 5: users.v2.User.attributes:type_name -> google.protobuf.Struct
 	2,  // 6: users.v2.CreateUserRequest.user:type_name -> users.v2.User
 	2,  // 7: users.v2.ListUsersResponse.users:type_name -> users.v2.User
 	2,  // 8: users.v2.UpdateUserRequest.user:type_name -> users.v2.User
-	50, // 9: users.v2.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	64, // 9: users.v2.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 10: users.v2.BatchGetUsersResponse.users:type_name -> users.v2.User
 	2,  // 11: users.v2.ImportUsersRequest.users:type_name -> users.v2.User
 	17, // 12: users.v2.Operation.metadata:type_name -> users.v2.ImportUsersMetadata
 	18, // 13: users.v2.Operation.response:type_name -> users.v2.ImportUsersResponse
 	20, // 14: users.v2.Operation.schema_check_metadata:type_name -> users.v2.SchemaCheckMetadata
 	21, // 15: users.v2.Operation.schema_check_response:type_name -> users.v2.SchemaCheckResponse
-	48, // 16: users.v2.ImportUsersMetadata.create_time:type_name -> google.protobuf.Timestamp
-	48, // 17: users.v2.ImportUsersMetadata.update_time:type_name -> google.protobuf.Timestamp
+	62, // 16: users.v2.ImportUsersMetadata.create_time:type_name -> google.protobuf.Timestamp
+	62, // 17: users.v2.ImportUsersMetadata.update_time:type_name -> google.protobuf.Timestamp
 	19, // 18: users.v2.ImportUsersResponse.failures:type_name -> users.v2.ImportFailure
-	48, // 19: users.v2.SchemaCheckMetadata.create_time:type_name -> google.protobuf.Timestamp
-	48, // 20: users.v2.SchemaCheckMetadata.update_time:type_name -> google.protobuf.Timestamp
+	62, // 19: users.v2.SchemaCheckMetadata.create_time:type_name -> google.protobuf.Timestamp
+	62, // 20: users.v2.SchemaCheckMetadata.update_time:type_name -> google.protobuf.Timestamp
 	22, // 21: users.v2.SchemaCheckResponse.samples:type_name -> users.v2.SchemaViolation
 	26, // 22: users.v2.ListUserEventsResponse.events:type_name -> users.v2.UserEvent
 	2,  // 23: users.v2.UserEvent.snapshot:type_name -> users.v2.User
-	48, // 24: users.v2.UserEvent.create_time:type_name -> google.protobuf.Timestamp
-	48, // 25: users.v2.Webhook.create_time:type_name -> google.protobuf.Timestamp
-	48, // 26: users.v2.Webhook.update_time:type_name -> google.protobuf.Timestamp
-	28, // 27: users.v2.Webhook.backlog:type_name -> users.v2.WebhookBacklog
-	48, // 28: users.v2.Webhook.last_success_time:type_name -> google.protobuf.Timestamp
-	48, // 29: users.v2.Webhook.last_failure_time:type_name -> google.protobuf.Timestamp
-	48, // 30: users.v2.WebhookBacklog.oldest_event_time:type_name -> google.protobuf.Timestamp
-	51, // 31: users.v2.WebhookBacklog.age:type_name -> google.protobuf.Duration
-	27, // 32: users.v2.CreateWebhookRequest.webhook:type_name -> users.v2.Webhook
-	27, // 33: users.v2.ListWebhooksResponse.webhooks:type_name -> users.v2.Webhook
-	27, // 34: users.v2.UpdateWebhookRequest.webhook:type_name -> users.v2.Webhook
-	50, // 35: users.v2.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
-	37, // 36: users.v2.ListWebhookDeliveriesResponse.deliveries:type_name -> users.v2.WebhookDelivery
-	51, // 37: users.v2.WebhookDelivery.latency:type_name -> google.protobuf.Duration
-	48, // 38: users.v2.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
-	1,  // 39: users.v2.Tenant.state:type_name -> users.v2.Tenant.State
-	39, // 40: users.v2.Tenant.settings:type_name -> users.v2.TenantSettings
-	48, // 41: users.v2.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	48, // 42: users.v2.Tenant.update_time:type_name -> google.protobuf.Timestamp
-	48, // 43: users.v2.Tenant.delete_time:type_name -> google.protobuf.Timestamp
-	49, // 44: users.v2.TenantSettings.attributes_schema:type_name -> google.protobuf.Struct
-	38, // 45: users.v2.CreateTenantRequest.tenant:type_name -> users.v2.Tenant
-	38, // 46: users.v2.ListTenantsResponse.tenants:type_name -> users.v2.Tenant
-	38, // 47: users.v2.UpdateTenantRequest.tenant:type_name -> users.v2.Tenant
-	50, // 48: users.v2.UpdateTenantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 49: users.v2.UserService.CreateUser:input_type -> users.v2.CreateUserRequest
-	4,  // 50: users.v2.UserService.GetUser:input_type -> users.v2.GetUserRequest
-	5,  // 51: users.v2.UserService.LookupUser:input_type -> users.v2.LookupUserRequest
-	6,  // 52: users.v2.UserService.ExportUsers:input_type -> users.v2.ExportUsersRequest
-	7,  // 53: users.v2.UserService.ListUsers:input_type -> users.v2.ListUsersRequest
-	9,  // 54: users.v2.UserService.UpdateUser:input_type -> users.v2.UpdateUserRequest
-	10, // 55: users.v2.UserService.DeleteUser:input_type -> users.v2.DeleteUserRequest
-	11, // 56: users.v2.UserService.UndeleteUser:input_type -> users.v2.UndeleteUserRequest
-	12, // 57: users.v2.UserService.BatchGetUsers:input_type -> users.v2.BatchGetUsersRequest
-	14, // 58: users.v2.UserService.ImportUsers:input_type -> users.v2.ImportUsersRequest
-	15, // 59: users.v2.UserService.GetOperation:input_type -> users.v2.GetOperationRequest
-	23, // 60: users.v2.UserService.ListUserEvents:input_type -> users.v2.ListUserEventsRequest
-	25, // 61: users.v2.UserService.WatchUserEvents:input_type -> users.v2.WatchUserEventsRequest
-	29, // 62: users.v2.UserService.CreateWebhook:input_type -> users.v2.CreateWebhookRequest
-	30, // 63: users.v2.UserService.GetWebhook:input_type -> users.v2.GetWebhookRequest
-	31, // 64: users.v2.UserService.ListWebhooks:input_type -> users.v2.ListWebhooksRequest
-	33, // 65: users.v2.UserService.UpdateWebhook:input_type -> users.v2.UpdateWebhookRequest
-	34, // 66: users.v2.UserService.DeleteWebhook:input_type -> users.v2.DeleteWebhookRequest
-	35, // 67: users.v2.UserService.ListWebhookDeliveries:input_type -> users.v2.ListWebhookDeliveriesRequest
-	40, // 68: users.v2.TenantService.CreateTenant:input_type -> users.v2.CreateTenantRequest
-	41, // 69: users.v2.TenantService.GetTenant:input_type -> users.v2.GetTenantRequest
-	42, // 70: users.v2.TenantService.ListTenants:input_type -> users.v2.ListTenantsRequest
-	44, // 71: users.v2.TenantService.UpdateTenant:input_type -> users.v2.UpdateTenantRequest
-	45, // 72: users.v2.TenantService.DeleteTenant:input_type -> users.v2.DeleteTenantRequest
-	46, // 73: users.v2.TenantService.UndeleteTenant:input_type -> users.v2.UndeleteTenantRequest
-	2,  // 74: users.v2.UserService.CreateUser:output_type -> users.v2.User
-	2,  // 75: users.v2.UserService.GetUser:output_type -> users.v2.User
-	2,  // 76: users.v2.UserService.LookupUser:output_type -> users.v2.User
-	2,  // 77: users.v2.UserService.ExportUsers:output_type -> users.v2.User
-	8,  // 78: users.v2.UserService.ListUsers:output_type -> users.v2.ListUsersResponse
-	2,  // 79: users.v2.UserService.UpdateUser:output_type -> users.v2.User
-	2,  // 80: users.v2.UserService.DeleteUser:output_type -> users.v2.User
-	2,  // 81: users.v2.UserService.UndeleteUser:output_type -> users.v2.User
-	13, // 82: users.v2.UserService.BatchGetUsers:output_type -> users.v2.BatchGetUsersResponse
-	16, // 83: users.v2.UserService.ImportUsers:output_type -> users.v2.Operation
-	16, // 84: users.v2.UserService.GetOperation:output_type -> users.v2.Operation
-	24, // 85: users.v2.UserService.ListUserEvents:output_type -> users.v2.ListUserEventsResponse
-	26, // 86: users.v2.UserService.WatchUserEvents:output_type -> users.v2.UserEvent
-	27, // 87: users.v2.UserService.CreateWebhook:output_type -> users.v2.Webhook
-	27, // 88: users.v2.UserService.GetWebhook:output_type -> users.v2.Webhook
-	32, // 89: users.v2.UserService.ListWebhooks:output_type -> users.v2.ListWebhooksResponse
-	27, // 90: users.v2.UserService.UpdateWebhook:output_type -> users.v2.Webhook
-	52, // 91: users.v2.UserService.DeleteWebhook:output_type -> google.protobuf.Empty
-	36, // 92: users.v2.UserService.ListWebhookDeliveries:output_type -> users.v2.ListWebhookDeliveriesResponse
-	38, // 93: users.v2.TenantService.CreateTenant:output_type -> users.v2.Tenant
-	38, // 94: users.v2.TenantService.GetTenant:output_type -> users.v2.Tenant
-	43, // 95: users.v2.TenantService.ListTenants:output_type -> users.v2.ListTenantsResponse
-	38, // 96: users.v2.TenantService.UpdateTenant:output_type -> users.v2.Tenant
-	38, // 97: users.v2.TenantService.DeleteTenant:output_type -> users.v2.Tenant
-	38, // 98: users.v2.TenantService.UndeleteTenant:output_type -> users.v2.Tenant
-	74, // [74:99] is the sub-list for method output_type
-	49, // [49:74] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	62, // 24: users.v2.UserEvent.create_time:type_name -> google.protobuf.Timestamp
+	47, // 25: users.v2.UserEvent.group_snapshot:type_name -> users.v2.Group
+	62, // 26: users.v2.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	62, // 27: users.v2.Webhook.update_time:type_name -> google.protobuf.Timestamp
+	28, // 28: users.v2.Webhook.backlog:type_name -> users.v2.WebhookBacklog
+	62, // 29: users.v2.Webhook.last_success_time:type_name -> google.protobuf.Timestamp
+	62, // 30: users.v2.Webhook.last_failure_time:type_name -> google.protobuf.Timestamp
+	62, // 31: users.v2.WebhookBacklog.oldest_event_time:type_name -> google.protobuf.Timestamp
+	65, // 32: users.v2.WebhookBacklog.age:type_name -> google.protobuf.Duration
+	27, // 33: users.v2.CreateWebhookRequest.webhook:type_name -> users.v2.Webhook
+	27, // 34: users.v2.ListWebhooksResponse.webhooks:type_name -> users.v2.Webhook
+	27, // 35: users.v2.UpdateWebhookRequest.webhook:type_name -> users.v2.Webhook
+	64, // 36: users.v2.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
+	37, // 37: users.v2.ListWebhookDeliveriesResponse.deliveries:type_name -> users.v2.WebhookDelivery
+	65, // 38: users.v2.WebhookDelivery.latency:type_name -> google.protobuf.Duration
+	62, // 39: users.v2.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	1,  // 40: users.v2.Tenant.state:type_name -> users.v2.Tenant.State
+	39, // 41: users.v2.Tenant.settings:type_name -> users.v2.TenantSettings
+	62, // 42: users.v2.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	62, // 43: users.v2.Tenant.update_time:type_name -> google.protobuf.Timestamp
+	62, // 44: users.v2.Tenant.delete_time:type_name -> google.protobuf.Timestamp
+	63, // 45: users.v2.TenantSettings.attributes_schema:type_name -> google.protobuf.Struct
+	38, // 46: users.v2.CreateTenantRequest.tenant:type_name -> users.v2.Tenant
+	38, // 47: users.v2.ListTenantsResponse.tenants:type_name -> users.v2.Tenant
+	38, // 48: users.v2.UpdateTenantRequest.tenant:type_name -> users.v2.Tenant
+	64, // 49: users.v2.UpdateTenantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	62, // 50: users.v2.Group.create_time:type_name -> google.protobuf.Timestamp
+	62, // 51: users.v2.Group.update_time:type_name -> google.protobuf.Timestamp
+	62, // 52: users.v2.GroupMember.create_time:type_name -> google.protobuf.Timestamp
+	47, // 53: users.v2.CreateGroupRequest.group:type_name -> users.v2.Group
+	47, // 54: users.v2.ListGroupsResponse.groups:type_name -> users.v2.Group
+	47, // 55: users.v2.UpdateGroupRequest.group:type_name -> users.v2.Group
+	64, // 56: users.v2.UpdateGroupRequest.update_mask:type_name -> google.protobuf.FieldMask
+	48, // 57: users.v2.ListGroupMembersResponse.members:type_name -> users.v2.GroupMember
+	47, // 58: users.v2.ListUserGroupsResponse.groups:type_name -> users.v2.Group
+	3,  // 59: users.v2.UserService.CreateUser:input_type -> users.v2.CreateUserRequest
+	4,  // 60: users.v2.UserService.GetUser:input_type -> users.v2.GetUserRequest
+	5,  // 61: users.v2.UserService.LookupUser:input_type -> users.v2.LookupUserRequest
+	6,  // 62: users.v2.UserService.ExportUsers:input_type -> users.v2.ExportUsersRequest
+	7,  // 63: users.v2.UserService.ListUsers:input_type -> users.v2.ListUsersRequest
+	9,  // 64: users.v2.UserService.UpdateUser:input_type -> users.v2.UpdateUserRequest
+	10, // 65: users.v2.UserService.DeleteUser:input_type -> users.v2.DeleteUserRequest
+	11, // 66: users.v2.UserService.UndeleteUser:input_type -> users.v2.UndeleteUserRequest
+	12, // 67: users.v2.UserService.BatchGetUsers:input_type -> users.v2.BatchGetUsersRequest
+	14, // 68: users.v2.UserService.ImportUsers:input_type -> users.v2.ImportUsersRequest
+	15, // 69: users.v2.UserService.GetOperation:input_type -> users.v2.GetOperationRequest
+	23, // 70: users.v2.UserService.ListUserEvents:input_type -> users.v2.ListUserEventsRequest
+	25, // 71: users.v2.UserService.WatchUserEvents:input_type -> users.v2.WatchUserEventsRequest
+	29, // 72: users.v2.UserService.CreateWebhook:input_type -> users.v2.CreateWebhookRequest
+	30, // 73: users.v2.UserService.GetWebhook:input_type -> users.v2.GetWebhookRequest
+	31, // 74: users.v2.UserService.ListWebhooks:input_type -> users.v2.ListWebhooksRequest
+	33, // 75: users.v2.UserService.UpdateWebhook:input_type -> users.v2.UpdateWebhookRequest
+	34, // 76: users.v2.UserService.DeleteWebhook:input_type -> users.v2.DeleteWebhookRequest
+	35, // 77: users.v2.UserService.ListWebhookDeliveries:input_type -> users.v2.ListWebhookDeliveriesRequest
+	40, // 78: users.v2.TenantService.CreateTenant:input_type -> users.v2.CreateTenantRequest
+	41, // 79: users.v2.TenantService.GetTenant:input_type -> users.v2.GetTenantRequest
+	42, // 80: users.v2.TenantService.ListTenants:input_type -> users.v2.ListTenantsRequest
+	44, // 81: users.v2.TenantService.UpdateTenant:input_type -> users.v2.UpdateTenantRequest
+	45, // 82: users.v2.TenantService.DeleteTenant:input_type -> users.v2.DeleteTenantRequest
+	46, // 83: users.v2.TenantService.UndeleteTenant:input_type -> users.v2.UndeleteTenantRequest
+	49, // 84: users.v2.GroupService.CreateGroup:input_type -> users.v2.CreateGroupRequest
+	50, // 85: users.v2.GroupService.GetGroup:input_type -> users.v2.GetGroupRequest
+	51, // 86: users.v2.GroupService.ListGroups:input_type -> users.v2.ListGroupsRequest
+	53, // 87: users.v2.GroupService.UpdateGroup:input_type -> users.v2.UpdateGroupRequest
+	54, // 88: users.v2.GroupService.DeleteGroup:input_type -> users.v2.DeleteGroupRequest
+	55, // 89: users.v2.GroupService.AddGroupMembers:input_type -> users.v2.AddGroupMembersRequest
+	56, // 90: users.v2.GroupService.RemoveGroupMembers:input_type -> users.v2.RemoveGroupMembersRequest
+	57, // 91: users.v2.GroupService.ListGroupMembers:input_type -> users.v2.ListGroupMembersRequest
+	59, // 92: users.v2.GroupService.ListUserGroups:input_type -> users.v2.ListUserGroupsRequest
+	2,  // 93: users.v2.UserService.CreateUser:output_type -> users.v2.User
+	2,  // 94: users.v2.UserService.GetUser:output_type -> users.v2.User
+	2,  // 95: users.v2.UserService.LookupUser:output_type -> users.v2.User
+	2,  // 96: users.v2.UserService.ExportUsers:output_type -> users.v2.User
+	8,  // 97: users.v2.UserService.ListUsers:output_type -> users.v2.ListUsersResponse
+	2,  // 98: users.v2.UserService.UpdateUser:output_type -> users.v2.User
+	2,  // 99: users.v2.UserService.DeleteUser:output_type -> users.v2.User
+	2,  // 100: users.v2.UserService.UndeleteUser:output_type -> users.v2.User
+	13, // 101: users.v2.UserService.BatchGetUsers:output_type -> users.v2.BatchGetUsersResponse
+	16, // 102: users.v2.UserService.ImportUsers:output_type -> users.v2.Operation
+	16, // 103: users.v2.UserService.GetOperation:output_type -> users.v2.Operation
+	24, // 104: users.v2.UserService.ListUserEvents:output_type -> users.v2.ListUserEventsResponse
+	26, // 105: users.v2.UserService.WatchUserEvents:output_type -> users.v2.UserEvent
+	27, // 106: users.v2.UserService.CreateWebhook:output_type -> users.v2.Webhook
+	27, // 107: users.v2.UserService.GetWebhook:output_type -> users.v2.Webhook
+	32, // 108: users.v2.UserService.ListWebhooks:output_type -> users.v2.ListWebhooksResponse
+	27, // 109: users.v2.UserService.UpdateWebhook:output_type -> users.v2.Webhook
+	66, // 110: users.v2.UserService.DeleteWebhook:output_type -> google.protobuf.Empty
+	36, // 111: users.v2.UserService.ListWebhookDeliveries:output_type -> users.v2.ListWebhookDeliveriesResponse
+	38, // 112: users.v2.TenantService.CreateTenant:output_type -> users.v2.Tenant
+	38, // 113: users.v2.TenantService.GetTenant:output_type -> users.v2.Tenant
+	43, // 114: users.v2.TenantService.ListTenants:output_type -> users.v2.ListTenantsResponse
+	38, // 115: users.v2.TenantService.UpdateTenant:output_type -> users.v2.Tenant
+	38, // 116: users.v2.TenantService.DeleteTenant:output_type -> users.v2.Tenant
+	38, // 117: users.v2.TenantService.UndeleteTenant:output_type -> users.v2.Tenant
+	47, // 118: users.v2.GroupService.CreateGroup:output_type -> users.v2.Group
+	47, // 119: users.v2.GroupService.GetGroup:output_type -> users.v2.Group
+	52, // 120: users.v2.GroupService.ListGroups:output_type -> users.v2.ListGroupsResponse
+	47, // 121: users.v2.GroupService.UpdateGroup:output_type -> users.v2.Group
+	66, // 122: users.v2.GroupService.DeleteGroup:output_type -> google.protobuf.Empty
+	47, // 123: users.v2.GroupService.AddGroupMembers:output_type -> users.v2.Group
+	47, // 124: users.v2.GroupService.RemoveGroupMembers:output_type -> users.v2.Group
+	58, // 125: users.v2.GroupService.ListGroupMembers:output_type -> users.v2.ListGroupMembersResponse
+	60, // 126: users.v2.GroupService.ListUserGroups:output_type -> users.v2.ListUserGroupsResponse
+	93, // [93:127] is the sub-list for method output_type
+	59, // [59:93] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_users_v2_users_proto_init() }
@@ -3752,9 +4771,9 @@ func file_users_v2_users_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_users_v2_users_proto_rawDesc), len(file_users_v2_users_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   46,
+			NumMessages:   60,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_users_v2_users_proto_goTypes,
 		DependencyIndexes: file_users_v2_users_proto_depIdxs,

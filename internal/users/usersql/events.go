@@ -118,11 +118,92 @@ func DecodeEventUser(b []byte) (*users.User, error) {
 	return u, nil
 }
 
-// EventSnapshot returns the stored snapshot of ev's user, or nil when the
-// event has none (user.purged).
-func EventSnapshot(ev *users.Event) ([]byte, error) {
-	if ev.User == nil {
-		return nil, nil
+// eventGroup is the stored form of the group snapshot of a group event
+// (group.created, group.updated, group.deleted), in events.snapshot as the
+// user's is. Its fields, like eventUser's, must only ever be added. The
+// tenant is the event's.
+type eventGroup struct {
+	ID          string    `json:"id"`
+	DisplayName string    `json:"display_name"`
+	ExternalID  string    `json:"external_id,omitempty"`
+	Description string    `json:"description,omitempty"`
+	MemberCount int64     `json:"member_count"`
+	CreateTime  time.Time `json:"create_time"`
+	UpdateTime  time.Time `json:"update_time"`
+	Revision    int64     `json:"revision"`
+}
+
+// EncodeEventGroup returns the snapshot of g that a group event stores,
+// with its times in UTC at microsecond precision.
+func EncodeEventGroup(g *users.Group) ([]byte, error) {
+	b, err := json.Marshal(eventGroup{
+		ID:          g.ID,
+		DisplayName: g.DisplayName,
+		ExternalID:  g.ExternalID,
+		Description: g.Description,
+		MemberCount: g.MemberCount,
+		CreateTime:  users.Truncate(g.CreateTime),
+		UpdateTime:  users.Truncate(g.UpdateTime),
+		Revision:    g.Revision,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("group %s: snapshot: %w", g.ID, err)
 	}
-	return EncodeEventUser(ev.User)
+	return b, nil
+}
+
+// DecodeEventGroup reads a snapshot that EncodeEventGroup wrote. The group
+// reads back as GetGroup would return it, but for its Tenant, which is the
+// event's (see DecodeEventSnapshot).
+func DecodeEventGroup(b []byte) (*users.Group, error) {
+	var e eventGroup
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, fmt.Errorf("stored snapshot: %w", err)
+	}
+	return &users.Group{
+		ID:          e.ID,
+		DisplayName: e.DisplayName,
+		ExternalID:  e.ExternalID,
+		Description: e.Description,
+		MemberCount: e.MemberCount,
+		CreateTime:  e.CreateTime.UTC(),
+		UpdateTime:  e.UpdateTime.UTC(),
+		Revision:    e.Revision,
+	}, nil
+}
+
+// EventSnapshot returns the stored snapshot of ev: its group's for the
+// group events that carry one, its user's for the user events but
+// user.purged, and nil for the events that carry neither (user.purged,
+// the member events).
+func EventSnapshot(ev *users.Event) ([]byte, error) {
+	switch {
+	case ev.Group != nil:
+		return EncodeEventGroup(ev.Group)
+	case ev.User != nil:
+		return EncodeEventUser(ev.User)
+	}
+	return nil, nil
+}
+
+// DecodeEventSnapshot sets ev.User or ev.Group, by ev.Type, from a
+// snapshot that EventSnapshot returned for an event of that type, with
+// ev.Tenant as its tenant. ev.Type and ev.Tenant must be set.
+func DecodeEventSnapshot(ev *users.Event, b []byte) error {
+	if ev.Type.IsGroupEvent() {
+		g, err := DecodeEventGroup(b)
+		if err != nil {
+			return fmt.Errorf("event %s: %w", ev.ID, err)
+		}
+		g.Tenant = ev.Tenant
+		ev.Group = g
+		return nil
+	}
+	u, err := DecodeEventUser(b)
+	if err != nil {
+		return fmt.Errorf("event %s: %w", ev.ID, err)
+	}
+	u.Tenant = ev.Tenant
+	ev.User = u
+	return nil
 }

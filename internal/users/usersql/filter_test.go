@@ -96,6 +96,12 @@ func TestConditionSQL(t *testing.T) {
 		{"attribute >= number", attr(users.OpGe, -1.5e300, "n"),
 			"(jsonb_typeof(attributes #> $2::text[]) = 'number' AND attributes #> $2::text[] >= $3::jsonb)", []any{[]string{"n"}, "-1.5e+300"},
 			"(json_type(attributes, ?2) IN ('integer', 'real') AND json_extract(attributes, ?2) >= ?3)", []any{`$."n"`, -1.5e300}},
+		{"group", users.Condition{Field: users.FieldGroup, Op: users.OpEq, Value: testGroup},
+			"EXISTS (SELECT 1 FROM group_members WHERE group_id = $2 AND user_id = users.id)", []any{testGroup},
+			"EXISTS (SELECT 1 FROM group_members WHERE group_id = ?2 AND user_id = users.id)", []any{testGroup}},
+		{"not group", users.Condition{Field: users.FieldGroup, Op: users.OpNe, Value: testGroup},
+			"NOT EXISTS (SELECT 1 FROM group_members WHERE group_id = $2 AND user_id = users.id)", []any{testGroup},
+			"NOT EXISTS (SELECT 1 FROM group_members WHERE group_id = ?2 AND user_id = users.id)", []any{testGroup}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,6 +164,9 @@ func TestConditionErrors(t *testing.T) {
 		{Field: users.FieldEmailVerified, Op: users.OpHas},
 		{Field: users.FieldExternalID, Op: users.OpHas, Value: "x"},
 		{Field: users.FieldLocale, Op: users.OpHas, Value: "x"},
+		{Field: users.FieldGroup, Op: users.OpHas},
+		{Field: users.FieldGroup, Op: users.OpLt, Value: testGroup},
+		{Field: users.FieldGroup, Op: users.OpEq, Value: 3},
 		attr(users.OpEq, "x"),
 		attr(users.OpEq, "x", `a"b`),
 		attr(users.OpEq, "x", "a", ""),
@@ -189,6 +198,13 @@ type filterUser struct {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// testGroup is the group whose members are u1 and u3 in the tests below;
+// otherGroup has none.
+const (
+	testGroup  = "0190a0a0-0000-7000-8000-000000000001"
+	otherGroup = "0190a0a0-0000-7000-8000-000000000002"
+)
 
 var filterUsers = []filterUser{
 	{"u1", ptr("hr-1"), "Ada", true, `{"age": 40, "dept": "R&D", "active": true, "team": {"lead": "ada", "size": 5}, "nick": null}`},
@@ -257,6 +273,11 @@ var filterCases = []struct {
 	{`email_verified = true`, []string{"u1"}},
 	{`email_verified != true`, []string{"u2", "u3", "u4", "u5", "u6"}},
 	{`emailVerified = false AND attributes.age > 0 AND external_id:*`, []string{"u3"}},
+	{`group = "` + testGroup + `"`, []string{"u1", "u3"}},
+	{`group != "` + testGroup + `"`, []string{"u2", "u4", "u5", "u6"}},
+	{`group = "` + otherGroup + `"`, nil},
+	{`group != "` + otherGroup + `"`, []string{"u1", "u2", "u3", "u4", "u5", "u6"}},
+	{`group = "` + testGroup + `" AND given_name = "Cy"`, []string{"u3"}},
 }
 
 // runFilterCases lists filterUsers with each of filterCases through query,
@@ -301,6 +322,8 @@ func TestFilterSQLite(t *testing.T) {
 			phone_number TEXT NOT NULL DEFAULT '', locale TEXT NOT NULL DEFAULT '', time_zone TEXT NOT NULL DEFAULT '',
 			email_verified INTEGER NOT NULL, phone_verified INTEGER NOT NULL DEFAULT 0,
 			attributes TEXT NOT NULL DEFAULT '{}')`,
+		`CREATE TABLE group_members (group_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (group_id, user_id)) WITHOUT ROWID`,
+		`INSERT INTO group_members VALUES ('` + testGroup + `', 'u1'), ('` + testGroup + `', 'u3')`,
 	} {
 		if _, err := db.Exec(s); err != nil {
 			t.Fatal(err)
@@ -362,6 +385,8 @@ func TestFilterPostgres(t *testing.T) {
 			email_verified BOOLEAN NOT NULL, phone_verified BOOLEAN NOT NULL DEFAULT false,
 			attributes JSONB NOT NULL DEFAULT '{}')`,
 		`CREATE INDEX ON users USING GIN (attributes jsonb_path_ops)`,
+		`CREATE TEMPORARY TABLE group_members (group_id uuid NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (group_id, user_id))`,
+		`INSERT INTO group_members VALUES ('` + testGroup + `', 'u1'), ('` + testGroup + `', 'u3')`,
 	} {
 		if _, err := conn.Exec(ctx, s); err != nil {
 			t.Fatal(err)

@@ -44,15 +44,18 @@ func LiveUsers(d Dialect) string {
 
 // PurgeTenants are the statements, in order, that remove the tenants
 // deleted before the time bound to the first placeholder (a d.Time) and
-// left with no users, with their operations and webhook subscriptions. The
-// chunks of the operations and the delivery attempts of the subscriptions
-// follow by cascade.
+// left with no users, with their operations, webhook subscriptions and
+// groups. The chunks of the operations, the delivery attempts of the
+// subscriptions and the memberships of the groups (gone already with the
+// tenant's users) follow by cascade. The groups go before the tenant,
+// whose row they refer to.
 func PurgeTenants(d Dialect) []string {
 	gone := "SELECT id FROM tenants WHERE state = 'DELETED' AND delete_time < " + d.Placeholder(1) +
 		" AND NOT EXISTS (SELECT 1 FROM users WHERE users.tenant_id = tenants.id)"
 	return []string{
 		"DELETE FROM webhooks WHERE tenant_id IN (" + gone + ")",
 		"DELETE FROM operations WHERE tenant_id IN (" + gone + ")",
+		"DELETE FROM groups WHERE tenant_id IN (" + gone + ")",
 		"DELETE FROM tenants WHERE id IN (" + gone + ")",
 	}
 }

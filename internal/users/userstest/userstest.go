@@ -2,10 +2,10 @@
 // store runs the same tests, so the SQLite and Postgres stores behave
 // alike. It has one part per store interface (TestUserStore,
 // TestImportStore, TestEventStore, TestWebhookStore, TestSinkStore,
-// TestTenantStore), each of which takes a constructor of just what its
-// tests use; Run runs them all on one store. The tests that need no other
-// tenant use users.DefaultTenant, which every migrated store holds; those
-// of tenants_isolation.go create tenants of their own.
+// TestTenantStore, TestGroupStore), each of which takes a constructor of
+// just what its tests use; Run runs them all on one store. The tests that
+// need no other tenant use users.DefaultTenant, which every migrated store
+// holds; those of tenants_isolation.go create tenants of their own.
 package userstest
 
 import (
@@ -57,6 +57,10 @@ func Run(t *testing.T, newStore func(t *testing.T) (users.Store, *Jobs)) {
 	t.Run("TenantStore", func(t *testing.T) {
 		t.Parallel()
 		TestTenantStore(t, func(t *testing.T) users.TenantStore { return store(t) })
+	})
+	t.Run("GroupStore", func(t *testing.T) {
+		t.Parallel()
+		TestGroupStore(t, func(t *testing.T) GroupStore { return store(t) })
 	})
 	run(t, newStore, []test[users.Store]{
 		{"ControlCharacters", testControlCharacters},

@@ -4,6 +4,117 @@
  */
 
 export interface paths {
+    "/v2/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListGroups returns the tenant's groups in the order of their creation,
+         *     a page at a time (AIP-132, AIP-158).
+         */
+        get: operations["ListGroupsInDefaultTenant"];
+        put?: never;
+        /**
+         * CreateGroup creates a group in the tenant parent. Over HTTP it is
+         *     answered with 201 Created and a Location header. An external_id that
+         *     another group of the tenant has is ALREADY_EXISTS.
+         */
+        post: operations["CreateGroupInDefaultTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/groups/{group}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GetGroup returns a group. */
+        get: operations["GetGroupInDefaultTenant"];
+        put?: never;
+        post?: never;
+        /** DeleteGroup deletes a group and its memberships for good. */
+        delete: operations["DeleteGroupInDefaultTenant"];
+        options?: never;
+        head?: never;
+        /**
+         * UpdateGroup changes the fields of a group named in update_mask
+         *     (AIP-134): display_name, external_id, description.
+         */
+        patch: operations["UpdateGroupInDefaultTenant"];
+        trace?: never;
+    };
+    "/v2/groups/{group}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListGroupMembers returns the members of a group, by user id, a page at
+         *     a time.
+         */
+        get: operations["ListGroupMembersInDefaultTenant"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/groups/{group}:addMembers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * AddGroupMembers makes users members of a group, all or none: a user
+         *     that does not exist in the group's tenant, or is deleted, fails the
+         *     call with INVALID_ARGUMENT naming it (users[i]). Users that are members
+         *     already stay as they are, so the call is idempotent. It returns the
+         *     group with its new member_count.
+         */
+        post: operations["AddGroupMembersInDefaultTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/groups/{group}:removeMembers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * RemoveGroupMembers ends the memberships of users in a group; users that
+         *     are not members are ignored. It returns the group with its new
+         *     member_count.
+         */
+        post: operations["RemoveGroupMembersInDefaultTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v2/operations/{operation}": {
         parameters: {
             query?: never;
@@ -70,6 +181,117 @@ export interface paths {
          *     deleted tenant cannot be changed (FAILED_PRECONDITION).
          */
         patch: operations["UpdateTenant"];
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListGroups returns the tenant's groups in the order of their creation,
+         *     a page at a time (AIP-132, AIP-158).
+         */
+        get: operations["ListGroups"];
+        put?: never;
+        /**
+         * CreateGroup creates a group in the tenant parent. Over HTTP it is
+         *     answered with 201 Created and a Location header. An external_id that
+         *     another group of the tenant has is ALREADY_EXISTS.
+         */
+        post: operations["CreateGroup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/groups/{group}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GetGroup returns a group. */
+        get: operations["GetGroup"];
+        put?: never;
+        post?: never;
+        /** DeleteGroup deletes a group and its memberships for good. */
+        delete: operations["DeleteGroup"];
+        options?: never;
+        head?: never;
+        /**
+         * UpdateGroup changes the fields of a group named in update_mask
+         *     (AIP-134): display_name, external_id, description.
+         */
+        patch: operations["UpdateGroup"];
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/groups/{group}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListGroupMembers returns the members of a group, by user id, a page at
+         *     a time.
+         */
+        get: operations["ListGroupMembers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/groups/{group}:addMembers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * AddGroupMembers makes users members of a group, all or none: a user
+         *     that does not exist in the group's tenant, or is deleted, fails the
+         *     call with INVALID_ARGUMENT naming it (users[i]). Users that are members
+         *     already stay as they are, so the call is idempotent. It returns the
+         *     group with its new member_count.
+         */
+        post: operations["AddGroupMembers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/groups/{group}:removeMembers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * RemoveGroupMembers ends the memberships of users in a group; users that
+         *     are not members are ignored. It returns the group with its new
+         *     member_count.
+         */
+        post: operations["RemoveGroupMembers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v2/tenants/{tenant}/operations/{operation}": {
@@ -172,6 +394,26 @@ export interface paths {
          *     call fails with ABORTED (AIP-154).
          */
         patch: operations["UpdateUser"];
+        trace?: never;
+    };
+    "/v2/tenants/{tenant}/users/{user}/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListUserGroups returns the groups a user is a member of, by group id,
+         *     a page at a time.
+         */
+        get: operations["ListUserGroups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v2/tenants/{tenant}/users/{user}:undelete": {
@@ -442,6 +684,26 @@ export interface paths {
         patch: operations["UpdateUserInDefaultTenant"];
         trace?: never;
     };
+    "/v2/users/{user}/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListUserGroups returns the groups a user is a member of, by group id,
+         *     a page at a time.
+         */
+        get: operations["ListUserGroupsInDefaultTenant"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v2/users/{user}:undelete": {
         parameters: {
             query?: never;
@@ -612,6 +874,11 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description AddGroupMembersRequest is the input of AddGroupMembers. */
+        AddGroupMembersBody: {
+            /** @description The users to add, 1 to 1000 names of users of the group's tenant. */
+            users?: string[];
+        };
         Any: {
             "@type"?: string;
         } & {
@@ -621,6 +888,58 @@ export interface components {
         BatchGetUsersResponse: {
             /** @description The users, in the order of the request's names. */
             users?: components["schemas"]["User"][];
+        };
+        /** @description Group is a named set of a tenant's users. */
+        Group: {
+            /**
+             * Format: date-time
+             * @description Output only. When the group was created.
+             */
+            readonly createTime?: string | null;
+            /** @description What the group is for, at most 1024 characters. */
+            description?: string;
+            /**
+             * @description Name to show, 1 to 256 characters; groups may share one. Required on
+             *     create.
+             */
+            displayName?: string;
+            /**
+             * @description Opaque version of the group's fields, changed by every update
+             *     (AIP-154); membership changes leave it.
+             */
+            etag?: string;
+            /**
+             * @description The identifier an identity provider knows the group by, at most 255
+             *     bytes; unique among the tenant's groups. Empty for none.
+             */
+            externalId?: string;
+            /**
+             * Format: int64
+             * @description Output only. How many users are members.
+             */
+            readonly memberCount?: string;
+            /**
+             * @description The resource name, "tenants/{tenant}/groups/{id}" (AIP-122); {id} is a
+             *     server-assigned UUIDv7. Output only on create; identifies the group on
+             *     update.
+             */
+            name?: string;
+            /**
+             * Format: date-time
+             * @description Output only. When the group's fields were last changed (membership
+             *     changes aside).
+             */
+            readonly updateTime?: string | null;
+        };
+        /** @description GroupMember is one user's membership of a group. */
+        GroupMember: {
+            /**
+             * Format: date-time
+             * @description When the user became a member.
+             */
+            createTime?: string | null;
+            /** @description The member, "tenants/{tenant}/users/{id}". */
+            user?: string;
         };
         /** @description ImportFailure says why one row of an import was not imported. */
         ImportFailure: {
@@ -708,6 +1027,20 @@ export interface components {
              */
             failures?: components["schemas"]["ImportFailure"][];
         };
+        /** @description ListGroupMembersResponse is the output of ListGroupMembers. */
+        ListGroupMembersResponse: {
+            /** @description The page of members, by user id. */
+            members?: components["schemas"]["GroupMember"][];
+            /** @description Token for the next page; empty on the last page. */
+            nextPageToken?: string;
+        };
+        /** @description ListGroupsResponse is the output of ListGroups. */
+        ListGroupsResponse: {
+            /** @description The page of groups. */
+            groups?: components["schemas"]["Group"][];
+            /** @description Token for the next page; empty on the last page. */
+            nextPageToken?: string;
+        };
         /** @description ListTenantsResponse is the output of ListTenants. */
         ListTenantsResponse: {
             /** @description Token for the next page; empty on the last page. */
@@ -725,6 +1058,13 @@ export interface components {
              *     after. It is never empty once the feed has been read past an event.
              */
             nextCursor?: string;
+        };
+        /** @description ListUserGroupsResponse is the output of ListUserGroups. */
+        ListUserGroupsResponse: {
+            /** @description The page of groups, by id. */
+            groups?: components["schemas"]["Group"][];
+            /** @description Token for the next page; empty on the last page. */
+            nextPageToken?: string;
         };
         /** @description ListUsersResponse is the output of ListUsers. */
         ListUsersResponse: {
@@ -772,6 +1112,11 @@ export interface components {
             response?: components["schemas"]["ImportUsersResponse"] | null;
             schemaCheckMetadata?: components["schemas"]["SchemaCheckMetadata"] | null;
             schemaCheckResponse?: components["schemas"]["SchemaCheckResponse"] | null;
+        };
+        /** @description RemoveGroupMembersRequest is the input of RemoveGroupMembers. */
+        RemoveGroupMembersBody: {
+            /** @description The users to remove, 1 to 1000 names of users of the group's tenant. */
+            users?: string[];
         };
         /**
          * @description SchemaCheckMetadata is the progress of a schema check, which counts the
@@ -1019,6 +1364,14 @@ export interface components {
             /** @description The cursor that resumes the feed after this event. */
             cursor?: string;
             /**
+             * @description The group concerned, "tenants/{tenant}/groups/{id}", for the group
+             *     events ("group.created", "group.updated", "group.deleted",
+             *     "group.member_added", "group.member_removed"); empty otherwise. Of
+             *     these, only the member events name a user.
+             */
+            group?: string;
+            groupSnapshot?: components["schemas"]["Group"] | null;
+            /**
              * @description The event's resource name, "userEvents/{id}"; {id} is a UUIDv7. The
              *     feed never repeats an event; consumers that may process one twice
              *     through their own retries deduplicate on it.
@@ -1034,7 +1387,8 @@ export interface components {
             traceparent?: string;
             /**
              * @description What happened: "user.created", "user.updated", "user.deleted",
-             *     "user.undeleted" or "user.purged". More types may be added.
+             *     "user.undeleted" or "user.purged", or one of the group events (see
+             *     group). More types may be added.
              */
             type?: string;
             /** @description The name of the user concerned, "tenants/{tenant}/users/{id}". */
@@ -1330,6 +1684,416 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    ListGroupsInDefaultTenant: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Maximum groups to return: 0 means 50, values above 1000 are treated
+                 *     as 1000, negative values are rejected.
+                 */
+                pageSize?: number;
+                /**
+                 * @description next_page_token of a previous call with the same parent, filter and
+                 *     query.
+                 */
+                pageToken?: string;
+                /**
+                 * @description Comparisons joined by AND: display_name = "…" (case- and
+                 *     accent-insensitive) and external_id = "…" (exact), each at most once.
+                 */
+                filter?: string;
+                /**
+                 * @description Keeps the groups whose display_name contains it, case- and
+                 *     accent-insensitively.
+                 */
+                query?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListGroupsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    CreateGroupInDefaultTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The group: display_name, and optionally external_id and description. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Group"];
+            };
+        };
+        responses: {
+            /** @description Created: the Location header gives its path. */
+            201: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    GetGroupInDefaultTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The group's id: the last segment of its resource name, groups/{group}. */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    DeleteGroupInDefaultTenant: {
+        parameters: {
+            query?: {
+                /** @description When set, the group's current etag. */
+                etag?: string;
+            };
+            header?: {
+                /**
+                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+                 * @example "07dff3d6975efa09"
+                 */
+                "If-Match"?: components["parameters"]["If-Match"];
+            };
+            path: {
+                /** @description The group's id: the last segment of its resource name, groups/{group}. */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    UpdateGroupInDefaultTenant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+                 * @example "07dff3d6975efa09"
+                 */
+                "If-Match"?: components["parameters"]["If-Match"];
+            };
+            path: {
+                /** @description The group's id: the last segment of its resource name, groups/{group}. */
+                group: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * @description The group with its name and the new values of the fields to change.
+         *     Its etag, when set, must match the stored group.
+         */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: date-time
+                     * @description Output only. When the group was created.
+                     */
+                    readonly createTime?: string;
+                    /** @description What the group is for, at most 1024 characters. */
+                    description?: string;
+                    /**
+                     * @description Name to show, 1 to 256 characters; groups may share one. Required on
+                     *     create.
+                     */
+                    displayName?: string;
+                    /**
+                     * @description Opaque version of the group's fields, changed by every update
+                     *     (AIP-154); membership changes leave it.
+                     */
+                    etag?: string;
+                    /**
+                     * @description The identifier an identity provider knows the group by, at most 255
+                     *     bytes; unique among the tenant's groups. Empty for none.
+                     */
+                    externalId?: string;
+                    /**
+                     * Format: int64
+                     * @description Output only. How many users are members.
+                     */
+                    readonly memberCount?: string;
+                    /**
+                     * Format: date-time
+                     * @description Output only. When the group's fields were last changed (membership
+                     *     changes aside).
+                     */
+                    readonly updateTime?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    ListGroupMembersInDefaultTenant: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Maximum members to return: 0 means 100, values above 1000 are treated
+                 *     as 1000, negative values are rejected.
+                 */
+                pageSize?: number;
+                /** @description next_page_token of a previous call for the same group. */
+                pageToken?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The group's id: the last segment of its resource name, groups/{group}. */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListGroupMembersResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    AddGroupMembersInDefaultTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The group's id: the last segment of its resource name, groups/{group}. */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddGroupMembersBody"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    RemoveGroupMembersInDefaultTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The group's id: the last segment of its resource name, groups/{group}. */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RemoveGroupMembersBody"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
     GetOperationInDefaultTenant: {
         parameters: {
             query?: never;
@@ -1681,6 +2445,434 @@ export interface operations {
             };
         };
     };
+    ListGroups: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Maximum groups to return: 0 means 50, values above 1000 are treated
+                 *     as 1000, negative values are rejected.
+                 */
+                pageSize?: number;
+                /**
+                 * @description next_page_token of a previous call with the same parent, filter and
+                 *     query.
+                 */
+                pageToken?: string;
+                /**
+                 * @description Comparisons joined by AND: display_name = "…" (case- and
+                 *     accent-insensitive) and external_id = "…" (exact), each at most once.
+                 */
+                filter?: string;
+                /**
+                 * @description Keeps the groups whose display_name contains it, case- and
+                 *     accent-insensitively.
+                 */
+                query?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListGroupsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    CreateGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        /** @description The group: display_name, and optionally external_id and description. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Group"];
+            };
+        };
+        responses: {
+            /** @description Created: the Location header gives its path. */
+            201: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    GetGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The group's id: the last segment of its resource name, tenants/{tenant}/groups/{group}. */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    DeleteGroup: {
+        parameters: {
+            query?: {
+                /** @description When set, the group's current etag. */
+                etag?: string;
+            };
+            header?: {
+                /**
+                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+                 * @example "07dff3d6975efa09"
+                 */
+                "If-Match"?: components["parameters"]["If-Match"];
+            };
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The group's id: the last segment of its resource name, tenants/{tenant}/groups/{group}. */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    UpdateGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The etag the resource must have (quoted, as ETag gives it), when the request has none; a stale one is a 409.
+                 * @example "07dff3d6975efa09"
+                 */
+                "If-Match"?: components["parameters"]["If-Match"];
+            };
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The group's id: the last segment of its resource name, tenants/{tenant}/groups/{group}. */
+                group: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * @description The group with its name and the new values of the fields to change.
+         *     Its etag, when set, must match the stored group.
+         */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: date-time
+                     * @description Output only. When the group was created.
+                     */
+                    readonly createTime?: string;
+                    /** @description What the group is for, at most 1024 characters. */
+                    description?: string;
+                    /**
+                     * @description Name to show, 1 to 256 characters; groups may share one. Required on
+                     *     create.
+                     */
+                    displayName?: string;
+                    /**
+                     * @description Opaque version of the group's fields, changed by every update
+                     *     (AIP-154); membership changes leave it.
+                     */
+                    etag?: string;
+                    /**
+                     * @description The identifier an identity provider knows the group by, at most 255
+                     *     bytes; unique among the tenant's groups. Empty for none.
+                     */
+                    externalId?: string;
+                    /**
+                     * Format: int64
+                     * @description Output only. How many users are members.
+                     */
+                    readonly memberCount?: string;
+                    /**
+                     * Format: date-time
+                     * @description Output only. When the group's fields were last changed (membership
+                     *     changes aside).
+                     */
+                    readonly updateTime?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    ListGroupMembers: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Maximum members to return: 0 means 100, values above 1000 are treated
+                 *     as 1000, negative values are rejected.
+                 */
+                pageSize?: number;
+                /** @description next_page_token of a previous call for the same group. */
+                pageToken?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The group's id: the last segment of its resource name, tenants/{tenant}/groups/{group}. */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListGroupMembersResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    AddGroupMembers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The group's id: the last segment of its resource name, tenants/{tenant}/groups/{group}. */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddGroupMembersBody"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    RemoveGroupMembers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The group's id: the last segment of its resource name, tenants/{tenant}/groups/{group}. */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RemoveGroupMembersBody"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
     GetOperation: {
         parameters: {
             query?: never;
@@ -1808,7 +3000,9 @@ export interface operations {
                  * @description AIP-160 filter subset: comparisons joined by AND, for example
                  *     `state = "ACTIVE" AND create_time > "2026-01-01T00:00:00Z"`.
                  *     Fields: state, email, display_name (= and !=), create_time, update_time
-                 *     (=, !=, <, <=, >, >=). See docs/api.md.
+                 *     (=, !=, <, <=, >, >=), the profile fields, attributes.<path>, and
+                 *     group (= or != a group's id: its members, or the other users). See
+                 *     docs/api.md.
                  */
                 filter?: string;
                 /**
@@ -2218,6 +3412,54 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    ListUserGroups: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Maximum groups to return: 0 means 50, values above 1000 are treated
+                 *     as 1000, negative values are rejected.
+                 */
+                pageSize?: number;
+                /** @description next_page_token of a previous call for the same user. */
+                pageToken?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The tenant's id: the last segment of its resource name, tenants/{tenant}. */
+                tenant: string;
+                /** @description The user's id: the last segment of its resource name, tenants/{tenant}/users/{user}. */
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListUserGroupsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
             /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
@@ -2891,7 +4133,9 @@ export interface operations {
                  * @description AIP-160 filter subset: comparisons joined by AND, for example
                  *     `state = "ACTIVE" AND create_time > "2026-01-01T00:00:00Z"`.
                  *     Fields: state, email, display_name (= and !=), create_time, update_time
-                 *     (=, !=, <, <=, >, >=). See docs/api.md.
+                 *     (=, !=, <, <=, >, >=), the profile fields, attributes.<path>, and
+                 *     group (= or != a group's id: its members, or the other users). See
+                 *     docs/api.md.
                  */
                 filter?: string;
                 /**
@@ -3289,6 +4533,52 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    ListUserGroupsInDefaultTenant: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Maximum groups to return: 0 means 50, values above 1000 are treated
+                 *     as 1000, negative values are rejected.
+                 */
+                pageSize?: number;
+                /** @description next_page_token of a previous call for the same user. */
+                pageToken?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The user's id: the last segment of its resource name, users/{user}. */
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListUserGroupsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
             /** @description Any other error, with a google.rpc.Status body: 499 when the client went away, 504 when the call's deadline passed, 500 for a bug. */
