@@ -293,7 +293,9 @@ func (tr spanTree) wantStore(t *testing.T, rpc exportedSpan, dbSystem string, se
 	for _, s := range store {
 		if s.Name == name && s.Kind == tracepb.Span_SPAN_KIND_CLIENT {
 			wantAttrs(t, s, want)
-			if !strings.Contains(s.Attrs["db.query.text"], "FROM users") {
+			// The user's read, and the tenant's settings when their cache
+			// (5 s, internal/tenantrate) ran out, as it does in a slow run.
+			if q := s.Attrs["db.query.text"]; !strings.Contains(q, "FROM users") && !strings.Contains(q, "FROM tenants") {
 				t.Errorf("span %v: db.query.text = %q, want the statement", s, s.Attrs["db.query.text"])
 			}
 			if dbSystem != "sqlite" {

@@ -79,7 +79,7 @@ func (s *GroupServerV2) ListGroups(ctx context.Context, req *usersv2.ListGroupsR
 	}
 	page, err := s.svc.ListGroups(ctx, users.GroupListRequest{
 		Tenant: tenant, PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
-		Filter: req.GetFilter(), Query: req.GetQuery(),
+		Filter: req.GetFilter(), Query: req.GetQuery(), OrderBy: req.GetOrderBy(),
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -90,6 +91,62 @@ func TestGroupService(t *testing.T) {
 	checkErr(t, "ListGroups(unknown field)", err, codes.InvalidArgument, "filter")
 	_, err = gc.ListGroups(ctx, &usersv2.ListGroupsRequest{Filter: `display_name != "x"`})
 	checkErr(t, "ListGroups(!=)", err, codes.InvalidArgument, "filter")
+
+	// order_by: by the folded name, ties by creation, either way; a page
+	// token is of its order alone.
+	alpha, err := gc.CreateGroup(ctx, &usersv2.CreateGroupRequest{Group: &usersv2.Group{DisplayName: "Ältere"}})
+	if err != nil {
+		t.Fatalf("CreateGroup(Ältere) err = %v", err)
+	}
+	wantByName := []string{alpha.GetName(), created.GetName(), twin.GetName()} // altere, engineering (created first), engineering
+	var byName []string
+	list = &usersv2.ListGroupsResponse{}
+	for {
+		list, err = gc.ListGroups(ctx, &usersv2.ListGroupsRequest{OrderBy: "display_name", PageSize: 2, PageToken: list.GetNextPageToken()})
+		if err != nil {
+			t.Fatalf("ListGroups(order_by display_name) err = %v", err)
+		}
+		for _, g := range list.GetGroups() {
+			byName = append(byName, g.GetName())
+		}
+		if list.GetNextPageToken() == "" {
+			break
+		}
+		if len(byName) > 10 {
+			t.Fatalf("ListGroups(order_by display_name) pages on: %v", byName)
+		}
+	}
+	if !slices.Equal(byName, wantByName) {
+		t.Errorf("ListGroups(order_by display_name) = %v, want %v", byName, wantByName)
+	}
+	list, err = gc.ListGroups(ctx, &usersv2.ListGroupsRequest{OrderBy: "display_name desc", PageSize: 1})
+	if err != nil || len(list.GetGroups()) != 1 || list.GetGroups()[0].GetName() != twin.GetName() || list.GetNextPageToken() == "" {
+		t.Fatalf("ListGroups(order_by display_name desc, page 1) = %v, %v", list, err)
+	}
+	next, err = gc.ListGroups(ctx, &usersv2.ListGroupsRequest{OrderBy: "display_name desc", PageSize: 1, PageToken: list.GetNextPageToken()})
+	if err != nil || len(next.GetGroups()) != 1 || next.GetGroups()[0].GetName() != created.GetName() {
+		t.Errorf("ListGroups(order_by display_name desc, page 2) = %v, %v", next, err)
+	}
+	newest, err := gc.ListGroups(ctx, &usersv2.ListGroupsRequest{OrderBy: "createTime DESC", PageSize: 1})
+	if err != nil || len(newest.GetGroups()) != 1 || newest.GetGroups()[0].GetName() != alpha.GetName() {
+		t.Errorf("ListGroups(order_by createTime DESC) = %v, %v; want the newest group", newest, err)
+	}
+	for _, orderBy := range []string{"", "create_time", "display_name"} {
+		_, err = gc.ListGroups(ctx, &usersv2.ListGroupsRequest{OrderBy: orderBy, PageSize: 1, PageToken: list.GetNextPageToken()})
+		checkErr(t, "ListGroups(order_by "+orderBy+", the token of display_name desc)", err, codes.InvalidArgument, "page_token")
+		if got := errorReason(t, err); got != users.ReasonInvalidPageToken {
+			t.Errorf("ListGroups(order_by %q, the token of display_name desc) reason = %q, want %q", orderBy, got, users.ReasonInvalidPageToken)
+		}
+	}
+	_, err = gc.ListGroups(ctx, &usersv2.ListGroupsRequest{OrderBy: "member_count desc"})
+	checkErr(t, "ListGroups(order_by member_count)", err, codes.InvalidArgument, "order_by")
+	_, err = gc.ListGroups(ctx, &usersv2.ListGroupsRequest{OrderBy: "display_name sideways"})
+	checkErr(t, "ListGroups(order_by display_name sideways)", err, codes.InvalidArgument, "order_by")
+	_, err = gc.ListGroups(ctx, &usersv2.ListGroupsRequest{OrderBy: strings.Repeat("display_name ", 6)})
+	checkErr(t, "ListGroups(order_by of 78 characters)", err, codes.InvalidArgument, "order_by")
+	if _, err := gc.DeleteGroup(ctx, &usersv2.DeleteGroupRequest{Name: alpha.GetName()}); err != nil {
+		t.Fatalf("DeleteGroup(Ältere) err = %v", err)
+	}
 
 	// Update: the mask, output-only paths, etags.
 	updated, err := gc.UpdateGroup(ctx, &usersv2.UpdateGroupRequest{
@@ -221,9 +278,10 @@ func TestGroupService(t *testing.T) {
 			}
 		}
 	}
-	// 5 + 1 added to the first group, 1 to the twin; 1 removed by the
-	// call, then names[0] from both groups by its delete.
-	wantCounts := map[string]int{"group.created": 2, "group.updated": 1, "group.deleted": 1, "group.member_added": 6, "group.member_removed": 3}
+	// Three groups created (Ältere, of the order_by case, deleted at
+	// once); 5 + 1 members added to the first group, 1 to the twin; 1
+	// removed by the call, then names[0] from both groups by its delete.
+	wantCounts := map[string]int{"group.created": 3, "group.updated": 1, "group.deleted": 2, "group.member_added": 6, "group.member_removed": 3}
 	for typ, n := range wantCounts {
 		if counts[typ] != n {
 			t.Errorf("%d %s events, want %d (all: %v)", counts[typ], typ, n, counts)

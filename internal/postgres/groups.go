@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -134,10 +135,21 @@ AND tenant_id = $1`)
 // sel has none, and no row when the tenant is deleted or does not exist.
 // So one statement, on one snapshot, tells an empty page from a missing
 // tenant (queryGroups).
-func inLiveTenant(sel string) string {
-	return "SELECT g.* FROM tenants t LEFT JOIN LATERAL (" + sel + ") g ON true " +
-		"WHERE t.id = $1 AND t.state = 'ACTIVE' ORDER BY g.id"
+func inLiveTenant(sel string) string { return liveTenantPage(sel, "g.*", "g.id") }
+
+// liveTenantPage is inLiveTenant for a sel of another order: the statement
+// returns the columns of sel's rows (qualified by g) in the order of
+// orderBy (sel's, qualified by g). Its ORDER BY sorts the page alone, the
+// rows sel returns, already in that order: the join's rows keep no order
+// of sel's that the planner knows of.
+func liveTenantPage(sel, columns, orderBy string) string {
+	return "SELECT " + columns + " FROM tenants t LEFT JOIN LATERAL (" + sel + ") g ON true " +
+		"WHERE t.id = $1 AND t.state = 'ACTIVE' ORDER BY " + orderBy
 }
+
+// groupColumnsOfG are usersql.GroupColumns qualified by g, the rows of
+// liveTenantPage's sel.
+var groupColumnsOfG = "g." + strings.ReplaceAll(usersql.GroupColumns, ", ", ", g.")
 
 // errGroupIDInUse is the error of a group whose id is another's.
 var errGroupIDInUse = fmt.Errorf("id already in use: %w", users.ErrIDTaken)
@@ -222,9 +234,17 @@ func (s *Store) ListGroups(ctx context.Context, q users.GroupQuery) (_ []*users.
 		}
 	}
 	clause, args := usersql.GroupListClause(usersql.Postgres, q)
+	// The page is a range of an index (see GroupListClause); the
+	// statement's ORDER BY sorts its rows alone, which in name order needs
+	// their name_key, read but not returned.
+	sel, columns := selectGroups+clause, "g.*"
+	if q.ByName {
+		sel, columns = "SELECT "+usersql.GroupColumns+", name_key FROM groups "+clause, groupColumnsOfG
+	}
+	stmt := liveTenantPage(sel, columns, usersql.GroupListOrder(q, "g"))
 	var gs []*users.Group
 	err = s.do(ctx, read, func(c *pgxpool.Conn) (err error) {
-		gs, err = queryGroups(ctx, c, min(q.Limit, 1000), inLiveTenant(selectGroups+clause), args...)
+		gs, err = queryGroups(ctx, c, min(q.Limit, 1000), stmt, args...)
 		return err
 	})
 	return gs, err

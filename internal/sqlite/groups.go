@@ -130,8 +130,8 @@ func (s *Store) GetGroup(ctx context.Context, tenant, id string) (_ *users.Group
 	return g, err
 }
 
-// ListGroups reads a page of the tenant's groups from the readers, with
-// the SQL of usersql.GroupListClause; see users.GroupStore.
+// ListGroups reads a page of the tenant's groups, in q's order, from the
+// readers, with the SQL of usersql.GroupListClause; see users.GroupStore.
 func (s *Store) ListGroups(ctx context.Context, q users.GroupQuery) (_ []*users.Group, err error) {
 	defer wrap(ctx, &err, "list groups of %s", q.Tenant)
 	q.Limit = max(q.Limit, 0) // SQLite reads a negative LIMIT as none

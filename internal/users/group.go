@@ -70,8 +70,10 @@ type GroupMember struct {
 	CreateTime time.Time
 }
 
-// GroupQuery says which groups ListGroups returns, in id order (the order
-// of creation).
+// GroupQuery says which groups ListGroups returns, and in which order: by
+// id (the order of creation: ids are UUIDv7), or by name (by
+// GroupNameKey, the folded display name, ties by id), each ascending or
+// descending.
 type GroupQuery struct {
 	Tenant string
 	// NameKey, when set, keeps the groups whose GroupNameKey equals it;
@@ -80,10 +82,70 @@ type GroupQuery struct {
 	ExternalID string
 	// Contains, when set, keeps the groups whose GroupNameKey holds it.
 	Contains string
-	// After, when set, is the id of the last group of the previous page.
-	After string
+	// ByName orders the groups by GroupNameKey, then id; otherwise they
+	// are in id order. Desc reverses the order, of both keys.
+	ByName bool
+	Desc   bool
+	// After, when set, is the id of the last group of the previous page,
+	// and, in name order, AfterNameKey is its GroupNameKey (which may be
+	// empty): the page starts after that group in the order.
+	After        string
+	AfterNameKey string
 	// Limit is the maximum number of groups to return.
 	Limit int
+}
+
+// GroupOrder is the order of ListGroups: by id (the order of creation,
+// the default), or ByName, and Desc or not.
+type GroupOrder struct {
+	ByName bool
+	Desc   bool
+}
+
+// String returns the order as order_by spells it in full, for example
+// "display_name desc".
+func (o GroupOrder) String() string {
+	field, dir := "create_time", "asc"
+	if o.ByName {
+		field = "display_name"
+	}
+	if o.Desc {
+		dir = "desc"
+	}
+	return field + " " + dir
+}
+
+// ParseGroupOrderBy parses ListGroups' order_by: "" or "create_time" (the
+// default: id order, which is the order of creation as ids are UUIDv7) or
+// "display_name" (by the folded name, GroupNameKey, ties by id), each
+// optionally followed by "asc" (the default) or "desc". Errors are
+// *InvalidError values naming the field "order_by".
+func ParseGroupOrderBy(s string) (GroupOrder, error) {
+	words := strings.Fields(s)
+	var o GroupOrder
+	if len(words) == 0 {
+		return o, nil
+	}
+	switch words[0] {
+	case "create_time", "createTime":
+	case "display_name", "displayName":
+		o.ByName = true
+	default:
+		return o, Invalid("order_by", fmt.Sprintf("cannot order groups by %q (want create_time or display_name, optionally followed by asc or desc)", words[0]))
+	}
+	if len(words) > 2 {
+		return o, Invalid("order_by", "one field and an optional direction expected")
+	}
+	if len(words) == 2 {
+		switch strings.ToLower(words[1]) {
+		case "asc":
+		case "desc":
+			o.Desc = true
+		default:
+			return o, Invalid("order_by", fmt.Sprintf("direction %q is neither asc nor desc", words[1]))
+		}
+	}
+	return o, nil
 }
 
 // GroupStore keeps groups and their memberships. Every method acts on the
@@ -99,7 +161,8 @@ type GroupStore interface {
 	// GetGroup returns the tenant's group with the id, or ErrNotFound.
 	GetGroup(ctx context.Context, tenant, id string) (*Group, error)
 	// ListGroups returns up to q.Limit groups of q.Tenant that match q,
-	// in id order, after q.After.
+	// in q's order (id, or GroupNameKey then id; ascending or q.Desc),
+	// after q.After (and q.AfterNameKey in name order).
 	ListGroups(ctx context.Context, q GroupQuery) ([]*Group, error)
 	// UpdateGroup reads the tenant's group, locks it, and calls fn with a
 	// copy; if fn returns nil it stores the copy with Revision incremented,
@@ -281,6 +344,50 @@ func (p pageTokens) parseIDToken(domain, digest, token string) (string, error) {
 	return id, nil
 }
 
+// groupListDomain returns the domain that signs ListGroups' page tokens of
+// the order o. The default order's is the domain of the tokens made before
+// ListGroups had an order_by, so that they stay valid; each other order
+// has its own, so that a token of one order is refused in another (its
+// MAC does not match: ReasonInvalidPageToken). No tenant, which the signed
+// message starts with, begins with ':'.
+func groupListDomain(o GroupOrder) string {
+	if o == (GroupOrder{}) {
+		return "usersd.groups"
+	}
+	return "usersd.groups:" + o.String()
+}
+
+// groupListToken returns ListGroups' token of the page after g, in the
+// order o: idToken's, of g's id in id order, and of g's id followed by its
+// GroupNameKey in name order (ids are 36 bytes, canonical UUIDs). The name
+// key is the one the stores keep, GroupNameKey(DisplayName).
+func (p pageTokens) groupListToken(o GroupOrder, digest string, g *Group) string {
+	key := g.ID
+	if o.ByName {
+		key += GroupNameKey(g.DisplayName)
+	}
+	return p.idToken(groupListDomain(o), digest, key)
+}
+
+// parseGroupListToken returns the cursor of a token groupListToken made
+// for the same order and digest: the id, and in name order the name key.
+func (p pageTokens) parseGroupListToken(o GroupOrder, digest, token string) (id, nameKey string, err error) {
+	key, err := p.parseIDToken(groupListDomain(o), digest, token)
+	if err != nil {
+		return "", "", err
+	}
+	if o.ByName {
+		if len(key) < 36 {
+			return "", "", &InvalidError{Violations: []FieldViolation{{Field: "page_token", Description: "malformed page token"}}, Reason: ReasonInvalidPageToken}
+		}
+		key, nameKey = key[:36], key[36:]
+	}
+	if _, ok := canonicalID(key); !ok {
+		return "", "", &InvalidError{Violations: []FieldViolation{{Field: "page_token", Description: "malformed page token"}}, Reason: ReasonInvalidPageToken}
+	}
+	return key, nameKey, nil
+}
+
 // CreateGroup creates a group in the tenant: DisplayName, ExternalID and
 // Description are the caller's; the service assigns the rest.
 func (s *Service) CreateGroup(ctx context.Context, tenant string, in *Group) (*Group, error) {
@@ -322,6 +429,8 @@ type GroupListRequest struct {
 	// name holds it (case- and accent-insensitively).
 	Filter string
 	Query  string
+	// OrderBy is ParseGroupOrderBy's.
+	OrderBy string
 }
 
 // GroupListResult is a page of groups.
@@ -331,7 +440,9 @@ type GroupListResult struct {
 }
 
 // ListGroups returns a page of the tenant's groups, in the order of
-// creation.
+// creation or the order req.OrderBy names. Its page tokens carry the sort
+// key of the last group of the page (its id, and in name order its name
+// key) and are valid for the same tenant, filter, query and order only.
 func (s *Service) ListGroups(ctx context.Context, req GroupListRequest) (*GroupListResult, error) {
 	tenant, err := s.oneTenant(ctx, "parent", req.Tenant)
 	if err != nil {
@@ -354,9 +465,16 @@ func (s *Service) ListGroups(ctx context.Context, req GroupListRequest) (*GroupL
 		}
 		q.Contains = GroupNameKey(req.Query)
 	}
+	order, err := ParseGroupOrderBy(req.OrderBy)
+	if err != nil {
+		return nil, err
+	}
+	q.ByName, q.Desc = order.ByName, order.Desc
+	// The order is not in the digest but in the tokens' domain
+	// (groupListDomain): the default order's tokens are as they were.
 	digest := tenant + "\x00" + req.Filter + "\x00" + req.Query
 	if req.PageToken != "" {
-		if q.After, err = s.tokens.parseIDToken("usersd.groups", digest, req.PageToken); err != nil {
+		if q.After, q.AfterNameKey, err = s.tokens.parseGroupListToken(order, digest, req.PageToken); err != nil {
 			return nil, err
 		}
 	}
@@ -367,7 +485,7 @@ func (s *Service) ListGroups(ctx context.Context, req GroupListRequest) (*GroupL
 	res := &GroupListResult{Groups: gs}
 	if len(gs) > size {
 		res.Groups = gs[:size]
-		res.NextPageToken = s.tokens.idToken("usersd.groups", digest, gs[size-1].ID)
+		res.NextPageToken = s.tokens.groupListToken(order, digest, gs[size-1])
 	}
 	return res, nil
 }

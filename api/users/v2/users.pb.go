@@ -3585,15 +3585,22 @@ type ListGroupsRequest struct {
 	// Maximum groups to return: 0 means 50, values above 1000 are treated
 	// as 1000, negative values are rejected.
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// next_page_token of a previous call with the same parent, filter and
-	// query.
+	// next_page_token of a previous call with the same parent, filter,
+	// query and order_by. A token of the display_name order carries the last
+	// group's folded name, so it can be longer than other lists' tokens (up
+	// to about 4,200 characters).
 	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Comparisons joined by AND: display_name = "…" (case- and
 	// accent-insensitive) and external_id = "…" (exact), each at most once.
 	Filter string `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
 	// Keeps the groups whose display_name contains it, case- and
 	// accent-insensitively.
-	Query         string `protobuf:"bytes,5,opt,name=query,proto3" json:"query,omitempty"`
+	Query string `protobuf:"bytes,5,opt,name=query,proto3" json:"query,omitempty"`
+	// "create_time" (default: the order of creation) or "display_name" (by
+	// the name compared case- and accent-insensitively, groups of the same
+	// name in the order of creation), each optionally followed by "asc"
+	// (default) or "desc", which reverses both.
+	OrderBy       string `protobuf:"bytes,6,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3659,6 +3666,13 @@ func (x *ListGroupsRequest) GetFilter() string {
 func (x *ListGroupsRequest) GetQuery() string {
 	if x != nil {
 		return x.Query
+	}
+	return ""
+}
+
+func (x *ListGroupsRequest) GetOrderBy() string {
+	if x != nil {
+		return x.OrderBy
 	}
 	return ""
 }
@@ -4455,14 +4469,15 @@ const file_users_v2_users_proto_rawDesc = "" +
 	"\x06parent\x18\x01 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\x12-\n" +
 	"\x05group\x18\x02 \x01(\v2\x0f.users.v2.GroupB\x06\xbaH\x03\xc8\x01\x01R\x05group\"\xad\x01\n" +
 	"\x0fGetGroupRequest\x12\x99\x01\n" +
-	"\x04name\x18\x01 \x01(\tB\x84\x01\xbaH\x80\x01r~2|^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?groups/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\xee\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x84\x01\xbaH\x80\x01r~2|^(tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]/)?groups/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x04name\"\x92\x02\n" +
 	"\x11ListGroupsRequest\x12H\n" +
 	"\x06parent\x18\x01 \x01(\tB0\xbaH-\xd8\x01\x01r(2&^tenants/[a-z][a-z0-9-]{1,61}[a-z0-9]$R\x06parent\x12$\n" +
 	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12'\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12 \n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80@R\tpageToken\x12 \n" +
 	"\x06filter\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\x06filter\x12\x1e\n" +
-	"\x05query\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x05query\"e\n" +
+	"\x05query\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x05query\x12\"\n" +
+	"\border_by\x18\x06 \x01(\tB\a\xbaH\x04r\x02\x18@R\aorderBy\"e\n" +
 	"\x12ListGroupsResponse\x12'\n" +
 	"\x06groups\x18\x01 \x03(\v2\x0f.users.v2.GroupR\x06groups\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x80\x01\n" +

@@ -1369,8 +1369,8 @@ type GroupServiceClient interface {
 	CreateGroup(ctx context.Context, in *CreateGroupRequest, opts ...grpc.CallOption) (*Group, error)
 	// GetGroup returns a group.
 	GetGroup(ctx context.Context, in *GetGroupRequest, opts ...grpc.CallOption) (*Group, error)
-	// ListGroups returns the tenant's groups in the order of their creation,
-	// a page at a time (AIP-132, AIP-158).
+	// ListGroups returns the tenant's groups in the order of their creation
+	// or by display_name (order_by), a page at a time (AIP-132, AIP-158).
 	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
 	// UpdateGroup changes the fields of a group named in update_mask
 	// (AIP-134): display_name, external_id, description.
@@ -1512,8 +1512,8 @@ type GroupServiceServer interface {
 	CreateGroup(context.Context, *CreateGroupRequest) (*Group, error)
 	// GetGroup returns a group.
 	GetGroup(context.Context, *GetGroupRequest) (*Group, error)
-	// ListGroups returns the tenant's groups in the order of their creation,
-	// a page at a time (AIP-132, AIP-158).
+	// ListGroups returns the tenant's groups in the order of their creation
+	// or by display_name (order_by), a page at a time (AIP-132, AIP-158).
 	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
 	// UpdateGroup changes the fields of a group named in update_mask
 	// (AIP-134): display_name, external_id, description.

@@ -13,12 +13,17 @@ import (
 // never read: it is display_name folded (users.GroupNameKey).
 const GroupColumns = "tenant_id, id, display_name, external_id, description, member_count, create_time, update_time, revision"
 
-// GroupListClause returns "WHERE … ORDER BY id LIMIT …" for q, to follow
+// GroupListClause returns "WHERE … ORDER BY … LIMIT …" for q, to follow
 // "SELECT <columns> FROM groups ", and the arguments it binds. The groups
-// are q.Tenant's, none while the tenant is deleted, in id order after
-// q.After: a keyset page of groups_tenant_id, or, with q.NameKey, of
-// groups_tenant_name_key_id. Every value is bound; Contains is a
-// substring of name_key found with the dialect's Position.
+// are q.Tenant's, none while the tenant is deleted, in q's order after its
+// cursor, each page a range of an index in its order or backwards (q.Desc),
+// with no sort: in id order of groups_tenant_id, or, with q.NameKey, of
+// groups_tenant_name_key_id (the groups of one name_key lie there in id
+// order); in name order (q.ByName: name_key, then id) of
+// groups_tenant_name_key_id, the cursor a row value (name_key, id), or the
+// id alone with q.NameKey. Every
+// value is bound; Contains is a substring of name_key found with the
+// dialect's Position.
 func GroupListClause(d Dialect, q users.GroupQuery) (string, []any) {
 	var b strings.Builder
 	args, bind := binder(d)
@@ -33,11 +38,41 @@ func GroupListClause(d Dialect, q users.GroupQuery) (string, []any) {
 	if q.Contains != "" {
 		fmt.Fprintf(&b, " AND %s(name_key, %s) > 0", d.Position, bind(q.Contains))
 	}
-	if q.After != "" {
-		fmt.Fprintf(&b, " AND id > %s", bind(q.After))
+	cmp := ">"
+	if q.Desc {
+		cmp = "<"
 	}
-	fmt.Fprintf(&b, " ORDER BY id LIMIT %s", bind(q.Limit))
+	if q.After != "" {
+		switch {
+		case !q.ByName, q.NameKey != "" && q.AfterNameKey == q.NameKey:
+			// In name order with a NameKey, every group has that
+			// name_key: the cursor bounds the id within the name's range
+			// of the index (a row value after an equality on name_key
+			// bounds nothing there, on SQLite).
+			fmt.Fprintf(&b, " AND id %s %s", cmp, bind(q.After))
+		default:
+			fmt.Fprintf(&b, " AND (name_key, id) %s (%s, %s)", cmp, bind(q.AfterNameKey), bind(q.After))
+		}
+	}
+	fmt.Fprintf(&b, " ORDER BY %s LIMIT %s", GroupListOrder(q, ""), bind(q.Limit))
 	return b.String(), *args
+}
+
+// GroupListOrder returns the ORDER BY list of q's order, its columns
+// qualified by table when it is not "": "id", "id DESC", "name_key, id"
+// or "name_key DESC, id DESC".
+func GroupListOrder(q users.GroupQuery, table string) string {
+	if table != "" {
+		table += "."
+	}
+	dir := ""
+	if q.Desc {
+		dir = " DESC"
+	}
+	if q.ByName {
+		return table + "name_key" + dir + ", " + table + "id" + dir
+	}
+	return table + "id" + dir
 }
 
 // StoredGroup returns g, changed to read as a store returns it: times in

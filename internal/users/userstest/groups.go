@@ -50,6 +50,9 @@ func TestGroupStore(t *testing.T, newStore func(t *testing.T) GroupStore) {
 				{"List", "grp-list", testGroupList},
 				{"ListFilters", "grp-filters", testGroupListFilters},
 				{"ListLiteral", "grp-literal", testGroupListLiteral},
+				{"ListOrder", "grp-order", testGroupListOrder},
+				{"ListOrderTies", "grp-order-ties", testGroupListOrderTies},
+				{"ListOrderCursor", "grp-order-cursor", testGroupListOrderCursor},
 				{"Update", "grp-update", testGroupUpdate},
 				{"UpdateFnError", "grp-update-fn", testGroupUpdateFnError},
 				{"UpdateExternalIDTaken", "grp-update-ext", testGroupUpdateExternalIDTaken},
@@ -193,14 +196,55 @@ func memberIDs(ms []users.GroupMember) []string {
 	return out
 }
 
-// idOrder returns the ids sorted: the order of every group list (ids are
-// compared as their canonical strings).
+// idOrder returns the ids sorted: the default order of ListGroups, and the
+// order of the other group lists (ids are compared as their canonical
+// strings).
 func idOrder(ids []string) []string {
 	return slices.Sorted(slices.Values(ids))
 }
 
+// groupOrders are the orders of ListGroups, as GroupQuery's ByName and
+// Desc, with their names.
+var groupOrders = []struct {
+	name         string
+	byName, desc bool
+}{
+	{"id", false, false},
+	{"id desc", false, true},
+	{"name", true, false},
+	{"name desc", true, true},
+}
+
+// inOrder returns q in the order o.
+func inOrder(q users.GroupQuery, byName, desc bool) users.GroupQuery {
+	q.ByName, q.Desc = byName, desc
+	return q
+}
+
+// orderGroups returns the ids of gs in the order of ListGroups with byName
+// and desc: by id, or by GroupNameKey (compared bytewise) then id, each
+// key reversed with desc.
+func orderGroups(gs []*users.Group, byName, desc bool) []string {
+	sorted := slices.Clone(gs)
+	slices.SortFunc(sorted, func(a, b *users.Group) int {
+		c := 0
+		if byName {
+			c = strings.Compare(users.GroupNameKey(a.DisplayName), users.GroupNameKey(b.DisplayName))
+		}
+		if c == 0 {
+			c = strings.Compare(a.ID, b.ID)
+		}
+		if desc {
+			c = -c
+		}
+		return c
+	})
+	return groupIDs(sorted)
+}
+
 // groupPages reads every page of q, pageSize at a time, the way the
-// service does.
+// service does: the cursor is the last group's id and, in name order, its
+// GroupNameKey.
 func groupPages(t *testing.T, s users.GroupStore, q users.GroupQuery, pageSize int) []*users.Group {
 	t.Helper()
 	var out []*users.Group
@@ -217,7 +261,11 @@ func groupPages(t *testing.T, s users.GroupStore, q users.GroupQuery, pageSize i
 		if len(got) < pageSize {
 			return out
 		}
-		q.After = got[len(got)-1].ID
+		last := got[len(got)-1]
+		q.After = last.ID
+		if q.ByName {
+			q.AfterNameKey = users.GroupNameKey(last.DisplayName)
+		}
 	}
 	t.Fatalf("ListGroups(%+v) did not reach the last page", q)
 	return nil
@@ -705,9 +753,9 @@ func testGroupList(t *testing.T, s GroupStore, tenant string) {
 }
 
 // filterGroups is ListGroups' contract: the groups of gs that q keeps, in
-// id order (q.After and q.Limit aside).
+// q's order (q.After and q.Limit aside).
 func filterGroups(gs []*users.Group, q users.GroupQuery) []string {
-	var out []string
+	var kept []*users.Group
 	for _, g := range gs {
 		key := users.GroupNameKey(g.DisplayName)
 		if g.Tenant != q.Tenant ||
@@ -716,25 +764,29 @@ func filterGroups(gs []*users.Group, q users.GroupQuery) []string {
 			(q.Contains != "" && !strings.Contains(key, q.Contains)) {
 			continue
 		}
-		out = append(out, g.ID)
+		kept = append(kept, g)
 	}
-	return idOrder(out)
+	return orderGroups(kept, q.ByName, q.Desc)
 }
 
-// checkGroupQueries lists each query, in pages of 2 and in one page, and
-// compares with filterGroups; wantN is how many groups each query must
-// find, so that the model cannot hide a query that tests nothing.
+// checkGroupQueries lists each query in every order, in pages of 2 and in
+// one page, and compares with filterGroups; wantN is how many groups each
+// query must find, so that the model cannot hide a query that tests
+// nothing.
 func checkGroupQueries(t *testing.T, s users.GroupStore, all []*users.Group, queries []users.GroupQuery, wantN []int) {
 	t.Helper()
 	for i, q := range queries {
-		want := filterGroups(all, q)
-		if len(want) != wantN[i] {
-			t.Fatalf("the test's own model keeps %d groups for %+v, the test expects %d", len(want), q, wantN[i])
-		}
-		for _, size := range []int{2, 1000} {
-			got := groupIDs(groupPages(t, s, q, size))
-			if diff := cmp.Diff(want, got, cmpEmptyStrings); diff != "" {
-				t.Errorf("ListGroups(%+v) by pages of %d (-want +got):\n%s", q, size, diff)
+		for _, o := range groupOrders {
+			q := inOrder(q, o.byName, o.desc)
+			want := filterGroups(all, q)
+			if len(want) != wantN[i] {
+				t.Fatalf("the test's own model keeps %d groups for %+v, the test expects %d", len(want), q, wantN[i])
+			}
+			for _, size := range []int{2, 1000} {
+				got := groupIDs(groupPages(t, s, q, size))
+				if diff := cmp.Diff(want, got, cmpEmptyStrings); diff != "" {
+					t.Errorf("ListGroups(%+v) in %s order by pages of %d (-want +got):\n%s", q, o.name, size, diff)
+				}
 			}
 		}
 	}
@@ -793,6 +845,237 @@ func testGroupListFilters(t *testing.T, s GroupStore, tenant string) {
 		{Tenant: third},
 		{Tenant: third, Contains: "eng"},
 	}, []int{8, 3, 3, 1, 1, 0, 1, 1, 0, 5, 6, 1, 1, 0, 0, 1, 1, 0, 2, 1, 1, 1, 0, 0})
+}
+
+// testGroupListOrder: ListGroups in every order (id or name, each
+// ascending or descending), a page at a time, returns every group of the
+// tenant once, in that order, whatever the page size: names compare as
+// their GroupNameKey (folded: "Straße" is "strasse", "Éngineering"
+// "engineering"), bytewise, and a name that folds to nothing comes first;
+// groups of equal keys follow their ids, in the direction of the order.
+// The groups are inserted in neither order, with another tenant's between
+// them.
+func testGroupListOrder(t *testing.T, s GroupStore, tenant string) {
+	other := tenant + "-b"
+	createTenant(t, s, other, 0)
+	names := []string{
+		"Sales", "Engineering", "engineering", "Zeta", "alpha", "Éngineering", "ENGINEERING", "Alpha", "Ålpha",
+		"beta", "Straße", "strasse", "\u0301", "Ops", "Engineering Ops", "Eng", "Engineering", "zeta", "10 Ops", "Ω",
+	}
+	n := len(names)
+	gs := make([]*users.Group, n)
+	for i, name := range names {
+		gs[i] = groupIn(tenant, i)
+		gs[i].DisplayName = name
+	}
+	var all []*users.Group
+	for k := range n {
+		i := (k * 7) % n // not the order of the ids, nor of the names
+		all = append(all, createGroup(t, s, gs[i]))
+		if k%5 == 2 {
+			g := groupIn(other, 100+k)
+			g.DisplayName = names[(k*3)%n]
+			all = append(all, createGroup(t, s, g))
+		}
+	}
+	if key := users.GroupNameKey("\u0301"); key != "" {
+		t.Fatalf("GroupNameKey(U+0301) = %q, the test wants a name that folds to nothing", key)
+	}
+	for _, o := range groupOrders {
+		q := inOrder(users.GroupQuery{Tenant: tenant}, o.byName, o.desc)
+		want := filterGroups(all, q)
+		if len(want) != n {
+			t.Fatalf("the test's own model keeps %d groups, want %d", len(want), n)
+		}
+		for _, size := range []int{1, 2, 3, 7, n - 1, n, n + 1, 1000} {
+			got := groupIDs(groupPages(t, s, q, size))
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("ListGroups in %s order by pages of %d (-want +got):\n%s", o.name, size, diff)
+			}
+		}
+	}
+	// The model's name order, spelled out: the folded names, each group
+	// of equal ones in id order.
+	got := groupPages(t, s, users.GroupQuery{Tenant: tenant, ByName: true}, 4)
+	var keys []string
+	for _, g := range got {
+		keys = append(keys, users.GroupNameKey(g.DisplayName))
+	}
+	wantKeys := []string{
+		"", "10 ops", "alpha", "alpha", "alpha", "beta", "eng", "engineering", "engineering", "engineering",
+		"engineering", "engineering", "engineering ops", "ops", "sales", "strasse", "strasse", "zeta", "zeta", "ω",
+	}
+	if diff := cmp.Diff(wantKeys, keys); diff != "" {
+		t.Errorf("ListGroups in name order: the name keys (-want +got):\n%s", diff)
+	}
+	for i := 1; i < len(got); i++ {
+		if keys[i] == keys[i-1] && got[i].ID < got[i-1].ID {
+			t.Errorf("ListGroups in name order: %q: %s before %s, not in id order", keys[i], got[i-1].ID, got[i].ID)
+		}
+	}
+}
+
+// testGroupListOrderTies: groups whose names fold alike, more of them than
+// a page holds, page in id order within their name key, ascending or
+// descending with the order, alone or among other names, with each
+// filter.
+func testGroupListOrderTies(t *testing.T, s GroupStore, tenant string) {
+	var all []*users.Group
+	add := func(name, externalID string) {
+		g := groupIn(tenant, len(all))
+		g.DisplayName, g.ExternalID = name, externalID
+		all = append(all, createGroup(t, s, g))
+	}
+	// Inserted in the order of their ids: a store that ordered ties by
+	// insertion would pass the ascending order but not the descending one.
+	for i, name := range []string{"Team", "team", "TEAM", "Téam", "team", "Team", "tëam", "Team"} {
+		ext := ""
+		if i%2 == 0 {
+			ext = fmt.Sprintf("team-%d", i)
+		}
+		add(name, ext)
+	}
+	add("Teams", "")
+	add("A Team", "a-team")
+	add("Tea", "")
+	add("Zed Team", "")
+	d := tenant
+	teamKey := users.GroupNameKey("Team")
+	checkGroupQueries(t, s, all, []users.GroupQuery{
+		{Tenant: d},
+		{Tenant: d, NameKey: teamKey},
+		{Tenant: d, NameKey: users.GroupNameKey("TÉAMS")},
+		{Tenant: d, Contains: "team"},
+		{Tenant: d, Contains: "tea"},
+		{Tenant: d, Contains: " team"},
+		{Tenant: d, ExternalID: "team-4"},
+		{Tenant: d, ExternalID: "a-team"},
+		{Tenant: d, NameKey: teamKey, ExternalID: "team-2"},
+		{Tenant: d, NameKey: teamKey, Contains: "eam"},
+		{Tenant: d, Contains: "team", ExternalID: "team-6"},
+	}, []int{12, 8, 1, 11, 12, 2, 1, 1, 1, 8, 1})
+	for _, o := range groupOrders {
+		q := inOrder(users.GroupQuery{Tenant: tenant, NameKey: teamKey}, o.byName, o.desc)
+		for _, size := range []int{1, 3} {
+			got := groupIDs(groupPages(t, s, q, size))
+			want := idOrder(got)
+			if o.desc {
+				slices.Reverse(want)
+			}
+			if !slices.Equal(got, want) || len(got) != 8 {
+				t.Errorf("ListGroups(the 8 teams) in %s order by pages of %d = %v, want the 8 by id, %v", o.name, size, got, want)
+			}
+		}
+	}
+}
+
+// testGroupListOrderCursor: a cursor is a place in the order, not a group:
+// the page after it starts there though its group is gone, or another
+// key; a cursor of a name key that no group has starts after that key (ids
+// of that key before or after the cursor's); with NameKey, a cursor of
+// another key starts before or after all of the name's groups.
+func testGroupListOrderCursor(t *testing.T, s GroupStore, tenant string) {
+	ctx := context.Background()
+	var all []*users.Group
+	for i, name := range []string{"b", "B", "a", "c", "b", "d", "C", "a", "e", "b"} {
+		g := groupIn(tenant, i)
+		g.DisplayName = name
+		all = append(all, createGroup(t, s, g))
+	}
+	const (
+		minID = "00000000-0000-0000-0000-000000000000"
+		maxID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
+	)
+	keyIs := func(key string) func(*users.Group) bool {
+		return func(g *users.Group) bool { return users.GroupNameKey(g.DisplayName) == key }
+	}
+	keyAfter := func(key string) func(*users.Group) bool {
+		return func(g *users.Group) bool { return users.GroupNameKey(g.DisplayName) > key }
+	}
+	keyBefore := func(key string) func(*users.Group) bool {
+		return func(g *users.Group) bool { return users.GroupNameKey(g.DisplayName) < key }
+	}
+	where := func(keep func(*users.Group) bool) []*users.Group {
+		var out []*users.Group
+		for _, g := range all {
+			if keep(g) {
+				out = append(out, g)
+			}
+		}
+		return out
+	}
+	bs := orderGroups(where(keyIs("b")), false, false) // the ids of the four b's
+	for _, c := range []struct {
+		name string
+		q    users.GroupQuery
+		want []string
+	}{
+		{"after b with the least id", users.GroupQuery{ByName: true, AfterNameKey: "b", After: minID},
+			orderGroups(where(func(g *users.Group) bool { return !keyBefore("b")(g) }), true, false)},
+		{"after b with the greatest id", users.GroupQuery{ByName: true, AfterNameKey: "b", After: maxID},
+			orderGroups(where(keyAfter("b")), true, false)},
+		{"after the second b", users.GroupQuery{ByName: true, AfterNameKey: "b", After: bs[1]},
+			append(slices.Clone(bs[2:]), orderGroups(where(keyAfter("b")), true, false)...)},
+		{"after bb, no such key", users.GroupQuery{ByName: true, AfterNameKey: "bb", After: minID},
+			orderGroups(where(keyAfter("b")), true, false)},
+		{"after the empty key", users.GroupQuery{ByName: true, AfterNameKey: "", After: maxID},
+			orderGroups(all, true, false)},
+		{"after z", users.GroupQuery{ByName: true, AfterNameKey: "z", After: minID}, nil},
+		{"desc, before b with the greatest id", users.GroupQuery{ByName: true, Desc: true, AfterNameKey: "b", After: maxID},
+			orderGroups(where(func(g *users.Group) bool { return !keyAfter("b")(g) }), true, true)},
+		{"desc, before b with the least id", users.GroupQuery{ByName: true, Desc: true, AfterNameKey: "b", After: minID},
+			orderGroups(where(keyBefore("b")), true, true)},
+		{"desc, before the second b", users.GroupQuery{ByName: true, Desc: true, AfterNameKey: "b", After: bs[1]},
+			append([]string{bs[0]}, orderGroups(where(keyBefore("b")), true, true)...)},
+		{"desc, before bb, no such key", users.GroupQuery{ByName: true, Desc: true, AfterNameKey: "bb", After: minID},
+			orderGroups(where(func(g *users.Group) bool { return !keyAfter("b")(g) }), true, true)},
+		{"desc, before the empty key", users.GroupQuery{ByName: true, Desc: true, AfterNameKey: "", After: maxID}, nil},
+		{"name b, after the second b", users.GroupQuery{ByName: true, NameKey: "b", AfterNameKey: "b", After: bs[1]}, bs[2:]},
+		{"name b, desc, before the second b", users.GroupQuery{ByName: true, Desc: true, NameKey: "b", AfterNameKey: "b", After: bs[1]}, bs[:1]},
+		{"name b, after a", users.GroupQuery{ByName: true, NameKey: "b", AfterNameKey: "a", After: maxID}, bs},
+		{"name b, after c", users.GroupQuery{ByName: true, NameKey: "b", AfterNameKey: "c", After: minID}, nil},
+		{"name b, desc, before c", users.GroupQuery{ByName: true, Desc: true, NameKey: "b", AfterNameKey: "c", After: minID},
+			[]string{bs[3], bs[2], bs[1], bs[0]}},
+		{"name b, desc, before a", users.GroupQuery{ByName: true, Desc: true, NameKey: "b", AfterNameKey: "a", After: maxID}, nil},
+		{"id desc, before the second b", users.GroupQuery{Desc: true, After: bs[1]},
+			orderGroups(where(func(g *users.Group) bool { return g.ID < bs[1] }), false, true)},
+		{"id desc, before the least id", users.GroupQuery{Desc: true, After: minID}, nil},
+	} {
+		c.q.Tenant, c.q.Limit = tenant, 100
+		got, err := s.ListGroups(ctx, c.q)
+		if err != nil {
+			t.Errorf("ListGroups(%s) err = %v", c.name, err)
+			continue
+		}
+		if diff := cmp.Diff(c.want, groupIDs(got), cmpEmptyStrings); diff != "" {
+			t.Errorf("ListGroups(%s) (-want +got):\n%s", c.name, diff)
+		}
+	}
+
+	// The group of the cursor is deleted, and another renamed across it,
+	// between two pages: the next page starts where the first ended.
+	for _, o := range groupOrders {
+		q := inOrder(users.GroupQuery{Tenant: tenant, Limit: 4}, o.byName, o.desc)
+		first, err := s.ListGroups(ctx, q)
+		if err != nil || len(first) != 4 {
+			t.Fatalf("ListGroups(%s order, first page) = %v, %v", o.name, groupIDs(first), err)
+		}
+		last := first[3]
+		q.After, q.AfterNameKey = last.ID, users.GroupNameKey(last.DisplayName)
+		if _, err := s.DeleteGroup(ctx, tenant, last.ID, nil); err != nil {
+			t.Fatalf("DeleteGroup err = %v", err)
+		}
+		q.Limit = 100
+		rest, err := s.ListGroups(ctx, q)
+		if err != nil {
+			t.Fatalf("ListGroups(%s order, after a deleted group) err = %v", o.name, err)
+		}
+		all = slices.DeleteFunc(all, func(g *users.Group) bool { return g.ID == last.ID })
+		want := filterGroups(all, inOrder(users.GroupQuery{Tenant: tenant}, o.byName, o.desc))[3:]
+		if diff := cmp.Diff(want, groupIDs(rest), cmpEmptyStrings); diff != "" {
+			t.Errorf("ListGroups(%s order, after a deleted group) (-want +got):\n%s", o.name, diff)
+		}
+	}
 }
 
 // testGroupListLiteral: Contains and NameKey take every character as

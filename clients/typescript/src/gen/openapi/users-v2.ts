@@ -12,8 +12,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * ListGroups returns the tenant's groups in the order of their creation,
-         *     a page at a time (AIP-132, AIP-158).
+         * ListGroups returns the tenant's groups in the order of their creation
+         *     or by display_name (order_by), a page at a time (AIP-132, AIP-158).
          */
         get: operations["ListGroupsInDefaultTenant"];
         put?: never;
@@ -191,8 +191,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * ListGroups returns the tenant's groups in the order of their creation,
-         *     a page at a time (AIP-132, AIP-158).
+         * ListGroups returns the tenant's groups in the order of their creation
+         *     or by display_name (order_by), a page at a time (AIP-132, AIP-158).
          */
         get: operations["ListGroups"];
         put?: never;
@@ -1693,8 +1693,10 @@ export interface operations {
                  */
                 pageSize?: number;
                 /**
-                 * @description next_page_token of a previous call with the same parent, filter and
-                 *     query.
+                 * @description next_page_token of a previous call with the same parent, filter,
+                 *     query and order_by. A token of the display_name order carries the last
+                 *     group's folded name, so it can be longer than other lists' tokens (up
+                 *     to about 4,200 characters).
                  */
                 pageToken?: string;
                 /**
@@ -1707,6 +1709,13 @@ export interface operations {
                  *     accent-insensitively.
                  */
                 query?: string;
+                /**
+                 * @description "create_time" (default: the order of creation) or "display_name" (by
+                 *     the name compared case- and accent-insensitively, groups of the same
+                 *     name in the order of creation), each optionally followed by "asc"
+                 *     (default) or "desc", which reverses both.
+                 */
+                orderBy?: string;
             };
             header?: never;
             path?: never;
@@ -2454,8 +2463,10 @@ export interface operations {
                  */
                 pageSize?: number;
                 /**
-                 * @description next_page_token of a previous call with the same parent, filter and
-                 *     query.
+                 * @description next_page_token of a previous call with the same parent, filter,
+                 *     query and order_by. A token of the display_name order carries the last
+                 *     group's folded name, so it can be longer than other lists' tokens (up
+                 *     to about 4,200 characters).
                  */
                 pageToken?: string;
                 /**
@@ -2468,6 +2479,13 @@ export interface operations {
                  *     accent-insensitively.
                  */
                 query?: string;
+                /**
+                 * @description "create_time" (default: the order of creation) or "display_name" (by
+                 *     the name compared case- and accent-insensitively, groups of the same
+                 *     name in the order of creation), each optionally followed by "asc"
+                 *     (default) or "desc", which reverses both.
+                 */
+                orderBy?: string;
             };
             header?: never;
             path: {
