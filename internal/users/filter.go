@@ -516,30 +516,34 @@ func timeConditions(field FilterField, op Op, v time.Time) []Condition {
 // "email", optionally followed by "asc" or "desc". Errors are *InvalidError
 // values naming the field "order_by".
 func ParseOrderBy(s string) (Order, error) {
+	field, desc, err := parseOrder(s, map[string]OrderField{"create_time": OrderCreateTime, "createTime": OrderCreateTime, "email": OrderEmail},
+		"cannot order by %q (want create_time or email)")
+	return Order{Field: field, Desc: desc}, err
+}
+
+// parseOrder reads an order_by: one of fields (the zero F when s is
+// blank), optionally followed by "asc" or "desc" in any case. unknown is
+// the message of a field not in fields, with a %q for it. Errors are
+// *InvalidError values naming the field "order_by".
+func parseOrder[F any](s string, fields map[string]F, unknown string) (field F, desc bool, err error) {
 	words := strings.Fields(s)
-	var o Order
 	if len(words) == 0 {
-		return o, nil
+		return field, false, nil
 	}
-	switch words[0] {
-	case "create_time", "createTime":
-		o.Field = OrderCreateTime
-	case "email":
-		o.Field = OrderEmail
-	default:
-		return o, Invalid("order_by", fmt.Sprintf("cannot order by %q (want create_time or email)", words[0]))
-	}
-	if len(words) > 2 {
-		return o, Invalid("order_by", "one field and an optional direction expected")
-	}
-	if len(words) == 2 {
+	field, ok := fields[words[0]]
+	switch {
+	case !ok:
+		return field, false, Invalid("order_by", fmt.Sprintf(unknown, words[0]))
+	case len(words) > 2:
+		return field, false, Invalid("order_by", "one field and an optional direction expected")
+	case len(words) == 2:
 		switch strings.ToLower(words[1]) {
 		case "asc":
 		case "desc":
-			o.Desc = true
+			desc = true
 		default:
-			return o, Invalid("order_by", fmt.Sprintf("direction %q is neither asc nor desc", words[1]))
+			return field, false, Invalid("order_by", fmt.Sprintf("direction %q is neither asc nor desc", words[1]))
 		}
 	}
-	return o, nil
+	return field, desc, nil
 }

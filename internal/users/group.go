@@ -121,31 +121,9 @@ func (o GroupOrder) String() string {
 // optionally followed by "asc" (the default) or "desc". Errors are
 // *InvalidError values naming the field "order_by".
 func ParseGroupOrderBy(s string) (GroupOrder, error) {
-	words := strings.Fields(s)
-	var o GroupOrder
-	if len(words) == 0 {
-		return o, nil
-	}
-	switch words[0] {
-	case "create_time", "createTime":
-	case "display_name", "displayName":
-		o.ByName = true
-	default:
-		return o, Invalid("order_by", fmt.Sprintf("cannot order groups by %q (want create_time or display_name, optionally followed by asc or desc)", words[0]))
-	}
-	if len(words) > 2 {
-		return o, Invalid("order_by", "one field and an optional direction expected")
-	}
-	if len(words) == 2 {
-		switch strings.ToLower(words[1]) {
-		case "asc":
-		case "desc":
-			o.Desc = true
-		default:
-			return o, Invalid("order_by", fmt.Sprintf("direction %q is neither asc nor desc", words[1]))
-		}
-	}
-	return o, nil
+	byName, desc, err := parseOrder(s, map[string]bool{"create_time": false, "createTime": false, "display_name": true, "displayName": true},
+		"cannot order groups by %q (want create_time or display_name, optionally followed by asc or desc)")
+	return GroupOrder{ByName: byName, Desc: desc}, err
 }
 
 // GroupStore keeps groups and their memberships. Every method acts on the
