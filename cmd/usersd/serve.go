@@ -35,6 +35,7 @@ import (
 	"github.com/usersd/usersd/internal/natsevents"
 	"github.com/usersd/usersd/internal/overload"
 	"github.com/usersd/usersd/internal/ratelimit"
+	"github.com/usersd/usersd/internal/scim"
 	"github.com/usersd/usersd/internal/telemetry"
 	"github.com/usersd/usersd/internal/tenantrate"
 	"github.com/usersd/usersd/internal/users"
@@ -234,12 +235,50 @@ func serveAPIs(ctx, hard context.Context, cfg config, log zerolog.Logger, tp tra
 	if err != nil {
 		return err
 	}
-	httpSrv, adminSrv := httpServers(cfg, log, tp, metrics, limiter, checker, gw)
+	// SCIM is served next to the gateway, through the same edge
+	// (telemetry, the in-flight limit, the body limit); it calls svc
+	// directly, authenticated by its own scope (docs/scim.md).
+	public := withSCIM(gw, newSCIMHandler(svc, authn, cfg))
+	httpSrv, adminSrv := httpServers(cfg, log, tp, metrics, limiter, checker, public)
 	if tlsSrc != nil {
 		httpSrv.TLSConfig = tlsSrc.HTTPConfig()
 	}
 
 	return runServers(ctx, hard, cfg, log, checker, grpcSrv, httpSrv, adminSrv, api.Drain, stopJobs)
+}
+
+// newSCIMHandler is the SCIM service of svc: authenticated by bearer JWTs
+// with the scim scope, or, with --auth=none, not at all (as the rest of
+// the API in that mode).
+func newSCIMHandler(svc *users.Service, authn *auth.Authenticator, cfg config) http.Handler {
+	var scimAuthn scim.Authenticator // nil: --auth=none
+	if authn.Mode() == auth.ModeJWT {
+		scimAuthn = auth.NewSCIMAuthenticator(authn)
+	}
+	h := scim.NewHandler(svc, scimAuthn, scim.Options{MaxBodyBytes: cfg.MaxBodyBytes})
+	if cfg.RequestTimeout <= 0 {
+		return h
+	}
+	// The API's default deadline (--request-timeout) bounds SCIM's
+	// requests too: their service calls then end as a 503.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), cfg.RequestTimeout)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// withSCIM returns the public handler: SCIM under scim.Prefix, the gateway
+// for everything else, which reaches it as it came (no ServeMux's path
+// cleaning or redirects in front of the gateway).
+func withSCIM(gw, scimHandler http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, scim.Prefix+"/") {
+			scimHandler.ServeHTTP(w, r)
+			return
+		}
+		gw.ServeHTTP(w, r)
+	})
 }
 
 // untraced reports the methods whose calls have no span: health checks

@@ -25,11 +25,17 @@ const (
 	// ScopeTenantsAdmin is the platform's scope: it manages tenants
 	// (TenantService) and implies ScopeAdmin.
 	ScopeTenantsAdmin = "tenants.admin"
+	// ScopeSCIM provisions a tenant's users and groups over SCIM 2.0
+	// (internal/scim, /scim/v2/tenants/{tenant}/), the scope an identity
+	// provider's token carries. It implies no other scope and no other
+	// scope implies it but ScopeTenantsAdmin: a token of the users API
+	// does not provision, and a provisioning token does not call the API.
+	ScopeSCIM = "scim"
 )
 
 // implies lists the scopes each scope grants besides itself.
 var implies = map[string][]string{
-	ScopeTenantsAdmin: {ScopeAdmin, ScopeWrite, ScopeRead},
+	ScopeTenantsAdmin: {ScopeAdmin, ScopeWrite, ScopeRead, ScopeSCIM},
 	ScopeAdmin:        {ScopeWrite, ScopeRead},
 	ScopeWrite:        {ScopeRead},
 }
