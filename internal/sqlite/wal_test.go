@@ -80,11 +80,19 @@ func createUsers(t *testing.T, s *sqlite.Store, w *walWatcher, first, n, writers
 // checkpoints: writes that end short of SQLITE_DONE (an autocommit
 // INSERT … RETURNING read with QueryRow, say) skip WAL checkpoints, and the
 // -wal file grows without bound, by gigabytes over a few hundred thousand
-// inserts. It creates 50,000 users while readers run and checks that the
-// -wal file stays under 64 MB. TestAutoCheckpointsRun checks the mechanism
+// inserts. It creates 50,000 users (20,000 under the race detector) while
+// readers run and checks that the -wal file stays under 64 MB. TestAutoCheckpointsRun checks the mechanism
 // more closely.
 func TestWALStaysSmall(t *testing.T) {
-	const total, writers, readers = 50_000, 4, 3
+	const writers, readers = 4, 3
+	total := 50_000
+	if userstest.RaceEnabled {
+		// The race detector makes each insert 5.5 ms (BenchmarkCreateUser
+		// -race): 50,000 take the package past go test's timeout. 20,000
+		// still show a WAL that never checkpoints, which grows by some
+		// 40 KB an insert, far beyond the 64 MB bound.
+		total = 20_000
+	}
 	db, path := openDB(t)
 	s := sqlite.NewStore(db)
 	w := &walWatcher{path: path}
